@@ -1,0 +1,8 @@
+// Public surface of @sidecar/shared.
+export * from "./atomic-write.js";
+export * from "./backoff.js";
+export * from "./env.js";
+export * from "./http-server.js";
+export * from "./lifecycle.js";
+export * from "./logger.js";
+export * from "./main.js";

@@ -1,0 +1,43 @@
+// Program entry helpers shared by the three apps' main.ts: turn a configuration error into one
+// clear message and exit code 2, and refuse to start on a directory that cannot be written.
+import { access, constants, mkdir } from "node:fs/promises";
+import { ConfigError } from "./env.js";
+
+export const EXIT_CONFIG = 2;
+
+/** Run `main`; a ConfigError (or StartupError) prints one line to stderr and exits 2. */
+export function runMain(service: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    if (err instanceof ConfigError || err instanceof StartupError) {
+      process.stderr.write(`${service}: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    process.stderr.write(
+      `${service}: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  });
+}
+
+/** A start-up problem the user must fix (not a bug): printed without a stack trace. */
+export class StartupError extends Error {
+  readonly code = "ERR_STARTUP";
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+/** Create `dir` if needed and check that this process can write it; else a StartupError naming `variable`. */
+export async function ensureWritableDir(dir: string, variable: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    throw new StartupError(
+      `${variable}=${JSON.stringify(dir)} is not a writable directory (${code}); ` +
+        `check the volume mount and that it is writable by uid ${process.getuid?.() ?? "?"}`,
+    );
+  }
+}
