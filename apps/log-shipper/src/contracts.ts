@@ -1,0 +1,60 @@
+// The seam between the log shipper's source side (discovery → fingerprint → reader → positions)
+// and its sink side (entry → batcher → Loki client). Data flows one way through these types; the
+// only thing that flows back is the acknowledgement of an offset.
+//
+// The hot path passes byte ranges, not strings: a reader hands the sink each complete line as a
+// slice of its chunk buffer, valid only for the duration of the call, and the sink encodes it
+// straight into its batch buffer. No per-line string, JSON.parse or promise.
+
+/** A file being tailed, as the sink sees it. The source side owns and updates it. */
+export interface SourceFile {
+  /** Stable identity key (device/inode + fingerprint); survives renames. Used to acknowledge. */
+  readonly id: string;
+  /** Current path (changes when the file is rotated by rename). */
+  readonly path: string;
+}
+
+/** What a reader writes lines into. Implemented by the sink side (the pipeline). */
+export interface LineSink {
+  /**
+   * One line without its line terminator: bytes [start, end) of `buf`, which the sink must copy or
+   * encode before returning (the reader reuses `buf`). `offset` is the file offset just past this
+   * line's terminator — the position to commit once this line is acknowledged. `truncated` is true
+   * when the line was longer than MAX_LINE_BYTES and only its head is given. `readTimeMs` is the
+   * wall-clock time of the read, used when the line carries no timestamp of its own.
+   */
+  writeLine(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    truncated: boolean,
+    readTimeMs: number,
+  ): void;
+
+  /**
+   * Bytes read but not yet acknowledged (including bytes of lines still in the open batch).
+   * Readers stop reading while `pendingBytes >= maxBufferBytes` and wait for `onDrain`.
+   */
+  readonly pendingBytes: number;
+
+  /** True while readers may read more (pendingBytes below MAX_BUFFER_BYTES). */
+  canAccept(): boolean;
+
+  /** Called (possibly many times) whenever an acknowledgement makes room again. */
+  onDrain(listener: () => void): void;
+
+  /** Seal the open batch now (used at shutdown after every file was read to its end). */
+  flush(): void;
+}
+
+/** What the sink calls when Loki acknowledged (or permanently rejected) everything up to `offset`. */
+export interface AckListener {
+  /**
+   * Every line of `fileId` up to file offset `offset` is done (acknowledged by Loki, or dropped
+   * for good after a 4xx — a dropped line is counted, never retried, and must not block commits).
+   * Calls for one file arrive in increasing offset order.
+   */
+  acknowledged(fileId: string, offset: number): void;
+}
