@@ -32,6 +32,9 @@ export function parseRetryAfter(
   if (v === "") return undefined;
   if (/^\d+$/.test(v)) return Number(v) * 1000;
   if (/^\d+\.\d+$/.test(v)) return Math.round(Number(v) * 1000);
+  // HTTP-date in any of RFC 9110's three forms starts with a day name; anything else ("-5",
+  // "2026") is garbage that Date.parse would still accept.
+  if (!/^[A-Za-z]{3}/.test(v)) return undefined;
   const date = Date.parse(v);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);

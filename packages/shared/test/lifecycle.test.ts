@@ -1,0 +1,90 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { createLifecycle } from "../src/lifecycle.js";
+import { createLogger } from "../src/logger.js";
+
+const fixture = fileURLToPath(new URL("./fixtures/lifecycle-child.ts", import.meta.url));
+
+function startChild(stepMs: number, timeoutMs: number) {
+  const child = spawn(process.execPath, ["--import", "tsx", fixture, String(stepMs), String(timeoutMs)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (d) => {
+    out += d;
+  });
+  child.stderr.on("data", (d) => {
+    out += d;
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`child not ready: ${out}`)), 30_000);
+    child.stdout.on("data", () => {
+      if (out.includes("READY")) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, ready, exited, output: () => out };
+}
+
+function kill(child: ChildProcess, signal: NodeJS.Signals) {
+  if (child.pid) process.kill(child.pid, signal);
+}
+
+describe("lifecycle in a real process", () => {
+  it("runs every step once, in order, on SIGTERM and exits 0", async () => {
+    const c = startChild(50, 5000);
+    await c.ready;
+    kill(c.child, "SIGTERM");
+    expect(await c.exited).toBe(0);
+    const out = c.output();
+    expect(out.indexOf("STEP first")).toBeGreaterThan(-1);
+    expect(out.indexOf("STEP second")).toBeGreaterThan(out.indexOf("STEP first"));
+    expect(out.match(/STEP first/g)).toHaveLength(1);
+    expect(out).toContain('"msg":"shutdown complete"');
+  });
+
+  it("forces exit 130 on a second signal", async () => {
+    const c = startChild(20_000, 30_000);
+    await c.ready;
+    kill(c.child, "SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    kill(c.child, "SIGINT");
+    expect(await c.exited).toBe(130);
+    expect(c.output()).toContain("second signal during shutdown");
+  });
+
+  it("forces exit 1 at the deadline and says why", async () => {
+    const c = startChild(20_000, 500);
+    await c.ready;
+    kill(c.child, "SIGTERM");
+    expect(await c.exited).toBe(1);
+    expect(c.output()).toContain("shutdown deadline passed");
+    expect(c.output()).not.toContain("STEP second");
+  });
+});
+
+describe("lifecycle.shutdown", () => {
+  it("runs once even when called repeatedly, and a failing step makes the code non-zero", async () => {
+    const codes: number[] = [];
+    const logger = createLogger({ service: "t", level: "silent" });
+    const lc = createLifecycle({ logger, timeoutMs: 1000, exit: (c) => codes.push(c) });
+    const calls: string[] = [];
+    lc.onShutdown("a", () => {
+      calls.push("a");
+      throw new Error("boom");
+    });
+    lc.onShutdown("b", () => {
+      calls.push("b");
+    });
+    const [c1, c2] = await Promise.all([lc.shutdown("test"), lc.shutdown("again")]);
+    expect(calls).toEqual(["a", "b"]);
+    expect(c1).toBe(1);
+    expect(c2).toBe(1);
+    expect(codes).toEqual([1]);
+    expect(lc.shuttingDown).toBe(true);
+  });
+});
