@@ -1,0 +1,83 @@
+// Writes the registry to METRICS_DIR/sample-app.prom on a schedule, atomically (temp file +
+// rename), in the node_exporter textfile style the metrics-exporter sidecar collects. Readers see
+// the previous file or the next one, never a partial or empty one.
+import { writeFileAtomic } from "@sidecar/shared";
+import type { Logger } from "pino";
+import { Counter, type Registry } from "prom-client";
+
+export interface MetricsFileOptions {
+  registry: Registry;
+  path: string;
+  intervalMs: number;
+  logger: Logger;
+  /** Injected for tests; writeFileAtomic by default. */
+  write?: (path: string, data: string) => Promise<void>;
+}
+
+export class MetricsFileWriter {
+  private readonly opts: MetricsFileOptions;
+  private readonly write: (path: string, data: string) => Promise<void>;
+  private readonly writes: Counter<"result">;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private closed = false;
+  private lastError: string | undefined;
+
+  constructor(opts: MetricsFileOptions) {
+    this.opts = opts;
+    this.write = opts.write ?? writeFileAtomic;
+    this.writes = new Counter({
+      name: "sample_app_metrics_file_writes_total",
+      help: "Writes of the metrics file, by result.",
+      labelNames: ["result"] as const,
+      registers: [opts.registry],
+    });
+  }
+
+  /** Write once now (so the file exists as soon as the app is up), then on every interval. */
+  async start(): Promise<void> {
+    await this.writeNow();
+    // unref: the schedule alone must not keep a stopping process alive.
+    this.timer = setInterval(() => void this.writeNow(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  /**
+   * One write. Overlapping ticks share the write in progress instead of stacking up behind a slow
+   * disk. Failures are logged once per distinct error (not every tick) and counted.
+   */
+  writeNow(): Promise<void> {
+    if (this.inFlight) return this.inFlight;
+    this.inFlight = (async () => {
+      try {
+        const body = await this.opts.registry.metrics();
+        await this.write(this.opts.path, body);
+        this.writes.inc({ result: "success" });
+        if (this.lastError !== undefined) {
+          this.opts.logger.info({ path: this.opts.path }, "metrics file writable again");
+          this.lastError = undefined;
+        }
+      } catch (err) {
+        this.writes.inc({ result: "error" });
+        const message = (err as Error).message;
+        if (message !== this.lastError) {
+          this.opts.logger.error({ err, path: this.opts.path }, "cannot write metrics file");
+          this.lastError = message;
+        }
+      } finally {
+        this.inFlight = undefined;
+      }
+    })();
+    return this.inFlight;
+  }
+
+  /** Stop the schedule and write the file a last time, so it holds the final counts. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.inFlight) await this.inFlight;
+    await this.writeNow();
+  }
+}
