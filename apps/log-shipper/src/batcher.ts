@@ -1,0 +1,281 @@
+// The batcher: turns lines into Loki entries and groups them into batches sealed by size
+// (BATCH_MAX_BYTES) or age (BATCH_WAIT_MS, an unref()ed timer from the batch's first line).
+//
+// This is the hot path. Per line it: finds the file's state (last-file fast path, else a WeakMap
+// on the SourceFile object), scans the line head for `time`/`level` (entry.ts), picks the stream
+// for (filename, level) from a small per-file array, checks UTF-8 with simdutf (`isUtf8`), and
+// appends the protobuf-encoded entry to that stream's reusable buffer. No per-line string,
+// object or promise. A sealed batch is handed to `onSeal` synchronously, which must encode it
+// before returning; then the stream buffers are reused for the next batch.
+//
+// Per-file order holds because a file's lines enter streams in read order and batches are sealed
+// (and later sent and acknowledged) in order. Each batch records, per file, the offset just past
+// its last line: the offset to acknowledge once Loki accepted the batch.
+import { isUtf8 } from "node:buffer";
+import type { SourceFile } from "./contracts.js";
+import { appendEntry, type BatchStream, GrowableBuffer } from "./encode-protobuf.js";
+import { EntryScanner, LEVEL_NAMES, type LevelCode } from "./entry.js";
+import { formatLabels, streamLabels, stripRotationSuffix } from "./labels.js";
+
+export const DEFAULT_BATCH_WAIT_MS = 1000;
+export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
+/** Stream buffers start small; most streams (levels) of a file carry few lines. */
+const STREAM_INITIAL_BYTES = 1024;
+/** After a burst, a stream buffer shrinks back to at most this much (or twice its last use). */
+const STREAM_KEEP_BYTES = 64 * 1024;
+/** A (filename) stream group unused for this many batches is forgotten (rotated-away names). */
+const GROUP_IDLE_BATCHES = 600;
+
+/** One Loki stream: a label set and the entries encoded for the open batch. */
+class Stream {
+  readonly group: StreamGroup;
+  readonly labels: Record<string, string>;
+  readonly labelBytes: Buffer;
+  readonly entries = new GrowableBuffer(STREAM_INITIAL_BYTES);
+  count = 0;
+  /** Sequence number of the batch this stream last joined (to list it once per batch). */
+  seq = -1;
+  constructor(group: StreamGroup, labels: Record<string, string>) {
+    this.group = group;
+    this.labels = labels;
+    this.labelBytes = Buffer.from(formatLabels(labels), "utf8");
+  }
+}
+
+/** The streams of one `filename` label value, one per level code. */
+class StreamGroup {
+  readonly streams: (Stream | undefined)[] = [];
+  lastSeq = 0;
+  constructor(readonly filename: string) {}
+}
+
+/** What the batcher remembers per source file. */
+class FileState {
+  path = "";
+  group: StreamGroup | undefined;
+  /** Offset just past the last line taken; the offset to acknowledge for the open batch. */
+  offset = Number.NaN;
+  seq = -1;
+  constructor(readonly id: string) {}
+}
+
+/** A sealed batch, as handed to `onSeal`. `streams[i].entries` is valid only during the call. */
+export interface SealedBatch {
+  readonly seq: number;
+  readonly streams: readonly BatchStream[];
+  /** Per file, the offset just past the last line of this batch. */
+  readonly acks: readonly { fileId: string; offset: number }[];
+  readonly lines: number;
+  /** Bytes of the lines themselves (after UTF-8 repair), without terminators. */
+  readonly lineBytes: number;
+  /** Bytes this batch accounts for in `pendingBytes` (file bytes read, terminators included). */
+  readonly pendingBytes: number;
+  /** Lines whose invalid UTF-8 was replaced with U+FFFD. */
+  readonly repairedLines: number;
+}
+
+export interface BatcherOptions {
+  /** Labels every stream carries (static + pod); `filename` and `level` are added per stream. */
+  baseLabels: Readonly<Record<string, string>>;
+  batchMaxBytes: number;
+  batchWaitMs: number;
+  onSeal: (batch: SealedBatch) => void;
+}
+
+export class Batcher {
+  private readonly opts: BatcherOptions;
+  private readonly scanner = new EntryScanner();
+  private readonly files = new WeakMap<SourceFile, FileState>();
+  private readonly groups = new Map<string, StreamGroup>();
+  private lastFile: SourceFile | undefined;
+  private lastState: FileState | undefined;
+
+  private seq = 0;
+  private openStreams: Stream[] = [];
+  private openFiles: FileState[] = [];
+  private openBytesCount = 0;
+  private openLines = 0;
+  private openLineBytes = 0;
+  private openPending = 0;
+  private openRepaired = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(opts: BatcherOptions) {
+    this.opts = opts;
+  }
+
+  /** Encoded bytes in the open batch. */
+  get openBytes(): number {
+    return this.openBytesCount;
+  }
+
+  /** Pending (read, unacknowledged) bytes held by the open batch. */
+  get openPendingBytes(): number {
+    return this.openPending;
+  }
+
+  /**
+   * Add one line (see LineSink.writeLine). Returns the bytes it adds to the pending count: the
+   * file bytes it covers (offset delta, so terminators and truncated tails count), or the line
+   * length + 1 for a file's first line.
+   */
+  add(file: SourceFile, buf: Buffer, start: number, end: number, offset: number, readTimeMs: number): number {
+    let fs: FileState;
+    if (file === this.lastFile) {
+      fs = this.lastState as FileState;
+    } else {
+      fs = this.fileState(file);
+      this.lastFile = file;
+      this.lastState = fs;
+    }
+    if (fs.path !== file.path) this.bindPath(fs, file.path);
+    const group = fs.group as StreamGroup;
+
+    let line: Uint8Array = buf;
+    let ls = start;
+    let le = end;
+    if (end > start && !isUtf8(buf.subarray(start, end))) {
+      // Rare: replace invalid sequences with U+FFFD (protobuf strings must be valid UTF-8).
+      line = Buffer.from(buf.toString("utf8", start, end), "utf8");
+      ls = 0;
+      le = line.length;
+      this.openRepaired++;
+    }
+
+    const scanner = this.scanner;
+    let sec: number;
+    let nanos: number;
+    if (scanner.scan(buf, start, end)) {
+      sec = scanner.sec;
+      nanos = scanner.nanos;
+    } else {
+      sec = Math.floor(readTimeMs / 1000);
+      nanos = Math.round((readTimeMs - sec * 1000) * 1e6);
+    }
+    const level = scanner.level;
+    const stream = group.streams[level] ?? this.createStream(group, level);
+
+    const estimate = le - ls + 32;
+    if (this.openBytesCount > 0 && this.openBytesCount + estimate > this.opts.batchMaxBytes) this.seal();
+
+    if (stream.seq !== this.seq) {
+      stream.seq = this.seq;
+      this.openStreams.push(stream);
+    }
+    if (fs.seq !== this.seq) {
+      fs.seq = this.seq;
+      this.openFiles.push(fs);
+    }
+    this.openBytesCount += appendEntry(stream.entries, sec, nanos, line, ls, le);
+    stream.count++;
+
+    const pending = offset > fs.offset ? offset - fs.offset : end - start + 1;
+    fs.offset = offset;
+    this.openLines++;
+    this.openLineBytes += le - ls;
+    this.openPending += pending;
+
+    if (this.openBytesCount >= this.opts.batchMaxBytes) {
+      this.seal();
+    } else if (this.timer === undefined && !this.closed) {
+      this.timer = setTimeout(this.onTimer, this.opts.batchWaitMs);
+      this.timer.unref();
+    }
+    return pending;
+  }
+
+  /** Seal the open batch now, if it has any line. */
+  flush(): void {
+    if (this.openLines > 0) this.seal();
+  }
+
+  /** Stop the age timer; lines added later are only sealed by size or flush(). */
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.flush();
+  };
+
+  private seal(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const streams = this.openStreams;
+    const files = this.openFiles;
+    const batch: SealedBatch = {
+      seq: this.seq,
+      streams: streams.map((s) => ({
+        labels: s.labels,
+        labelBytes: s.labelBytes,
+        entries: s.entries.view(),
+        count: s.count,
+      })),
+      acks: files.map((f) => ({ fileId: f.id, offset: f.offset })),
+      lines: this.openLines,
+      lineBytes: this.openLineBytes,
+      pendingBytes: this.openPending,
+      repairedLines: this.openRepaired,
+    };
+    this.seq++;
+    this.openStreams = [];
+    this.openFiles = [];
+    this.openBytesCount = 0;
+    this.openLines = 0;
+    this.openLineBytes = 0;
+    this.openPending = 0;
+    this.openRepaired = 0;
+    try {
+      this.opts.onSeal(batch);
+    } finally {
+      for (const s of streams) {
+        s.group.lastSeq = batch.seq;
+        s.entries.len = 0;
+        s.count = 0;
+        s.entries.shrink(STREAM_KEEP_BYTES);
+      }
+      if (this.seq % 100 === 0) this.pruneGroups();
+    }
+  }
+
+  private fileState(file: SourceFile): FileState {
+    let fs = this.files.get(file);
+    if (fs === undefined) {
+      fs = new FileState(file.id);
+      this.files.set(file, fs);
+    }
+    return fs;
+  }
+
+  private bindPath(fs: FileState, path: string): void {
+    fs.path = path;
+    const filename = stripRotationSuffix(path);
+    let group = this.groups.get(filename);
+    if (group === undefined) {
+      group = new StreamGroup(filename);
+      this.groups.set(filename, group);
+    }
+    group.lastSeq = this.seq;
+    fs.group = group;
+  }
+
+  private createStream(group: StreamGroup, level: LevelCode): Stream {
+    const s = new Stream(group, streamLabels(this.opts.baseLabels, group.filename, LEVEL_NAMES[level]));
+    group.streams[level] = s;
+    return s;
+  }
+
+  /** Forget stream groups no file has used for a while (names of files long rotated away). */
+  private pruneGroups(): void {
+    // A file still holding a pruned group keeps using it; it is only dropped from the lookup.
+    for (const [name, g] of this.groups) {
+      if (this.seq - g.lastSeq > GROUP_IDLE_BATCHES) this.groups.delete(name);
+    }
+  }
+}

@@ -1,0 +1,168 @@
+// The Loki HTTP client: one POST of an encoded batch to the push endpoint over undici (keep-alive
+// dispatcher handed in or created here), with tenant and auth headers, an extra CA added to the
+// default trust and a per-request timeout. It does not retry by itself: it classifies the outcome
+// into a typed result (success / retryable with an optional delay hint / failure) and the
+// pipeline decides what to do — errors are values at this boundary, never exceptions.
+import { rootCertificates } from "node:tls";
+import { parseRetryAfter } from "@sidecar/shared";
+import { Agent, type Dispatcher, request } from "undici";
+import type { EncodedBody } from "./encode-protobuf.js";
+
+export const PUSH_PATH = "/loki/api/v1/push";
+/** Loki's error message is logged; a body larger than this is cut (and the socket discarded). */
+export const MAX_ERROR_BODY_BYTES = 1024;
+
+export type SendResult =
+  /** 2xx: Loki stored the batch. `status` 0 means "no HTTP involved" (dry run). */
+  | { kind: "success"; status: number }
+  /** 429, 5xx, network error or timeout: send the same batch again later. */
+  | { kind: "retryable"; status?: number; reason: string; retryAfterMs?: number; message?: string }
+  /** Other 4xx: Loki will never take this batch; drop it. `message` is Loki's (truncated) answer. */
+  | { kind: "failure"; status: number; reason: string; message: string };
+
+/** Where batches go: the Loki client, the dry run, or a test/benchmark fake. */
+export interface Transport {
+  send(batch: EncodedBody, signal: AbortSignal): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
+export interface LokiClientOptions {
+  /** Push URL; a bare base URL (path `/`) gets `/loki/api/v1/push` appended. */
+  endpoint: URL;
+  tenantId?: string;
+  username?: string;
+  password?: string;
+  bearerToken?: string;
+  /** Extra CA certificate(s), PEM — added to Node's default trust, not replacing it. */
+  ca?: string;
+  timeoutMs: number;
+  /** A keep-alive pool; when omitted the client creates (and closes) its own undici Agent. */
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+/** The push URL for a configured endpoint: `http://loki:3100` → `http://loki:3100/loki/api/v1/push`. */
+export function pushUrl(endpoint: URL): URL {
+  const u = new URL(endpoint.href);
+  if (u.pathname === "/" || u.pathname === "") u.pathname = PUSH_PATH;
+  return u;
+}
+
+/** A status Loki will never accept on retry: 4xx except 429 (and 408 Request Timeout). */
+export function isPermanentStatus(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 429 && status !== 408;
+}
+
+export class LokiClient implements Transport {
+  readonly url: URL;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownDispatcher: boolean;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+
+  constructor(opts: LokiClientOptions) {
+    this.url = pushUrl(opts.endpoint);
+    this.timeoutMs = opts.timeoutMs;
+    this.ownDispatcher = opts.dispatcher === undefined;
+    this.dispatcher =
+      opts.dispatcher ??
+      new Agent({
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        // One request is in flight at a time; a spare connection covers a reconnect race.
+        connections: 2,
+        connect: {
+          timeout: opts.timeoutMs,
+          ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
+        },
+      });
+    const headers: Record<string, string> = { "user-agent": opts.userAgent ?? "sidecar-log-shipper" };
+    if (opts.tenantId) headers["x-scope-orgid"] = opts.tenantId;
+    if (opts.bearerToken !== undefined) {
+      headers.authorization = `Bearer ${trimSecret(opts.bearerToken)}`;
+    } else if (opts.username !== undefined) {
+      const cred = `${opts.username}:${trimSecret(opts.password ?? "")}`;
+      headers.authorization = `Basic ${Buffer.from(cred, "utf8").toString("base64")}`;
+    }
+    this.headers = headers;
+  }
+
+  async send(batch: EncodedBody, signal: AbortSignal): Promise<SendResult> {
+    if (signal.aborted) return { kind: "retryable", reason: "aborted" };
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new Error(`no answer from Loki within ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
+    const onAbort = () => ac.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
+    if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
+    try {
+      const res = await request(this.url, {
+        method: "POST",
+        headers,
+        body: batch.body,
+        dispatcher: this.dispatcher,
+        signal: ac.signal,
+      });
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        await res.body.dump();
+        return { kind: "success", status };
+      }
+      const message = await readLimited(res.body, MAX_ERROR_BODY_BYTES);
+      const reason = `http_${status}`;
+      if (isPermanentStatus(status)) return { kind: "failure", status, reason, message };
+      const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
+      return {
+        kind: "retryable",
+        status,
+        reason,
+        message,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      };
+    } catch (err) {
+      if (timedOut)
+        return { kind: "retryable", reason: "timeout", message: `timeout after ${this.timeoutMs} ms` };
+      if (signal.aborted) return { kind: "retryable", reason: "aborted" };
+      const e = err as NodeJS.ErrnoException;
+      return {
+        kind: "retryable",
+        reason: "network",
+        message: e.code ? `${e.code}: ${e.message}` : String(e),
+      };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
+  }
+}
+
+/** Secret files usually end with a newline that is not part of the secret. */
+function trimSecret(s: string): string {
+  return s.replace(/\r?\n$/, "");
+}
+
+/** At most `max` bytes of a response body as text; the rest is discarded. */
+async function readLimited(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const b = chunk as Buffer;
+      chunks.push(b);
+      size += b.length;
+      if (size >= max) break; // leaving the loop destroys the rest of the body
+    }
+  } catch {
+    // A body cut off mid-way still leaves us the status; the message is best effort.
+  }
+  const text = Buffer.concat(chunks).subarray(0, max).toString("utf8").trim();
+  return size > max ? `${text}…` : text;
+}

@@ -1,0 +1,420 @@
+// The sink side of the log shipper: a LineSink that readers write lines into, which batches them
+// (batcher.ts), encodes each sealed batch (protobuf+snappy, JSON, or the dry-run rendering), sends
+// the batches to Loki in order, retries what may be retried, and acknowledges file offsets back
+// to the source side once Loki has taken the batch that contains them.
+//
+// API decisions:
+// - `new Pipeline(opts)` builds everything; `start()` begins sending (lines written before it are
+//   batched and queued); `flush()` seals the open batch; `drain(deadline)` resolves true once
+//   every line written so far is acknowledged, or false at `deadline` (epoch ms) — and then stops
+//   retrying and aborts the request in flight; `close()` is idempotent and stops everything
+//   without acknowledging anything more.
+// - One request in flight, batches sent in the order they were sealed: per-file order holds in
+//   Loki and acknowledgements arrive in increasing offset order per file, as AckListener needs.
+// - Back-pressure: `pendingBytes` counts file bytes read but not yet acknowledged (open batch
+//   plus queued batches). `canAccept()` is false at MAX_BUFFER_BYTES; the queue of sealed
+//   batches is bounded by the same count, because readers stop feeding it. Sealed batches are
+//   kept encoded and compressed, so the bound in memory is well under MAX_BUFFER_BYTES.
+// - Outcomes: 2xx → acknowledged. 429/5xx/408/network/timeout → the same batch is retried after
+//   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
+//   sends one (kept within the same bounds), for as long as it takes. Other 4xx → dropped,
+//   counted by reason, Loki's message logged, and its offsets acknowledged so commits move on.
+// - Logs: one line per retry, per drop and on recovery; never per line. `stats()` gives plain
+//   counters for the app's periodic summary line.
+// - Lines written after close() are ignored (the source side stops reading before closing).
+import { readFileSync } from "node:fs";
+import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
+import type { Registry } from "prom-client";
+import type { Dispatcher } from "undici";
+import { Batcher, type SealedBatch } from "./batcher.js";
+import type { AckListener, LineSink, SourceFile } from "./contracts.js";
+import { DryRunEncoder, DryRunTransport } from "./dry-run.js";
+import { JsonEncoder } from "./encode-json.js";
+import { type BatchEncoder, type EncodedBody, ProtobufEncoder } from "./encode-protobuf.js";
+import { baseLabels } from "./labels.js";
+import { LokiClient, type SendResult, type Transport } from "./loki-client.js";
+import { createSinkMetrics, type SinkMetrics } from "./sink-metrics.js";
+
+export interface PipelineOptions {
+  /** Loki push URL (a bare base URL gets /loki/api/v1/push). Unset = dry run. */
+  endpoint?: URL;
+  encoding: "protobuf" | "json";
+  /** For JSON only (protobuf is always snappy). */
+  compression: "gzip" | "none";
+  tenantId?: string;
+  username?: string;
+  /** Password contents (already read from LOKI_PASSWORD_FILE). */
+  password?: string;
+  /** Bearer token contents (already read from LOKI_BEARER_TOKEN_FILE). */
+  bearerToken?: string;
+  /** Path of an extra CA (PEM) added to the default trust. */
+  caFile?: string;
+  /** Extra CA contents (PEM), when the caller already read the file. */
+  ca?: string;
+  timeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  batchWaitMs: number;
+  batchMaxBytes: number;
+  maxBufferBytes: number;
+  staticLabels: Readonly<Record<string, string>>;
+  /** namespace/pod/container/node — see labels.podLabelsFromEnv. */
+  podLabels?: Readonly<Record<string, string>>;
+  registry: Registry;
+  logger: Logger;
+  ack: AckListener;
+  /** Dry-run output; process.stdout by default. */
+  dryRunOut?: NodeJS.WritableStream;
+  /** undici keep-alive pool for Loki; the client creates its own when omitted. */
+  dispatcher?: Dispatcher;
+  /** Replaces the Loki client / dry run (tests, benchmarks). */
+  transport?: Transport;
+  /** Backoff jitter source (tests). */
+  random?: () => number;
+}
+
+export interface PipelineStats {
+  /** Lines / line bytes acknowledged by Loki. */
+  linesSent: number;
+  bytesSent: number;
+  batchesSent: number;
+  /** Push attempts that failed and were retried. */
+  retries: number;
+  batchesDropped: number;
+  linesDropped: number;
+  /** Lines whose invalid UTF-8 was replaced. */
+  linesRepaired: number;
+  pendingBytes: number;
+  queuedBatches: number;
+  /** Failed attempts since the last success (0 when Loki is fine). */
+  consecutiveFailures: number;
+  /** Epoch ms of the last acknowledged batch, 0 if none yet. */
+  lastSuccessMs: number;
+}
+
+interface QueuedBatch {
+  readonly body: EncodedBody;
+  readonly acks: SealedBatch["acks"];
+  readonly lines: number;
+  readonly lineBytes: number;
+  readonly pendingBytes: number;
+}
+
+export class Pipeline implements LineSink {
+  readonly dryRun: boolean;
+  private readonly opts: PipelineOptions;
+  private readonly log: Logger;
+  private readonly encoder: BatchEncoder;
+  private readonly transport: Transport;
+  private readonly batcher: Batcher;
+  private readonly metrics: SinkMetrics;
+  private readonly queue: QueuedBatch[] = [];
+  private readonly drainListeners: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private readonly abort = new AbortController();
+  private pending = 0;
+  private started = false;
+  private stopped = false;
+  private closing: Promise<void> | undefined;
+  private loop: Promise<void> | undefined;
+  private attempt = 0;
+  private outageStartMs = 0;
+  private readonly counters = {
+    linesSent: 0,
+    bytesSent: 0,
+    batchesSent: 0,
+    retries: 0,
+    batchesDropped: 0,
+    linesDropped: 0,
+    linesRepaired: 0,
+    lastSuccessMs: 0,
+  };
+
+  constructor(opts: PipelineOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.dryRun = opts.endpoint === undefined && opts.transport === undefined;
+    if (this.dryRun) {
+      this.encoder = new DryRunEncoder();
+    } else if (opts.encoding === "json") {
+      this.encoder = new JsonEncoder(opts.compression);
+    } else {
+      this.encoder = new ProtobufEncoder();
+    }
+    if (opts.transport !== undefined) {
+      this.transport = opts.transport;
+    } else if (opts.endpoint === undefined) {
+      this.transport = new DryRunTransport(opts.dryRunOut ?? process.stdout);
+    } else {
+      this.transport = new LokiClient({
+        endpoint: opts.endpoint,
+        timeoutMs: opts.timeoutMs,
+        ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
+        ...(opts.username !== undefined ? { username: opts.username } : {}),
+        ...(opts.password !== undefined ? { password: opts.password } : {}),
+        ...(opts.bearerToken !== undefined ? { bearerToken: opts.bearerToken } : {}),
+        ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
+        ...(opts.ca !== undefined || opts.caFile !== undefined ? { ca: readCa(opts) } : {}),
+      });
+    }
+    this.batcher = new Batcher({
+      baseLabels: baseLabels(opts.staticLabels, opts.podLabels),
+      batchMaxBytes: opts.batchMaxBytes,
+      batchWaitMs: opts.batchWaitMs,
+      onSeal: (b) => this.onSeal(b),
+    });
+    this.metrics = createSinkMetrics(opts.registry, () => ({
+      pendingBytes: this.pending,
+      queuedBatches: this.queue.length,
+      openBatchBytes: this.batcher.openBytes,
+    }));
+  }
+
+  // --- LineSink -------------------------------------------------------------------------------
+
+  writeLine(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    _truncated: boolean,
+    readTimeMs: number,
+  ): void {
+    if (this.stopped) return;
+    this.pending += this.batcher.add(file, buf, start, end, offset, readTimeMs);
+    // At the bound readers stop; waiting for the batch's age would only delay making room.
+    if (this.pending >= this.opts.maxBufferBytes) this.batcher.flush();
+  }
+
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
+  canAccept(): boolean {
+    return this.pending < this.opts.maxBufferBytes;
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  flush(): void {
+    this.batcher.flush();
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------------
+
+  /** Begin sending. Idempotent. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.kick();
+  }
+
+  /**
+   * Seal the open batch and wait until everything written so far is acknowledged (true), or
+   * until `deadline` (epoch ms): then stop retrying, abort the request in flight and resolve
+   * false — what was not acknowledged stays unacknowledged for the next start.
+   */
+  async drain(deadline: number): Promise<boolean> {
+    this.flush();
+    if (this.isIdle()) return true;
+    if (this.stopped) return false;
+    this.start();
+    const done = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!done) this.stop();
+    return done && this.isIdle();
+  }
+
+  /** Stop sending (in-flight request aborted) and release the transport. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stop();
+      await this.loop;
+      await this.transport.close();
+    })();
+    return this.closing;
+  }
+
+  stats(): PipelineStats {
+    return {
+      ...this.counters,
+      pendingBytes: this.pending,
+      queuedBatches: this.queue.length,
+      consecutiveFailures: this.attempt,
+    };
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.batcher.close();
+    this.abort.abort(new Error("log shipper pipeline stopped"));
+  }
+
+  private isIdle(): boolean {
+    return this.queue.length === 0 && this.batcher.openBytes === 0 && this.loop === undefined;
+  }
+
+  private onSeal(batch: SealedBatch): void {
+    const body = this.encoder.encode(batch.streams);
+    this.counters.linesRepaired += batch.repairedLines;
+    this.queue.push({
+      body,
+      acks: batch.acks,
+      lines: batch.lines,
+      lineBytes: batch.lineBytes,
+      pendingBytes: batch.pendingBytes,
+    });
+    this.kick();
+  }
+
+  private kick(): void {
+    if (!this.started || this.stopped || this.loop !== undefined || this.queue.length === 0) return;
+    this.loop = this.run().finally(() => {
+      this.loop = undefined;
+      if (this.isIdle()) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      } else {
+        // A batch sealed while the loop was finishing its last await.
+        this.kick();
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    while (this.queue.length > 0 && !this.stopped) {
+      const head = this.queue[0] as QueuedBatch;
+      const t0 = performance.now();
+      let result: SendResult;
+      try {
+        result = await this.transport.send(head.body, signal);
+      } catch (err) {
+        // A transport must return values; a throw is a bug, but must not wedge the pipeline.
+        result = { kind: "retryable", reason: "error", message: String(err) };
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      if (result.kind === "success") {
+        this.metrics.sendDuration.observe({ outcome: "success" }, seconds);
+        this.onSuccess(head, result.status);
+      } else if (result.kind === "failure") {
+        this.metrics.sendDuration.observe({ outcome: "dropped" }, seconds);
+        this.onDropped(head, result);
+      } else {
+        if (this.stopped) break; // aborted by drain's deadline or close(): not a failure to report
+        this.metrics.sendDuration.observe({ outcome: "retry" }, seconds);
+        await this.onRetry(head, result, signal);
+      }
+    }
+  }
+
+  private onSuccess(head: QueuedBatch, _status: number): void {
+    const now = Date.now();
+    const c = this.counters;
+    c.linesSent += head.lines;
+    c.bytesSent += head.lineBytes;
+    c.batchesSent++;
+    c.lastSuccessMs = now;
+    const m = this.metrics;
+    m.sentLines.inc(head.lines);
+    m.sentBytes.inc(head.lineBytes);
+    m.requestBytes.inc(head.body.body.length);
+    m.batches.inc({ outcome: "success" });
+    m.lastSuccess.set(now / 1000);
+    if (this.attempt > 0) {
+      this.log.info(
+        { failedAttempts: this.attempt, outageMs: now - this.outageStartMs },
+        "Loki accepts batches again",
+      );
+      this.attempt = 0;
+    }
+    this.complete(head);
+  }
+
+  private onDropped(head: QueuedBatch, result: Extract<SendResult, { kind: "failure" }>): void {
+    const c = this.counters;
+    c.batchesDropped++;
+    c.linesDropped += head.lines;
+    this.metrics.batches.inc({ outcome: "dropped" });
+    this.metrics.droppedLines.inc({ reason: result.reason }, head.lines);
+    this.log.error(
+      { status: result.status, reason: result.reason, lines: head.lines, lokiMessage: result.message },
+      "Loki rejected a batch for good; dropped it",
+    );
+    // A 4xx is Loki judging this batch, not Loki being away: the outage bookkeeping resets.
+    this.attempt = 0;
+    this.complete(head);
+  }
+
+  private async onRetry(
+    head: QueuedBatch,
+    result: Extract<SendResult, { kind: "retryable" }>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { retryMinMs, retryMaxMs } = this.opts;
+    if (this.attempt === 0) this.outageStartMs = Date.now();
+    this.attempt++;
+    this.counters.retries++;
+    this.metrics.batches.inc({ outcome: "retry" });
+    this.metrics.retries.inc({ reason: result.reason });
+    const delayMs =
+      result.retryAfterMs !== undefined
+        ? Math.min(retryMaxMs, Math.max(retryMinMs, result.retryAfterMs))
+        : backoffDelay(this.attempt, {
+            minMs: retryMinMs,
+            maxMs: retryMaxMs,
+            ...(this.opts.random ? { random: this.opts.random } : {}),
+          });
+    this.log.warn(
+      {
+        status: result.status,
+        reason: result.reason,
+        attempt: this.attempt,
+        delayMs,
+        ...(result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {}),
+        lines: head.lines,
+        ...(result.message ? { lokiMessage: result.message } : {}),
+      },
+      "push to Loki failed; retrying",
+    );
+    await sleep(delayMs, signal);
+  }
+
+  /** The head batch is done (sent or dropped): acknowledge its offsets and make room. */
+  private complete(head: QueuedBatch): void {
+    this.queue.shift();
+    this.pending -= head.pendingBytes;
+    for (const a of head.acks) {
+      try {
+        this.opts.ack.acknowledged(a.fileId, a.offset);
+      } catch (err) {
+        this.log.error({ err, fileId: a.fileId }, "acknowledgement listener failed");
+      }
+    }
+    if (this.canAccept()) {
+      for (const l of this.drainListeners) l();
+    }
+  }
+}
+
+function readCa(opts: PipelineOptions): string {
+  if (opts.ca !== undefined) return opts.ca;
+  const file = opts.caFile as string;
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new StartupError(`LOKI_CA_FILE=${file}: cannot read the CA file (${(err as Error).message})`);
+  }
+}
