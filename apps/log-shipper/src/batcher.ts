@@ -146,7 +146,7 @@ export class Batcher {
     const scanner = this.scanner;
     let sec: number;
     let nanos: number;
-    if (scanner.scan(buf, start, end)) {
+    if (scanner.scan(buf, start, end) && scanner.sec >= 0) {
       sec = scanner.sec;
       nanos = scanner.nanos;
     } else {

@@ -1,0 +1,164 @@
+// The batcher: size and age limits, per-file order across batches, acknowledgement offsets per
+// batch, streams per (filename, level) that survive a rotation, UTF-8 repair and read-time
+// fallback — observed through the batches it seals, decoded as Loki would decode them.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Batcher, type SealedBatch } from "../src/batcher.js";
+import type { SourceFile } from "../src/contracts.js";
+import { ProtobufEncoder } from "../src/encode-protobuf.js";
+import { decodeProtobufPush, type ReceivedEntry } from "./support/fake-loki.js";
+
+interface Sealed {
+  batch: Omit<SealedBatch, "streams">;
+  entries: ReceivedEntry[];
+}
+
+function setup(opts: { batchMaxBytes?: number; batchWaitMs?: number } = {}) {
+  const sealed: Sealed[] = [];
+  const encoder = new ProtobufEncoder();
+  const batcher = new Batcher({
+    baseLabels: { job: "test" },
+    batchMaxBytes: opts.batchMaxBytes ?? 1 << 20,
+    batchWaitMs: opts.batchWaitMs ?? 60_000,
+    onSeal: (b) => {
+      // Encode inside the callback, as the pipeline does: stream buffers are reused afterwards.
+      const { streams, ...rest } = b;
+      sealed.push({ batch: rest, entries: decodeProtobufPush(encoder.encode(streams).body) });
+    },
+  });
+  const offsets = new Map<SourceFile, number>();
+  /** Write lines as a reader would: one chunk, each line a slice of it. */
+  const write = (file: SourceFile, lines: string[], readTimeMs = 1_000_000) => {
+    const chunk = Buffer.from(lines.map((l) => `${l}\n`).join(""));
+    let pos = 0;
+    let total = 0;
+    for (const l of lines) {
+      const len = Buffer.byteLength(l);
+      const offset = (offsets.get(file) ?? 0) + len + 1;
+      offsets.set(file, offset);
+      total += batcher.add(file, chunk, pos, pos + len, offset, readTimeMs);
+      pos += len + 1;
+    }
+    return total;
+  };
+  return { batcher, sealed, write };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("Batcher", () => {
+  it("seals by size: no batch over the limit, every line once, in order per file", () => {
+    const { batcher, sealed, write } = setup({ batchMaxBytes: 4096 });
+    const a: SourceFile = { id: "a", path: "/logs/a.log" };
+    const b: SourceFile = { id: "b", path: "/logs/b.log" };
+    for (let i = 0; i < 500; i++) {
+      write(a, [`a-${i} ${"x".repeat(i % 50)}`]);
+      if (i % 3 === 0) write(b, [`b-${i}`]);
+    }
+    batcher.flush();
+    expect(sealed.length).toBeGreaterThan(5);
+    const lines = sealed.flatMap((s) => s.entries.map((e) => e.line));
+    const aLines = lines.filter((l) => l.startsWith("a-")).map((l) => Number(l.slice(2).split(" ")[0]));
+    const bLines = lines.filter((l) => l.startsWith("b-")).map((l) => Number(l.slice(2)));
+    expect(aLines).toEqual([...Array(500).keys()]);
+    expect(bLines).toEqual([...Array(500).keys()].filter((i) => i % 3 === 0));
+    for (const s of sealed) {
+      const bytes = s.entries.reduce((n, e) => n + Buffer.byteLength(e.line), 0);
+      expect(bytes).toBeLessThanOrEqual(4096);
+      expect(s.batch.lines).toBe(s.entries.length);
+    }
+  });
+
+  it("acknowledges, per batch and file, the offset just past the batch's last line of that file", () => {
+    const { batcher, sealed, write } = setup({ batchMaxBytes: 200 });
+    const a: SourceFile = { id: "a", path: "/logs/a.log" };
+    const b: SourceFile = { id: "b", path: "/logs/b.log" };
+    write(a, ["0123456789".repeat(5), "second"]); // offsets 51, 58
+    write(b, ["b1"]); // 3
+    write(a, ["0123456789".repeat(15)]); // 209: does not fit, seals the first batch
+    batcher.flush();
+    expect(sealed.map((s) => s.batch.acks)).toEqual([
+      [
+        { fileId: "a", offset: 58 },
+        { fileId: "b", offset: 3 },
+      ],
+      [{ fileId: "a", offset: 209 }],
+    ]);
+    expect(sealed.map((s) => s.batch.pendingBytes)).toEqual([58 + 3, 151]);
+  });
+
+  it("seals by age with its timer, and not before", () => {
+    vi.useFakeTimers();
+    const { sealed, write } = setup({ batchWaitMs: 1000 });
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    write(f, ["one"]);
+    vi.advanceTimersByTime(600);
+    write(f, ["two"]); // a later line does not restart the clock
+    vi.advanceTimersByTime(399);
+    expect(sealed).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(sealed).toHaveLength(1);
+    expect(sealed[0]?.entries.map((e) => e.line)).toEqual(["one", "two"]);
+    vi.advanceTimersByTime(5000);
+    expect(sealed).toHaveLength(1); // no empty batches
+  });
+
+  it("splits streams by level, strips the rotation suffix, and keeps the stream across a rename", () => {
+    const { batcher, sealed, write } = setup();
+    const f = { id: "f", path: "/logs/app.log" };
+    write(f, ['{"level":30,"time":1700000000000}', '{"level":50,"time":1700000000001}', "plain"]);
+    f.path = "/logs/app.log.1"; // rotated by rename: same identity, new path
+    write(f, ['{"level":30,"time":1700000000002}']);
+    batcher.flush();
+    const entries = sealed[0]?.entries ?? [];
+    const labelSets = new Set(entries.map((e) => JSON.stringify(e.labels)));
+    expect(labelSets.size).toBe(3);
+    expect(entries.map((e) => e.labels)).toContainEqual({
+      job: "test",
+      filename: "/logs/app.log",
+      level: "info",
+    });
+    expect(entries.map((e) => e.labels)).toContainEqual({ job: "test", filename: "/logs/app.log" });
+    const info = entries.filter((e) => e.labels.level === "info").map((e) => e.tsNs);
+    expect(info).toEqual([1700000000000000000n, 1700000000002000000n]);
+  });
+
+  it("uses the read time when the line has no timestamp, and repairs invalid UTF-8", () => {
+    const { batcher, sealed } = setup();
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    // Two bytes that are never valid UTF-8, then a multi-byte character cut in half (as truncation does).
+    const chunk = Buffer.concat([
+      Buffer.from("ok "),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(" bad"),
+      Buffer.from([0xc3]),
+    ]);
+    batcher.add(f, chunk, 0, chunk.length, chunk.length + 1, 1_700_000_000_123.5);
+    batcher.flush();
+    expect(sealed[0]?.entries[0]?.line).toBe("ok \ufffd\ufffd bad\ufffd");
+    expect(sealed[0]?.entries[0]?.tsNs).toBe(1_700_000_000_123_500_000n);
+    expect(sealed[0]?.batch.repairedLines).toBe(1);
+  });
+
+  it("copies line bytes: a reader reusing its chunk does not change sealed lines", () => {
+    const { batcher, sealed } = setup();
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    const chunk = Buffer.from("first");
+    batcher.add(f, chunk, 0, 5, 6, 0);
+    chunk.write("XXXXX");
+    batcher.add(f, chunk, 0, 5, 12, 0);
+    batcher.flush();
+    expect(sealed[0]?.entries.map((e) => e.line)).toEqual(["first", "XXXXX"]);
+  });
+
+  it("counts pending bytes by file offsets, terminators and truncated tails included", () => {
+    const { batcher } = setup();
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    const chunk = Buffer.from("abc");
+    expect(batcher.add(f, chunk, 0, 3, 5, 0)).toBe(4); // first line seen: length + 1
+    expect(batcher.add(f, chunk, 0, 3, 10, 0)).toBe(5); // "abc\r\n"
+    expect(batcher.add(f, chunk, 0, 3, 1_000_010, 0)).toBe(1_000_000); // truncated long line
+    expect(batcher.openPendingBytes).toBe(1_000_009);
+  });
+});

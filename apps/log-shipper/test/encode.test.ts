@@ -1,0 +1,149 @@
+// Encoders checked by decoding: protobuf+snappy and JSON (gzip or not) bodies are decoded with
+// the fake Loki's independent decoders and must give back exactly the labels, timestamps and
+// lines that went in — including escaped label values, unicode, empty and large lines.
+import { gunzipSync } from "node:zlib";
+import { describe, expect, it } from "vitest";
+import { DryRunEncoder, isoNanos } from "../src/dry-run.js";
+import { JsonEncoder, unixNanosString } from "../src/encode-json.js";
+import {
+  appendEntry,
+  type BatchStream,
+  forEachEntry,
+  GrowableBuffer,
+  ProtobufEncoder,
+  varintSize,
+  writeVarint,
+} from "../src/encode-protobuf.js";
+import { formatLabels } from "../src/labels.js";
+import {
+  decodeJsonPush,
+  decodeProtobufPush,
+  decodePushRequest,
+  type ReceivedEntry,
+} from "./support/fake-loki.js";
+
+interface Input {
+  labels: Record<string, string>;
+  entries: { sec: number; nanos: number; line: string }[];
+}
+
+function streamsOf(inputs: Input[]): BatchStream[] {
+  return inputs.map((i) => {
+    const g = new GrowableBuffer(16); // tiny on purpose: exercises growth
+    for (const e of i.entries) {
+      const b = Buffer.from(`xx${e.line}yy`);
+      appendEntry(g, e.sec, e.nanos, b, 2, b.length - 2);
+    }
+    return {
+      labels: i.labels,
+      labelBytes: Buffer.from(formatLabels(i.labels)),
+      entries: g.view(),
+      count: i.entries.length,
+    };
+  });
+}
+
+function expected(inputs: Input[]): ReceivedEntry[] {
+  return inputs.flatMap((i) =>
+    i.entries.map((e) => ({
+      labels: i.labels,
+      tsNs: BigInt(e.sec) * 1_000_000_000n + BigInt(e.nanos),
+      line: e.line,
+    })),
+  );
+}
+
+const inputs: Input[] = [
+  {
+    labels: { job: "sample-app", filename: "/shared/logs/app.log", level: "info" },
+    entries: [
+      { sec: 1700000000, nanos: 123000000, line: '{"level":30,"time":1700000000123,"msg":"hello"}' },
+      { sec: 1700000000, nanos: 0, line: "" },
+      { sec: 1700000001, nanos: 999999999, line: "ünïcödé ✓ 日本語 🚀" },
+      { sec: 2 ** 35, nanos: 1, line: "x".repeat(300_000) }, // 3-byte length varint, 6-byte seconds
+    ],
+  },
+  {
+    labels: { job: 'we"ird\\job', filename: "/logs/new\nline.log", pod: "tab\there" },
+    entries: [{ sec: 0, nanos: 5, line: 'line with "quotes" and \\ and \t' }],
+  },
+];
+
+describe("varints", () => {
+  it.each([0, 1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 28 - 1, 2 ** 31, 2 ** 32 + 5, 2 ** 35, 2 ** 53 - 1])(
+    "%d round-trips with the size varintSize predicts",
+    (v) => {
+      const b = Buffer.alloc(16);
+      const end = writeVarint(b, 0, v);
+      expect(end).toBe(varintSize(v));
+      let out = 0n;
+      for (let i = 0; i < end; i++) out |= BigInt((b[i] as number) & 0x7f) << BigInt(7 * i);
+      expect(out).toBe(BigInt(v));
+    },
+  );
+});
+
+describe("protobuf + snappy", () => {
+  it("decodes (as Loki would) to exactly what went in", () => {
+    const enc = new ProtobufEncoder().encode(streamsOf(inputs));
+    expect(enc.contentType).toBe("application/x-protobuf");
+    expect(enc.contentEncoding).toBeUndefined();
+    expect(decodeProtobufPush(enc.body)).toEqual(expected(inputs));
+  });
+
+  it("reuses its scratch buffer without mixing batches", () => {
+    const e = new ProtobufEncoder();
+    const a = e.encode(streamsOf(inputs));
+    const small: Input[] = [{ labels: { job: "j" }, entries: [{ sec: 1, nanos: 2, line: "only" }] }];
+    const b = e.encode(streamsOf(small));
+    expect(decodeProtobufPush(a.body)).toEqual(expected(inputs));
+    expect(decodeProtobufPush(b.body)).toEqual(expected(small));
+  });
+
+  it("rejects a corrupted body", () => {
+    const enc = new ProtobufEncoder().encode(streamsOf(inputs));
+    expect(() => decodeProtobufPush(enc.body.subarray(0, 20))).toThrow();
+    expect(() => decodePushRequest(Buffer.from([0x0a, 0x05, 0x0a]))).toThrow();
+  });
+
+  it("forEachEntry reads entries back", () => {
+    const [s] = streamsOf(inputs);
+    const seen: [number, number, string][] = [];
+    forEachEntry((s as BatchStream).entries, (sec, nanos, line) => seen.push([sec, nanos, line.toString()]));
+    expect(seen).toEqual(inputs[0]?.entries.map((e) => [e.sec, e.nanos, e.line]));
+  });
+});
+
+describe("JSON", () => {
+  it.each(["gzip", "none"] as const)("%s: decodes to exactly what went in", (compression) => {
+    const enc = new JsonEncoder(compression).encode(streamsOf(inputs));
+    expect(enc.contentType).toBe("application/json");
+    expect(enc.contentEncoding).toBe(compression === "gzip" ? "gzip" : undefined);
+    expect(decodeJsonPush(enc.body, enc.contentEncoding)).toEqual(expected(inputs));
+    const doc = JSON.parse((compression === "gzip" ? gunzipSync(enc.body) : enc.body).toString());
+    expect(doc.streams[1].stream).toEqual(inputs[1]?.labels);
+    expect(doc.streams[0].values[0][0]).toBe("1700000000123000000");
+  });
+
+  it("formats nanosecond timestamps", () => {
+    expect(unixNanosString(1700000000, 5)).toBe("1700000000000000005");
+    expect(unixNanosString(0, 5)).toBe("5");
+  });
+});
+
+describe("dry run", () => {
+  it("renders readable JSON with labels, ISO timestamps and lines", () => {
+    const enc = new DryRunEncoder().encode(streamsOf(inputs));
+    const text = enc.body.toString();
+    expect(text.endsWith("\n")).toBe(true);
+    expect(text.trimEnd()).not.toContain("\n");
+    const doc = JSON.parse(text);
+    expect(doc.dry_run).toBe(true);
+    expect(doc.streams[0].labels).toEqual(inputs[0]?.labels);
+    expect(doc.streams[0].entries[0]).toEqual({
+      ts: "2023-11-14T22:13:20.123000000Z",
+      line: inputs[0]?.entries[0]?.line,
+    });
+    expect(isoNanos(0, 1)).toBe("1970-01-01T00:00:00.000000001Z");
+  });
+});

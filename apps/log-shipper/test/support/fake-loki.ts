@@ -1,0 +1,464 @@
+// A Loki-compatible push receiver for tests and benchmarks: POST /loki/api/v1/push with
+// protobuf+snappy (hand-written protobuf decoder, independent of the shipper's encoder) or JSON
+// (gzip or not), decoded and validated like real Loki — labels string parsed with Loki's quoting
+// rules, protobuf strings checked for valid UTF-8 — answering 204 on success and 400 with a
+// message on an undecodable body. Faults can be injected: a status (503, 429 + Retry-After, 400)
+// for the next N requests, slowness, or a connection reset without an answer.
+//
+// Plain Node (no vitest imports), so process tests, the benchmark and a container test can use
+// it from any script:
+//
+//   const loki = await startFakeLoki();            // http://127.0.0.1:<ephemeral port>
+//   ...point LOKI_ENDPOINT at loki.pushUrl (or loki.url)...
+//   await loki.waitForEntries(1000, 30_000);      // rejects with a clear message on timeout
+//   loki.entries  // [{ labels: {job: "sample-app", filename: "...", level: "info"}, tsNs, line }]
+//   loki.setFault({ kind: "status", status: 503, times: 3 });
+//   await loki.close();
+//
+// API:
+//   interface ReceivedEntry { labels: Record<string, string>; tsNs: bigint; line: string }
+//   interface ReceivedRequest { encoding: "protobuf" | "json"; contentEncoding?: string;
+//     headers: Record<string, string | string[] | undefined>; bytes: number; status: number }
+//   type Fault =
+//     | { kind: "status"; status: number; body?: string; retryAfter?: string; times?: number }
+//     | { kind: "slow"; delayMs: number; times?: number }
+//     | { kind: "reset"; times?: number }                  // destroy the socket without answering
+//   `times` = how many requests the fault applies to (default: until cleared with setFault(undefined)).
+//   startFakeLoki({ host?, port?, requireTenant?, requireAuth?, store? }): Promise<FakeLoki>
+//     requireTenant: X-Scope-OrgID must equal it (else 401 "no org id", as Loki).
+//     requireAuth: the Authorization header must equal it exactly (else 401).
+//     store: "full" (default) keeps every entry; "lines" keeps entries without their labels
+//       (one shared empty object); "count" keeps none (entryCount and onEntry still see them) —
+//       for big benchmark runs.
+//     onEntry: called for every accepted entry, in arrival order (e.g. latency measurement).
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { gunzipSync } from "node:zlib";
+import snappy from "snappy";
+
+export interface ReceivedEntry {
+  labels: Record<string, string>;
+  tsNs: bigint;
+  line: string;
+}
+
+export interface ReceivedRequest {
+  encoding: "protobuf" | "json";
+  contentEncoding?: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Body bytes as received (compressed). */
+  bytes: number;
+  status: number;
+}
+
+export type Fault =
+  | { kind: "status"; status: number; body?: string; retryAfter?: string; times?: number }
+  | { kind: "slow"; delayMs: number; times?: number }
+  | { kind: "reset"; times?: number };
+
+export interface FakeLokiOptions {
+  host?: string;
+  port?: number;
+  requireTenant?: string;
+  requireAuth?: string;
+  store?: "full" | "lines" | "count";
+  onEntry?: (entry: ReceivedEntry) => void;
+}
+
+export interface FakeLoki {
+  /** Base URL, http://127.0.0.1:<port>. */
+  url: string;
+  /** url + "/loki/api/v1/push". */
+  pushUrl: string;
+  /** Accepted entries in arrival order (empty with store: "count"). */
+  entries: ReceivedEntry[];
+  /** Number of accepted entries (also with store: "count"). */
+  readonly entryCount: number;
+  requests: ReceivedRequest[];
+  setFault(f: Fault | undefined): void;
+  /** Resolves once at least `n` entries were accepted; rejects after `timeoutMs` (default 30 s). */
+  waitForEntries(n: number, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** Requests bigger than this are refused with 413, like Loki's default gRPC/HTTP limits. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLoki> {
+  const entries: ReceivedEntry[] = [];
+  const requests: ReceivedRequest[] = [];
+  let count = 0;
+  let fault: Fault | undefined;
+  let faultLeft = Number.POSITIVE_INFINITY;
+  let waiters: { n: number; resolve: () => void }[] = [];
+  const store = opts.store ?? "full";
+
+  const takeFault = (): Fault | undefined => {
+    if (fault === undefined) return undefined;
+    const f = fault;
+    faultLeft--;
+    if (faultLeft <= 0) fault = undefined;
+    return f;
+  };
+
+  const accept = (batch: ReceivedEntry[]) => {
+    for (const e of batch) {
+      count++;
+      if (store === "full") entries.push(e);
+      else if (store === "lines") entries.push({ labels: NO_LABELS, tsNs: e.tsNs, line: e.line });
+      opts.onEntry?.(e);
+    }
+    if (waiters.length > 0) {
+      const still: typeof waiters = [];
+      for (const w of waiters) (count >= w.n ? w.resolve : () => still.push(w))();
+      waiters = still;
+    }
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) reply(res, 500, String(err));
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "GET" && url.pathname === "/ready") return reply(res, 200, "ready");
+    if (url.pathname !== "/loki/api/v1/push") return reply(res, 404, "404 page not found");
+    if (req.method !== "POST") return reply(res, 405, "method not allowed");
+
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > MAX_BODY_BYTES) return reply(res, 413, "request body too large");
+      chunks.push(c as Buffer);
+    }
+    const raw = Buffer.concat(chunks);
+    const contentType = String(req.headers["content-type"] ?? "");
+    const contentEncoding = req.headers["content-encoding"] as string | undefined;
+    const encoding: "protobuf" | "json" = contentType.includes("json") ? "json" : "protobuf";
+    const record = (status: number) =>
+      requests.push({
+        encoding,
+        ...(contentEncoding !== undefined ? { contentEncoding } : {}),
+        headers: { ...req.headers },
+        bytes: raw.length,
+        status,
+      });
+
+    const f = takeFault();
+    if (f?.kind === "reset") {
+      record(0);
+      req.socket.destroy();
+      return;
+    }
+    if (f?.kind === "slow") {
+      await new Promise((r) => setTimeout(r, f.delayMs));
+      if (req.socket.destroyed || res.destroyed) {
+        record(0);
+        return;
+      }
+    }
+    if (f?.kind === "status") {
+      record(f.status);
+      if (f.retryAfter !== undefined) res.setHeader("retry-after", f.retryAfter);
+      return reply(res, f.status, f.body ?? `injected ${f.status}`);
+    }
+    if (opts.requireTenant !== undefined && req.headers["x-scope-orgid"] !== opts.requireTenant) {
+      record(401);
+      return reply(res, 401, "no org id");
+    }
+    if (opts.requireAuth !== undefined && req.headers.authorization !== opts.requireAuth) {
+      record(401);
+      return reply(res, 401, "unauthorized");
+    }
+    let decoded: ReceivedEntry[];
+    try {
+      decoded = encoding === "json" ? decodeJsonPush(raw, contentEncoding) : decodeProtobufPush(raw);
+    } catch (err) {
+      record(400);
+      return reply(res, 400, `error parsing push request: ${(err as Error).message}`);
+    }
+    record(204);
+    accept(decoded);
+    res.statusCode = 204;
+    res.end();
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  server.keepAliveTimeout = 60_000;
+  const { port, address } = server.address() as AddressInfo;
+  const host = address.includes(":") ? `[${address}]` : address;
+  const base = `http://${host}:${port}`;
+
+  return {
+    url: base,
+    pushUrl: `${base}/loki/api/v1/push`,
+    entries,
+    requests,
+    get entryCount() {
+      return count;
+    },
+    setFault(f) {
+      fault = f;
+      faultLeft = f?.times ?? Number.POSITIVE_INFINITY;
+    },
+    waitForEntries(n, timeoutMs = 30_000) {
+      if (count >= n) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w.resolve !== done);
+          reject(
+            new Error(
+              `fake Loki: waited ${timeoutMs} ms for ${n} entries, got ${count} ` +
+                `(${requests.length} requests, last status ${requests.at(-1)?.status ?? "none"})`,
+            ),
+          );
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        waiters.push({ n, resolve: done });
+      });
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: string): void {
+  res.statusCode = status;
+  res.setHeader("content-type", "text/plain; charset=utf-8");
+  res.end(`${body}\n`);
+}
+
+// --- protobuf -----------------------------------------------------------------------------------
+
+/** Decode a snappy-compressed PushRequest as Loki does; throws on anything malformed. */
+export function decodeProtobufPush(raw: Buffer): ReceivedEntry[] {
+  let body: Buffer;
+  try {
+    body = snappy.uncompressSync(raw, { asBuffer: true }) as Buffer;
+  } catch (err) {
+    throw new Error(`snappy: ${(err as Error).message}`);
+  }
+  return decodePushRequest(body);
+}
+
+/** Decode an uncompressed PushRequest. */
+export function decodePushRequest(body: Buffer): ReceivedEntry[] {
+  const out: ReceivedEntry[] = [];
+  const r = new Reader(body, 0, body.length);
+  while (!r.done()) {
+    const { field, wire } = r.tag();
+    if (field === 1 && wire === 2) {
+      decodeStream(r.sub(), out);
+    } else {
+      r.skip(wire);
+    }
+  }
+  return out;
+}
+
+function decodeStream(r: Reader, out: ReceivedEntry[]): void {
+  let labels: Record<string, string> | undefined;
+  const raw: { tsNs: bigint; line: string }[] = [];
+  while (!r.done()) {
+    const { field, wire } = r.tag();
+    if (field === 1 && wire === 2) labels = parseLabels(r.string());
+    else if (field === 2 && wire === 2) raw.push(decodeEntry(r.sub()));
+    else r.skip(wire);
+  }
+  if (labels === undefined) throw new Error("stream without labels");
+  if (raw.length === 0) throw new Error("stream without entries");
+  for (const e of raw) out.push({ labels, tsNs: e.tsNs, line: e.line });
+}
+
+function decodeEntry(r: Reader): { tsNs: bigint; line: string } {
+  let sec = 0n;
+  let nanos = 0n;
+  let line = "";
+  let haveTs = false;
+  while (!r.done()) {
+    const { field, wire } = r.tag();
+    if (field === 1 && wire === 2) {
+      haveTs = true;
+      const t = r.sub();
+      while (!t.done()) {
+        const tt = t.tag();
+        if (tt.field === 1 && tt.wire === 0) sec = t.varint();
+        else if (tt.field === 2 && tt.wire === 0) nanos = t.varint();
+        else t.skip(tt.wire);
+      }
+    } else if (field === 2 && wire === 2) {
+      line = r.string();
+    } else {
+      r.skip(wire);
+    }
+  }
+  if (!haveTs) throw new Error("entry without timestamp");
+  if (nanos < 0n || nanos >= 1_000_000_000n) throw new Error(`timestamp nanos out of range: ${nanos}`);
+  return { tsNs: sec * 1_000_000_000n + nanos, line };
+}
+
+class Reader {
+  constructor(
+    private readonly buf: Buffer,
+    private pos: number,
+    private readonly end: number,
+  ) {}
+  done(): boolean {
+    return this.pos >= this.end;
+  }
+  varint(): bigint {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (this.pos >= this.end) throw new Error("truncated varint");
+      const b = this.buf[this.pos++] as number;
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+      shift += 7n;
+      if (shift > 63n) throw new Error("varint too long");
+    }
+  }
+  tag(): { field: number; wire: number } {
+    const t = Number(this.varint());
+    return { field: t >>> 3, wire: t & 7 };
+  }
+  bytes(): Buffer {
+    const len = Number(this.varint());
+    if (this.pos + len > this.end) throw new Error("length past end of message");
+    const b = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return b;
+  }
+  sub(): Reader {
+    const b = this.bytes();
+    return new Reader(
+      this.buf,
+      b.byteOffset - this.buf.byteOffset,
+      b.byteOffset - this.buf.byteOffset + b.length,
+    );
+  }
+  string(): string {
+    const b = this.bytes();
+    // Go's protobuf rejects invalid UTF-8 in proto3 strings; so does this receiver.
+    const s = new TextDecoder("utf-8", { fatal: true });
+    try {
+      return s.decode(b);
+    } catch {
+      throw new Error("invalid UTF-8 in a string field");
+    }
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 2) this.bytes();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 5) this.pos += 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+  }
+}
+
+// --- labels -------------------------------------------------------------------------------------
+
+/**
+ * Parse a stream selector `{a="x", b="y"}` as Loki does (Go-style quoted values; `\n` must be
+ * escaped; names `[a-zA-Z_][a-zA-Z0-9_]*`; no duplicates). Throws on anything else.
+ */
+export function parseLabels(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  const ws = () => {
+    while (i < s.length && /\s/.test(s[i] as string)) i++;
+  };
+  const fail = (why: string): never => {
+    throw new Error(`invalid labels ${JSON.stringify(s)}: ${why} at ${i}`);
+  };
+  ws();
+  if (s[i] !== "{") fail("expected {");
+  i++;
+  ws();
+  if (s[i] === "}") fail("no labels");
+  for (;;) {
+    ws();
+    const m = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(s.slice(i));
+    if (!m) fail("expected a label name");
+    const name = (m as RegExpExecArray)[0];
+    i += name.length;
+    ws();
+    if (s[i] !== "=") fail("expected =");
+    i++;
+    ws();
+    if (s[i] !== '"') fail('expected "');
+    i++;
+    let value = "";
+    for (;;) {
+      if (i >= s.length) fail("unterminated value");
+      const c = s[i++] as string;
+      if (c === '"') break;
+      if (c === "\n") fail("raw newline in value");
+      if (c !== "\\") {
+        value += c;
+        continue;
+      }
+      const e = s[i++];
+      const simple: Record<string, string> = { n: "\n", t: "\t", r: "\r", '"': '"', "\\": "\\", "'": "'" };
+      if (e !== undefined && e in simple) value += simple[e];
+      else fail(`unsupported escape \\${e}`);
+    }
+    if (name in out) fail(`duplicate label ${name}`);
+    out[name] = value;
+    ws();
+    if (s[i] === ",") {
+      i++;
+      continue;
+    }
+    if (s[i] === "}") {
+      i++;
+      break;
+    }
+    fail("expected , or }");
+  }
+  ws();
+  if (i !== s.length) fail("trailing characters");
+  return out;
+}
+
+// --- JSON ---------------------------------------------------------------------------------------
+
+/** Decode a JSON push body (gzip when Content-Encoding says so); throws on anything malformed. */
+export function decodeJsonPush(raw: Buffer, contentEncoding?: string): ReceivedEntry[] {
+  const body = contentEncoding === "gzip" ? gunzipSync(raw) : raw;
+  const doc = JSON.parse(body.toString("utf8")) as { streams?: unknown };
+  if (!Array.isArray(doc.streams)) throw new Error("missing streams");
+  const out: ReceivedEntry[] = [];
+  for (const s of doc.streams as { stream?: unknown; values?: unknown }[]) {
+    if (typeof s.stream !== "object" || s.stream === null) throw new Error("stream without labels");
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries(s.stream as Record<string, unknown>)) {
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k)) throw new Error(`invalid label name ${k}`);
+      if (typeof v !== "string") throw new Error(`label ${k} is not a string`);
+      labels[k] = v;
+    }
+    if (!Array.isArray(s.values)) throw new Error("stream without values");
+    for (const v of s.values as unknown[]) {
+      if (!Array.isArray(v) || typeof v[0] !== "string" || typeof v[1] !== "string" || !/^\d+$/.test(v[0])) {
+        throw new Error(`bad value ${JSON.stringify(v)}`);
+      }
+      out.push({ labels, tsNs: BigInt(v[0]), line: v[1] });
+    }
+  }
+  return out;
+}
