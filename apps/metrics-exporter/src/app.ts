@@ -1,0 +1,146 @@
+// Builds the exporter apart from listening: collector on a schedule → exposition cache → /metrics,
+// plus the optional Pushgateway pusher. `start()` collects once before listening, so the first
+// scrape already has data; `close()` stops the schedule, stops serving, collects a last time and
+// pushes it, all within the shutdown deadline.
+import { buildHealthServer } from "@sidecar/shared";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { Registry } from "prom-client";
+import type { Dispatcher } from "undici";
+import { Collector } from "./collector.js";
+import type { Config } from "./config.js";
+import { Exposition } from "./exposition.js";
+import { registerMetricsRoute } from "./http.js";
+import { Pusher } from "./push.js";
+import { createSelfMetrics, ownFamilyNames } from "./self-metrics.js";
+
+export interface AppDeps {
+  readonly logger: Logger;
+  /** A fresh Registry per app unless a test hands one in. */
+  readonly registry?: Registry;
+  readonly now?: () => number;
+  readonly dispatcher?: Dispatcher;
+}
+
+export interface App {
+  readonly server: FastifyInstance;
+  readonly registry: Registry;
+  readonly pusher: Pusher | undefined;
+  /** Run one collection now (tests; the schedule calls it too). */
+  collect(): Promise<void>;
+  /** Collect once, listen, start the schedules; resolves with the listening address. */
+  start(): Promise<string>;
+  /** Idempotent; `deadline` is epoch ms. */
+  close(deadline?: number): Promise<void>;
+}
+
+export function buildApp(config: Config, deps: AppDeps): App {
+  const logger = deps.logger;
+  const registry = deps.registry ?? new Registry();
+  const metrics = createSelfMetrics(registry);
+  const exposition = new Exposition();
+  const collector = new Collector({
+    dir: config.metricsDir,
+    maxFileBytes: config.maxFileBytes,
+    maxSeriesPerFile: config.maxSeriesPerFile,
+    maxTotalSeries: config.maxTotalSeries,
+    maxFiles: config.maxFiles,
+    staleAfterMs: config.staleAfterMs,
+    logger,
+    metrics,
+    ownFamilies: () => ownFamilyNames(registry),
+    now: deps.now,
+  });
+
+  let collectedOnce = false;
+  const server = buildHealthServer({
+    logger,
+    readiness: () =>
+      collectedOnce ? { ready: true } : { ready: false, reason: "first collection not finished" },
+  });
+  registerMetricsRoute(server, { exposition, registry, metrics });
+
+  const pusher = config.pushgatewayUrl
+    ? new Pusher({
+        url: config.pushgatewayUrl,
+        job: config.pushJob,
+        instance: config.pushInstance,
+        intervalMs: config.pushIntervalMs,
+        timeoutMs: config.pushTimeoutMs,
+        retryMinMs: config.pushRetryMinMs,
+        retryMaxMs: config.pushRetryMaxMs,
+        body: () => exposition.push(),
+        logger,
+        metrics,
+        dispatcher: deps.dispatcher,
+      })
+    : undefined;
+
+  let running: Promise<void> | undefined;
+  const collect = (): Promise<void> => {
+    // Never two collections at once: a slow one (a big file changed) delays the next tick instead.
+    running ??= (async () => {
+      try {
+        const result = await collector.collect();
+        if (result.changed) {
+          exposition.update(result.families);
+          metrics.expositionBytes.set(exposition.body("text").length);
+        }
+        collectedOnce = true;
+      } catch (err) {
+        // Bad input is handled as values inside the collector; reaching here is a bug. Keep serving.
+        logger.error({ err }, "collection failed");
+      } finally {
+        running = undefined;
+      }
+    })();
+    return running;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const schedule = () => {
+    if (closed) return;
+    timer = setTimeout(() => {
+      void collect().then(schedule);
+    }, config.collectIntervalMs);
+  };
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    registry,
+    pusher,
+    collect,
+    async start() {
+      await collect();
+      schedule();
+      const address = await server.listen({ host: config.httpHost, port: config.httpPort });
+      pusher?.start();
+      logger.info(
+        {
+          address,
+          dir: config.metricsDir,
+          collectIntervalMs: config.collectIntervalMs,
+          staleAfterMs: config.staleAfterMs,
+          push: pusher?.url,
+        },
+        "metrics-exporter listening",
+      );
+      return address;
+    },
+    close(deadline = Date.now() + config.shutdownTimeoutMs) {
+      closing ??= (async () => {
+        closed = true;
+        if (timer) clearTimeout(timer);
+        await server.close();
+        if (pusher) {
+          // The app container has already stopped: pick up the last file it wrote, then push it.
+          await collect();
+          await pusher.close(deadline);
+        }
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,354 @@
+// One collection of the metrics directory: list `*.prom`, re-parse only files whose version (inode,
+// size, mtime) changed, keep each file's last good version while a newer one is rejected, drop
+// versions older than STALE_AFTER_MS, and merge what is servable. The merged result is recomputed
+// only when the set of served versions changed, so an idle directory costs a readdir and a stat
+// per file. Every outcome is reported once per transition (logs) and as per-file metrics.
+import type { Logger } from "pino";
+import type { Family, FamilyType } from "./families.js";
+import { type Conflict, type MergeResult, mergeFiles } from "./merge.js";
+import { decodeUtf8, type FileError, type FileErrorReason, parseText } from "./parse.js";
+import { type Candidate, listFiles, readCapped, statFile, versionOf } from "./scan.js";
+import type { SelfMetrics } from "./self-metrics.js";
+
+export interface CollectorOptions {
+  readonly dir: string;
+  readonly maxFileBytes: number;
+  readonly maxSeriesPerFile: number;
+  readonly maxTotalSeries: number;
+  readonly maxFiles: number;
+  /** 0 = never stale. */
+  readonly staleAfterMs: number;
+  readonly logger: Logger;
+  readonly metrics: SelfMetrics;
+  /** The exporter's own families, which collected files may not shadow. */
+  readonly ownFamilies: () => readonly { name: string; type: FamilyType }[];
+  readonly now?: () => number;
+}
+
+export interface CollectionResult {
+  /** True when the served families differ from the previous collection's. */
+  readonly changed: boolean;
+  readonly families: readonly Family[];
+  readonly series: number;
+}
+
+interface GoodVersion {
+  readonly families: Family[];
+  readonly series: number;
+  readonly mtimeMs: number;
+  readonly version: string;
+}
+
+interface FileState {
+  readonly name: string;
+  /** The last version looked at (served or rejected). */
+  version: string | undefined;
+  mtimeMs: number;
+  /** Why the last version looked at was rejected; undefined when it was accepted. */
+  error: FileError | undefined;
+  good: GoodVersion | undefined;
+  stale: boolean;
+  /** Stored series of the other files when this file was refused for the total cap. */
+  blockedAtStored: number | undefined;
+  conflict: Conflict | undefined;
+  readonly errorReasons: Set<FileErrorReason>;
+}
+
+const LIMIT_OF: Partial<Record<FileErrorReason, string>> = {
+  too_large: "max_file_bytes",
+  too_many_series: "max_series_per_file",
+  total_series_cap: "max_total_series",
+};
+
+export class Collector {
+  private readonly opts: CollectorOptions;
+  private readonly log: Logger;
+  private readonly m: SelfMetrics;
+  private readonly now: () => number;
+  private readonly files = new Map<string, FileState>();
+  private skipped = new Map<string, string>();
+  private dirReadable: boolean | undefined;
+  private signature: string | undefined;
+  private merged: MergeResult = { families: [], series: 0, included: new Set(), excluded: new Map() };
+
+  constructor(opts: CollectorOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: "collector" });
+    this.m = opts.metrics;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async collect(): Promise<CollectionResult> {
+    const endTimer = this.m.collectionDuration.startTimer();
+    const listing = await listFiles(this.opts.dir);
+    if (!listing.ok) {
+      // Keep serving the last good versions (they still go stale); say so once, count every time.
+      this.m.collectionErrors.inc({ reason: listing.code.toLowerCase() });
+      this.m.dirReadable.set(0);
+      if (this.dirReadable !== false) {
+        this.log.warn(
+          { dir: this.opts.dir, code: listing.code, err: listing.message },
+          "cannot list the metrics directory; serving the last good versions until they go stale",
+        );
+      }
+      this.dirReadable = false;
+    } else {
+      if (this.dirReadable === false)
+        this.log.info({ dir: this.opts.dir }, "metrics directory readable again");
+      this.dirReadable = true;
+      this.m.dirReadable.set(1);
+      const candidates = listing.files.slice(0, this.opts.maxFiles);
+      const skipped = new Map<string, string>(listing.skipped.map((s) => [s.name, s.reason]));
+      for (const extra of listing.files.slice(this.opts.maxFiles)) skipped.set(extra.name, "too_many_files");
+      this.reportSkipped(skipped);
+      const present = new Set<string>();
+      for (const c of candidates) {
+        if (await this.visit(c)) present.add(c.name);
+      }
+      for (const name of [...this.files.keys()]) if (!present.has(name)) this.forget(name);
+    }
+
+    this.expireStale();
+    const servable = [...this.files.values()].filter((s) => s.good !== undefined);
+    servable.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const signature = servable.map((s) => `${s.name}\0${s.good?.version}`).join("\n");
+    const changed = signature !== this.signature;
+    if (changed) {
+      this.signature = signature;
+      this.merged = mergeFiles(
+        servable.map((s) => ({ file: s.name, families: s.good?.families ?? [] })),
+        this.opts.ownFamilies(),
+      );
+      this.m.series.set(this.merged.series);
+      this.m.families.set(this.merged.families.length);
+    }
+    this.reportFiles();
+    this.m.collections.inc();
+    this.m.lastCollection.set(this.now() / 1000);
+    endTimer();
+    return { changed, families: this.merged.families, series: this.merged.series };
+  }
+
+  /** Look at one candidate; false when it vanished before it could be looked at. */
+  private async visit(c: Candidate): Promise<boolean> {
+    const st = await statFile(c.path);
+    if (!st.ok) {
+      if (st.code === "ENOENT") return false;
+      const state = this.stateOf(c.name);
+      const version = `stat-error:${st.code}`;
+      if (state.version !== version) {
+        this.reject(state, version, state.mtimeMs, {
+          reason: "read_error",
+          line: 0,
+          message: `${st.code}: ${st.message}`,
+        });
+      }
+      return true;
+    }
+    const state = this.stateOf(c.name);
+    const version = versionOf(st.stats);
+    const storedOthers = this.storedSeries() - (state.good?.series ?? 0);
+    const budgetFreed =
+      state.error?.reason === "total_series_cap" &&
+      state.blockedAtStored !== undefined &&
+      storedOthers < state.blockedAtStored;
+    if (version === state.version && !budgetFreed) return true;
+    const mtimeMs = st.stats.mtimeMs;
+
+    if (this.isStale(mtimeMs)) {
+      // Not worth parsing: it would be dropped at once. Counts as stale, not as an error.
+      state.version = version;
+      state.mtimeMs = mtimeMs;
+      state.error = undefined;
+      if (state.good) this.dropStale(state);
+      state.stale = true;
+      return true;
+    }
+    if (st.stats.size > this.opts.maxFileBytes) {
+      // Judged by stat alone: a huge file is never opened.
+      this.reject(state, version, mtimeMs, {
+        reason: "too_large",
+        line: 0,
+        message: `${st.stats.size} bytes > MAX_FILE_BYTES ${this.opts.maxFileBytes}`,
+      });
+      return true;
+    }
+    const read = await readCapped(c.path, this.opts.maxFileBytes);
+    if (!read.ok) {
+      if (read.stats === undefined && read.message.startsWith("ENOENT")) return false;
+      const v = read.stats ? versionOf(read.stats) : version;
+      const reason: FileErrorReason = read.reason === "too_large" ? "too_large" : "read_error";
+      this.reject(state, v, read.stats?.mtimeMs ?? mtimeMs, { reason, line: 0, message: read.message });
+      return true;
+    }
+    const readVersion = versionOf(read.stats);
+    const readMtime = read.stats.mtimeMs;
+    const text = decodeUtf8(read.bytes);
+    if (text === undefined) {
+      this.reject(state, readVersion, readMtime, {
+        reason: "invalid_utf8",
+        line: 0,
+        message: "not valid UTF-8",
+      });
+      return true;
+    }
+    const budget = Math.max(0, this.opts.maxTotalSeries - storedOthers);
+    const perFileBinds = this.opts.maxSeriesPerFile <= budget;
+    this.m.fileParses.inc();
+    const parsed = parseText(text, {
+      maxSeries: perFileBinds ? this.opts.maxSeriesPerFile : budget,
+      seriesLimitReason: perFileBinds ? "too_many_series" : "total_series_cap",
+    });
+    if (!parsed.ok) {
+      this.reject(state, readVersion, readMtime, parsed.error);
+      if (parsed.error.reason === "total_series_cap") state.blockedAtStored = storedOthers;
+      return true;
+    }
+    if (state.error) this.log.info({ file: c.name, series: parsed.series }, "file accepted again");
+    state.version = readVersion;
+    state.mtimeMs = readMtime;
+    state.error = undefined;
+    state.blockedAtStored = undefined;
+    state.stale = false;
+    state.good = {
+      families: parsed.families,
+      series: parsed.series,
+      mtimeMs: readMtime,
+      version: readVersion,
+    };
+    return true;
+  }
+
+  private reject(state: FileState, version: string, mtimeMs: number, error: FileError): void {
+    state.version = version;
+    state.mtimeMs = mtimeMs;
+    state.error = error;
+    state.blockedAtStored = undefined;
+    state.errorReasons.add(error.reason);
+    this.m.fileErrors.inc({ file: state.name, reason: error.reason });
+    const limit = LIMIT_OF[error.reason];
+    if (limit) this.m.limitHits.inc({ limit });
+    this.log.warn(
+      {
+        file: state.name,
+        line: error.line || undefined,
+        reason: error.reason,
+        err: error.message,
+        servingLastGood: state.good !== undefined,
+      },
+      "file rejected",
+    );
+  }
+
+  private stateOf(name: string): FileState {
+    let s = this.files.get(name);
+    if (!s) {
+      s = {
+        name,
+        version: undefined,
+        mtimeMs: 0,
+        error: undefined,
+        good: undefined,
+        stale: false,
+        blockedAtStored: undefined,
+        conflict: undefined,
+        errorReasons: new Set(),
+      };
+      this.files.set(name, s);
+    }
+    return s;
+  }
+
+  private storedSeries(): number {
+    let n = 0;
+    for (const s of this.files.values()) n += s.good?.series ?? 0;
+    return n;
+  }
+
+  private isStale(mtimeMs: number): boolean {
+    return this.opts.staleAfterMs > 0 && this.now() - mtimeMs > this.opts.staleAfterMs;
+  }
+
+  private expireStale(): void {
+    for (const s of this.files.values()) if (s.good && this.isStale(s.good.mtimeMs)) this.dropStale(s);
+  }
+
+  private dropStale(s: FileState): void {
+    this.log.warn(
+      {
+        file: s.name,
+        mtime: new Date(s.good?.mtimeMs ?? 0).toISOString(),
+        staleAfterMs: this.opts.staleAfterMs,
+      },
+      "file not rewritten for STALE_AFTER_MS; dropped from the output",
+    );
+    s.good = undefined;
+    s.stale = true;
+    this.m.filesDropped.inc({ reason: "stale" });
+  }
+
+  /** A file that disappeared: drop its data and its per-file series. */
+  private forget(name: string): void {
+    const s = this.files.get(name);
+    if (!s) return;
+    this.files.delete(name);
+    if (s.good) {
+      this.m.filesDropped.inc({ reason: "deleted" });
+      this.log.info({ file: name }, "file deleted; dropped from the output");
+    }
+    for (const g of [
+      this.m.fileOk,
+      this.m.fileMtime,
+      this.m.fileSeries,
+      this.m.fileStale,
+      this.m.fileRejected,
+    ]) {
+      g.remove({ file: name });
+    }
+    for (const reason of s.errorReasons) this.m.fileErrors.remove({ file: name, reason });
+    if (s.conflict) this.m.fileConflict.remove({ file: name, reason: s.conflict.reason });
+  }
+
+  private reportSkipped(now: Map<string, string>): void {
+    for (const [name, reason] of now) {
+      if (this.skipped.get(name) === reason) continue;
+      this.m.filesSkipped.inc({ reason });
+      if (reason === "too_many_files") this.m.limitHits.inc({ limit: "max_files" });
+      this.log.warn({ file: name, reason }, "file skipped");
+    }
+    this.skipped = now;
+  }
+
+  private reportFiles(): void {
+    for (const s of this.files.values()) {
+      const file = s.name;
+      const included = this.merged.included.has(file) && s.good !== undefined;
+      this.m.fileOk.set({ file }, included ? 1 : 0);
+      this.m.fileMtime.set({ file }, s.mtimeMs / 1000);
+      this.m.fileSeries.set({ file }, included ? (s.good?.series ?? 0) : 0);
+      this.m.fileStale.set({ file }, s.stale ? 1 : 0);
+      this.m.fileRejected.set({ file }, s.error ? 1 : 0);
+      const conflict = s.good ? this.merged.excluded.get(file) : undefined;
+      if (conflict?.reason !== s.conflict?.reason || conflict?.family !== s.conflict?.family) {
+        if (s.conflict) this.m.fileConflict.remove({ file, reason: s.conflict.reason });
+        if (conflict) {
+          this.m.fileConflict.set({ file, reason: conflict.reason }, 1);
+          this.m.conflicts.inc({ reason: conflict.reason });
+          this.log.warn(
+            {
+              file,
+              reason: conflict.reason,
+              family: conflict.family,
+              with: conflict.with,
+              err: conflict.message,
+            },
+            "file left out: conflicts with an earlier file (files are merged in name order; the first wins)",
+          );
+        } else if (s.conflict) {
+          this.log.info({ file }, "conflict resolved; file merged");
+        }
+        s.conflict = conflict;
+      }
+    }
+  }
+}

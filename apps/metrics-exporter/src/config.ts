@@ -1,0 +1,85 @@
+// The exporter's configuration: one schema over the environment, parsed once at start and frozen.
+// Names and defaults of the architecture contract (METRICS_DIR, COLLECT_INTERVAL_MS, …) are kept;
+// the bounds on what input may cost are named here so they can be tuned and are counted when hit.
+import { hostname } from "node:os";
+import {
+  ConfigError,
+  type ConfigOf,
+  type Env,
+  type Field,
+  int,
+  LOG_LEVELS,
+  oneOf,
+  parseEnv,
+  str,
+  url,
+} from "@sidecar/shared";
+
+const MiB = 1024 * 1024;
+
+/** A Pushgateway job name: any non-empty text (it is path-encoded when pushed). */
+function pushJob(name: string): Field<string> {
+  return {
+    name,
+    expected: "a non-empty job name",
+    default: "sidecar",
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v === "") throw new Error("empty");
+      return v;
+    },
+  };
+}
+
+export const schema = {
+  metricsDir: str("METRICS_DIR", { default: "/shared/metrics", expected: "a directory path" }),
+  collectIntervalMs: int("COLLECT_INTERVAL_MS", { default: 5000, min: 100, max: 3_600_000 }),
+  /** 0 disables staleness (files are served until deleted, like node_exporter). */
+  staleAfterMs: int("STALE_AFTER_MS", { default: 300_000, min: 0, max: 86_400_000 }),
+  maxFileBytes: int("MAX_FILE_BYTES", { default: 8 * MiB, min: 1024, max: 256 * MiB }),
+  maxSeriesPerFile: int("MAX_SERIES_PER_FILE", { default: 50_000, min: 1, max: 10_000_000 }),
+  maxTotalSeries: int("MAX_TOTAL_SERIES", { default: 200_000, min: 1, max: 10_000_000 }),
+  maxFiles: int("MAX_FILES", { default: 1000, min: 1, max: 100_000 }),
+  httpHost: str("HTTP_HOST", { default: "0.0.0.0", expected: "a host or IP address to listen on" }),
+  httpPort: int("HTTP_PORT", { default: 9100, min: 0, max: 65535 }),
+  pushgatewayUrl: url("PUSHGATEWAY_URL"),
+  pushIntervalMs: int("PUSH_INTERVAL_MS", { default: 15_000, min: 1000, max: 3_600_000 }),
+  pushJob: pushJob("PUSH_JOB"),
+  /** The `instance` of the push grouping key: PUSH_INSTANCE, else POD_NAME, else the host name. */
+  pushInstance: str("PUSH_INSTANCE", {
+    default: () => hostname(),
+    aliases: ["POD_NAME"],
+    expected: "a non-empty instance name",
+  }),
+  pushTimeoutMs: int("PUSH_TIMEOUT_MS", { default: 10_000, min: 100, max: 300_000 }),
+  pushRetryMinMs: int("PUSH_RETRY_MIN_MS", { default: 1000, min: 10, max: 3_600_000 }),
+  pushRetryMaxMs: int("PUSH_RETRY_MAX_MS", { default: 120_000, min: 10, max: 3_600_000 }),
+  shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", { default: 10_000, min: 100, max: 600_000 }),
+  logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, { default: "info" }),
+};
+
+export type Config = ConfigOf<typeof schema>;
+
+/** Parse and cross-check the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
+  const config = parseEnv(schema, env, overrides);
+  if (config.pushRetryMinMs > config.pushRetryMaxMs) {
+    throw new ConfigError([
+      {
+        name: "PUSH_RETRY_MIN_MS",
+        value: String(config.pushRetryMinMs),
+        expected: `at most PUSH_RETRY_MAX_MS (${config.pushRetryMaxMs})`,
+      },
+    ]);
+  }
+  if (config.maxSeriesPerFile > config.maxTotalSeries) {
+    throw new ConfigError([
+      {
+        name: "MAX_SERIES_PER_FILE",
+        value: String(config.maxSeriesPerFile),
+        expected: `at most MAX_TOTAL_SERIES (${config.maxTotalSeries})`,
+      },
+    ]);
+  }
+  return config;
+}

@@ -1,0 +1,89 @@
+// The collected part of /metrics, rendered once per change of the collected families and kept per
+// format (text always; OpenMetrics, gzip and the push body lazily, when first asked for). A scrape
+// then costs a buffer copy plus rendering the exporter's own few metrics.
+import type { Family } from "./families.js";
+import { type GzipPrefix, gzipPrefix } from "./gzip.js";
+import { type Format, renderFamilies, renderFamily } from "./render.js";
+
+// The Pushgateway owns these names and rejects pushes that contain them.
+const PUSHGATEWAY_RESERVED = new Set(["push_time_seconds", "push_failure_time_seconds"]);
+
+export class Exposition {
+  private families: readonly Family[] = [];
+  private readonly bodies = new Map<Format, Buffer>();
+  private readonly gzipped = new Map<Format, GzipPrefix>();
+  private pushBody: Buffer | undefined;
+
+  update(families: readonly Family[]): void {
+    this.families = families;
+    this.bodies.clear();
+    this.gzipped.clear();
+    this.pushBody = undefined;
+  }
+
+  get familyCount(): number {
+    return this.families.length;
+  }
+
+  body(format: Format): Buffer {
+    let b = this.bodies.get(format);
+    if (!b) {
+      b = Buffer.from(renderFamilies(this.families, format), "utf8");
+      this.bodies.set(format, b);
+    }
+    return b;
+  }
+
+  gzip(format: Format): GzipPrefix {
+    let g = this.gzipped.get(format);
+    if (!g) {
+      g = gzipPrefix(this.body(format));
+      this.gzipped.set(format, g);
+    }
+    return g;
+  }
+
+  /**
+   * Text 0.0.4 for a Pushgateway PUT. The grouping key sets `job` and `instance` on every pushed
+   * series and would silently overwrite (and so merge) series that carry their own; like a
+   * Prometheus scrape without honor_labels, those labels are kept as `exported_job` and
+   * `exported_instance`. A series that already has the exported_ label as well is left out.
+   */
+  push(): Buffer {
+    if (this.pushBody) return this.pushBody;
+    const parts: string[] = [];
+    for (const f of this.families) {
+      if (PUSHGATEWAY_RESERVED.has(f.name)) continue;
+      if (!f.lines.includes('job="') && !f.lines.includes('instance="')) {
+        parts.push(renderFamily(f, "text"));
+        continue;
+      }
+      let lines = "";
+      let series = 0;
+      for (const line of f.lines.split("\n")) {
+        if (line === "") continue;
+        const renamed = renameGroupingLabels(line);
+        if (renamed === undefined) continue;
+        lines += `${renamed}\n`;
+        series++;
+      }
+      if (series > 0) parts.push(renderFamily({ ...f, lines, series }, "text"));
+    }
+    this.pushBody = Buffer.from(parts.join(""), "utf8");
+    return this.pushBody;
+  }
+}
+
+function renameGroupingLabels(line: string): string | undefined {
+  let out = line;
+  for (const label of ["job", "instance"]) {
+    // Inside a label value every `"` is escaped, so `{job="` / `,job="` can only start a label.
+    for (const sep of ["{", ","]) {
+      const needle = `${sep}${label}="`;
+      if (!out.includes(needle)) continue;
+      if (out.includes(`{exported_${label}="`) || out.includes(`,exported_${label}="`)) return undefined;
+      out = out.replace(needle, `${sep}exported_${label}="`);
+    }
+  }
+  return out;
+}

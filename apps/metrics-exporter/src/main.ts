@@ -1,0 +1,14 @@
+// Entry point of the metrics-exporter image (`node dist/main.js`): wiring only.
+import { createLifecycle, createLogger, runMain } from "@sidecar/shared";
+import { buildApp } from "./app.js";
+import { loadConfig } from "./config.js";
+
+runMain("metrics-exporter", async () => {
+  const config = loadConfig(process.env);
+  const logger = createLogger({ service: "metrics-exporter", level: config.logLevel });
+  const app = buildApp(config, { logger });
+  const lifecycle = createLifecycle({ logger, timeoutMs: config.shutdownTimeoutMs });
+  lifecycle.onShutdown("exporter", (deadline) => app.close(deadline));
+  lifecycle.install();
+  await app.start();
+});

@@ -1,0 +1,161 @@
+// Optional push to a Prometheus Pushgateway: PUT (replace the group) of the collected families in
+// text format to /metrics/job/<job>/instance/<instance> every PUSH_INTERVAL_MS, backing off with
+// jitter while the gateway is unreachable or failing, and once more at shutdown so the last state
+// of a terminating pod is not lost. Results are typed values, not exceptions.
+import { backoffDelay, sleep } from "@sidecar/shared";
+import type { Logger } from "pino";
+import { type Dispatcher, request } from "undici";
+import { CONTENT_TYPES } from "./render.js";
+import type { SelfMetrics } from "./self-metrics.js";
+
+export type PushResult =
+  | { readonly kind: "success"; readonly status: number }
+  | { readonly kind: "retryable"; readonly status?: number; readonly message: string }
+  | { readonly kind: "failure"; readonly status: number; readonly message: string };
+
+export interface PusherOptions {
+  readonly url: URL;
+  readonly job: string;
+  readonly instance: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly retryMinMs: number;
+  readonly retryMaxMs: number;
+  /** The body to push (text format 0.0.4), taken fresh for every push. */
+  readonly body: () => Buffer;
+  readonly logger: Logger;
+  readonly metrics: SelfMetrics;
+  readonly dispatcher?: Dispatcher;
+}
+
+/** One path segment of a grouping key; base64url form when the value has a `/` or is empty. */
+export function groupingSegment(name: string, value: string): string {
+  if (value === "" || value.includes("/")) {
+    return `${name}@base64/${Buffer.from(value, "utf8").toString("base64url") || "="}`;
+  }
+  return `${name}/${encodeURIComponent(value)}`;
+}
+
+export function pushUrl(base: URL, job: string, instance: string): URL {
+  const u = new URL(base.href);
+  u.username = "";
+  u.password = "";
+  u.pathname = `${u.pathname.replace(/\/+$/, "")}/metrics/${groupingSegment("job", job)}/${groupingSegment("instance", instance)}`;
+  return u;
+}
+
+export class Pusher {
+  private readonly opts: PusherOptions;
+  private readonly log: Logger;
+  private readonly target: URL;
+  private readonly auth: string | undefined;
+  private readonly stop = new AbortController();
+  private loop: Promise<void> | undefined;
+  private inFlight: Promise<PushResult> | undefined;
+  private closed = false;
+
+  constructor(opts: PusherOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: "push" });
+    this.target = pushUrl(opts.url, opts.job, opts.instance);
+    // Credentials in the URL become a Basic Authorization header (and never appear in logs).
+    this.auth =
+      opts.url.username || opts.url.password
+        ? `Basic ${Buffer.from(`${decodeURIComponent(opts.url.username)}:${decodeURIComponent(opts.url.password)}`).toString("base64")}`
+        : undefined;
+  }
+
+  get url(): string {
+    return this.target.href;
+  }
+
+  start(): void {
+    if (this.loop || this.closed) return;
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.stop.signal.aborted) {
+      const result = await this.pushOnce();
+      let delay = this.opts.intervalMs;
+      if (result.kind === "retryable") {
+        attempt++;
+        delay = backoffDelay(attempt, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
+      } else {
+        attempt = 0;
+      }
+      await sleep(delay, this.stop.signal);
+    }
+  }
+
+  /** Push now; concurrent callers share one request. */
+  pushOnce(timeoutMs = this.opts.timeoutMs): Promise<PushResult> {
+    if (!this.inFlight) {
+      this.inFlight = this.send(timeoutMs).finally(() => {
+        this.inFlight = undefined;
+      });
+    }
+    return this.inFlight;
+  }
+
+  private async send(timeoutMs: number): Promise<PushResult> {
+    const endTimer = this.opts.metrics.pushDuration.startTimer();
+    const body = this.opts.body();
+    let result: PushResult;
+    try {
+      const headers: Record<string, string> = { "content-type": CONTENT_TYPES.text };
+      if (this.auth) headers.authorization = this.auth;
+      const res = await request(this.target, {
+        method: "PUT",
+        body,
+        headers,
+        dispatcher: this.opts.dispatcher,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = (await res.body.text()).slice(0, 500).trim();
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        result = { kind: "success", status: res.statusCode };
+      } else if (res.statusCode === 429 || res.statusCode === 408 || res.statusCode >= 500) {
+        result = { kind: "retryable", status: res.statusCode, message: text };
+      } else {
+        result = { kind: "failure", status: res.statusCode, message: text };
+      }
+    } catch (err) {
+      result = { kind: "retryable", message: err instanceof Error ? err.message : String(err) };
+    }
+    endTimer();
+    this.opts.metrics.pushes.inc({ result: result.kind });
+    if (result.kind === "success") {
+      this.opts.metrics.lastPushSuccess.set(Date.now() / 1000);
+      this.log.debug({ url: this.target.href, bytes: body.length }, "pushed");
+    } else {
+      // A rejected body (4xx) will not get better by retrying it sooner: it waits for the next interval.
+      this.log.warn(
+        {
+          url: this.target.href,
+          status: "status" in result ? result.status : undefined,
+          err: result.message,
+          kind: result.kind,
+        },
+        result.kind === "failure" ? "push rejected by the Pushgateway" : "push failed; backing off",
+      );
+    }
+    return result;
+  }
+
+  /** Stop the schedule and push a last time within the deadline (epoch ms). */
+  async close(deadline: number): Promise<PushResult | undefined> {
+    if (this.closed) return undefined;
+    this.closed = true;
+    this.stop.abort();
+    await this.loop;
+    const left = deadline - Date.now();
+    if (left <= 0) return undefined;
+    const result = await this.pushOnce(Math.min(this.opts.timeoutMs, left));
+    this.log.info({ url: this.target.href, result: result.kind }, "final push at shutdown");
+    return result;
+  }
+}
