@@ -1,0 +1,429 @@
+// The kustomize deployment as users apply it: `kubectl kustomize k8s/` renders, every object is
+// valid against the Kubernetes API schema (offline, kubernetes-models), and the pod keeps the
+// invariants the design depends on — native sidecars in order, mounts per the architecture table,
+// Pod Security Standards "restricted", resources, probes, the shutdown and memory budgets, and
+// only environment variables the programs' config schemas know.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import * as models from "kubernetes-models";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { APPS, type AppName, knownEnvNames } from "./support/config-names.js";
+import { type K8sObject, kustomize, quantity } from "./support/kustomize.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const K8S = join(ROOT, "k8s");
+const Mi = 2 ** 20;
+/** What a Node process (fastify + pino + prom-client) needs beside its tmpfs log files. */
+const APP_PROCESS_ALLOWANCE = 96 * Mi;
+/** Room on the shared volume for the metrics file(s) and the shipper's positions. */
+const VOLUME_OVERHEAD_ALLOWANCE = 4 * Mi;
+/** Slack between the containers' shutdown budgets and the pod's grace period. */
+const GRACE_MARGIN_S = 5;
+
+// biome-ignore lint/suspicious/noExplicitAny: the rendered objects are walked dynamically
+type Any = any;
+
+/** The kubernetes-models class for an object's apiVersion/kind, if the package has one. */
+function modelFor(obj: K8sObject): (new (data: unknown) => { validate(): void }) | undefined {
+  const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : ["", obj.apiVersion];
+  const groupKey =
+    group === ""
+      ? undefined
+      : group?.replace(/\.([a-z])/g, (_m, c: string) => c.toUpperCase()).replace(/\./g, "");
+  const ns: Any =
+    groupKey === undefined
+      ? (models as Any)[version as string]
+      : (models as Any)[groupKey]?.[version as string];
+  return ns?.[obj.kind];
+}
+
+/** A PodMonitor (prometheus-operator CRD, no model in kubernetes-models) checked by structure. */
+function validatePodMonitor(obj: Any): void {
+  expect(obj.apiVersion).toBe("monitoring.coreos.com/v1");
+  expect(typeof obj.metadata?.name).toBe("string");
+  expect(obj.spec?.selector?.matchLabels).toBeTypeOf("object");
+  expect(Array.isArray(obj.spec?.podMetricsEndpoints) && obj.spec.podMetricsEndpoints.length > 0).toBe(true);
+  for (const ep of obj.spec.podMetricsEndpoints) {
+    expect(typeof ep.port).toBe("string");
+    expect(ep.path ?? "/metrics").toMatch(/^\//);
+    if (ep.interval !== undefined) expect(ep.interval).toMatch(/^[0-9]+(ms|s|m|h)$/);
+  }
+}
+
+function validateAll(objects: K8sObject[]): void {
+  for (const obj of objects) {
+    if (obj.kind === "PodMonitor") {
+      validatePodMonitor(obj);
+      continue;
+    }
+    const Model = modelFor(obj);
+    if (!Model) throw new Error(`no schema for ${obj.apiVersion} ${obj.kind}`);
+    try {
+      new Model(obj).validate();
+    } catch (err) {
+      throw new Error(`${obj.kind}/${obj.metadata.name} is not valid: ${(err as Error).message}`);
+    }
+  }
+}
+
+function find(objects: K8sObject[], kind: string, name: string): Any {
+  const obj = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!obj) throw new Error(`${kind}/${name} not rendered`);
+  return obj;
+}
+
+/** ConfigMaps are generated with a content hash suffix; find one by its generator name. */
+function configMap(objects: K8sObject[], base: string): Record<string, string> {
+  const cm = objects.find(
+    (o) => o.kind === "ConfigMap" && new RegExp(`^${base}-[a-z0-9]{10}$`).test(o.metadata.name),
+  );
+  if (!cm) throw new Error(`ConfigMap ${base}-<hash> not rendered`);
+  return (cm as Any).data as Record<string, string>;
+}
+
+/** A container's effective environment: its ConfigMaps (envFrom) and env entries. */
+function envOf(objects: K8sObject[], container: Any): Map<string, string | { from: string }> {
+  const env = new Map<string, string | { from: string }>();
+  for (const src of container.envFrom ?? []) {
+    const name: string = src.configMapRef.name;
+    const cm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === name) as Any;
+    if (!cm) throw new Error(`${container.name}: envFrom references missing ConfigMap ${name}`);
+    for (const [k, v] of Object.entries(cm.data ?? {})) env.set(k, v as string);
+  }
+  for (const e of container.env ?? []) {
+    env.set(e.name, e.value ?? { from: e.valueFrom?.fieldRef?.fieldPath ?? JSON.stringify(e.valueFrom) });
+  }
+  return env;
+}
+
+/** Pod Security Standards "restricted" (v1.30 rules) for one pod spec. */
+function assertRestricted(where: string, spec: Any): void {
+  const pod = spec.securityContext ?? {};
+  expect(spec.hostNetwork ?? false, `${where}: hostNetwork`).toBe(false);
+  expect(spec.hostPID ?? false, `${where}: hostPID`).toBe(false);
+  expect(spec.hostIPC ?? false, `${where}: hostIPC`).toBe(false);
+  const allowedVolumes = [
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+  ];
+  for (const v of spec.volumes ?? []) {
+    const types = Object.keys(v).filter((k) => k !== "name");
+    expect(
+      types.every((t) => allowedVolumes.includes(t)),
+      `${where}: volume ${v.name} type ${types}`,
+    ).toBe(true);
+  }
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const sc = c.securityContext ?? {};
+    const at = `${where}/${c.name}`;
+    expect(sc.runAsNonRoot ?? pod.runAsNonRoot, `${at}: runAsNonRoot`).toBe(true);
+    const uid = sc.runAsUser ?? pod.runAsUser;
+    expect(Number.isInteger(uid) && uid > 0, `${at}: numeric non-root runAsUser`).toBe(true);
+    expect(sc.allowPrivilegeEscalation, `${at}: allowPrivilegeEscalation`).toBe(false);
+    expect(sc.privileged ?? false, `${at}: privileged`).toBe(false);
+    expect(sc.capabilities?.drop, `${at}: capabilities.drop`).toContain("ALL");
+    for (const cap of sc.capabilities?.add ?? [])
+      expect(cap, `${at}: capabilities.add`).toBe("NET_BIND_SERVICE");
+    expect((sc.seccompProfile ?? pod.seccompProfile)?.type, `${at}: seccompProfile`).toBe("RuntimeDefault");
+    expect(sc.readOnlyRootFilesystem, `${at}: readOnlyRootFilesystem`).toBe(true);
+    for (const p of c.ports ?? []) expect(p.hostPort, `${at}: hostPort`).toBeUndefined();
+    const tmp = (c.volumeMounts ?? []).find((m: Any) => m.mountPath === "/tmp");
+    expect(tmp, `${at}: a writable /tmp beside the read-only root`).toBeDefined();
+    expect(tmp.readOnly ?? false).toBe(false);
+    expect(
+      (spec.volumes ?? []).find((v: Any) => v.name === tmp.name)?.emptyDir,
+      `${at}: /tmp is an emptyDir`,
+    ).toBeDefined();
+  }
+}
+
+let objects: K8sObject[] = [];
+let known: Record<AppName, Set<string>>;
+
+beforeAll(async () => {
+  objects = kustomize(K8S);
+  known = {} as Record<AppName, Set<string>>;
+  for (const app of APPS) known[app] = await knownEnvNames(app, ROOT);
+});
+
+describe("kubectl kustomize k8s/", () => {
+  it("renders the namespace, the pod's Deployment and Service, three ConfigMaps and the demo Loki", () => {
+    const kinds = objects.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort();
+    expect(kinds).toEqual(
+      [
+        "ConfigMap/log-shipper-config",
+        "ConfigMap/loki-config",
+        "ConfigMap/metrics-exporter-config",
+        "ConfigMap/sample-app-config",
+        "Deployment/loki",
+        "Deployment/sample-app",
+        "Namespace/sample-app",
+        "Service/loki",
+        "Service/sample-app",
+      ].sort(),
+    );
+    for (const o of objects) {
+      if (o.kind !== "Namespace")
+        expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("sample-app");
+    }
+    expect(
+      find(objects, "Namespace", "sample-app").metadata.labels["pod-security.kubernetes.io/enforce"],
+    ).toBe("restricted");
+  });
+
+  it("validates every object against the Kubernetes API schema (kubernetes-models)", () => {
+    validateAll(objects);
+    // The validator really rejects bad objects (so a pass above means something).
+    const bad = structuredClone(find(objects, "Deployment", "sample-app"));
+    bad.spec.template.spec.containers[0].ports[0].containerPort = "http";
+    expect(() => validateAll([bad])).toThrow(/containerPort/);
+  });
+
+  it("runs log-shipper then metrics-exporter as native sidecars before the sample-app main container", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    expect(spec.initContainers.map((c: Any) => c.name)).toEqual(["log-shipper", "metrics-exporter"]);
+    expect(spec.containers.map((c: Any) => c.name)).toEqual(["sample-app"]);
+    for (const c of spec.initContainers) expect(c.restartPolicy, c.name).toBe("Always");
+    // The app starts only once the shipper's startup probe passed.
+    const shipper = spec.initContainers[0];
+    expect(shipper.startupProbe?.httpGet?.path).toBe("/healthz");
+    const images = [...spec.initContainers, ...spec.containers].map((c: Any) => c.image);
+    expect(images).toEqual([
+      "sidecar-pod/log-shipper:0.1.0",
+      "sidecar-pod/metrics-exporter:0.1.0",
+      "sidecar-pod/sample-app:0.1.0",
+    ]);
+  });
+
+  it("mounts one memory-backed emptyDir by subPath exactly as the architecture table says", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    const shared = spec.volumes.find((v: Any) => v.name === "shared");
+    expect(shared.emptyDir).toEqual({ medium: "Memory", sizeLimit: "100Mi" });
+    const all = [...spec.initContainers, ...spec.containers];
+    const mounts = all.flatMap((c: Any) =>
+      c.volumeMounts
+        .filter((m: Any) => m.name === "shared")
+        .map((m: Any) => [c.name, m.subPath, m.mountPath, m.readOnly === true ? "ro" : "rw"].join(" ")),
+    );
+    expect(mounts.sort()).toEqual(
+      [
+        "sample-app logs /app/logs rw",
+        "sample-app metrics /app/metrics rw",
+        "log-shipper logs /shared/logs ro",
+        "log-shipper state /var/lib/log-shipper rw",
+        "metrics-exporter metrics /shared/metrics ro",
+      ].sort(),
+    );
+    // The programs look where they are mounted.
+    const env = (name: string) =>
+      envOf(
+        objects,
+        all.find((c: Any) => c.name === name),
+      );
+    expect(env("sample-app").get("LOG_DIR")).toBe("/app/logs");
+    expect(env("sample-app").get("METRICS_DIR")).toBe("/app/metrics");
+    expect(env("metrics-exporter").get("METRICS_DIR")).toBe("/shared/metrics");
+    expect(String(env("log-shipper").get("POSITIONS_FILE"))).toMatch(/^\/var\/lib\/log-shipper\//);
+    for (const glob of String(env("log-shipper").get("LOG_PATHS")).split(","))
+      expect(glob).toMatch(/^\/shared\/logs\//);
+  });
+
+  it("gives each sidecar the design's resources and every container probes on its own port", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    for (const c of spec.initContainers) {
+      expect(c.resources, c.name).toEqual({
+        requests: { cpu: "50m", memory: "64Mi" },
+        limits: { cpu: "200m", memory: "128Mi" },
+      });
+    }
+    const ports: Record<string, number> = {
+      "sample-app": 8080,
+      "log-shipper": 9080,
+      "metrics-exporter": 9100,
+    };
+    for (const c of [...spec.initContainers, ...spec.containers]) {
+      const portByName = new Map(c.ports.map((p: Any) => [p.name, p.containerPort]));
+      expect([...portByName.values()], c.name).toEqual([ports[c.name]]);
+      expect(c.livenessProbe?.httpGet?.path, c.name).toBe("/healthz");
+      expect(c.readinessProbe?.httpGet?.path, c.name).toBe("/readyz");
+      for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe].filter(Boolean)) {
+        expect(portByName.get(probe.httpGet.port) ?? probe.httpGet.port, c.name).toBe(ports[c.name]);
+      }
+      const env = envOf(objects, c);
+      expect(Number(env.get(c.name === "sample-app" ? "PORT" : "HTTP_PORT")), c.name).toBe(ports[c.name]);
+      expect(c.resources?.limits?.memory, `${c.name} memory limit`).toBeDefined();
+    }
+  });
+
+  it("meets Pod Security Standards restricted (plus read-only root with an emptyDir /tmp) for every pod", () => {
+    for (const d of objects.filter((o) => o.kind === "Deployment")) {
+      const spec = (d as Any).spec.template.spec;
+      assertRestricted(d.metadata.name, spec);
+    }
+    const pod = find(objects, "Deployment", "sample-app").spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 });
+  });
+
+  it("passes pod metadata from the downward API and names the shipped container literally", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    const shipper = envOf(objects, spec.initContainers[0]);
+    expect(shipper.get("POD_NAME")).toEqual({ from: "metadata.name" });
+    expect(shipper.get("POD_NAMESPACE")).toEqual({ from: "metadata.namespace" });
+    expect(shipper.get("NODE_NAME")).toEqual({ from: "spec.nodeName" });
+    expect(shipper.get("CONTAINER_NAME")).toBe("sample-app");
+    for (const c of [spec.initContainers[1], spec.containers[0]]) {
+      expect(envOf(objects, c).get("POD_NAME"), c.name).toEqual({ from: "metadata.name" });
+    }
+  });
+
+  it("sets only environment variables the programs' config schemas know", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    for (const c of [...spec.initContainers, ...spec.containers]) {
+      const app = c.name as AppName;
+      expect(APPS).toContain(app);
+      const unknown = [...envOf(objects, c).keys()].filter((k) => !known[app].has(k));
+      expect(unknown, `${app} sets variables its config does not read`).toEqual([]);
+    }
+    // The introspection itself finds the contract's names (so an empty set cannot pass the above).
+    expect(known["sample-app"]).toContain("LOG_MAX_BYTES");
+    expect(known["log-shipper"]).toContain("LOKI_ENDPOINT");
+    expect(known["metrics-exporter"]).toContain("COLLECT_INTERVAL_MS");
+  });
+
+  it("gives the pod a termination grace period that covers the app's and the sidecars' shutdown budgets", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    const budgetMs = [...spec.containers, ...spec.initContainers].map((c: Any) => {
+      const v = envOf(objects, c).get("SHUTDOWN_TIMEOUT_MS");
+      if (typeof v !== "string") throw new Error(`${c.name}: SHUTDOWN_TIMEOUT_MS must be set explicitly`);
+      return Number(v);
+    });
+    // Sidecars are stopped after the app, one after the other: the budgets add up.
+    const needed = budgetMs.reduce((a, b) => a + b, 0) / 1000 + GRACE_MARGIN_S;
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(needed);
+    const shipperMs = Number(envOf(objects, spec.initContainers[0]).get("SHUTDOWN_TIMEOUT_MS"));
+    expect(shipperMs).toBeGreaterThanOrEqual(10_000);
+  });
+
+  it("budgets memory for the tmpfs log files: in the app's limit and under the volume's sizeLimit", () => {
+    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    const app = spec.containers[0];
+    const env = envOf(objects, app);
+    const logBytes = Number(env.get("LOG_MAX_BYTES")) * (Number(env.get("LOG_MAX_FILES")) + 1);
+    expect(logBytes).toBeGreaterThan(0);
+    expect(quantity(app.resources.limits.memory)).toBeGreaterThanOrEqual(logBytes + APP_PROCESS_ALLOWANCE);
+    const sizeLimit = quantity(spec.volumes.find((v: Any) => v.name === "shared").emptyDir.sizeLimit);
+    expect(logBytes + VOLUME_OVERHEAD_ALLOWANCE).toBeLessThanOrEqual(sizeLimit);
+    // The shipper's read-ahead bound fits its own limit with room for the process itself.
+    const shipper = spec.initContainers[0];
+    expect(Number(envOf(objects, shipper).get("MAX_BUFFER_BYTES")) * 2).toBeLessThanOrEqual(
+      quantity(shipper.resources.limits.memory) - 32 * Mi,
+    );
+  });
+
+  it("exposes the app and metrics ports on a Service with prometheus.io annotations; Loki is reachable", () => {
+    const svc = find(objects, "Service", "sample-app");
+    expect(svc.spec.selector).toEqual({ "app.kubernetes.io/name": "sample-app" });
+    expect(svc.metadata.annotations).toMatchObject({
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "9100",
+      "prometheus.io/path": "/metrics",
+    });
+    expect(svc.spec.ports.map((p: Any) => [p.name, p.port])).toEqual([
+      ["http", 8080],
+      ["metrics", 9100],
+      ["shipper-metrics", 9080],
+    ]);
+    const podLabels = find(objects, "Deployment", "sample-app").spec.template.metadata.labels;
+    expect(podLabels).toMatchObject(svc.spec.selector);
+    // The shipper's endpoint names the demo Loki's Service and port.
+    const loki = find(objects, "Service", "loki");
+    const endpoint = new URL(configMap(objects, "log-shipper-config").LOKI_ENDPOINT as string);
+    expect(endpoint.hostname).toBe("loki");
+    expect(Number(endpoint.port)).toBe(loki.spec.ports[0].port);
+    const lokiDeploy = find(objects, "Deployment", "loki");
+    expect(lokiDeploy.spec.template.metadata.labels).toMatchObject(loki.spec.selector);
+    expect(lokiDeploy.spec.template.spec.containers[0].image).toMatch(/^grafana\/loki:3\.\d+\.\d+$/);
+  });
+
+  it("ships the same Loki configuration as docker compose, and it selects filesystem storage", () => {
+    const k8sLoki = readFileSync(join(K8S, "config/loki.yaml"), "utf8");
+    const composeLoki = readFileSync(join(ROOT, "deploy/loki/loki.yaml"), "utf8");
+    expect(parseYaml(k8sLoki)).toEqual(parseYaml(composeLoki));
+    const cfg = parseYaml(k8sLoki);
+    expect(cfg.common.storage.filesystem).toBeDefined();
+    expect(cfg.schema_config.configs[0].object_store).toBe("filesystem");
+  });
+});
+
+describe("kustomize components", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "k8s-overlay-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function overlay(name: string, components: string[], extra = ""): K8sObject[] {
+    const d = join(dir, name);
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d);
+    const rel = (p: string) => relative(d, join(K8S, p));
+    writeFileSync(
+      join(d, "kustomization.yaml"),
+      `resources: [${rel(".")}]\ncomponents: [${components.map(rel).join(", ")}]\n${extra}`,
+    );
+    return kustomize(d);
+  }
+
+  it("external-loki points the shipper at another Loki and removes the demo Loki", () => {
+    const plain = overlay("external-default", ["components/external-loki"]);
+    validateAll(plain);
+    expect(configMap(plain, "log-shipper-config").LOKI_ENDPOINT).toMatch(/^https?:\/\/loki-gateway\./);
+    const out = overlay(
+      "external",
+      ["components/external-loki"],
+      [
+        "patches:",
+        "  - target: {kind: ConfigMap, name: log-shipper-config}",
+        "    patch: |-",
+        "      - op: replace",
+        "        path: /data/LOKI_ENDPOINT",
+        "        value: https://logs.example.com/loki/api/v1/push",
+        "",
+      ].join("\n"),
+    );
+    validateAll(out);
+    expect(out.filter((o) => o.metadata.name.startsWith("loki"))).toEqual([]);
+    expect(configMap(out, "log-shipper-config").LOKI_ENDPOINT).toBe(
+      "https://logs.example.com/loki/api/v1/push",
+    );
+    // The pod still references the (re-hashed) ConfigMap that exists.
+    const shipper = find(out, "Deployment", "sample-app").spec.template.spec.initContainers[0];
+    const ref = shipper.envFrom[0].configMapRef.name;
+    expect(out.some((o) => o.kind === "ConfigMap" && o.metadata.name === ref)).toBe(true);
+  });
+
+  it("podmonitor adds a PodMonitor that scrapes the exporter and the shipper of this pod", () => {
+    const out = overlay("podmonitor", ["components/podmonitor"]);
+    validateAll(out);
+    const pm = find(out, "PodMonitor", "sample-app");
+    expect(pm.metadata.namespace).toBe("sample-app");
+    const podTemplate = find(out, "Deployment", "sample-app").spec.template;
+    expect(podTemplate.metadata.labels).toMatchObject(pm.spec.selector.matchLabels);
+    const portNames = [...podTemplate.spec.initContainers, ...podTemplate.spec.containers].flatMap((c: Any) =>
+      c.ports.map((p: Any) => p.name),
+    );
+    expect(pm.spec.podMetricsEndpoints.map((e: Any) => e.port).sort()).toEqual([
+      "metrics",
+      "shipper-metrics",
+    ]);
+    for (const e of pm.spec.podMetricsEndpoints) expect(portNames).toContain(e.port);
+  });
+});
