@@ -1,0 +1,235 @@
+// The log shipper assembled: positions, discovery, tailer (the source side) feeding the pipeline
+// (the sink side), whose acknowledgements flow back into positions; one prom-client Registry for
+// both sides, served with /healthz and /readyz. buildApp() wires, start() begins, close() drains
+// within a deadline — no process-level concerns here (those are in main.ts).
+import { buildHealthServer, type Readiness, StartupError } from "@sidecar/shared";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { type Config, describeConfig } from "./config.js";
+import { Discovery } from "./discovery.js";
+import type { Transport } from "./loki-client.js";
+import { Pipeline } from "./pipeline.js";
+import { Positions } from "./positions.js";
+import { createSourceMetrics } from "./source-metrics.js";
+import { Summary } from "./summary.js";
+import { Tailer } from "./tailer.js";
+
+export interface AppDeps {
+  logger: Logger;
+  /** Replaces the Loki client (tests, benchmarks). */
+  transport?: Transport;
+  /** Where the dry run prints batches (stdout by default). */
+  dryRunOut?: NodeJS.WritableStream;
+  /** Process metrics (off in tests that build several apps in one process). */
+  processMetrics?: boolean;
+  /** Whether to listen on HTTP_HOST/HTTP_PORT (tests can use `server.inject`). */
+  listen?: boolean;
+}
+
+export interface ShutdownReport {
+  /** Everything read to its end, sent and acknowledged, positions saved. */
+  clean: boolean;
+  /** Bytes on disk not yet acknowledged: what the next start will (re)send. */
+  remainingBytes: number;
+}
+
+export interface App {
+  readonly registry: Registry;
+  readonly server: FastifyInstance;
+  readonly positions: Positions;
+  readonly tailer: Tailer;
+  readonly pipeline: Pipeline;
+  /** Listening address once started (when listening). */
+  address: string | null;
+  start(): Promise<void>;
+  close(deadline?: number): Promise<ShutdownReport>;
+}
+
+export function buildApp(config: Config, deps: AppDeps): App {
+  const logger = deps.logger;
+  const registry = new Registry();
+  if (deps.processMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  const positions = new Positions({
+    file: config.positionsFile,
+    logger: logger.child({ component: "positions" }),
+    onSave: (ok) => sourceMetrics.positionsSaves.inc({ result: ok ? "ok" : "error" }),
+  });
+
+  // The tailer is both the pipeline's acknowledgement listener and its line producer; the
+  // indirection lets each be built knowing the other.
+  let tailer: Tailer | undefined;
+  const podLabels: Record<string, string> = {};
+  if (config.podNamespace) podLabels.namespace = config.podNamespace;
+  if (config.podName) podLabels.pod = config.podName;
+  if (config.containerName) podLabels.container = config.containerName;
+  if (config.nodeName) podLabels.node = config.nodeName;
+  const pipeline = new Pipeline({
+    ...(config.lokiEndpoint !== undefined ? { endpoint: config.lokiEndpoint } : {}),
+    encoding: config.lokiEncoding,
+    compression: config.lokiCompression,
+    ...(config.lokiTenantId !== undefined ? { tenantId: config.lokiTenantId } : {}),
+    ...(config.lokiUsername !== undefined ? { username: config.lokiUsername } : {}),
+    ...(config.lokiPassword !== undefined ? { password: config.lokiPassword } : {}),
+    ...(config.lokiBearerToken !== undefined ? { bearerToken: config.lokiBearerToken } : {}),
+    ...(config.lokiCa !== undefined ? { ca: config.lokiCa } : {}),
+    timeoutMs: config.lokiTimeoutMs,
+    retryMinMs: config.retryMinMs,
+    retryMaxMs: config.retryMaxMs,
+    batchWaitMs: config.batchWaitMs,
+    batchMaxBytes: config.batchMaxBytes,
+    maxBufferBytes: config.maxBufferBytes,
+    staticLabels: config.staticLabels,
+    podLabels,
+    registry,
+    logger: logger.child({ component: "pipeline" }),
+    ack: { acknowledged: (id, offset) => tailer?.acknowledged(id, offset) },
+    ...(deps.transport !== undefined ? { transport: deps.transport } : {}),
+    ...(deps.dryRunOut !== undefined ? { dryRunOut: deps.dryRunOut } : {}),
+  });
+
+  const sourceMetrics = createSourceMetrics(registry, () => (tailer as Tailer).stats());
+  const discovery = new Discovery({
+    include: config.logPaths,
+    exclude: config.excludePaths,
+    rescanIntervalMs: config.rescanIntervalMs,
+    logger: logger.child({ component: "discovery" }),
+    onPath: (path, event) => tailer?.notePath(path, event),
+    onScan: (paths) => tailer?.noteScan(paths),
+    onRefused: () => sourceMetrics.fileEvents.inc({ event: "refused" }),
+  });
+  tailer = new Tailer({
+    sink: pipeline,
+    positions,
+    opener: discovery,
+    logger: logger.child({ component: "tailer" }),
+    metrics: sourceMetrics,
+    maxLineBytes: config.maxLineBytes,
+    pollIntervalMs: config.pollIntervalMs,
+  });
+  const t = tailer;
+
+  const summary = new Summary({
+    logger,
+    intervalMs: config.summaryIntervalMs,
+    read: () => {
+      const p = pipeline.stats();
+      const s = t.stats();
+      return {
+        counters: {
+          linesRead: t.totals.lines,
+          bytesRead: t.totals.bytes,
+          linesSent: p.linesSent,
+          bytesSent: p.bytesSent,
+          retries: p.retries,
+          linesDropped: p.linesDropped,
+          linesTruncated: t.totals.truncated,
+        },
+        gauges: {
+          lagBytes: t.unacknowledgedBytes,
+          pendingBytes: p.pendingBytes,
+          filesWatched: s.filesWatched,
+          readPaused: s.readPaused,
+          consecutiveFailures: p.consecutiveFailures,
+        },
+      };
+    },
+  });
+
+  let loaded = false;
+  let closing = false;
+  const readiness = (): Readiness => {
+    // Deliberately independent of Loki: a Loki outage must not take the pod out of service.
+    if (closing) return { ready: false, reason: "shutting down" };
+    if (!loaded) return { ready: false, reason: "positions not loaded yet" };
+    if (discovery.lastScanAt === 0) return { ready: false, reason: "not watching yet" };
+    return { ready: true };
+  };
+  const server = buildHealthServer({ logger, registry, readiness });
+
+  let starting: Promise<void> | null = null;
+  let closed: Promise<ShutdownReport> | null = null;
+
+  const app: App = {
+    registry,
+    server,
+    positions,
+    tailer: t,
+    pipeline,
+    address: null,
+    start() {
+      starting ??= (async () => {
+        if (pipeline.dryRun) {
+          logger.warn(
+            "LOKI_ENDPOINT is unset: dry run — batches are printed to stdout, nothing is sent to Loki",
+          );
+        }
+        logger.info({ config: describeConfig(config) }, "log shipper starting");
+        await positions.load();
+        loaded = true;
+        pipeline.start();
+        t.start();
+        await discovery.start();
+        positions.startAutoSave(config.positionsSyncMs);
+        summary.start();
+        if (deps.listen !== false) {
+          try {
+            app.address = await server.listen({ host: config.httpHost, port: config.httpPort });
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code ?? String(err);
+            throw new StartupError(
+              `HTTP_HOST=${config.httpHost} HTTP_PORT=${config.httpPort}: cannot listen (${code})`,
+            );
+          }
+        }
+        logger.info(
+          { watching: discovery.watchedDirs, files: t.stats().filesWatched, address: app.address },
+          "log shipper started",
+        );
+      })();
+      return starting;
+    },
+    close(deadline = Date.now() + config.shutdownTimeoutMs) {
+      closed ??= (async () => {
+        closing = true;
+        await starting?.catch(() => {});
+        // Leave time at the end to write positions, whatever happens before.
+        const margin = Math.min(1000, Math.max(50, (deadline - Date.now()) / 10));
+        const workDeadline = deadline - margin;
+        await discovery.close();
+        const readAll = await t.readToEnd(workDeadline);
+        pipeline.flush();
+        const drained = await pipeline.drain(workDeadline);
+        await t.close();
+        await pipeline.close();
+        summary.stop();
+        positions.stopAutoSave();
+        await positions.save(true);
+        const remainingBytes = t.unacknowledgedBytes;
+        const clean = readAll && drained;
+        const p = pipeline.stats();
+        const fields = {
+          clean,
+          linesRead: t.totals.lines,
+          linesSent: p.linesSent,
+          linesDropped: p.linesDropped,
+          retries: p.retries,
+          remainingBytes,
+          files: t.stats().filesWatched,
+        };
+        if (clean) logger.info(fields, "shutdown summary: everything read was delivered; positions saved");
+        else {
+          logger.error(
+            fields,
+            "shutdown summary: deadline passed before everything was delivered; acknowledged positions saved, the rest is sent after the next start",
+          );
+        }
+        await server.close();
+        return { clean, remainingBytes };
+      })();
+      return closed;
+    },
+  };
+  return app;
+}

@@ -1,0 +1,235 @@
+// Which files to tail. chokidar (v5 has no glob support) watches the directories the LOG_PATHS globs
+// start from; picomatch decides which paths match LOG_PATHS and not EXCLUDE_PATHS; a periodic
+// rescan (readdir) catches whatever the events missed (inotify overflow, a directory created late).
+// Symlinks are resolved here and refused when their target lies outside the watched directories:
+// the app container controls the shared volume, and the shipper's own secrets must not become
+// shippable through a link planted there.
+import { close, constants, fstat, open } from "node:fs";
+import { lstat, readdir, realpath } from "node:fs/promises";
+import { basename, dirname, join, sep } from "node:path";
+import { promisify } from "node:util";
+import { type FSWatcher, watch } from "chokidar";
+import picomatch from "picomatch";
+import type { Logger } from "pino";
+
+export interface DiscoveryOptions {
+  /** Absolute globs of files to tail. */
+  include: readonly string[];
+  /** Globs never read; a pattern without a slash is matched against the base name. */
+  exclude: readonly string[];
+  rescanIntervalMs: number;
+  logger: Logger;
+  /** Something may have happened at `path` (created, written, renamed away, deleted). */
+  onPath: (path: string, event: "add" | "change" | "unlink") => void;
+  /** A full rescan finished: every matching path that exists now. */
+  onScan: (paths: ReadonlySet<string>) => void;
+  /** A path was refused (symlink leaving the watched directories). */
+  onRefused?: (path: string, reason: string) => void;
+}
+
+interface Root {
+  dir: string;
+  /** How many directory levels below `dir` a pattern can reach (Infinity for `**`). */
+  depth: number;
+}
+
+/** Flags for opening a file to tail: never through a final symlink, never block on a FIFO. */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const MAX_DEPTH = 16;
+const openFd = promisify(open);
+const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
+
+/** The directories to watch for a set of globs, with how deep each must be watched. */
+export function rootsOf(globs: readonly string[]): Root[] {
+  const byDir = new Map<string, number>();
+  for (const g of globs) {
+    const s = picomatch.scan(g);
+    let dir: string;
+    let depth: number;
+    if (!s.isGlob) {
+      dir = dirname(g);
+      depth = 0;
+    } else {
+      dir = s.base === "" ? "." : s.base;
+      depth = s.glob.includes("**") ? Number.POSITIVE_INFINITY : s.glob.split("/").length - 1;
+    }
+    byDir.set(dir, Math.max(byDir.get(dir) ?? 0, depth));
+  }
+  return [...byDir].map(([dir, depth]) => ({ dir, depth }));
+}
+
+/** A matcher for LOG_PATHS minus EXCLUDE_PATHS. */
+export function pathMatcher(
+  include: readonly string[],
+  exclude: readonly string[],
+): (path: string) => boolean {
+  const inc = picomatch(include as string[]);
+  const excFull = exclude.filter((p) => p.includes("/"));
+  const excBase = exclude.filter((p) => !p.includes("/"));
+  const exFull = excFull.length > 0 ? picomatch(excFull) : () => false;
+  const exBase = excBase.length > 0 ? picomatch(excBase, { dot: true }) : () => false;
+  return (path) => inc(path) && !exFull(path) && !exBase(basename(path));
+}
+
+export class Discovery {
+  private readonly roots: Root[];
+  private readonly matches: (path: string) => boolean;
+  /** Real paths of the roots (symlink targets must stay inside one of them). */
+  private realRoots: string[] = [];
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> | null = null;
+  private closed = false;
+  private readonly refusedOnce = new Set<string>();
+  /** Time of the last completed scan (readiness: we are watching). */
+  lastScanAt = 0;
+
+  constructor(private readonly opts: DiscoveryOptions) {
+    this.roots = rootsOf(opts.include);
+    this.matches = pathMatcher(opts.include, opts.exclude);
+  }
+
+  get watchedDirs(): string[] {
+    return this.roots.map((r) => r.dir);
+  }
+
+  matchesPath(path: string): boolean {
+    return this.matches(path);
+  }
+
+  async start(): Promise<void> {
+    await this.refreshRealRoots();
+    const depth = Math.min(MAX_DEPTH, Math.max(...this.roots.map((r) => r.depth)));
+    const watcher = watch(
+      this.roots.map((r) => r.dir),
+      {
+        persistent: false,
+        ignoreInitial: true,
+        followSymlinks: false,
+        depth,
+        // Only the names matter; we stat ourselves.
+        alwaysStat: false,
+        atomic: false,
+        ignorePermissionErrors: true,
+      },
+    );
+    const hint = (event: "add" | "change" | "unlink") => (path: string) => {
+      if (!this.closed && this.matches(path)) this.opts.onPath(path, event);
+    };
+    watcher.on("add", hint("add"));
+    watcher.on("change", hint("change"));
+    watcher.on("unlink", hint("unlink"));
+    watcher.on("error", (err) => this.opts.logger.warn({ err }, "file watcher error; relying on rescans"));
+    this.watcher = watcher;
+    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
+    await this.scan();
+    this.timer = setInterval(() => void this.scan(), this.opts.rescanIntervalMs);
+    this.timer.unref();
+  }
+
+  /** List every matching path now and report it (concurrent calls share one scan). */
+  scan(): Promise<void> {
+    if (this.scanning) return this.scanning;
+    this.scanning = this.doScan().finally(() => {
+      this.scanning = null;
+    });
+    return this.scanning;
+  }
+
+  private async doScan(): Promise<void> {
+    await this.refreshRealRoots();
+    const found = new Set<string>();
+    for (const root of this.roots) await this.walk(root.dir, Math.min(root.depth, MAX_DEPTH), found);
+    if (this.closed) return;
+    this.lastScanAt = Date.now();
+    this.opts.onScan(found);
+  }
+
+  private async walk(dir: string, depth: number, found: Set<string>): Promise<void> {
+    let entries: import("node:fs").Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // not there (yet) or not readable: the next scan tries again
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (depth > 0) await this.walk(p, depth - 1, found);
+      } else if ((e.isFile() || e.isSymbolicLink()) && this.matches(p)) {
+        found.add(p);
+      }
+    }
+  }
+
+  private async refreshRealRoots(): Promise<void> {
+    const real: string[] = [];
+    for (const r of this.roots) {
+      try {
+        real.push(await realpath(r.dir));
+      } catch {
+        /* missing root: nothing under it can be allowed */
+      }
+    }
+    this.realRoots = real;
+  }
+
+  private insideRoots(real: string): boolean {
+    return this.realRoots.some((r) => real === r || real.startsWith(r.endsWith(sep) ? r : r + sep));
+  }
+
+  /**
+   * Open `path` for tailing when it is a regular file inside the watched directories (following a
+   * symlink only when its target stays inside them). Returns the file handle's fd and the real path,
+   * or null (gone, refused, not a regular file).
+   */
+  async openAllowed(path: string): Promise<{ fd: number; realPath: string } | null> {
+    let real: string;
+    try {
+      const st = await lstat(path);
+      if (st.isSymbolicLink()) {
+        real = await realpath(path);
+      } else if (st.isFile()) {
+        real = join(await realpath(dirname(path)), basename(path));
+      } else {
+        return null;
+      }
+    } catch {
+      return null;
+    }
+    if (!this.insideRoots(real)) {
+      this.refuse(path, `symlink target ${real} is outside the watched directories`);
+      return null;
+    }
+    let fd: number;
+    try {
+      fd = await openFd(real, OPEN_FLAGS);
+    } catch {
+      return null; // vanished between lstat and open, or a symlink swapped in (O_NOFOLLOW)
+    }
+    try {
+      if ((await fstatFd(fd)).isFile()) return { fd, realPath: real };
+    } catch {
+      /* fall through */
+    }
+    await closeFd(fd).catch(() => {});
+    return null;
+  }
+
+  private refuse(path: string, reason: string): void {
+    this.opts.onRefused?.(path, reason);
+    if (this.refusedOnce.has(path)) return;
+    this.refusedOnce.add(path);
+    this.opts.logger.warn({ path, reason }, "refusing to read file");
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.scanning?.catch(() => {});
+    await this.watcher?.close();
+    this.watcher = null;
+  }
+}

@@ -1,0 +1,42 @@
+// File identity. A path is not an identity (rotation renames files, copytruncate copies them), and
+// neither is an inode alone (inode numbers are reused as soon as a file is deleted). Like Vector's
+// checksum fingerprinter we hash the file's first bytes: the first line, or the first
+// FINGERPRINT_BYTES when that line is longer. For an append-only file that prefix never changes,
+// so the hash is stable while the file grows and moves, and a copy carries the same hash. A file
+// that has neither a complete first line nor FINGERPRINT_BYTES yet cannot be fingerprinted: it
+// waits (its first line is still being written).
+import { createHash } from "node:crypto";
+import { read } from "node:fs";
+
+export const FINGERPRINT_BYTES = 1024;
+
+/** Hash of the identifying prefix of `head` (the file's first bytes), or null when too short. */
+export function fingerprintOf(head: Buffer, length: number): string | null {
+  const n = Math.min(length, FINGERPRINT_BYTES);
+  const nl = head.indexOf(10);
+  let end: number;
+  if (nl !== -1 && nl < n) end = nl + 1;
+  else if (n >= FINGERPRINT_BYTES) end = FINGERPRINT_BYTES;
+  else return null;
+  return createHash("sha256").update(head.subarray(0, end)).digest("hex").slice(0, 16);
+}
+
+/** Read the first bytes of an open file and fingerprint them (null: too short to identify yet). */
+export function readFingerprint(fd: number, scratch: Buffer): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    read(fd, scratch, 0, FINGERPRINT_BYTES, 0, (err, bytesRead) => {
+      if (err) reject(err);
+      else resolve(fingerprintOf(scratch, bytesRead));
+    });
+  });
+}
+
+/** The identity key the sink acknowledges by: device and inode plus the content fingerprint. */
+export function fileId(dev: number | bigint, ino: number | bigint, fp: string): string {
+  return `${dev}:${ino}:${fp}`;
+}
+
+/** The inode part of an identity (to find a renamed file by what it is, not where it is). */
+export function inodeKey(dev: number | bigint, ino: number | bigint): string {
+  return `${dev}:${ino}`;
+}

@@ -1,0 +1,241 @@
+// Acknowledged offsets, keyed by file identity (device/inode + fingerprint), with the path kept for
+// people reading the file. Offsets only move when the sink reports an acknowledgement, so after a
+// crash the shipper re-sends at most the unacknowledged tail and loses nothing. The file is written
+// atomically (temp + fsync + rename) when something changed, about once a second, and at shutdown.
+// A corrupt file is set aside with a loud warning and the shipper starts fresh: it never
+// crash-loops on its own state.
+import { readFile, rename } from "node:fs/promises";
+import { writeFileAtomic } from "@sidecar/shared";
+import type { Logger } from "pino";
+
+export interface PositionEntry {
+  /** Identity key: `${dev}:${ino}:${fingerprint}`. */
+  id: string;
+  /** Last path the file was seen at (for people; identity does not depend on it). */
+  path: string;
+  fingerprint: string;
+  /** Acknowledged offset: every line before it was delivered (or dropped for good). */
+  offset: number;
+  /** Last time the file was seen on disk (ms since epoch); drives pruning. */
+  seenAt: number;
+}
+
+interface PositionsFileV1 {
+  version: 1;
+  savedAt: string;
+  files: PositionEntry[];
+}
+
+export interface PositionsOptions {
+  file: string;
+  logger: Logger;
+  /** Entries of files not seen for this long are pruned (default 24 h). */
+  retentionMs?: number;
+  /** At most this many entries are kept (oldest seen dropped first). */
+  maxEntries?: number;
+  now?: () => number;
+  /** Called after every save attempt (metrics). */
+  onSave?: (ok: boolean) => void;
+}
+
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_MAX_ENTRIES = 10_000;
+
+export class Positions {
+  private readonly entries = new Map<string, PositionEntry>();
+  private dirty = false;
+  private saving: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+  private readonly retentionMs: number;
+  private readonly maxEntries: number;
+  /** Set when the file on disk was corrupt and set aside (path of the copy). */
+  corruptSetAside: string | null = null;
+
+  constructor(private readonly opts: PositionsOptions) {
+    this.now = opts.now ?? Date.now;
+    this.retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  }
+
+  /** Load the file (missing = fresh start; corrupt = set aside, warned, fresh start). */
+  async load(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.opts.file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    const parsed = parse(text);
+    if (parsed === null) {
+      const aside = `${this.opts.file}.corrupt-${new Date(this.now()).toISOString().replace(/[:.]/g, "-")}`;
+      await rename(this.opts.file, aside);
+      this.corruptSetAside = aside;
+      this.opts.logger.error(
+        { positionsFile: this.opts.file, setAsideAs: aside },
+        "positions file is corrupt; set it aside and starting fresh — files will be read from the start, expect duplicates",
+      );
+      return;
+    }
+    for (const e of parsed.files) this.entries.set(e.id, e);
+    this.opts.logger.info({ positionsFile: this.opts.file, files: this.entries.size }, "positions loaded");
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(id: string): PositionEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  /** The entry with this fingerprint and the highest offset (a copy of a known file), if any. */
+  findByFingerprint(fingerprint: string, exceptId?: string): PositionEntry | undefined {
+    let best: PositionEntry | undefined;
+    for (const e of this.entries.values()) {
+      if (e.fingerprint !== fingerprint || e.id === exceptId) continue;
+      if (best === undefined || e.offset > best.offset) best = e;
+    }
+    return best;
+  }
+
+  /** Make sure `id` has an entry (starting at `offset` when new) and mark it seen at `path`. */
+  track(id: string, fingerprint: string, path: string, offset: number): PositionEntry {
+    let e = this.entries.get(id);
+    if (e === undefined) {
+      e = { id, path, fingerprint, offset, seenAt: this.now() };
+      this.entries.set(id, e);
+      this.dirty = true;
+    } else {
+      this.touch(id, path);
+    }
+    return e;
+  }
+
+  /** The file is still there (at `path`): keeps its entry from being pruned. */
+  touch(id: string, path: string): void {
+    const e = this.entries.get(id);
+    if (e === undefined) return;
+    if (e.path !== path) {
+      e.path = path;
+      this.dirty = true;
+    }
+    const now = this.now();
+    // Persisting seenAt only matters at the scale of the retention; avoid a write per touch.
+    if (now - e.seenAt > 60_000) this.dirty = true;
+    e.seenAt = now;
+  }
+
+  /** Move the acknowledged offset forward (never backward). */
+  commit(id: string, offset: number): void {
+    const e = this.entries.get(id);
+    if (e === undefined || offset <= e.offset) return;
+    e.offset = offset;
+    this.dirty = true;
+  }
+
+  /** The file is gone and fully read: its entry is of no further use. */
+  forget(id: string): void {
+    if (this.entries.delete(id)) this.dirty = true;
+  }
+
+  /** Drop entries not seen within the retention, and the oldest beyond maxEntries. */
+  prune(): number {
+    const cutoff = this.now() - this.retentionMs;
+    let removed = 0;
+    for (const [id, e] of this.entries) {
+      if (e.seenAt < cutoff) {
+        this.entries.delete(id);
+        removed++;
+      }
+    }
+    if (this.entries.size > this.maxEntries) {
+      const oldest = [...this.entries.values()].sort((a, b) => a.seenAt - b.seenAt);
+      for (const e of oldest.slice(0, this.entries.size - this.maxEntries)) {
+        this.entries.delete(e.id);
+        removed++;
+      }
+    }
+    if (removed > 0) this.dirty = true;
+    return removed;
+  }
+
+  /** Write the file if anything changed. Concurrent calls share one write. */
+  async save(force = false): Promise<void> {
+    while (this.saving) await this.saving;
+    if (!this.dirty && !force) return;
+    this.prune();
+    this.dirty = false;
+    const doc: PositionsFileV1 = {
+      version: 1,
+      savedAt: new Date(this.now()).toISOString(),
+      files: [...this.entries.values()],
+    };
+    const text = `${JSON.stringify(doc, null, 1)}\n`;
+    this.saving = writeFileAtomic(this.opts.file, text)
+      .then(() => this.opts.onSave?.(true))
+      .catch((err: unknown) => {
+        this.dirty = true;
+        this.opts.onSave?.(false);
+        this.opts.logger.error({ err, positionsFile: this.opts.file }, "cannot save positions; will retry");
+      })
+      .finally(() => {
+        this.saving = null;
+      });
+    await this.saving;
+  }
+
+  /** Save about every `intervalMs` while something changed. */
+  startAutoSave(intervalMs: number): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.save(), intervalMs);
+    this.timer.unref();
+  }
+
+  stopAutoSave(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** A snapshot for tests and the summary. */
+  entriesSnapshot(): PositionEntry[] {
+    return [...this.entries.values()].map((e) => ({ ...e }));
+  }
+}
+
+/** Parse and validate a positions document; null when it is not one we wrote. */
+function parse(text: string): PositionsFileV1 | null {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof doc !== "object" || doc === null) return null;
+  const d = doc as Partial<PositionsFileV1>;
+  if (d.version !== 1 || !Array.isArray(d.files)) return null;
+  const files: PositionEntry[] = [];
+  for (const f of d.files as unknown[]) {
+    if (typeof f !== "object" || f === null) return null;
+    const e = f as Partial<PositionEntry>;
+    if (
+      typeof e.id !== "string" ||
+      typeof e.path !== "string" ||
+      typeof e.fingerprint !== "string" ||
+      typeof e.offset !== "number" ||
+      !Number.isSafeInteger(e.offset) ||
+      e.offset < 0
+    ) {
+      return null;
+    }
+    files.push({
+      id: e.id,
+      path: e.path,
+      fingerprint: e.fingerprint,
+      offset: e.offset,
+      seenAt: typeof e.seenAt === "number" ? e.seenAt : Date.now(),
+    });
+  }
+  return { version: 1, savedAt: typeof d.savedAt === "string" ? d.savedAt : "", files };
+}

@@ -1,0 +1,191 @@
+// One reader per tailed file: its identity, where reading stands (next byte to read, acknowledged
+// offset), its open fd, and the chunk read itself. Chunks go into a buffer the caller lends (one
+// buffer shared by all readers, since reads happen one at a time) and are split in place; complete
+// lines go straight to the sink as byte ranges. The read offset only ever sits at a line start, so
+// an incomplete last line is simply read again next time instead of being copied aside.
+import { close, fstat, read, type Stats } from "node:fs";
+import { promisify } from "node:util";
+import type { LineSink, SourceFile } from "./contracts.js";
+import { readFingerprint } from "./fingerprint.js";
+import { type LineEmitter, LineSplitter } from "./line-splitter.js";
+
+const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
+
+function pread(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+export type VerifyResult = "ok" | "truncated" | "rewritten" | "gone";
+
+export interface FileReaderInit {
+  id: string;
+  path: string;
+  dev: number;
+  ino: number;
+  fingerprint: string;
+  fd: number;
+  /** Where reading starts (a line start: an acknowledged or inherited offset). */
+  offset: number;
+  /** Acknowledged offset at start. */
+  acked: number;
+  size: number;
+  maxLineBytes: number;
+  sink: LineSink;
+  now: () => number;
+}
+
+export class FileReader implements SourceFile, LineEmitter {
+  readonly id: string;
+  path: string;
+  /** The path the file had when first seen; a different path later means it was rotated. */
+  readonly firstPath: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly fingerprint: string;
+  fd: number | null;
+  /** Next byte to read; always the start of a line (or inside a long line being skipped). */
+  readPos: number;
+  /** Highest offset the sink acknowledged. */
+  acked: number;
+  /** Last known size of the file. */
+  size: number;
+  lastGrowthAt: number;
+  /** Renamed away from its first path, no longer matched, or deleted: its writer has moved on. */
+  rotated = false;
+  /** Unlinked: finish reading from the open fd, then close and forget. */
+  deleted = false;
+  /** Replaced (truncated/rewritten/deleted): no longer read; kept only until its acks arrive. */
+  retired = false;
+  /** In the tailer's ready queue. */
+  queued = false;
+  /** The last read reached the end of the file: check identity before reading on. */
+  atEof = true;
+  /** Started at an offset inherited from a copy's original; the file may still be growing to it. */
+  inheritedWait = false;
+  /** Acknowledgements of the original (copytruncate) also cover this copy up to `limit`. */
+  inherit: { fromId: string; limit: number } | null = null;
+  readonly splitter: LineSplitter;
+  private readonly sink: LineSink;
+  private readonly now: () => number;
+  private readTime = 0;
+
+  constructor(init: FileReaderInit) {
+    this.id = init.id;
+    this.path = init.path;
+    this.firstPath = init.path;
+    this.dev = init.dev;
+    this.ino = init.ino;
+    this.fingerprint = init.fingerprint;
+    this.fd = init.fd;
+    this.readPos = init.offset;
+    this.acked = init.acked;
+    this.size = init.size;
+    this.sink = init.sink;
+    this.now = init.now;
+    this.lastGrowthAt = init.now();
+    this.splitter = new LineSplitter(init.maxLineBytes);
+  }
+
+  /** LineEmitter: forward one line to the sink, tagged with this file and the read time. */
+  line(buf: Buffer, start: number, end: number, offset: number, truncated: boolean): void {
+    this.sink.writeLine(this, buf, start, end, offset, truncated, this.readTime);
+  }
+
+  /** Bytes on disk not yet acknowledged. */
+  get lagBytes(): number {
+    return Math.max(0, this.size - this.acked);
+  }
+
+  /**
+   * Read one chunk at readPos into `buf` and hand its complete lines to the sink.
+   * Returns bytes read (0 = nothing new) and bytes consumed (lines and terminators).
+   */
+  async readChunk(buf: Buffer): Promise<{ read: number; consumed: number }> {
+    const fd = this.fd;
+    if (fd === null) return { read: 0, consumed: 0 };
+    const start = this.readPos;
+    const n = await pread(fd, buf, buf.length, start);
+    if (n === 0) {
+      this.atEof = true;
+      return { read: 0, consumed: 0 };
+    }
+    if (this.readPos !== start || this.fd !== fd) return { read: 0, consumed: 0 }; // reset meanwhile
+    this.readTime = Date.now();
+    const consumed = this.splitter.push(buf, n, start, this);
+    this.readPos = start + consumed;
+    this.noteSize(start + n);
+    this.atEof = n < buf.length;
+    return { read: n, consumed };
+  }
+
+  /**
+   * Ship the incomplete last line as it is (the file was rotated away and has stopped growing).
+   * Returns bytes consumed.
+   */
+  async flushPartial(buf: Buffer): Promise<number> {
+    const fd = this.fd;
+    if (fd === null) return 0;
+    const start = this.readPos;
+    const want = Math.min(buf.length, Math.max(0, this.size - start));
+    const n = want > 0 ? await pread(fd, buf, want, start) : 0;
+    if (n > 0 && buf.subarray(0, n).indexOf(10) !== -1) return 0; // a newline arrived: read normally
+    this.readTime = Date.now();
+    const consumed = this.splitter.flushPartial(buf, n, start, this);
+    this.readPos = start + consumed;
+    return consumed;
+  }
+
+  /** Whether there are bytes on disk past readPos (a partial line counts). */
+  get hasUnread(): boolean {
+    return this.size > this.readPos;
+  }
+
+  noteSize(size: number): void {
+    if (size !== this.size) {
+      if (size > this.size) this.lastGrowthAt = this.now();
+      this.size = size;
+    }
+  }
+
+  /** fstat the open file: current size and link count (0 = deleted). */
+  async stat(): Promise<Stats | null> {
+    if (this.fd === null) return null;
+    try {
+      return await fstatFd(this.fd);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Before reading on after an idle spell: is this still the file we were reading? A size below
+   * the read offset means it was truncated; a different fingerprint on the same inode means it was
+   * truncated and written again (possibly past our offset already).
+   */
+  async verify(scratch: Buffer): Promise<VerifyResult> {
+    const st = await this.stat();
+    if (st === null) return "gone";
+    if (st.nlink === 0) this.deleted = true;
+    if (st.size < this.readPos) {
+      if (this.inheritedWait) return "ok";
+      return "truncated";
+    }
+    this.inheritedWait = false;
+    this.noteSize(st.size);
+    if (this.fd === null) return "gone";
+    const fp = await readFingerprint(this.fd, scratch).catch(() => null);
+    if (fp !== this.fingerprint) return "rewritten";
+    return "ok";
+  }
+
+  async closeFd(): Promise<void> {
+    const fd = this.fd;
+    this.fd = null;
+    this.queued = false;
+    this.splitter.reset();
+    if (fd !== null) await closeFd(fd).catch(() => {});
+  }
+}

@@ -1,0 +1,680 @@
+// The source side's coordinator: turns discovery's hints into file identities and readers, and
+// runs the read loop. Everything that touches readers happens on one serial loop (examine a path,
+// reconcile a rescan, poll open files, read one chunk), so identity decisions never race with
+// reads. Reads share one chunk buffer, one file at a time, round-robin; before each chunk the loop
+// asks the sink whether it may read (back-pressure) and otherwise sleeps until the sink drains.
+//
+// Identity decisions (see fingerprint.ts for what a fingerprint is):
+//   same inode, same fingerprint, new path  → renamed (rotation): keeps its reader and offset
+//   same inode, other fingerprint / smaller → truncated or rewritten in place: restart at 0
+//   new inode, known identity in positions  → resume at the acknowledged offset (restart)
+//   new inode, fingerprint of a known file  → a copy (copytruncate): start where the original's
+//                                              reading stood
+//   otherwise                               → a new file, read from its start
+import { close, fstat, stat } from "node:fs";
+import { promisify } from "node:util";
+import type { Logger } from "pino";
+import type { AckListener, LineSink } from "./contracts.js";
+import { FINGERPRINT_BYTES, fileId, inodeKey, readFingerprint } from "./fingerprint.js";
+import { LineSplitter } from "./line-splitter.js";
+import type { Positions } from "./positions.js";
+import { FileReader } from "./reader.js";
+import type { SourceMetrics, SourceStats } from "./source-metrics.js";
+
+const fstatFd = promisify(fstat);
+const statPath = promisify(stat);
+const closeFd = promisify(close);
+
+export type PathEvent = "add" | "change" | "unlink";
+
+export interface Opener {
+  /** Open a path for reading if it is allowed (see Discovery.openAllowed). */
+  openAllowed(path: string): Promise<{ fd: number; realPath: string } | null>;
+}
+
+export interface TailerOptions {
+  sink: LineSink;
+  positions: Positions;
+  opener: Opener;
+  logger: Logger;
+  metrics?: SourceMetrics;
+  maxLineBytes: number;
+  /** Read chunk size (default 1 MiB, at least what one maximal line needs). */
+  chunkBytes?: number;
+  pollIntervalMs: number;
+  /** A rotated file that has not grown for this long is drained: partial line shipped, fd closed. */
+  rotatedIdleMs?: number;
+  /** An active-path file that has not grown for this long has its fd closed (reopened on change). */
+  idleCloseMs?: number;
+  now?: () => number;
+}
+
+interface RetiredProgress {
+  id: string;
+  readPos: number;
+  acked: number;
+  at: number;
+}
+
+const DEFAULT_CHUNK = 1024 * 1024;
+const RETIRED_MEMORY_MS = 10 * 60 * 1000;
+
+export class Tailer implements AckListener {
+  private readonly byInode = new Map<string, FileReader>();
+  private readonly byPath = new Map<string, FileReader>();
+  /** Every reader whose acknowledgements may still arrive (including retired ones). */
+  private readonly byId = new Map<string, FileReader>();
+  /** Copies (copytruncate) whose original's acknowledgements also cover them. */
+  private readonly copiesOf = new Map<string, FileReader[]>();
+  /** Paths too short to fingerprint yet. */
+  private readonly waiting = new Set<string>();
+  /** Reading progress of files that were truncated or vanished, by fingerprint (copytruncate). */
+  private readonly retiredFp = new Map<string, RetiredProgress>();
+  private readonly events = new Map<string, PathEvent>();
+  private pendingScan: ReadonlySet<string> | null = null;
+  private ready: FileReader[] = [];
+  private readonly buf: Buffer;
+  private readonly scratch = Buffer.allocUnsafe(FINGERPRINT_BYTES);
+  private wakeFn: (() => void) | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private pollDue = false;
+  private stopped = false;
+  private loopDone: Promise<void> | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private finalFlush = false;
+  private readonly now: () => number;
+  private readonly rotatedIdleMs: number;
+  private readonly idleCloseMs: number;
+  /** True while reading waits for acknowledgements. */
+  paused = false;
+  /** Running totals for the periodic summary line (the metrics hold the same counts). */
+  readonly totals = { lines: 0, bytes: 0, truncated: 0 };
+
+  constructor(private readonly opts: TailerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
+    this.idleCloseMs = opts.idleCloseMs ?? 5 * 60 * 1000;
+    const chunk = Math.max(opts.chunkBytes ?? DEFAULT_CHUNK, LineSplitter.minChunkBytes(opts.maxLineBytes));
+    this.buf = Buffer.allocUnsafe(chunk);
+  }
+
+  // ---- inputs -------------------------------------------------------------------------------
+
+  /** Discovery hint: something happened at `path`. */
+  notePath(path: string, event: PathEvent): void {
+    const prev = this.events.get(path);
+    if (prev === undefined || prev === "change") this.events.set(path, event);
+    this.wake();
+  }
+
+  /** Discovery finished a rescan: these matching paths exist now. */
+  noteScan(paths: ReadonlySet<string>): void {
+    this.pendingScan = paths;
+    this.wake();
+  }
+
+  /** AckListener: the sink says everything of `fileId` up to `offset` is done. */
+  acknowledged(id: string, offset: number): void {
+    const r = this.byId.get(id);
+    // An acknowledgement past what the current reader of this id has read belongs to content that
+    // was truncated away meanwhile; it must not move the new content's offset.
+    if (r !== undefined && offset > r.readPos && !r.retired) return;
+    this.opts.positions.commit(id, offset);
+    if (r !== undefined) {
+      if (offset > r.acked) r.acked = offset;
+      if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
+    }
+    const copies = this.copiesOf.get(id);
+    if (copies !== undefined) {
+      for (const c of copies) {
+        if (c.inherit === null) continue;
+        const covered = Math.min(offset, c.inherit.limit);
+        if (covered > c.acked) {
+          c.acked = covered;
+          this.opts.positions.commit(c.id, covered);
+        }
+      }
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  start(): void {
+    if (this.loopDone) return;
+    this.opts.sink.onDrain(() => this.wake());
+    this.pollTimer = setInterval(() => {
+      this.pollDue = true;
+      this.wake();
+    }, this.opts.pollIntervalMs);
+    this.pollTimer.unref();
+    this.loopDone = this.loop();
+  }
+
+  /**
+   * Read every open file to its current end (rotated files including their last partial line —
+   * their writer is gone), within the deadline. Returns true when everything was read.
+   */
+  async readToEnd(deadline: number): Promise<boolean> {
+    this.finalFlush = true;
+    for (const r of this.byInode.values()) {
+      if (r.fd === null) continue;
+      r.atEof = true;
+      this.enqueue(r);
+    }
+    this.pollDue = true;
+    this.wake();
+    const done = await this.whenIdle(deadline);
+    return done;
+  }
+
+  /** Stop the loop and close every file. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.wake();
+    await this.loopDone;
+    for (const r of this.byInode.values()) await r.closeFd();
+    for (const r of this.byId.values()) await r.closeFd();
+    this.resolveIdle();
+  }
+
+  /** Bytes on disk not yet acknowledged, over every tracked file. */
+  get unacknowledgedBytes(): number {
+    let total = 0;
+    for (const r of this.byInode.values()) total += r.lagBytes;
+    return total;
+  }
+
+  stats(): SourceStats {
+    let open = 0;
+    const lag: { path: string; bytes: number }[] = [];
+    for (const r of this.byInode.values()) {
+      if (r.fd !== null) open++;
+      lag.push({ path: r.path, bytes: r.lagBytes });
+    }
+    return { filesWatched: this.byInode.size, filesOpen: open, lag, readPaused: this.paused };
+  }
+
+  /** Tracked files (for tests and the shutdown summary). */
+  files(): { id: string; path: string; readPos: number; acked: number; size: number; open: boolean }[] {
+    return [...this.byInode.values()].map((r) => ({
+      id: r.id,
+      path: r.path,
+      readPos: r.readPos,
+      acked: r.acked,
+      size: r.size,
+      open: r.fd !== null,
+    }));
+  }
+
+  // ---- the loop -----------------------------------------------------------------------------
+
+  private wake(): void {
+    const w = this.wakeFn;
+    if (w) {
+      this.wakeFn = null;
+      w();
+    }
+  }
+
+  private whenIdle(deadline: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      t.unref();
+      this.idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+      this.wake();
+    });
+  }
+
+  private resolveIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.events.size > 0) {
+          const batch = [...this.events];
+          this.events.clear();
+          for (const [path, ev] of batch) await this.examine(path, ev);
+          continue;
+        }
+        if (this.pendingScan !== null) {
+          const scan = this.pendingScan;
+          this.pendingScan = null;
+          await this.reconcile(scan);
+          continue;
+        }
+        if (this.pollDue) {
+          this.pollDue = false;
+          await this.poll();
+          continue;
+        }
+        const r = this.ready[0];
+        if (r !== undefined) {
+          if (!this.opts.sink.canAccept()) {
+            if (!this.paused) this.opts.metrics?.backpressureWaits.inc();
+            this.paused = true;
+            await this.sleep();
+            continue;
+          }
+          this.paused = false;
+          this.ready.shift();
+          r.queued = false;
+          await this.readOne(r);
+          continue;
+        }
+        if (this.idleWaiters.length > 0) {
+          if (this.finalFlush) await this.flushRotatedPartials();
+          this.resolveIdle();
+        }
+        await this.sleep();
+      } catch (err) {
+        this.opts.logger.error({ err }, "file tailing step failed; continuing");
+      }
+    }
+  }
+
+  private sleep(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeFn = resolve;
+    });
+  }
+
+  private enqueue(r: FileReader): void {
+    if (r.queued || r.fd === null || r.retired) return;
+    r.queued = true;
+    this.ready.push(r);
+    this.wake();
+  }
+
+  private async readOne(r: FileReader): Promise<void> {
+    if (r.fd === null || r.retired) return;
+    if (r.atEof) {
+      const v = await r.verify(this.scratch);
+      if (v === "truncated" || v === "rewritten") {
+        await this.restartTruncated(r);
+        return;
+      }
+      if (v === "gone") return;
+    }
+    const { read, consumed } = await r.readChunk(this.buf);
+    if (consumed > 0) this.count(r, consumed);
+    if (read === this.buf.length) this.enqueue(r);
+  }
+
+  // ---- identity -----------------------------------------------------------------------------
+
+  /** Work out what is at `path` now and update readers accordingly. */
+  private async examine(path: string, ev: PathEvent): Promise<void> {
+    const current = this.byPath.get(path);
+    if (ev === "change" && current !== undefined && current.fd !== null) {
+      this.enqueue(current);
+      return;
+    }
+    const opened = await this.opts.opener.openAllowed(path);
+    if (opened === null) {
+      this.waiting.delete(path);
+      if (current !== undefined) await this.pathGone(path, current);
+      return;
+    }
+    const { fd } = opened;
+    let used = false;
+    try {
+      used = await this.identify(path, fd, current);
+    } finally {
+      if (!used) await closeFd(fd).catch(() => {});
+    }
+  }
+
+  /** Returns true when `fd` was handed to a reader (else the caller closes it). */
+  private async identify(path: string, fd: number, current: FileReader | undefined): Promise<boolean> {
+    const st = await fstatFd(fd);
+    const key = inodeKey(st.dev, st.ino);
+    const fp = await readFingerprint(fd, this.scratch);
+    const existing = this.byInode.get(key);
+    if (existing !== undefined && fp === existing.fingerprint) {
+      let used = false;
+      if (existing.fd === null) {
+        existing.fd = fd;
+        existing.atEof = true;
+        used = true;
+      }
+      if (existing.path !== path) {
+        const old = existing.path;
+        if (this.byPath.get(old) === existing && (await this.pathHoldsInode(old, key))) {
+          return used; // a second name (hard link or allowed symlink) for a file already tailed
+        }
+        if (this.byPath.get(old) === existing) this.byPath.delete(old);
+        if (current !== undefined && current !== existing) await this.pathGone(path, current);
+        existing.path = path;
+        existing.rotated = existing.rotated || path !== existing.firstPath;
+        this.byPath.set(path, existing);
+        this.opts.positions.touch(existing.id, path);
+        this.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
+      }
+      this.waiting.delete(path);
+      existing.noteSize(st.size);
+      this.enqueue(existing);
+      return used;
+    }
+    if (existing !== undefined) {
+      // Same inode, different content: truncated and rewritten in place, or the inode was reused.
+      this.event(
+        "truncated",
+        { path, id: existing.id, previousOffset: existing.readPos, size: st.size },
+        "file truncated or replaced; reading it from the start",
+      );
+      this.retire(existing);
+    }
+    if (fp === null) {
+      this.waiting.add(path);
+      if (current !== undefined && current !== existing) await this.pathGone(path, current);
+      return false;
+    }
+    this.waiting.delete(path);
+    if (current !== undefined && current !== existing) await this.pathGone(path, current);
+    this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, existing !== undefined);
+    return true;
+  }
+
+  private createReader(
+    path: string,
+    fd: number,
+    dev: number,
+    ino: number,
+    size: number,
+    fp: string,
+    truncated: boolean,
+  ): FileReader {
+    const id = fileId(dev, ino, fp);
+    const positions = this.opts.positions;
+    let offset = 0;
+    let acked = 0;
+    let inherit: { fromId: string; limit: number } | null = null;
+    const known = truncated ? undefined : positions.get(id);
+    if (known !== undefined) {
+      if (known.offset <= size) {
+        offset = known.offset;
+        acked = known.offset;
+        this.event("found", { path, id, offset, size }, "file found; resuming at its acknowledged offset");
+      } else {
+        positions.forget(id);
+        this.event(
+          "truncated",
+          { path, id, previousOffset: known.offset, size },
+          "file shrank while the shipper was down; reading it from the start",
+        );
+      }
+    } else if (!truncated) {
+      const src = this.originalOf(fp, id);
+      if (src !== undefined) {
+        offset = src.readPos;
+        acked = src.acked;
+        inherit = { fromId: src.id, limit: src.readPos };
+        this.event(
+          "copy_recognised",
+          { path, id, from: src.id, offset },
+          "copy of a file already read (copytruncate); continuing where its original stood",
+        );
+      } else {
+        this.event("found", { path, id, size }, "file found");
+      }
+    }
+    if (truncated || known === undefined) positions.forget(id);
+    positions.track(id, fp, path, acked);
+    const r = new FileReader({
+      id,
+      path,
+      dev,
+      ino,
+      fingerprint: fp,
+      fd,
+      offset,
+      acked,
+      size,
+      maxLineBytes: this.opts.maxLineBytes,
+      sink: this.opts.sink,
+      now: this.now,
+    });
+    if (inherit !== null) {
+      r.inherit = inherit;
+      r.inheritedWait = size < offset;
+      const list = this.copiesOf.get(inherit.fromId) ?? [];
+      list.push(r);
+      this.copiesOf.set(inherit.fromId, list);
+    }
+    const key = inodeKey(dev, ino);
+    this.byInode.set(key, r);
+    this.byPath.set(path, r);
+    this.byId.set(id, r);
+    this.enqueue(r);
+    return r;
+  }
+
+  /** Where reading stood for another file with this fingerprint (the original of a copy). */
+  private originalOf(
+    fp: string,
+    exceptId: string,
+  ): { id: string; readPos: number; acked: number } | undefined {
+    let best: { id: string; readPos: number; acked: number } | undefined;
+    const consider = (c: { id: string; readPos: number; acked: number }) => {
+      if (c.id !== exceptId && (best === undefined || c.readPos > best.readPos)) best = c;
+    };
+    for (const r of this.byInode.values()) if (r.fingerprint === fp) consider(r);
+    const retired = this.retiredFp.get(fp);
+    if (retired !== undefined) consider(retired);
+    const saved = this.opts.positions.findByFingerprint(fp, exceptId);
+    if (saved !== undefined) consider({ id: saved.id, readPos: saved.offset, acked: saved.offset });
+    return best;
+  }
+
+  /** The same inode was truncated (or rewritten): retire the old reader, read again from 0. */
+  private async restartTruncated(r: FileReader): Promise<void> {
+    const fd = r.fd;
+    const path = r.path;
+    this.event(
+      "truncated",
+      { path, id: r.id, previousOffset: r.readPos, size: r.size },
+      "file truncated; reading it from the start",
+    );
+    r.fd = null; // hand the fd over to the new reader instead of closing it
+    this.retire(r);
+    if (fd === null) return;
+    let used = false;
+    try {
+      const st = await fstatFd(fd);
+      const fp = await readFingerprint(fd, this.scratch);
+      if (fp === null) {
+        this.waiting.add(path);
+        return;
+      }
+      this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, true);
+      used = true;
+    } finally {
+      if (!used) await closeFd(fd).catch(() => {});
+    }
+  }
+
+  private async pathHoldsInode(path: string, key: string): Promise<boolean> {
+    try {
+      const st = await statPath(path);
+      return inodeKey(st.dev, st.ino) === key;
+    } catch {
+      return false;
+    }
+  }
+
+  /** `path` no longer holds reader `r`'s file: it was renamed away or deleted. */
+  private async pathGone(path: string, r: FileReader): Promise<void> {
+    if (this.byPath.get(path) === r) this.byPath.delete(path);
+    r.rotated = true;
+    if (r.fd === null) {
+      // Closed (it was fully read) and now gone from its path: nothing left to read from it.
+      if (!r.hasUnread) this.untrack(r);
+      return;
+    }
+    const st = await r.stat();
+    if (st !== null && st.nlink === 0 && !r.deleted) {
+      r.deleted = true;
+      this.event(
+        "deleted",
+        { path, id: r.id, unreadBytes: Math.max(0, st.size - r.readPos) },
+        "file deleted; finishing it from the open descriptor",
+      );
+    }
+    this.enqueue(r);
+  }
+
+  /** A rescan's full listing: pick up missed files and notice files gone from their path. */
+  private async reconcile(paths: ReadonlySet<string>): Promise<void> {
+    for (const path of paths) {
+      const r = this.byPath.get(path);
+      if (r === undefined) {
+        await this.examine(path, "add");
+        continue;
+      }
+      let st: import("node:fs").Stats;
+      try {
+        st = await statPath(path);
+      } catch {
+        await this.pathGone(path, r);
+        continue;
+      }
+      if (inodeKey(st.dev, st.ino) !== inodeKey(r.dev, r.ino)) await this.examine(path, "add");
+      else if (r.fd === null && st.size !== r.size) await this.examine(path, "add");
+      else if (r.fd !== null && st.size > r.size) this.enqueue(r);
+    }
+    for (const [path, r] of [...this.byPath]) if (!paths.has(path)) await this.pathGone(path, r);
+    for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
+  }
+
+  /** Periodic check of every open file: growth, deletion, rotation drain, idle close. */
+  private async poll(): Promise<void> {
+    const now = this.now();
+    for (const r of [...this.byInode.values()]) {
+      this.opts.positions.touch(r.id, r.path);
+      if (r.fd === null) continue;
+      const st = await r.stat();
+      if (st === null) continue;
+      if (st.nlink === 0 && !r.deleted) {
+        r.deleted = true;
+        r.rotated = true;
+        if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
+        this.event(
+          "deleted",
+          { path: r.path, id: r.id, unreadBytes: Math.max(0, st.size - r.readPos) },
+          "file deleted; finishing it from the open descriptor",
+        );
+      }
+      if (st.size < r.readPos && !r.inheritedWait) {
+        r.atEof = true;
+        this.enqueue(r);
+        continue;
+      }
+      if (st.size > r.size) this.enqueue(r);
+      r.noteSize(st.size);
+      if (r.queued) continue;
+      const idleFor = now - r.lastGrowthAt;
+      if (r.rotated && idleFor >= this.rotatedIdleMs && (r.hasUnread || r.splitter.hasHeldHead)) {
+        await this.flushPartial(r);
+      }
+      if (r.readPos < r.size || r.splitter.inLongLine) continue;
+      if (r.deleted) {
+        this.event("closed", { path: r.path, id: r.id }, "deleted file fully read; closed");
+        this.retire(r);
+      } else if (r.rotated && idleFor >= this.rotatedIdleMs) {
+        await r.closeFd();
+        if (this.byPath.get(r.path) !== r) this.untrack(r);
+      } else if (idleFor >= this.idleCloseMs) {
+        await r.closeFd();
+      }
+    }
+    for (const path of this.waiting) if (!this.events.has(path)) this.events.set(path, "add");
+    for (const [fp, p] of this.retiredFp) if (now - p.at > RETIRED_MEMORY_MS) this.retiredFp.delete(fp);
+  }
+
+  /** At shutdown: rotated files' writers are gone, so their last partial lines are complete. */
+  private async flushRotatedPartials(): Promise<void> {
+    for (const r of [...this.byInode.values()]) {
+      if (r.fd === null || !r.rotated) continue;
+      if (r.hasUnread || r.splitter.hasHeldHead) await this.flushPartial(r);
+    }
+  }
+
+  private async flushPartial(r: FileReader): Promise<void> {
+    if (!this.opts.sink.canAccept()) return;
+    const consumed = await r.flushPartial(this.buf);
+    if (consumed > 0 || r.splitter.lines > 0) this.count(r, consumed);
+  }
+
+  /** Once per chunk: move the splitter's line counts into the totals and metrics. */
+  private count(r: FileReader, consumed: number): void {
+    const c = r.splitter.takeCounts();
+    const t = this.totals;
+    t.lines += c.lines;
+    t.bytes += consumed;
+    t.truncated += c.truncated;
+    const m = this.opts.metrics;
+    if (m !== undefined) {
+      if (c.lines > 0) m.linesRead.inc(c.lines);
+      if (consumed > 0) m.bytesRead.inc(consumed);
+      if (c.truncated > 0) m.linesTruncated.inc(c.truncated);
+    }
+  }
+
+  /** Stop reading `r` for good; keep it reachable by id until its acknowledgements arrive. */
+  private retire(r: FileReader): void {
+    r.retired = true;
+    if (r.fd !== null) void r.closeFd();
+    r.queued = false;
+    this.ready = this.ready.filter((x) => x !== r);
+    const key = inodeKey(r.dev, r.ino);
+    if (this.byInode.get(key) === r) this.byInode.delete(key);
+    if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
+    const prev = this.retiredFp.get(r.fingerprint);
+    if (prev === undefined || prev.readPos <= r.readPos) {
+      this.retiredFp.set(r.fingerprint, { id: r.id, readPos: r.readPos, acked: r.acked, at: this.now() });
+    }
+    if (r.acked >= r.readPos) this.dropRetired(r);
+  }
+
+  private dropRetired(r: FileReader): void {
+    if (this.byId.get(r.id) === r) this.byId.delete(r.id);
+    if (r.deleted) this.opts.positions.forget(r.id);
+    this.unlinkCopy(r);
+  }
+
+  /** Forget a closed file that is no longer at any watched path. */
+  private untrack(r: FileReader): void {
+    const key = inodeKey(r.dev, r.ino);
+    if (this.byInode.get(key) === r) this.byInode.delete(key);
+    if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
+    if (r.acked >= r.readPos && this.byId.get(r.id) === r) {
+      this.byId.delete(r.id);
+      this.unlinkCopy(r);
+    } else {
+      r.retired = true;
+    }
+  }
+
+  private unlinkCopy(r: FileReader): void {
+    if (r.inherit === null) return;
+    const list = this.copiesOf.get(r.inherit.fromId);
+    if (list === undefined) return;
+    const rest = list.filter((c) => c !== r);
+    if (rest.length > 0) this.copiesOf.set(r.inherit.fromId, rest);
+    else this.copiesOf.delete(r.inherit.fromId);
+  }
+
+  private event(kind: string, fields: Record<string, unknown>, msg: string): void {
+    this.opts.metrics?.fileEvents.inc({ event: kind });
+    this.opts.logger.info({ event: kind, ...fields }, msg);
+  }
+}
