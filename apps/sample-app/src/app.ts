@@ -54,6 +54,7 @@ export function buildApp(config: Config, deps: AppDeps): SampleApp {
     workMaxMs: config.workMaxMs,
     pod: deps.pod,
     namespace: deps.namespace,
+    draining: () => state === "closing",
     readiness: () =>
       state === "started"
         ? { ready: true }

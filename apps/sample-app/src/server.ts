@@ -16,6 +16,8 @@ export interface ServerOptions {
   version: string;
   workMaxMs: number;
   readiness: () => Readiness;
+  /** True once shutdown began: responses then close their keep-alive connection. */
+  draining: () => boolean;
   /** Pod identity from the downward API, shown on `/` when set. */
   pod?: string;
   namespace?: string;
@@ -27,6 +29,12 @@ const DEFAULT_WORK_MS = 50;
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const app = buildHealthServer({ logger: opts.logger, registry: opts.registry, readiness: opts.readiness });
   const startedAt = Date.now();
+
+  // A keep-alive client whose request was in flight at SIGTERM would otherwise hold its idle
+  // connection (and so the drain) open until the keep-alive timeout; tell it to hang up.
+  app.addHook("onSend", async (_req, reply) => {
+    if (opts.draining()) reply.header("connection", "close");
+  });
 
   // Request logs: one line per response, at a level that follows the status, so `level` in Loki
   // separates failures from traffic. The route pattern (not the raw URL) keeps metric labels

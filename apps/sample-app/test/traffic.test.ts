@@ -110,8 +110,15 @@ describe("TrafficGenerator", () => {
       return errors >= 2;
     }, "errors to be counted");
     // Stop sending first, then fail what is still held, so close() has nothing left to wait for.
-    const closing = gen.close();
-    for (const res of held.splice(0)) res.socket?.destroy();
+    let closed = false;
+    const closing = gen.close().then(() => {
+      closed = true;
+    });
+    // Requests still on their way arrive later: fail them too as they come in.
+    await until(() => {
+      for (const res of held.splice(0)) res.socket?.destroy();
+      return closed;
+    }, "close() to finish");
     await closing;
   });
 });
