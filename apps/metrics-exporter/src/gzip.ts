@@ -26,9 +26,12 @@ export function gzipPrefix(data: Buffer, level = 1): GzipPrefix {
 
 /** One gzip member holding `prefix` followed by `tail`. */
 export function gzipWithPrefix(prefix: GzipPrefix, tail: Buffer, level = 6): Buffer {
+  // CRC first, and not over an empty buffer: on Node 20, crc32() of a zero-length Buffer that has
+  // been through deflateRawSync() returns 0 instead of the starting value.
+  const crc = tail.length === 0 ? prefix.crc : crc32(tail, prefix.crc) >>> 0;
   const rest = deflateRawSync(tail, { level });
   const trailer = Buffer.allocUnsafe(8);
-  trailer.writeUInt32LE(crc32(tail, prefix.crc) >>> 0, 0);
+  trailer.writeUInt32LE(crc, 0);
   trailer.writeUInt32LE((prefix.length + tail.length) % 0x1_0000_0000, 4);
   return Buffer.concat([HEADER, prefix.deflated, rest, trailer]);
 }
