@@ -21,7 +21,7 @@ export const DEFAULT_BATCH_WAIT_MS = 1000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
 /** Stream buffers start small; most streams (levels) of a file carry few lines. */
 const STREAM_INITIAL_BYTES = 1024;
-/** After a burst, a stream buffer shrinks back to at most this much (or twice its last use). */
+/** After a burst, a stream buffer shrinks back to this much (or twice its last use). */
 const STREAM_KEEP_BYTES = 64 * 1024;
 /** A (filename) stream group unused for this many batches is forgotten (rotated-away names). */
 const GROUP_IDLE_BATCHES = 600;
@@ -132,16 +132,15 @@ export class Batcher {
     if (fs.path !== file.path) this.bindPath(fs, file.path);
     const group = fs.group as StreamGroup;
 
-    let line: Uint8Array = buf;
-    let ls = start;
-    let le = end;
-    if (end > start && !isUtf8(buf.subarray(start, end))) {
+    // One view per line, used for the UTF-8 check and the copy (each view is an allocation).
+    // A plain Uint8Array view is markedly cheaper to create than Buffer#subarray's FastBuffer.
+    let line: Uint8Array = new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+    if (!isUtf8(line)) {
       // Rare: replace invalid sequences with U+FFFD (protobuf strings must be valid UTF-8).
       line = Buffer.from(buf.toString("utf8", start, end), "utf8");
-      ls = 0;
-      le = line.length;
       this.openRepaired++;
     }
+    const lineLen = line.length;
 
     const scanner = this.scanner;
     let sec: number;
@@ -156,7 +155,7 @@ export class Batcher {
     const level = scanner.level;
     const stream = group.streams[level] ?? this.createStream(group, level);
 
-    const estimate = le - ls + 32;
+    const estimate = lineLen + 32;
     if (this.openBytesCount > 0 && this.openBytesCount + estimate > this.opts.batchMaxBytes) this.seal();
 
     if (stream.seq !== this.seq) {
@@ -167,13 +166,13 @@ export class Batcher {
       fs.seq = this.seq;
       this.openFiles.push(fs);
     }
-    this.openBytesCount += appendEntry(stream.entries, sec, nanos, line, ls, le);
+    this.openBytesCount += appendEntry(stream.entries, sec, nanos, line);
     stream.count++;
 
     const pending = offset > fs.offset ? offset - fs.offset : end - start + 1;
     fs.offset = offset;
     this.openLines++;
-    this.openLineBytes += le - ls;
+    this.openLineBytes += lineLen;
     this.openPending += pending;
 
     if (this.openBytesCount >= this.opts.batchMaxBytes) {
@@ -236,9 +235,10 @@ export class Batcher {
     } finally {
       for (const s of streams) {
         s.group.lastSeq = batch.seq;
+        const used = s.entries.len;
         s.entries.len = 0;
         s.count = 0;
-        s.entries.shrink(STREAM_KEEP_BYTES);
+        s.entries.shrink(used, STREAM_KEEP_BYTES);
       }
       if (this.seq % 100 === 0) this.pruneGroups();
     }

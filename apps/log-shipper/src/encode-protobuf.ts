@@ -30,13 +30,15 @@ export class GrowableBuffer {
     this.buf.copy(next, 0, 0, this.len);
     this.buf = next;
   }
-  /** Give memory back after a burst: keep at most `max(keep, 2 × len)`. */
-  shrink(keep: number): void {
-    const target = Math.max(keep, this.len * 2);
+  /**
+   * Give memory back after a burst: when the capacity is more than four times what the last use
+   * needed (and above `keep`), reallocate to twice that need. Steady use never reallocates.
+   */
+  shrink(used: number, keep: number): void {
+    if (this.len !== 0) return; // only between uses
+    const target = Math.max(keep, used * 2);
     if (this.buf.length <= target * 2) return;
-    const next = Buffer.allocUnsafe(target);
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
+    this.buf = Buffer.allocUnsafe(target);
   }
   view(): Buffer {
     return this.buf.subarray(0, this.len);
@@ -73,18 +75,11 @@ export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
 }
 
 /**
- * Append one entry, as a `StreamAdapter.entries` field, to `out`. `line` bytes [start, end)
- * must be valid UTF-8 (protobuf `string`). Returns the number of bytes appended.
+ * Append one entry, as a `StreamAdapter.entries` field, to `out`. `line` must be valid UTF-8
+ * (protobuf `string`). Returns the number of bytes appended.
  */
-export function appendEntry(
-  out: GrowableBuffer,
-  sec: number,
-  nanos: number,
-  line: Uint8Array,
-  start: number,
-  end: number,
-): number {
-  const lineLen = end - start;
+export function appendEntry(out: GrowableBuffer, sec: number, nanos: number, line: Uint8Array): number {
+  const lineLen = line.length;
   const tsLen = (sec > 0 ? 1 + varintSize(sec) : 0) + (nanos > 0 ? 1 + varintSize(nanos) : 0);
   const entryLen = 1 + varintSize(tsLen) + tsLen + 1 + varintSize(lineLen) + lineLen;
   const total = 1 + varintSize(entryLen) + entryLen;
@@ -105,7 +100,7 @@ export function appendEntry(
   }
   b[p++] = 0x12; // EntryAdapter.line
   p = writeVarint(b, p, lineLen);
-  if (lineLen > 0) b.set(line.subarray(start, end), p);
+  b.set(line, p);
   out.len = p + lineLen;
   return total;
 }
@@ -203,8 +198,9 @@ export class ProtobufEncoder implements BatchEncoder {
     }
     const body = snappy.compressSync(out.view());
     // Do not hold a burst-sized scratch buffer forever.
+    const used = out.len;
     out.len = 0;
-    out.shrink(1024 * 1024);
+    out.shrink(used, 1024 * 1024);
     return { body, contentType: "application/x-protobuf" };
   }
 }

@@ -32,7 +32,7 @@ function streamsOf(inputs: Input[]): BatchStream[] {
     const g = new GrowableBuffer(16); // tiny on purpose: exercises growth
     for (const e of i.entries) {
       const b = Buffer.from(`xx${e.line}yy`);
-      appendEntry(g, e.sec, e.nanos, b, 2, b.length - 2);
+      appendEntry(g, e.sec, e.nanos, b.subarray(2, b.length - 2));
     }
     return {
       labels: i.labels,
