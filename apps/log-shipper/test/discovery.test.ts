@@ -1,0 +1,121 @@
+// Discovery: globs and excludes, the directories watched, symlinks leaving the watched
+// directories refused, and the rescan finding files that events did not report.
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Discovery, pathMatcher, rootsOf } from "../src/discovery.js";
+import { silentLogger } from "./support/logger.js";
+import { waitFor } from "./support/source-harness.js";
+
+describe("pathMatcher", () => {
+  const m = pathMatcher(["/shared/logs/*.log", "/shared/logs/*.log.*"], ["*.gz", "*.zip", "*.tmp"]);
+  it.each([
+    ["/shared/logs/app.log", true],
+    ["/shared/logs/app.log.1", true],
+    ["/shared/logs/app.log.2024-01-31", true],
+    ["/shared/logs/app.log.1.gz", false],
+    ["/shared/logs/app.log.zip", false],
+    ["/shared/logs/app.log.tmp", false],
+    ["/shared/logs/.app.log.123.tmp", false],
+    ["/shared/logs/.hidden.log", false],
+    ["/shared/logs/app.txt", false],
+    ["/shared/logs/sub/app.log", false],
+    ["/shared/other/app.log", false],
+  ])("%s → %s", (path, expected) => {
+    expect(m(path)).toBe(expected);
+  });
+
+  it("matches exclude patterns with a slash against the whole path", () => {
+    const m2 = pathMatcher(["/l/**/*.log"], ["/l/private/**"]);
+    expect(m2("/l/a/b.log")).toBe(true);
+    expect(m2("/l/private/b.log")).toBe(false);
+  });
+});
+
+describe("rootsOf", () => {
+  it("watches each glob's base directory, as deep as the glob reaches", () => {
+    expect(rootsOf(["/shared/logs/*.log", "/shared/logs/*.log.*"])).toEqual([
+      { dir: "/shared/logs", depth: 0 },
+    ]);
+    expect(rootsOf(["/a/*/x.log", "/b/**/*.log", "/c/plain.log"])).toEqual([
+      { dir: "/a", depth: 1 },
+      { dir: "/b", depth: Number.POSITIVE_INFINITY },
+      { dir: "/c", depth: 0 },
+    ]);
+  });
+});
+
+describe("Discovery", () => {
+  let d: Discovery | undefined;
+  afterEach(async () => {
+    await d?.close();
+    d = undefined;
+  });
+
+  function setup(rescanIntervalMs: number) {
+    const root = mkdtempSync(join(tmpdir(), "disc-"));
+    const logs = join(root, "logs");
+    mkdirSync(logs);
+    const scans: Set<string>[] = [];
+    const events: string[] = [];
+    d = new Discovery({
+      include: [join(logs, "*.log"), join(logs, "*.log.*")],
+      exclude: ["*.gz"],
+      rescanIntervalMs,
+      logger: silentLogger(),
+      onPath: (p, ev) => events.push(`${ev} ${p}`),
+      onScan: (paths) => scans.push(new Set(paths)),
+    });
+    return { root, logs, scans, events, d };
+  }
+
+  it("reports matching files on the initial scan and through events", async () => {
+    const { logs, scans, events, d } = setup(60_000);
+    writeFileSync(join(logs, "app.log"), "a\n");
+    writeFileSync(join(logs, "app.log.1.gz"), "zipped\n");
+    await d.start();
+    expect([...(scans[0] ?? [])]).toEqual([join(logs, "app.log")]);
+    writeFileSync(join(logs, "app.log.1"), "b\n");
+    await waitFor(() => events.includes(`add ${join(logs, "app.log.1")}`), "an add event");
+    expect(events.some((e) => e.endsWith(".gz"))).toBe(false);
+  });
+
+  it("finds on the periodic rescan what events did not report", async () => {
+    const { logs, scans, d } = setup(100);
+    await d.start();
+    // Created before the watcher was told nothing: the scan result is what counts here.
+    writeFileSync(join(logs, "late.log"), "x\n");
+    await waitFor(() => scans.some((s) => s.has(join(logs, "late.log"))), "a rescan listing late.log");
+  });
+
+  it("never opens a symlink whose target is outside the watched directories", async () => {
+    const { root, logs, d } = setup(60_000);
+    const secret = join(root, "secret.txt");
+    writeFileSync(secret, "password\n");
+    writeFileSync(join(logs, "real.log"), "fine\n");
+    symlinkSync(secret, join(logs, "evil.log"));
+    symlinkSync(join(logs, "real.log"), join(logs, "alias.log"));
+    symlinkSync("/etc/hostname", join(logs, "etc.log"));
+    await d.start();
+    expect(await d.openAllowed(join(logs, "evil.log"))).toBeNull();
+    expect(await d.openAllowed(join(logs, "etc.log"))).toBeNull();
+    const ok = await d.openAllowed(join(logs, "alias.log"));
+    expect(ok?.realPath).toBe(join(logs, "real.log"));
+    const plain = await d.openAllowed(join(logs, "real.log"));
+    expect(plain).not.toBeNull();
+    const { closeSync } = await import("node:fs");
+    if (ok) closeSync(ok.fd);
+    if (plain) closeSync(plain.fd);
+  });
+
+  it("does not open directories or FIFOs", async () => {
+    const { logs, d } = setup(60_000);
+    mkdirSync(join(logs, "dir.log"));
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("mkfifo", [join(logs, "fifo.log")]);
+    await d.start();
+    expect(await d.openAllowed(join(logs, "dir.log"))).toBeNull();
+    expect(await d.openAllowed(join(logs, "fifo.log"))).toBeNull();
+  });
+});

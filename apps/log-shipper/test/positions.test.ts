@@ -1,0 +1,90 @@
+// Positions: atomic saves, monotonic commits, a corrupt file set aside (never a crash loop), pruning.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Positions } from "../src/positions.js";
+import { silentLogger } from "./support/logger.js";
+
+function fresh() {
+  const dir = mkdtempSync(join(tmpdir(), "pos-"));
+  return { dir, file: join(dir, "positions.json") };
+}
+
+describe("Positions", () => {
+  it("saves atomically and loads what it saved", async () => {
+    const { dir, file } = fresh();
+    const p = new Positions({ file, logger: silentLogger() });
+    await p.load();
+    p.track("1:2:abc", "abc", "/logs/app.log", 0);
+    p.commit("1:2:abc", 120);
+    p.commit("1:2:abc", 80); // never backwards
+    await p.save();
+    expect(readdirSync(dir)).toEqual(["positions.json"]); // no temp file left behind
+    const doc = JSON.parse(readFileSync(file, "utf8"));
+    expect(doc.version).toBe(1);
+    expect(doc.files).toEqual([
+      expect.objectContaining({ id: "1:2:abc", path: "/logs/app.log", offset: 120 }),
+    ]);
+    const q = new Positions({ file, logger: silentLogger() });
+    await q.load();
+    expect(q.get("1:2:abc")?.offset).toBe(120);
+    expect(q.findByFingerprint("abc")?.id).toBe("1:2:abc");
+  });
+
+  it("writes nothing when nothing changed", async () => {
+    const { file } = fresh();
+    const p = new Positions({ file, logger: silentLogger() });
+    await p.save();
+    expect(existsSync(file)).toBe(false);
+    p.track("a", "f", "/x", 5);
+    await p.save();
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it("sets a corrupt file aside with a loud warning and starts fresh", async () => {
+    for (const garbage of ["{not json", '{"version":7,"files":[]}', '{"version":1,"files":[{"id":1}]}', ""]) {
+      const { dir, file } = fresh();
+      writeFileSync(file, garbage);
+      const lines: string[] = [];
+      const { createLogger } = await import("@sidecar/shared");
+      const logger = createLogger({
+        service: "t",
+        level: "warn",
+        destination: { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream as never,
+      });
+      const p = new Positions({ file, logger });
+      await p.load();
+      expect(p.size).toBe(0);
+      expect(p.corruptSetAside).toMatch(/positions\.json\.corrupt-/);
+      expect(readdirSync(dir).some((n) => n.startsWith("positions.json.corrupt-"))).toBe(true);
+      expect(existsSync(file)).toBe(false);
+      expect(lines.join("")).toMatch(/"level":"error".*corrupt/);
+    }
+  });
+
+  it("prunes entries not seen within the retention, keeps the others", async () => {
+    const { file } = fresh();
+    let now = 1_000_000;
+    const p = new Positions({ file, logger: silentLogger(), retentionMs: 1000, now: () => now });
+    p.track("old", "f1", "/old", 10);
+    p.track("live", "f2", "/live", 20);
+    now += 600;
+    p.touch("live", "/live");
+    now += 600;
+    expect(p.prune()).toBe(1);
+    expect(p.get("old")).toBeUndefined();
+    expect(p.get("live")?.offset).toBe(20);
+    p.forget("live");
+    expect(p.size).toBe(0);
+  });
+
+  it("caps the number of entries, dropping the least recently seen", () => {
+    const { file } = fresh();
+    let now = 0;
+    const p = new Positions({ file, logger: silentLogger(), maxEntries: 3, now: () => now++ });
+    for (let i = 0; i < 5; i++) p.track(`id${i}`, `f${i}`, `/p${i}`, i);
+    p.prune();
+    expect(p.entriesSnapshot().map((e) => e.id)).toEqual(["id2", "id3", "id4"]);
+  });
+});

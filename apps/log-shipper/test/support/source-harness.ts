@@ -1,0 +1,140 @@
+// Test harness for the source side alone: a real Discovery, Positions and Tailer on a temp
+// directory, feeding an in-memory LineSink that records every line and acknowledges on demand
+// (or at once), with back-pressure that tests can switch on.
+import type { AckListener, LineSink, SourceFile } from "../../src/contracts.js";
+import { Discovery } from "../../src/discovery.js";
+import { Positions } from "../../src/positions.js";
+import { Tailer } from "../../src/tailer.js";
+import { silentLogger } from "./logger.js";
+
+export interface RecordedLine {
+  id: string;
+  path: string;
+  text: string;
+  offset: number;
+  truncated: boolean;
+}
+
+/** An in-memory LineSink: records lines; acknowledges them at once or when told. */
+export class RecordingSink implements LineSink {
+  readonly lines: RecordedLine[] = [];
+  private unacked: RecordedLine[] = [];
+  private readonly drainListeners: (() => void)[] = [];
+  ack: AckListener | null = null;
+  autoAck = true;
+  /** Back-pressure bound on unacknowledged line bytes (Infinity = never pause). */
+  maxPending = Number.POSITIVE_INFINITY;
+  pendingBytes = 0;
+
+  private ackScheduled = false;
+
+  writeLine(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    truncated: boolean,
+  ): void {
+    const rec = { id: file.id, path: file.path, text: buf.toString("utf8", start, end), offset, truncated };
+    this.lines.push(rec);
+    this.unacked.push(rec);
+    this.pendingBytes += end - start + 1;
+    if (this.autoAck && !this.ackScheduled) {
+      this.ackScheduled = true;
+      setImmediate(() => {
+        this.ackScheduled = false;
+        this.ackAll();
+      });
+    }
+  }
+
+  canAccept(): boolean {
+    return this.pendingBytes < this.maxPending;
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  flush(): void {}
+
+  /** Acknowledge every line written so far (per file in offset order, as the real sink does). */
+  ackAll(): void {
+    const lines = this.unacked;
+    this.unacked = [];
+    this.pendingBytes = 0;
+    for (const l of lines) this.ack?.acknowledged(l.id, l.offset);
+    for (const d of this.drainListeners) d();
+  }
+
+  texts(): string[] {
+    return this.lines.map((l) => l.text);
+  }
+}
+
+export interface Source {
+  sink: RecordingSink;
+  positions: Positions;
+  discovery: Discovery;
+  tailer: Tailer;
+  close(): Promise<void>;
+}
+
+export async function startSource(opts: {
+  include: string[];
+  exclude?: string[];
+  positionsFile: string;
+  sink?: RecordingSink;
+  maxLineBytes?: number;
+  rescanIntervalMs?: number;
+  pollIntervalMs?: number;
+  rotatedIdleMs?: number;
+}): Promise<Source> {
+  const logger = silentLogger();
+  const sink = opts.sink ?? new RecordingSink();
+  const positions = new Positions({ file: opts.positionsFile, logger });
+  await positions.load();
+  let tailer: Tailer | undefined;
+  const discovery = new Discovery({
+    include: opts.include,
+    exclude: opts.exclude ?? ["*.gz", "*.tmp"],
+    rescanIntervalMs: opts.rescanIntervalMs ?? 200,
+    logger,
+    onPath: (p, ev) => tailer?.notePath(p, ev),
+    onScan: (paths) => tailer?.noteScan(paths),
+  });
+  tailer = new Tailer({
+    sink,
+    positions,
+    opener: discovery,
+    logger,
+    maxLineBytes: opts.maxLineBytes ?? 262_144,
+    pollIntervalMs: opts.pollIntervalMs ?? 50,
+    rotatedIdleMs: opts.rotatedIdleMs ?? 300,
+  });
+  sink.ack = tailer;
+  tailer.start();
+  await discovery.start();
+  const t = tailer;
+  return {
+    sink,
+    positions,
+    discovery,
+    tailer: t,
+    async close() {
+      await discovery.close();
+      await t.close();
+      await positions.save(true);
+    },
+  };
+}
+
+/** Poll `cond` until true or fail after `timeoutMs` with `what` in the message. */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

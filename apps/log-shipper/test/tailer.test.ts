@@ -1,0 +1,230 @@
+// The source side on real files (discovery + identity + readers + positions) into an in-memory
+// sink: renames keep their offset, copytruncate copies are recognised, truncation restarts at 0,
+// short files wait, restarts resume at the acknowledged offset, deleted files are finished from
+// the open descriptor, back-pressure pauses reading, a rotated file's partial last line ships.
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { RecordingSink, type Source, startSource, waitFor } from "./support/source-harness.js";
+
+function lines(prefix: string, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < to; i++) s += `${prefix} ${i}\n`;
+  return s;
+}
+function names(prefix: string, from: number, to: number): string[] {
+  return Array.from({ length: to - from }, (_, k) => `${prefix} ${from + k}`);
+}
+
+describe("Tailer", () => {
+  let src: Source | undefined;
+  afterEach(async () => {
+    await src?.close();
+    src = undefined;
+  });
+
+  function dirs() {
+    const root = mkdtempSync(join(tmpdir(), "tail-"));
+    const logs = join(root, "logs");
+    mkdirSync(logs);
+    return {
+      logs,
+      positionsFile: join(root, "positions.json"),
+      include: [join(logs, "*.log"), join(logs, "*.log.*")],
+    };
+  }
+
+  it("reads existing and new files from their start", async () => {
+    const d = dirs();
+    writeFileSync(join(d.logs, "a.log"), lines("a", 0, 3));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 3, "3 lines of a.log");
+    writeFileSync(join(d.logs, "b.log"), lines("b", 0, 2));
+    appendFileSync(join(d.logs, "a.log"), lines("a", 3, 5));
+    await waitFor(() => src?.sink.lines.length === 7, "7 lines");
+    const t = src.sink.texts();
+    expect(t.filter((x) => x.startsWith("a"))).toEqual(names("a", 0, 5));
+    expect(t.filter((x) => x.startsWith("b"))).toEqual(names("b", 0, 2));
+  });
+
+  it("keeps a renamed file's identity and offset (rename rotation)", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("gen1", 0, 10));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 10, "10 lines");
+    const id = src.sink.lines[0]?.id;
+    renameSync(p, `${p}.1`);
+    appendFileSync(`${p}.1`, lines("gen1", 10, 12)); // the writer's last lines after the rename
+    writeFileSync(p, lines("gen2", 0, 5));
+    await waitFor(() => src?.sink.lines.length === 17, "17 lines");
+    const gen1 = src.sink.lines.filter((l) => l.text.startsWith("gen1"));
+    expect(gen1.map((l) => l.text)).toEqual(names("gen1", 0, 12));
+    expect(new Set(gen1.map((l) => l.id))).toEqual(new Set([id]));
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.id === id && f.path === `${p}.1`) === true,
+      "new path",
+    );
+    expect(src.sink.texts().filter((x) => x.startsWith("gen2"))).toEqual(names("gen2", 0, 5));
+  });
+
+  it("recognises a copytruncate copy as already read up to its offset", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("old", 0, 10));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 10, "10 lines");
+    appendFileSync(p, lines("old", 10, 15)); // maybe read before the copy, maybe not
+    copyFileSync(p, `${p}.1`);
+    truncateSync(p, 0);
+    appendFileSync(p, lines("new", 0, 3));
+    await waitFor(() => src?.sink.lines.length === 18, "18 lines");
+    await new Promise((r) => setTimeout(r, 500)); // anything re-read would show up by now
+    const t = src.sink.texts();
+    expect(t.filter((x) => x.startsWith("old"))).toEqual(names("old", 0, 15));
+    expect(t.filter((x) => x.startsWith("new"))).toEqual(names("new", 0, 3));
+  });
+
+  it("restarts a truncated file at 0, also when it grew past the old offset before we looked", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("first", 0, 5));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 5, "5 lines");
+    truncateSync(p, 0);
+    appendFileSync(p, lines("second", 0, 2));
+    await waitFor(() => src?.sink.lines.length === 7, "7 lines");
+    // Truncate and write more than before in one go: size never drops below the offset.
+    writeFileSync(p, lines("third", 0, 40));
+    await waitFor(() => src?.sink.lines.length === 47, "47 lines");
+    const t = src.sink.texts();
+    expect(t.slice(5, 7)).toEqual(names("second", 0, 2));
+    expect(t.slice(7)).toEqual(names("third", 0, 40));
+  });
+
+  it("waits while a file is too short to fingerprint", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, "no newline yet");
+    src = await startSource(d);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(src.sink.lines).toEqual([]);
+    appendFileSync(p, " — done\nnext\n");
+    await waitFor(() => src?.sink.lines.length === 2, "2 lines");
+    expect(src.sink.texts()).toEqual(["no newline yet — done", "next"]);
+  });
+
+  it("resumes at the acknowledged offset after a restart, and re-reads what was not acknowledged", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("x", 0, 10));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 10, "10 lines");
+    await waitFor(() => src?.tailer.files()[0]?.acked === src?.tailer.files()[0]?.size, "acks");
+    await src.close();
+    // Second run: lines read but never acknowledged.
+    const sink2 = new RecordingSink();
+    sink2.autoAck = false;
+    appendFileSync(p, lines("x", 10, 15));
+    src = await startSource({ ...d, sink: sink2 });
+    await waitFor(() => sink2.lines.length === 5, "5 new lines");
+    expect(sink2.texts()).toEqual(names("x", 10, 15));
+    await src.close();
+    // Third run: the 5 unacknowledged lines come again, nothing before them.
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 5, "5 re-sent lines");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(src.sink.texts()).toEqual(names("x", 10, 15));
+  });
+
+  it("finishes a deleted file from its open descriptor, then forgets it", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const sink = new RecordingSink();
+    writeFileSync(p, lines("d", 0, 3));
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length === 3, "3 lines");
+    sink.maxPending = 0; // pause reading
+    appendFileSync(p, lines("d", 3, 8));
+    unlinkSync(p);
+    await new Promise((r) => setTimeout(r, 200));
+    sink.maxPending = Number.POSITIVE_INFINITY;
+    sink.ackAll();
+    await waitFor(() => sink.lines.length === 8, "8 lines");
+    expect(sink.texts()).toEqual(names("d", 0, 8));
+    await waitFor(() => src?.tailer.files().length === 0, "the deleted file to be dropped");
+    await waitFor(() => src?.positions.size === 0, "its position to be forgotten");
+  });
+
+  it("pauses reading at the back-pressure bound and resumes on drain", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    sink.maxPending = 1; // one chunk at a time
+    const pad = "p".repeat(100);
+    writeFileSync(p, lines(pad, 0, 30000));
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length > 0, "the first chunk");
+    await new Promise((r) => setTimeout(r, 200));
+    const first = sink.lines.length;
+    expect(first).toBeLessThan(30000);
+    expect(src.tailer.paused).toBe(true);
+    while (sink.lines.length < 30000) {
+      sink.ackAll();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(sink.texts()).toEqual(names(pad, 0, 30000));
+  });
+
+  it("ships a rotated file's partial last line once it stopped growing", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, "complete\nhalf a li");
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 1, "1 line");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(src.sink.lines.length).toBe(1); // not rotated: the partial line waits
+    renameSync(p, `${p}.1`);
+    await waitFor(() => src?.sink.lines.length === 2, "the partial line");
+    expect(src.sink.texts()).toEqual(["complete", "half a li"]);
+  });
+
+  it("truncates over-long lines to MAX_LINE_BYTES and counts them", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, `short\n${"L".repeat(3_000_000)}\nafter\n`);
+    src = await startSource({ ...d, maxLineBytes: 1000 });
+    await waitFor(() => src?.sink.lines.length === 3, "3 lines");
+    expect(src.sink.lines.map((l) => [l.text.length, l.truncated])).toEqual([
+      [5, false],
+      [1000, true],
+      [5, false],
+    ]);
+    expect(src.tailer.totals.truncated).toBe(1);
+  });
+
+  it("ignores excluded files and reads a symlink only inside the watched directory", async () => {
+    const d = dirs();
+    writeFileSync(join(d.logs, "app.log.1.gz"), "compressed\n");
+    writeFileSync(join(d.logs, "ok.log"), "ok\n");
+    const outside = join(d.logs, "..", "secret");
+    writeFileSync(outside, "secret\n");
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync(outside, join(d.logs, "leak.log"));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 1, "1 line");
+    await new Promise((r) => setTimeout(r, 400));
+    expect(src.sink.texts()).toEqual(["ok"]);
+  });
+});
