@@ -156,8 +156,20 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
       return;
     }
     if (f?.kind === "slow") {
-      await new Promise((r) => setTimeout(r, f.delayMs));
-      if (req.socket.destroyed || res.destroyed) {
+      // Answer late — unless the client gives up first (its timeout): then, like a request
+      // that never reached Loki's storage, nothing is accepted.
+      const gaveUp = await new Promise<boolean>((resolve) => {
+        const onClose = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          res.off("close", onClose);
+          resolve(false);
+        }, f.delayMs);
+        res.once("close", onClose);
+      });
+      if (gaveUp) {
         record(0);
         return;
       }

@@ -1,0 +1,232 @@
+// The Loki client and the pipeline's retry policy against the real fake Loki over loopback,
+// table-driven like Promtail's client tests: each case injects a fault, ships a batch, and checks
+// what Loki received (nothing lost, nothing doubled), the requests it saw, the acknowledgements
+// and the exported metrics.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isPermanentStatus, pushUrl } from "../src/loki-client.js";
+import { type FakeLoki, type Fault, startFakeLoki } from "./support/fake-loki.js";
+import { harness, lines, metric } from "./support/loki-harness.js";
+
+let loki: FakeLoki;
+beforeEach(async () => {
+  loki = await startFakeLoki();
+});
+afterEach(async () => {
+  await loki.close();
+});
+
+const file = { id: "dev1:ino1:fp", path: "/shared/logs/app.log" };
+
+interface Case {
+  name: string;
+  fault?: Fault;
+  opts?: Parameters<typeof harness>[1];
+  /** Statuses of the requests Loki saw, in order (0 = no answer). */
+  statuses: number[];
+  delivered: boolean;
+  metrics: [string, Record<string, string>, number][];
+  log?: { msg: string; fields: Record<string, unknown> };
+}
+
+const N = 50;
+const cases: Case[] = [
+  {
+    name: "204: acknowledged",
+    statuses: [204],
+    delivered: true,
+    metrics: [
+      ["log_shipper_batches_total", { outcome: "success" }, 1],
+      ["log_shipper_sent_lines_total", {}, N],
+      ["log_shipper_retries_total", {}, 0],
+      ["log_shipper_send_duration_seconds", { outcome: "success" }, 1],
+    ],
+  },
+  {
+    name: "503 for a while: retried, then delivered exactly once",
+    fault: { kind: "status", status: 503, times: 3 },
+    statuses: [503, 503, 503, 204],
+    delivered: true,
+    metrics: [
+      ["log_shipper_retries_total", { reason: "http_503" }, 3],
+      ["log_shipper_batches_total", { outcome: "retry" }, 3],
+      ["log_shipper_batches_total", { outcome: "success" }, 1],
+      ["log_shipper_sent_lines_total", {}, N],
+    ],
+    log: { msg: "Loki accepts batches again", fields: { failedAttempts: 3 } },
+  },
+  {
+    name: "500 with a message: retried and the message logged",
+    fault: { kind: "status", status: 500, body: "ingester unavailable", times: 1 },
+    statuses: [500, 204],
+    delivered: true,
+    metrics: [["log_shipper_retries_total", { reason: "http_500" }, 1]],
+    log: {
+      msg: "push to Loki failed; retrying",
+      fields: { status: 500, reason: "http_500", attempt: 1, lokiMessage: "ingester unavailable" },
+    },
+  },
+  {
+    name: "400: dropped, counted by reason, Loki's message logged, offsets acknowledged",
+    fault: { kind: "status", status: 400, body: "entry for stream has timestamp too old", times: 1 },
+    statuses: [400],
+    delivered: false,
+    metrics: [
+      ["log_shipper_dropped_lines_total", { reason: "http_400" }, N],
+      ["log_shipper_batches_total", { outcome: "dropped" }, 1],
+      ["log_shipper_sent_lines_total", {}, 0],
+      ["log_shipper_retries_total", {}, 0],
+    ],
+    log: {
+      msg: "Loki rejected a batch for good; dropped it",
+      fields: { status: 400, lines: N, lokiMessage: "entry for stream has timestamp too old" },
+    },
+  },
+  {
+    name: "413: dropped as http_413",
+    fault: { kind: "status", status: 413, times: 1 },
+    statuses: [413],
+    delivered: false,
+    metrics: [["log_shipper_dropped_lines_total", { reason: "http_413" }, N]],
+  },
+  {
+    name: "connection reset without an answer: retried",
+    fault: { kind: "reset", times: 2 },
+    statuses: [0, 0, 204],
+    delivered: true,
+    metrics: [
+      ["log_shipper_retries_total", { reason: "network" }, 2],
+      ["log_shipper_sent_lines_total", {}, N],
+    ],
+  },
+  {
+    name: "slow answer past LOKI_TIMEOUT_MS: retried",
+    fault: { kind: "slow", delayMs: 1500, times: 1 },
+    opts: { timeoutMs: 300 },
+    statuses: [0, 204],
+    delivered: true,
+    metrics: [["log_shipper_retries_total", { reason: "timeout" }, 1]],
+  },
+  {
+    name: "slow answer within the timeout: no retry",
+    fault: { kind: "slow", delayMs: 200, times: 1 },
+    opts: { timeoutMs: 5000 },
+    statuses: [204],
+    delivered: true,
+    metrics: [["log_shipper_retries_total", {}, 0]],
+  },
+];
+
+describe("Loki client outcomes", () => {
+  it.each(cases)("$name", async (c) => {
+    if (c.fault) loki.setFault(c.fault);
+    const h = harness(loki, c.opts);
+    h.pipeline.start();
+    const end = h.write(file, lines("l", N));
+    expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+    await h.pipeline.close();
+
+    expect(loki.requests.map((r) => r.status)).toEqual(c.statuses);
+    expect(loki.entries.map((e) => e.line)).toEqual(c.delivered ? lines("l", N) : []);
+    // Acknowledged in both cases: delivered, or dropped for good (must not block commits).
+    expect(h.acks).toEqual([{ fileId: file.id, offset: end }]);
+    expect(h.pipeline.pendingBytes).toBe(0);
+    for (const [name, labels, value] of c.metrics) {
+      expect([name, labels, await metric(h.registry, name, labels)]).toEqual([name, labels, value]);
+    }
+    if (c.log) expect(h.logs).toContainEqual(expect.objectContaining({ msg: c.log.msg, ...c.log.fields }));
+  });
+
+  it("honours Retry-After (seconds) on 429", async () => {
+    loki.setFault({ kind: "status", status: 429, retryAfter: "1", times: 1 });
+    const times: number[] = [];
+    const h = harness(loki, { retryMinMs: 10, retryMaxMs: 5000 });
+    h.pipeline.start();
+    h.write(file, lines("r", 5));
+    const t0 = Date.now();
+    // Record when each request arrives.
+    const poll = setInterval(() => {
+      while (times.length < loki.requests.length) times.push(Date.now() - t0);
+    }, 5);
+    expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+    clearInterval(poll);
+    while (times.length < loki.requests.length) times.push(Date.now() - t0);
+    await h.pipeline.close();
+    expect(loki.requests.map((r) => r.status)).toEqual([429, 204]);
+    // Backoff alone would have waited ~10 ms; Retry-After asked for a second.
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(900);
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({
+        msg: "push to Loki failed; retrying",
+        status: 429,
+        retryAfterMs: 1000,
+        delayMs: 1000,
+      }),
+    );
+    expect(await metric(h.registry, "log_shipper_retries_total", { reason: "http_429" })).toBe(1);
+    expect(loki.entries).toHaveLength(5);
+  });
+
+  it("sends the tenant header and basic auth", async () => {
+    await loki.close();
+    const auth = `Basic ${Buffer.from("user:s3cret").toString("base64")}`;
+    loki = await startFakeLoki({ requireTenant: "team-a", requireAuth: auth });
+    // Secret files end with a newline that is not part of the password.
+    const h = harness(loki, { tenantId: "team-a", username: "user", password: "s3cret\n" });
+    h.pipeline.start();
+    h.write(file, lines("t", 3));
+    expect(await h.pipeline.drain(Date.now() + 10_000)).toBe(true);
+    await h.pipeline.close();
+    expect(loki.entries).toHaveLength(3);
+    expect(loki.requests[0]?.headers["x-scope-orgid"]).toBe("team-a");
+    expect(loki.requests[0]?.headers.authorization).toBe(auth);
+    expect(loki.requests[0]?.headers["content-type"]).toBe("application/x-protobuf");
+  });
+
+  it("sends a bearer token; a wrong credential is a 401 drop", async () => {
+    await loki.close();
+    loki = await startFakeLoki({ requireAuth: "Bearer tok-1" });
+    const good = harness(loki, { bearerToken: "tok-1\n" });
+    good.pipeline.start();
+    good.write(file, lines("b", 2));
+    expect(await good.pipeline.drain(Date.now() + 10_000)).toBe(true);
+    await good.pipeline.close();
+    expect(loki.entries).toHaveLength(2);
+
+    const bad = harness(loki, { bearerToken: "wrong" });
+    bad.pipeline.start();
+    bad.write(file, lines("x", 2));
+    expect(await bad.pipeline.drain(Date.now() + 10_000)).toBe(true);
+    await bad.pipeline.close();
+    expect(loki.entries).toHaveLength(2);
+    expect(await metric(bad.registry, "log_shipper_dropped_lines_total", { reason: "http_401" })).toBe(2);
+  });
+
+  it.each(["gzip", "none"] as const)("JSON encoding (%s) arrives intact", async (compression) => {
+    const h = harness(loki, { encoding: "json", compression });
+    h.pipeline.start();
+    h.write(file, [...lines("j", 3), 'odd "quotes" \\ and ünïcödé']);
+    expect(await h.pipeline.drain(Date.now() + 10_000)).toBe(true);
+    await h.pipeline.close();
+    expect(loki.requests[0]).toMatchObject({ encoding: "json", status: 204 });
+    expect(loki.requests[0]?.contentEncoding).toBe(compression === "gzip" ? "gzip" : undefined);
+    expect(loki.entries.map((e) => e.line)).toEqual([...lines("j", 3), 'odd "quotes" \\ and ünïcödé']);
+    expect(loki.entries[0]?.labels).toEqual({ job: "test", filename: "/shared/logs/app.log", level: "info" });
+    expect(loki.entries[0]?.tsNs).toBe(1_700_000_000_000_000_000n);
+  });
+
+  it("a bare base URL gets the push path", async () => {
+    const h = harness(undefined, { endpoint: new URL(loki.url) });
+    h.pipeline.start();
+    h.write(file, lines("u", 1));
+    expect(await h.pipeline.drain(Date.now() + 10_000)).toBe(true);
+    await h.pipeline.close();
+    expect(loki.entries).toHaveLength(1);
+    expect(pushUrl(new URL("http://loki:3100")).href).toBe("http://loki:3100/loki/api/v1/push");
+    expect(pushUrl(new URL("http://gw/custom/push")).href).toBe("http://gw/custom/push");
+  });
+
+  it("classifies statuses", () => {
+    expect([400, 401, 403, 404, 413, 422].every(isPermanentStatus)).toBe(true);
+    expect([408, 429, 500, 502, 503, 504, 200, 302].some(isPermanentStatus)).toBe(false);
+  });
+});
