@@ -101,11 +101,12 @@ export class Collector {
       const skipped = new Map<string, string>(listing.skipped.map((s) => [s.name, s.reason]));
       for (const extra of listing.files.slice(this.opts.maxFiles)) skipped.set(extra.name, "too_many_files");
       this.reportSkipped(skipped);
-      const present = new Set<string>();
+      // Forget deleted files first, so the series they held count as free budget for the others.
+      const listed = new Set(candidates.map((c) => c.name));
+      for (const name of [...this.files.keys()]) if (!listed.has(name)) this.forget(name);
       for (const c of candidates) {
-        if (await this.visit(c)) present.add(c.name);
+        if (!(await this.visit(c))) this.forget(c.name);
       }
-      for (const name of [...this.files.keys()]) if (!present.has(name)) this.forget(name);
     }
 
     this.expireStale();

@@ -50,7 +50,9 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -71,7 +73,9 @@ export function freePort(): Promise<number> {
 /** Fail (never skip) when a binary the test needs is missing. */
 export function requireBinary(path: string, pkg: string): void {
   if (!existsSync(path)) {
-    throw new Error(`${path} is missing: install the Debian package "${pkg}" (CI installs it); this test does not skip`);
+    throw new Error(
+      `${path} is missing: install the Debian package "${pkg}" (CI installs it); this test does not skip`,
+    );
   }
 }
 
@@ -83,7 +87,11 @@ export interface Started {
 }
 
 /** Start a binary with `args(port)` and wait until `readyPath` on that port answers 200. */
-export async function startBinary(path: string, args: (port: number) => string[], readyPath: string): Promise<Started> {
+export async function startBinary(
+  path: string,
+  args: (port: number) => string[],
+  readyPath: string,
+): Promise<Started> {
   const port = await freePort();
   const proc = spawn(path, args(port), { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";

@@ -11,7 +11,10 @@ function file(name: string, text: string): { file: string; families: Family[] } 
   return { file: name, families: r.families };
 }
 
-const A = file("a.prom", '# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{app="a"} 1\n# TYPE a_only gauge\na_only 1\n');
+const A = file(
+  "a.prom",
+  '# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{app="a"} 1\n# TYPE a_only gauge\na_only 1\n',
+);
 
 describe("mergeFiles", () => {
   it("merges families whose TYPE and HELP agree, sorted by name", () => {
@@ -55,8 +58,9 @@ describe("mergeFiles", () => {
     expect(r.families).toEqual([]);
     // Also when only the OpenMetrics name would collide.
     const C = file("c.prom", "# TYPE process_cpu_seconds gauge\nprocess_cpu_seconds 1\n");
-    expect(mergeFiles([C], [{ name: "process_cpu_seconds_total", type: "counter" }]).excluded.get("c.prom")?.reason).toBe(
-      "own_metric",
-    );
+    expect(
+      mergeFiles([C], [{ name: "process_cpu_seconds_total", type: "counter" }]).excluded.get("c.prom")
+        ?.reason,
+    ).toBe("own_metric");
   });
 });

@@ -70,7 +70,9 @@ describe("parseText", () => {
 
   it("normalises special values", () => {
     const r = ok("a NaN\nb +Inf\nc -Inf\nd inf\ne nan\nf 1e-3\ng .5\n");
-    expect(r.families.map((f) => f.lines).join("")).toBe("a NaN\nb +Inf\nc -Inf\nd +Inf\ne NaN\nf 1e-3\ng .5\n");
+    expect(r.families.map((f) => f.lines).join("")).toBe(
+      "a NaN\nb +Inf\nc -Inf\nd +Inf\ne NaN\nf 1e-3\ng .5\n",
+    );
     expect(normalizeValue("1_000")).toBeUndefined();
     expect(normalizeValue("0x10")).toBeUndefined();
   });
@@ -129,15 +131,20 @@ describe("parseText", () => {
       reason: "name_collision",
       line: 3,
     });
-    expect(fail("# TYPE x gauge\nx 1\n# TYPE x_total counter\nx_total 2\n")).toMatchObject({ reason: "name_collision" });
-    expect(fail("# TYPE h_sum gauge\nh_sum 1\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n")).toMatchObject({
+    expect(fail("# TYPE x gauge\nx 1\n# TYPE x_total counter\nx_total 2\n")).toMatchObject({
+      reason: "name_collision",
+    });
+    expect(fail('# TYPE h_sum gauge\nh_sum 1\n# TYPE h histogram\nh_bucket{le="1"} 1\n')).toMatchObject({
       reason: "name_collision",
     });
   });
 
   it("stops at the series cap with the configured reason", () => {
     const text = Array.from({ length: 50 }, (_, i) => `m{i="${i}"} ${i}`).join("\n");
-    expect(parseText(text, { maxSeries: 10 })).toMatchObject({ ok: false, error: { reason: "too_many_series", line: 11 } });
+    expect(parseText(text, { maxSeries: 10 })).toMatchObject({
+      ok: false,
+      error: { reason: "too_many_series", line: 11 },
+    });
     expect(parseText(text, { maxSeries: 10, seriesLimitReason: "total_series_cap" })).toMatchObject({
       ok: false,
       error: { reason: "total_series_cap" },

@@ -138,10 +138,16 @@ describe("own registry → families", () => {
     const text = renderFamilies(fams, "text");
     expect(text).toContain('# TYPE c_total counter\nc_total{v="a\\"b\\\\c\\nd"} 2\n');
     expect(text).toContain("g NaN\n");
-    expect(text).toContain('h_seconds_bucket{le="1"} 1\nh_seconds_bucket{le="+Inf"} 1\nh_seconds_sum 0.5\nh_seconds_count 1\n');
+    expect(text).toContain(
+      'h_seconds_bucket{le="1"} 1\nh_seconds_bucket{le="+Inf"} 1\nh_seconds_sum 0.5\nh_seconds_count 1\n',
+    );
     expect(text).toContain('s{quantile="0.5"} 1\n');
     // What we render for ourselves must pass our own validator.
-    expect(families(text).map((f) => f.name).sort()).toEqual(["c_total", "g", "h_seconds", "s"]);
+    expect(
+      families(text)
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual(["c_total", "g", "h_seconds", "s"]);
     expect(renderFamilies(fams, "openmetrics")).toContain("# TYPE c counter\nc_total{");
   });
 });
