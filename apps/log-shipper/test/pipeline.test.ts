@@ -1,0 +1,222 @@
+// The Pipeline as the source side uses it: back-pressure under an outage (pendingBytes,
+// canAccept, onDrain; memory bounded), per-file order and monotonic acknowledgements across many
+// batches and retries, drain(deadline) both ways, close(), dry run and stats().
+import { PassThrough } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { SourceFile } from "../src/contracts.js";
+import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
+import { harness, lines, metric, until } from "./support/loki-harness.js";
+
+let loki: FakeLoki;
+beforeEach(async () => {
+  loki = await startFakeLoki();
+});
+afterEach(async () => {
+  await loki.close();
+});
+
+describe("Pipeline", () => {
+  it("pauses readers at MAX_BUFFER_BYTES while Loki is down, then delivers everything once, in order", async () => {
+    loki.setFault({ kind: "status", status: 503 });
+    const h = harness(loki, { maxBufferBytes: 20_000, batchMaxBytes: 4096, retryMinMs: 10, retryMaxMs: 50 });
+    const p = h.pipeline;
+    p.start();
+    const file: SourceFile = { id: "f", path: "/shared/logs/app.log" };
+    let drains = 0;
+    p.onDrain(() => drains++);
+
+    // A reader: writes while canAccept(), one line at a time.
+    const all = lines("bp", 2000);
+    let next = 0;
+    const pump = () => {
+      while (next < all.length && p.canAccept()) h.write(file, [all[next++] as string]);
+    };
+    pump();
+    expect(p.canAccept()).toBe(false);
+    const stalledAt = next;
+    expect(stalledAt).toBeLessThan(all.length);
+    // The bound holds (one line of overshoot at most) and stays put during the outage.
+    expect(p.pendingBytes).toBeGreaterThanOrEqual(20_000);
+    expect(p.pendingBytes).toBeLessThan(20_000 + 100);
+    await until(() => loki.requests.length >= 5, "some failed attempts");
+    expect(await metric(h.registry, "log_shipper_pending_bytes")).toBe(p.pendingBytes);
+    expect(p.stats().queuedBatches).toBeLessThanOrEqual(Math.ceil(20_100 / 3000));
+    expect(h.acks).toEqual([]);
+    expect(drains).toBe(0);
+
+    // Loki is back: acknowledgements make room, the reader continues from onDrain.
+    p.onDrain(pump);
+    loki.setFault(undefined);
+    await until(() => next === all.length, "the reader to finish");
+    expect(await p.drain(Date.now() + 20_000)).toBe(true);
+    await p.close();
+    expect(drains).toBeGreaterThan(0);
+    expect(loki.entries.map((e) => e.line)).toEqual(all);
+    expect(p.pendingBytes).toBe(0);
+    expect(h.acked("f")).toBe(all.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0));
+    expect(p.stats()).toMatchObject({
+      linesSent: all.length,
+      pendingBytes: 0,
+      queuedBatches: 0,
+      consecutiveFailures: 0,
+    });
+    expect(p.stats().retries).toBeGreaterThanOrEqual(5);
+  });
+
+  it("keeps per-file order and acknowledges in increasing offsets across batches, files and retries", async () => {
+    const h = harness(loki, { batchMaxBytes: 2048, retryMinMs: 5, retryMaxMs: 20 });
+    const p = h.pipeline;
+    p.start();
+    const files: SourceFile[] = [0, 1, 2].map((i) => ({ id: `id-${i}`, path: `/shared/logs/f${i}.log` }));
+    const expected = new Map<string, string[]>();
+    for (let round = 0; round < 30; round++) {
+      if (round % 7 === 3) loki.setFault({ kind: "status", status: 503, times: 2 });
+      if (round % 11 === 5) loki.setFault({ kind: "reset", times: 1 });
+      for (const f of files) {
+        const ls = Array.from(
+          { length: 1 + ((round * 7 + f.id.length) % 13) },
+          (_, i) => `${f.id} r${round} n${i}`,
+        );
+        h.write(f, ls);
+        expected.set(f.id, [...(expected.get(f.id) ?? []), ...ls]);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await p.drain(Date.now() + 30_000)).toBe(true);
+    await p.close();
+    for (const f of files) {
+      const got = loki.entries.filter((e) => e.labels.filename === f.path).map((e) => e.line);
+      expect(got).toEqual(expected.get(f.id));
+      const offs = h.acks.filter((a) => a.fileId === f.id).map((a) => a.offset);
+      expect(offs).toEqual([...offs].sort((a, b) => a - b));
+      expect(new Set(offs).size).toBe(offs.length);
+    }
+    expect(loki.requests.filter((r) => r.status === 204).length).toBeGreaterThan(3);
+  });
+
+  it("drain(deadline) gives up at the deadline while Loki is down: false, nothing acknowledged, no more requests", async () => {
+    loki.setFault({ kind: "status", status: 503 });
+    const h = harness(loki, { retryMinMs: 20, retryMaxMs: 40 });
+    const p = h.pipeline;
+    p.start();
+    h.write({ id: "f", path: "/l/a.log" }, lines("d", 10));
+    const t0 = Date.now();
+    expect(await p.drain(t0 + 400)).toBe(false);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(390);
+    expect(h.acks).toEqual([]);
+    expect(p.pendingBytes).toBeGreaterThan(0);
+    const seen = loki.requests.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(loki.requests.length).toBe(seen); // retrying stopped
+    await p.close();
+    await p.close(); // idempotent
+  });
+
+  it("drain aborts a request stuck past the deadline", async () => {
+    loki.setFault({ kind: "slow", delayMs: 10_000 });
+    const h = harness(loki, { timeoutMs: 30_000 });
+    h.pipeline.start();
+    h.write({ id: "f", path: "/l/a.log" }, lines("s", 3));
+    const t0 = Date.now();
+    expect(await h.pipeline.drain(t0 + 300)).toBe(false);
+    await h.pipeline.close();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(h.acks).toEqual([]);
+  });
+
+  it("sends nothing before start() and everything after it; drain with nothing pending is immediate", async () => {
+    const h = harness(loki);
+    expect(await h.pipeline.drain(Date.now() + 1000)).toBe(true);
+    h.write({ id: "f", path: "/l/a.log" }, lines("s", 3));
+    await new Promise((r) => setTimeout(r, 150)); // past batchWaitMs: sealed but not sent
+    expect(loki.requests).toHaveLength(0);
+    expect(h.pipeline.stats().queuedBatches).toBe(1);
+    h.pipeline.start();
+    await loki.waitForEntries(3, 10_000);
+    expect(await h.pipeline.drain(Date.now() + 5000)).toBe(true);
+    await h.pipeline.close();
+    expect(h.acks).toHaveLength(1);
+  });
+
+  it("close() during a retry wait returns promptly and later writes are ignored", async () => {
+    loki.setFault({ kind: "status", status: 503 });
+    const h = harness(loki, { retryMinMs: 60_000, retryMaxMs: 60_000 });
+    h.pipeline.start();
+    h.write({ id: "f", path: "/l/a.log" }, lines("c", 2));
+    h.pipeline.flush();
+    await until(() => loki.requests.length === 1, "the first attempt");
+    const t0 = Date.now();
+    await h.pipeline.close();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const pending = h.pipeline.pendingBytes;
+    h.write({ id: "f", path: "/l/a.log" }, lines("late", 2));
+    expect(h.pipeline.pendingBytes).toBe(pending);
+    expect(await h.pipeline.drain(Date.now() + 100)).toBe(false);
+  });
+
+  it("dry run prints readable batches to the given stream and acknowledges them", async () => {
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d) => {
+      printed += d;
+    });
+    const h = harness(undefined, { dryRunOut: out, podLabels: { pod: "p-1", namespace: "ns" } });
+    expect(h.pipeline.dryRun).toBe(true);
+    h.pipeline.start();
+    const end = h.write({ id: "f", path: "/shared/logs/app.log.1" }, [
+      '{"level":50,"time":1700000000000,"msg":"boom"}',
+      "plain",
+    ]);
+    expect(await h.pipeline.drain(Date.now() + 5000)).toBe(true);
+    await h.pipeline.close();
+    expect(h.acks).toEqual([{ fileId: "f", offset: end }]);
+    const docs = printed
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(docs).toHaveLength(1);
+    const streams = docs[0].streams as {
+      labels: Record<string, string>;
+      entries: { ts: string; line: string }[];
+    }[];
+    expect(streams).toContainEqual({
+      labels: { pod: "p-1", namespace: "ns", job: "test", filename: "/shared/logs/app.log", level: "error" },
+      entries: [
+        { ts: "2023-11-14T22:13:20.000000000Z", line: '{"level":50,"time":1700000000000,"msg":"boom"}' },
+      ],
+    });
+    expect(streams.flatMap((s) => s.entries.map((e) => e.line))).toContain("plain");
+    expect(await metric(h.registry, "log_shipper_sent_lines_total")).toBe(2);
+  });
+
+  it("reports stats and last-success time", async () => {
+    const h = harness(loki);
+    h.pipeline.start();
+    const before = Date.now();
+    h.write({ id: "f", path: "/l/a.log" }, ["abc", "de"]);
+    expect(h.pipeline.pendingBytes).toBe(7);
+    expect(await h.pipeline.drain(Date.now() + 5000)).toBe(true);
+    await h.pipeline.close();
+    const s = h.pipeline.stats();
+    expect(s).toMatchObject({
+      linesSent: 2,
+      bytesSent: 5,
+      batchesSent: 1,
+      retries: 0,
+      batchesDropped: 0,
+      pendingBytes: 0,
+    });
+    expect(s.lastSuccessMs).toBeGreaterThanOrEqual(before);
+    expect(await metric(h.registry, "log_shipper_last_success_timestamp_seconds")).toBeCloseTo(
+      s.lastSuccessMs / 1000,
+      2,
+    );
+    expect(await metric(h.registry, "log_shipper_sent_bytes_total")).toBe(5);
+  });
+
+  it("refuses an unreadable LOKI_CA_FILE at construction with a clear message", () => {
+    expect(() => harness(loki, { caFile: "/nonexistent/ca.pem" })).toThrow(
+      /LOKI_CA_FILE=\/nonexistent\/ca.pem/,
+    );
+  });
+});
