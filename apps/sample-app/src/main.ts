@@ -68,7 +68,7 @@ runMain(SERVICE_NAME, async () => {
     url = await app.start();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL" || code === "ENOTFOUND") {
       throw new StartupError(`cannot listen on HOST=${config.host} PORT=${config.port} (${code})`);
     }
     throw err;

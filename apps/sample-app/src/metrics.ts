@@ -7,6 +7,7 @@ import type { RotatingFileStats } from "./rotating-file.js";
 export interface AppMetrics {
   readonly httpRequests: Counter<"method" | "route" | "status_code">;
   readonly httpDuration: Histogram<"method" | "route" | "status_code">;
+  readonly httpInFlight: Gauge;
   readonly trafficRequests: Counter<"outcome">;
 }
 
@@ -51,6 +52,11 @@ export function createMetrics(opts: MetricsOptions): AppMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const httpInFlight = new Gauge({
+    name: "http_requests_in_flight",
+    help: "Requests received and not yet answered (this scrape included).",
+    registers: [registry],
+  });
   const trafficRequests = new Counter({
     name: "sample_app_traffic_requests_total",
     help: "Requests made by the built-in traffic generator, by outcome (response, error, skipped when too many were in flight).",
@@ -89,5 +95,5 @@ export function createMetrics(opts: MetricsOptions): AppMetrics {
     );
   }
 
-  return { httpRequests, httpDuration, trafficRequests };
+  return { httpRequests, httpDuration, httpInFlight, trafficRequests };
 }

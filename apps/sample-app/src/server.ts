@@ -36,10 +36,23 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     if (opts.draining()) reply.header("connection", "close");
   });
 
+  // In flight from arrival to response or abort; the flag makes sure each request is taken off
+  // exactly once whichever of the two hooks runs (or both).
+  const counted = new WeakSet<object>();
+  app.addHook("onRequest", async (req) => {
+    counted.add(req);
+    opts.metrics.httpInFlight.inc();
+  });
+  const done = (req: object) => {
+    if (counted.delete(req)) opts.metrics.httpInFlight.dec();
+  };
+  app.addHook("onRequestAbort", async (req) => done(req));
+
   // Request logs: one line per response, at a level that follows the status, so `level` in Loki
   // separates failures from traffic. The route pattern (not the raw URL) keeps metric labels
   // bounded; requests that matched no route share one label value.
   app.addHook("onResponse", async (req, reply) => {
+    done(req);
     const route = req.routeOptions.url ?? "unmatched";
     const status = reply.statusCode;
     const labels = { method: req.method, route, status_code: String(status) };

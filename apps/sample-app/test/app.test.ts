@@ -1,6 +1,7 @@
 // The app's routes through fastify inject(): responses, validation, request log lines and the
 // metrics they produce; readiness across start and close; the traffic generator on a real listen.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -187,5 +188,40 @@ describe("lifecycle", () => {
     const responses = Number(/sample_app_traffic_requests_total\{outcome="response"\} (\d+)/.exec(text)?.[1]);
     // Every generated request got its response before close finished.
     expect(responses).toBe(done.length);
+  });
+});
+
+describe("in-flight gauge", () => {
+  const inFlight = async (url: URL) =>
+    Number(
+      /^http_requests_in_flight (\d+)$/m.exec(await (await fetch(new URL("/metrics", url))).text())?.[1],
+    );
+
+  async function until(cond: () => Promise<boolean>, what: string) {
+    const deadline = Date.now() + 15_000;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it("counts requests until they are answered or aborted by the client", async () => {
+    const { sample } = setup({ workMaxMs: 5000 });
+    const url = await sample.start();
+    // The scrape itself is in flight while it is rendered: 1 means "nothing else".
+    expect(await inFlight(url)).toBe(1);
+
+    const answered = fetch(new URL("/work?ms=300", url));
+    await until(async () => (await inFlight(url)) === 2, "the /work request to be in flight");
+    expect((await answered).status).toBe(200);
+    await until(async () => (await inFlight(url)) === 1, "the answered request to be taken off");
+
+    const req = request(new URL("/work?ms=300", url));
+    req.on("error", () => {});
+    req.end();
+    await until(async () => (await inFlight(url)) === 2, "the second /work request to be in flight");
+    req.destroy();
+    await until(async () => (await inFlight(url)) === 1, "the aborted request to be taken off");
+    await sample.close();
   });
 });

@@ -32,6 +32,17 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
+/** Wait until the server holds a request besides the scrape asking (so SIGTERM finds it in flight). */
+async function untilInFlight(port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const { body } = await get(port, "/metrics");
+    if (/^http_requests_in_flight 2$/m.test(body)) return;
+    if (Date.now() > deadline) throw new Error("the request never showed up as in flight");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe("sample-app process: start-up errors", () => {
   it("exits 2 naming every bad variable, without a stack trace", async () => {
     const r = await runToExit({
@@ -94,8 +105,7 @@ describe("sample-app process: SIGTERM", () => {
 
     expect((await get(app.port, "/work?ms=1&marker=first")).status).toBe(200);
     const inFlight = get(app.port, "/work?ms=1500&marker=in-flight");
-    // Give the request time to reach the server (it is then in flight for ~1.5 s more).
-    await new Promise((r) => setTimeout(r, 400));
+    await untilInFlight(app.port);
     app.child.kill("SIGTERM");
     const res = await inFlight;
     expect(res.status).toBe(200);
@@ -115,6 +125,7 @@ describe("sample-app process: SIGTERM", () => {
 
     const after = readFileSync(metricsPath, "utf8");
     expect(after).toContain('http_requests_total{method="GET",route="/work",status_code="200"} 2');
+    expect(after).toMatch(/^http_requests_in_flight 0$/m);
     expect(app.stdout()).toContain('"msg":"shutting down"');
     expect(app.stdout()).toContain('"msg":"shutdown complete"');
     // Nothing on stderr but (at most) Node's deprecation warnings.
@@ -128,7 +139,7 @@ describe("sample-app process: SIGTERM", () => {
       TRAFFIC_RPS: "0",
     });
     const inFlight = get(app.port, "/work?ms=1500");
-    await new Promise((r) => setTimeout(r, 400));
+    await untilInFlight(app.port);
     app.child.kill("SIGTERM");
     await until(() => app.stdout().includes('"msg":"shutting down"'), "shutdown to begin");
     await expect(get(app.port, "/")).rejects.toThrow(/ECONNREFUSED|ECONNRESET|socket hang up/);
