@@ -16,16 +16,24 @@ runMain(SERVICE_NAME, async () => {
   const config = loadConfig(process.env);
   await ensureWritableDir(config.logDir, "LOG_DIR");
   await ensureWritableDir(config.metricsDir, "METRICS_DIR");
-  const console = createLogger({ service: SERVICE_NAME, level: config.logLevel });
+  const stdoutLog = createLogger({ service: SERVICE_NAME, level: config.logLevel });
 
   const logPath = join(config.logDir, config.logFile);
   let logFile: RotatingFile;
+  let lastLogFileError = 0;
   try {
     logFile = new RotatingFile({
       path: logPath,
       maxBytes: config.logMaxBytes,
       maxFiles: config.logMaxFiles,
-      onError: (err, during) => console.error({ err, during, path: logPath }, "log file problem"),
+      onError: (err, during) => {
+        // A full volume fails every batch: say so on stdout at most every 10 s (the count of
+        // failures is in sample_app_log_errors_total).
+        const now = Date.now();
+        if (now - lastLogFileError < 10_000) return;
+        lastLogFileError = now;
+        stdoutLog.error({ err, during, path: logPath }, "log file problem");
+      },
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "error";
@@ -55,7 +63,7 @@ runMain(SERVICE_NAME, async () => {
     namespace: process.env.POD_NAMESPACE,
   });
 
-  const lifecycle = createLifecycle({ logger: console, timeoutMs: config.shutdownTimeoutMs });
+  const lifecycle = createLifecycle({ logger: stdoutLog, timeoutMs: config.shutdownTimeoutMs });
   lifecycle.onShutdown("app", () => app.close());
   lifecycle.onShutdown("log file", () => {
     logger.info({ event: "stop" }, "sample-app stopped");
@@ -82,5 +90,5 @@ runMain(SERVICE_NAME, async () => {
     trafficRps: config.trafficRps,
   };
   logger.info(started, "sample-app started");
-  console.info(started, "sample-app started");
+  stdoutLog.info(started, "sample-app started");
 });
