@@ -110,7 +110,7 @@ export class Pipeline implements LineSink {
   private readonly metrics: SinkMetrics;
   private readonly queue: QueuedBatch[] = [];
   private readonly drainListeners: (() => void)[] = [];
-  private idleWaiters: (() => void)[] = [];
+  private idleWaiters: ((idle: boolean) => void)[] = [];
   private readonly abort = new AbortController();
   private pending = 0;
   private started = false;
@@ -224,9 +224,9 @@ export class Pipeline implements LineSink {
     this.start();
     const done = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      this.idleWaiters.push(() => {
+      this.idleWaiters.push((idle) => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(idle);
       });
     });
     if (!done) this.stop();
@@ -259,6 +259,14 @@ export class Pipeline implements LineSink {
     this.stopped = true;
     this.batcher.close();
     this.abort.abort(new Error("log shipper pipeline stopped"));
+    // A drain() still waiting learns now that it will not complete (not at its deadline).
+    if (this.loop === undefined) this.wakeWaiters(false);
+  }
+
+  private wakeWaiters(idle: boolean): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w(idle);
   }
 
   private isIdle(): boolean {
@@ -283,9 +291,9 @@ export class Pipeline implements LineSink {
     this.loop = this.run().finally(() => {
       this.loop = undefined;
       if (this.isIdle()) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const w of waiters) w();
+        this.wakeWaiters(true);
+      } else if (this.stopped) {
+        this.wakeWaiters(false);
       } else {
         // A batch sealed while the loop was finishing its last await.
         this.kick();

@@ -154,6 +154,19 @@ describe("Pipeline", () => {
     expect(await h.pipeline.drain(Date.now() + 100)).toBe(false);
   });
 
+  it("close() while a drain waits makes the drain resolve false at once", async () => {
+    loki.setFault({ kind: "status", status: 503 });
+    const h = harness(loki, { retryMinMs: 60_000, retryMaxMs: 60_000 });
+    h.pipeline.start();
+    h.write({ id: "f", path: "/l/a.log" }, lines("w", 2));
+    const t0 = Date.now();
+    const drained = h.pipeline.drain(t0 + 30_000);
+    await until(() => loki.requests.length === 1, "the first attempt");
+    await h.pipeline.close();
+    expect(await drained).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
   it("dry run prints readable batches to the given stream and acknowledges them", async () => {
     const out = new PassThrough();
     let printed = "";
