@@ -13,7 +13,8 @@
 //     and a final flush works even from process.on("exit").
 // The volume is a memory-backed emptyDir, where a write is a memcpy into the page cache; blocking
 // on it costs microseconds. The benchmark in bench/sample-app-log-write.mjs measures the result.
-import { closeSync, fstatSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 
 export interface RotatingFileOptions {
   /** The live file, e.g. /app/logs/app.log. */
@@ -187,6 +188,7 @@ export class RotatingFile {
         renameIfExists(this.rotatedPath(i), this.rotatedPath(i + 1));
       renameSync(this.path, this.rotatedPath(1));
       this.counters.rotations++;
+      this.removeBeyondLimit();
     } catch (err) {
       this.counters.rotateErrors++;
       this.onError(err as Error, "rotate");
@@ -204,6 +206,20 @@ export class RotatingFile {
     }
   }
 
+  /**
+   * Files numbered above maxFiles (left by an earlier run with a larger LOG_MAX_FILES) would never
+   * be replaced; removing them keeps the set — and a memory-backed volume — within its bound.
+   */
+  private removeBeyondLimit(): void {
+    const prefix = `${basename(this.path)}.`;
+    for (const name of readdirSync(dirname(this.path))) {
+      if (!name.startsWith(prefix)) continue;
+      const suffix = name.slice(prefix.length);
+      if (/^\d+$/.test(suffix) && Number(suffix) > this.maxFiles)
+        unlinkIfExists(join(dirname(this.path), name));
+    }
+  }
+
   private currentSize(): number {
     if (this.fd < 0) return 0;
     try {
@@ -217,6 +233,14 @@ export class RotatingFile {
 function renameIfExists(from: string, to: string): void {
   try {
     renameSync(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+function unlinkIfExists(path: string): void {
+  try {
+    unlinkSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }

@@ -1,5 +1,6 @@
 // RotatingFile on real files: every line lands exactly once, whole, in order across the rotated
 // set; the number of files and their sizes respect the limits; flushing and errors behave.
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -11,7 +12,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RotatingFile } from "../src/rotating-file.js";
@@ -180,5 +181,34 @@ describe("RotatingFile", () => {
     expect(records[200]).toMatchObject({ level: 50, msg: "failed", err: { message: "boom" } });
     expect(records[200].err.stack).toContain("Error: boom");
     expect(existsSync(`${path}.1`)).toBe(true);
+  });
+
+  it("removes rotated files numbered above maxFiles, left by a run with a larger LOG_MAX_FILES", () => {
+    const path = join(dir, "app.log");
+    for (let i = 1; i <= 6; i++) writeFileSync(`${path}.${i}`, `old ${i}\n`);
+    writeFileSync(join(dir, "app.log.keep-me"), "not part of the set\n");
+    const f = new RotatingFile({ path, maxBytes: 1024, maxFiles: 2 });
+    for (let i = 0; i < 30; i++) f.write(line(i)); // ~2 KiB: at least one rotation
+    f.close();
+    expect(readdirSync(dir).sort()).toEqual(["app.log", "app.log.1", "app.log.2", "app.log.keep-me"]);
+  });
+
+  it("flushes buffered lines from process.on('exit') when the process exits abruptly", () => {
+    const path = join(dir, "app.log");
+    const script = join(dir, "child.mjs");
+    const source = resolve(import.meta.dirname, "../src/rotating-file.ts");
+    writeFileSync(
+      script,
+      `import { RotatingFile } from ${JSON.stringify(source)};
+const f = new RotatingFile({ path: ${JSON.stringify(path)}, maxBytes: 1 << 30, maxFiles: 1, bufferBytes: 1 << 30 });
+process.on("exit", () => f.close());
+for (let i = 0; i < 1000; i++) f.write(JSON.stringify({ seq: i }) + "\\n");
+process.exit(3); // no event-loop turn: only the exit hook can write the buffer
+`,
+    );
+    const root = resolve(import.meta.dirname, "../../..");
+    const r = spawnSync(process.execPath, ["--import", "tsx", script], { cwd: root, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(3);
+    expect(linesOf([path]).map((l) => JSON.parse(l).seq)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
   });
 });
