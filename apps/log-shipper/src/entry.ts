@@ -113,20 +113,43 @@ export class EntryScanner {
    * general scan. Anything that deviates returns false and takes the general path.
    */
   private scanPino(buf: Uint8Array, start: number, end: number): boolean {
-    if (end - start < 24 || !matchAt(buf, start + 1, PINO_LEVEL)) return false;
-    let i = start + 1 + PINO_LEVEL.length;
-    let v = 0;
-    const levelStart = i;
-    while (i < end && isDigit(buf[i] as number)) v = v * 10 + ((buf[i++] as number) - D0);
-    if (i - levelStart !== 2 || !matchAt(buf, i, PINO_TIME)) return false;
-    i += PINO_TIME.length;
+    // `{"level":` then two digits then `,"time":` — compared byte by byte, no loops or arrays.
+    const s = start;
+    if (
+      end - s < 34 ||
+      buf[s + 1] !== QUOTE ||
+      buf[s + 2] !== 0x6c || // l
+      buf[s + 3] !== 0x65 || // e
+      buf[s + 4] !== 0x76 || // v
+      buf[s + 5] !== 0x65 || // e
+      buf[s + 6] !== 0x6c || // l
+      buf[s + 7] !== QUOTE ||
+      buf[s + 8] !== COLON ||
+      buf[s + 11] !== COMMA ||
+      buf[s + 12] !== QUOTE ||
+      buf[s + 13] !== 0x74 || // t
+      buf[s + 14] !== 0x69 || // i
+      buf[s + 15] !== 0x6d || // m
+      buf[s + 16] !== 0x65 || // e
+      buf[s + 17] !== QUOTE ||
+      buf[s + 18] !== COLON
+    ) {
+      return false;
+    }
+    const d1 = (buf[s + 9] as number) - D0;
+    const d2 = (buf[s + 10] as number) - D0;
+    if (d1 < 1 || d1 > 6 || d2 !== 0) return false; // pino's 10…60; others take the general path
+    let i = s + 19;
     let ms = 0;
-    const timeStart = i;
-    while (i < end && isDigit(buf[i] as number)) ms = ms * 10 + ((buf[i++] as number) - D0);
+    for (; i < end; i++) {
+      const c = buf[i] as number;
+      if (c < D0 || c > D9) break;
+      ms = ms * 10 + (c - D0);
+    }
     // 11–13 digits: epoch milliseconds from 1973 to 2286; then the end of the value.
-    const n = i - timeStart;
+    const n = i - s - 19;
     if (n < 11 || n > 13 || (buf[i] !== COMMA && buf[i] !== RBRACE)) return false;
-    this.level = v % 10 === 0 && v >= 10 && v <= 60 ? ((v / 10) as LevelCode) : LEVEL_NONE;
+    this.level = d1 as LevelCode;
     const sec = Math.floor(ms / 1000);
     this.sec = sec;
     this.nanos = (ms - sec * 1000) * 1e6;
@@ -291,14 +314,6 @@ export class EntryScanner {
     this.nanos = nanos;
     return true;
   }
-}
-
-const PINO_LEVEL = Array.from(Buffer.from('"level":'));
-const PINO_TIME = Array.from(Buffer.from(',"time":'));
-
-function matchAt(buf: Uint8Array, s: number, bytes: number[]): boolean {
-  for (let k = 0; k < bytes.length; k++) if (buf[s + k] !== bytes[k]) return false;
-  return true;
 }
 
 const KEY_TIME = [0x74, 0x69, 0x6d, 0x65]; // time

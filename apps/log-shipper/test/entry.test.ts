@@ -113,6 +113,21 @@ describe("level", () => {
     expect(scan(line).level).toBe(name);
   });
 
+  it("pino's fixed layout and its near misses agree with the general scan", () => {
+    for (const [line, level, ms] of [
+      ['{"level":30,"time":1700000000123,"pid":1}', "info", 1700000000123],
+      ['{"level":60,"time":1700000000123}', "fatal", 1700000000123],
+      ['{"level":35,"time":1700000000123,"pid":1}', "", 1700000000123],
+      ['{"level":70,"time":1700000000123,"pid":1}', "", 1700000000123],
+      ['{"level":30,"time":1700000000123.5,"pid":1}', "info", 1700000000123.5],
+      ['{"level":30,"time":1700000000,"pid":1,"x":"yyyy"}', "info", 1700000000000],
+      ['{"level":30,"time":"2024-01-31T12:00:00Z","pid":1}', "info", Date.UTC(2024, 0, 31, 12)],
+    ] as const) {
+      const r = scan(line, 3);
+      expect([line, r.level, r.ms]).toEqual([line, level, ms]);
+    }
+  });
+
   it("resets between lines", () => {
     const s = new EntryScanner();
     const a = Buffer.from('{"level":50}');
