@@ -1,6 +1,6 @@
 // The sidecars' small HTTP surface: /healthz (liveness), /readyz (readiness) and /metrics from a
 // prom-client Registry. Built apart from listening so tests can use inject().
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 
@@ -19,7 +19,8 @@ export interface HealthServerOptions {
 export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: "http" }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Probes and scrapes every few seconds would drown the notable events; no per-request lines.
+    logController: new LogController({ disableRequestLogging: true }),
     // Probes and scrapes are tiny; refuse anything large.
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
