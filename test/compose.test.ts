@@ -13,13 +13,6 @@ import { APPS, type AppName, knownEnvNames } from "./support/config-names.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const COMPOSE = join(ROOT, "docker-compose.yml");
-const CI_OVERRIDE = join(ROOT, "deploy/ci/compose.ci.yml");
-const CI_ENV = {
-  CI_LOKI_ENDPOINT: "http://127.0.0.1:3100/loki/api/v1/push",
-  CI_APP_PORT: "18080",
-  CI_SHIPPER_PORT: "19080",
-  CI_EXPORTER_PORT: "19100",
-};
 
 // biome-ignore lint/suspicious/noExplicitAny: compose documents are walked dynamically
 type Any = any;
@@ -144,26 +137,6 @@ describe("docker-compose.yml", () => {
       const unknown = Object.keys(config.services[app].environment).filter((k) => !known[app].has(k));
       expect(unknown, app).toEqual([]);
     }
-    const ci = parseYaml(run("docker-compose", ["-f", COMPOSE, "-f", CI_OVERRIDE, "config"], CI_ENV));
-    for (const app of APPS) {
-      const unknown = Object.keys(ci.services[app].environment).filter((k) => !known[app].has(k));
-      expect(unknown, `${app} (CI override)`).toEqual([]);
-    }
-  });
-
-  it("has a CI override that puts the pod on the host network with the test's ports and Loki", () => {
-    const ci = parseYaml(run("docker-compose", ["-f", COMPOSE, "-f", CI_OVERRIDE, "config"], CI_ENV));
-    for (const app of APPS) expect(ci.services[app].network_mode, app).toBe("host");
-    expect(ci.services["log-shipper"].environment.LOKI_ENDPOINT).toBe(CI_ENV.CI_LOKI_ENDPOINT);
-    expect(ci.services["sample-app"].environment.PORT).toBe(CI_ENV.CI_APP_PORT);
-    // Without the test's variables the override refuses to render rather than guessing.
-    const bare = spawnSync("docker-compose", ["-f", COMPOSE, "-f", CI_OVERRIDE, "config"], {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CI_"))),
-    });
-    expect(bare.status).not.toBe(0);
-    expect(bare.stderr).toMatch(/CI_(LOKI_ENDPOINT|APP_PORT|SHIPPER_PORT|EXPORTER_PORT)/);
   });
 });
 

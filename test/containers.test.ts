@@ -1,0 +1,386 @@
+// The pod's containers for real: builds the three images from the real Dockerfiles, runs them the
+// way docker-compose.yml does (one tmpfs volume owned by uid 1000, read-only root, no capabilities,
+// the compose file's environment), on the host network because the CI daemon has no bridge
+// (dockerd --bridge=none), with the shipper pushing to a Loki-compatible receiver in this process.
+// Asserts that the app's lines arrive with their labels, that the exporter serves the app's
+// metrics, and that stopping the pod in pod order (app, exporter, shipper) ships every line the
+// app wrote — across a Loki outage — with the shipper exiting 0.
+//
+// Needs a Docker daemon (scripts/ci/dockerd.sh start) and, without registry access, the locally
+// made node:24-bookworm-slim base image (scripts/ci/base-image.sh). Fails, never skips, without.
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { type FakeLoki, startFakeLoki } from "../apps/log-shipper/test/support/fake-loki.js";
+import { APPS, type AppName } from "./support/config-names.js";
+import { docker, dockerOk } from "./support/docker.js";
+import { freePorts } from "./support/free-port.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const TAG = "test";
+const RUN_ID = `sidecar-test-${process.pid}`;
+const VOLUME = `${RUN_ID}-shared`;
+const BUILD_TIMEOUT_MS = 8 * 60_000;
+/** Marks what this test builds, so earlier runs' superseded images can be pruned. */
+const TEST_LABEL = "sidecar-pod.test=1";
+
+// biome-ignore lint/suspicious/noExplicitAny: compose and docker inspect documents are walked dynamically
+type Any = any;
+
+const image = (app: AppName) => `sidecar-pod/${app}:${TAG}`;
+const container = (app: AppName) => `${RUN_ID}-${app}`;
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function logsOf(app: AppName): Promise<string> {
+  const r = await docker(["logs", "--tail", "60", container(app)]);
+  return `--- docker logs ${container(app)} ---\n${r.stdout}${r.stderr}`;
+}
+
+describe("the pod's containers (docker)", () => {
+  let loki: FakeLoki | undefined;
+  let compose: Any;
+  const ports = { "sample-app": 0, "log-shipper": 0, "metrics-exporter": 0 } as Record<AppName, number>;
+  const sizes: Record<string, number> = {};
+
+  beforeAll(async () => {
+    const info = await docker(["info", "--format", "{{.ServerVersion}}"]).catch((e: Error) => ({
+      code: 1,
+      stdout: "",
+      stderr: e.message,
+    }));
+    if (info.code !== 0) {
+      throw new Error(
+        `dockerd is not running: run scripts/ci/dockerd.sh start (docker info: ${info.stderr.trim()})`,
+      );
+    }
+    // The compose file is the source of each container's settings; docker-compose renders it.
+    const cfg = spawnSync("docker-compose", ["-f", resolve(ROOT, "docker-compose.yml"), "config"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    if (cfg.status !== 0)
+      throw new Error(`docker-compose config failed: ${cfg.error?.message ?? cfg.stderr}`);
+    compose = parseYaml(cfg.stdout);
+
+    // Images of earlier runs that a rebuild left untagged.
+    await docker(["image", "prune", "--force", "--filter", `label=${TEST_LABEL}`]);
+    // Build from the real Dockerfiles, one after the other (they share the lockfile layers).
+    for (const app of APPS) {
+      const started = Date.now();
+      const r = await docker(
+        [
+          "build",
+          "--network",
+          "host",
+          "-f",
+          `apps/${app}/Dockerfile`,
+          "-t",
+          image(app),
+          "--label",
+          TEST_LABEL,
+          ".",
+        ],
+        { cwd: ROOT, timeoutMs: BUILD_TIMEOUT_MS },
+      );
+      if (r.code !== 0) {
+        const base = await docker(["image", "inspect", "node:24-bookworm-slim"]);
+        const hint =
+          base.code === 0
+            ? ""
+            : " (node:24-bookworm-slim is missing: without a registry run scripts/ci/base-image.sh)";
+        throw new Error(
+          `docker build of ${app} failed${hint}:\n${r.stderr.slice(-3000)}${r.stdout.slice(-3000)}`,
+        );
+      }
+      sizes[app] = Number((await dockerOk(["image", "inspect", "--format", "{{.Size}}", image(app)])).trim());
+      console.log(
+        `image ${image(app)}: ${(sizes[app] / 1e6).toFixed(1)} MB, built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      );
+    }
+
+    loki = await startFakeLoki({ host: "127.0.0.1", port: 0 });
+    const [app, shipper, exporter] = await freePorts(3);
+    ports["sample-app"] = app as number;
+    ports["log-shipper"] = shipper as number;
+    ports["metrics-exporter"] = exporter as number;
+
+    // The compose file's volume, with its options (tmpfs, size, uid/gid 1000).
+    const vol = compose.volumes.shared;
+    const volArgs = ["volume", "create", "--driver", vol.driver ?? "local", "--label", `${RUN_ID}=1`];
+    for (const [k, v] of Object.entries<string>(vol.driver_opts ?? {})) volArgs.push("--opt", `${k}=${v}`);
+    await dockerOk([...volArgs, VOLUME]);
+
+    // CI-only differences: loopback ports of our choosing, our Loki, quicker timers, small log
+    // files so the run rotates, and pod metadata as the downward API would give it.
+    const overrides: Record<AppName, Record<string, string>> = {
+      "log-shipper": {
+        LOKI_ENDPOINT: loki.pushUrl,
+        HTTP_HOST: "127.0.0.1",
+        HTTP_PORT: String(ports["log-shipper"]),
+        BATCH_WAIT_MS: "200",
+        RETRY_MIN_MS: "100",
+        RETRY_MAX_MS: "1000",
+        NODE_NAME: "ci-node",
+      },
+      "metrics-exporter": {
+        HTTP_HOST: "127.0.0.1",
+        HTTP_PORT: String(ports["metrics-exporter"]),
+        COLLECT_INTERVAL_MS: "1000",
+      },
+      "sample-app": {
+        HOST: "127.0.0.1",
+        PORT: String(ports["sample-app"]),
+        TRAFFIC_RPS: "20",
+        METRICS_INTERVAL_MS: "1000",
+        LOG_MAX_BYTES: "131072",
+        LOG_MAX_FILES: "50",
+      },
+    };
+    // Pod order: the sidecars first, each up before the next starts; the app last.
+    for (const app of ["log-shipper", "metrics-exporter", "sample-app"] as const) {
+      const svc = compose.services[app];
+      const args = ["run", "-d", "--name", container(app), "--label", `${RUN_ID}=1`, "--network", "host"];
+      args.push("--user", svc.user);
+      if (svc.read_only) args.push("--read-only");
+      for (const t of svc.tmpfs ?? []) args.push("--tmpfs", t);
+      for (const c of svc.cap_drop ?? []) args.push("--cap-drop", c);
+      for (const o of svc.security_opt ?? []) args.push("--security-opt", o);
+      const grace = /^(\d+)s$/.exec(svc.stop_grace_period ?? "")?.[1];
+      if (grace) args.push("--stop-timeout", grace);
+      for (const v of svc.volumes ?? []) {
+        const [source, target, mode] =
+          typeof v === "string" ? v.split(":") : [v.source, v.target, v.read_only ? "ro" : "rw"];
+        if (source === "shared") args.push("-v", `${VOLUME}:${target}:${mode ?? "rw"}`);
+      }
+      const env = { ...svc.environment, POD_NAME: `${RUN_ID}-pod`, POD_NAMESPACE: "ci", ...overrides[app] };
+      for (const [k, v] of Object.entries(env)) args.push("-e", `${k}=${v}`);
+      args.push(image(app));
+      await dockerOk(args);
+      const port = ports[app];
+      await until(
+        `${app} to answer on /healthz`,
+        async () => {
+          const state = (await dockerOk(["inspect", "--format", "{{.State.Status}}", container(app)])).trim();
+          if (state === "exited") throw new Error(`${app} exited:\n${await logsOf(app)}`);
+          const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) });
+          return res.ok || undefined;
+        },
+        45_000,
+      );
+    }
+  }, BUILD_TIMEOUT_MS + 120_000);
+
+  afterAll(async () => {
+    for (const app of APPS) await docker(["rm", "-f", container(app)]);
+    await docker(["volume", "rm", "-f", VOLUME]);
+    await loki?.close();
+  }, 60_000);
+
+  it("builds images that run node dist/main.js as uid 1000 with production dependencies only", async () => {
+    for (const app of APPS) {
+      const cfg = JSON.parse(
+        await dockerOk(["image", "inspect", "--format", "{{json .Config}}", image(app)]),
+      );
+      expect(cfg.User, app).toBe("1000:1000");
+      expect(cfg.Cmd, app).toEqual(["node", "dist/main.js"]);
+      expect(cfg.WorkingDir, app).toBe("/app");
+      expect(cfg.Env, app).toContain("NODE_ENV=production");
+      expect(cfg.Healthcheck?.Test?.[1], app).toBe("node");
+      expect(cfg.Labels["org.opencontainers.image.title"], app).toBe(`sidecar-pod/${app}`);
+      expect(
+        cfg.Labels["org.opencontainers.image.source"] ?? cfg.Labels["org.opencontainers.image.version"],
+        app,
+      ).toBeDefined();
+      // No build tooling or dev dependencies in the runtime image.
+      const listing = await dockerOk([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "node",
+        image(app),
+        "-e",
+        "const fs=require('fs');const d='node_modules/.pnpm';console.log(JSON.stringify({files:fs.readdirSync('.'),pnpm:fs.existsSync(d)?fs.readdirSync(d):[]}))",
+      ]);
+      const { files, pnpm } = JSON.parse(listing);
+      // Beside the program: only the mount points the image prepares for uid 1000.
+      const mountPoints = app === "sample-app" ? ["logs", "metrics"] : [];
+      expect(files.sort(), app).toEqual(["dist", ...mountPoints, "node_modules", "package.json"].sort());
+      for (const dev of ["vitest", "typescript", "esbuild", "@biomejs", "tsx"]) {
+        expect(
+          pnpm.filter((p: string) => p.startsWith(`${dev}@`) || p.startsWith(`${dev}+`)),
+          `${app}: ${dev}`,
+        ).toEqual([]);
+      }
+      expect(sizes[app], app).toBeGreaterThan(0);
+    }
+    // The shipper's native snappy binding is installed for the image's platform.
+    const snappy = await dockerOk([
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "--entrypoint",
+      "node",
+      image("log-shipper"),
+      "-e",
+      "console.log(require('snappy').compressSync(Buffer.from('x'.repeat(100))).length)",
+    ]);
+    expect(Number(snappy.trim())).toBeGreaterThan(0);
+  });
+
+  it("runs each container as uid 1000 on a read-only root, and the image health checks pass", async () => {
+    for (const app of APPS) {
+      const uid = await dockerOk([
+        "exec",
+        container(app),
+        "node",
+        "-e",
+        "process.stdout.write(String(process.getuid()))",
+      ]);
+      expect(uid, app).toBe("1000");
+      const ro = await docker([
+        "exec",
+        container(app),
+        "node",
+        "-e",
+        "require('fs').writeFileSync('/app/x','')",
+      ]);
+      expect(ro.code, `${app} wrote to its root filesystem`).not.toBe(0);
+      expect(ro.stderr, app).toMatch(/EROFS|EACCES/);
+    }
+    // The HEALTHCHECK (node fetching /healthz on the program's port) reports healthy.
+    for (const app of APPS) {
+      await until(
+        `${app} to be healthy per its HEALTHCHECK`,
+        async () =>
+          (await dockerOk(["inspect", "--format", "{{.State.Health.Status}}", container(app)])).trim() ===
+            "healthy" || undefined,
+        60_000,
+      );
+    }
+  }, 90_000);
+
+  it("ships the app's lines to Loki with job, filename and level labels", async () => {
+    if (!loki) throw new Error("no Loki receiver");
+    await loki.waitForEntries(20, 60_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await logsOf("log-shipper")}\n${await logsOf("sample-app")}`);
+    });
+    const e = loki.entries.find((x) => x.labels.filename === "/shared/logs/app.log");
+    expect(e, JSON.stringify(loki.entries[0]?.labels)).toBeDefined();
+    expect(e?.labels).toMatchObject({
+      job: "sample-app",
+      container: "sample-app",
+      pod: `${RUN_ID}-pod`,
+      namespace: "ci",
+    });
+    expect(["trace", "debug", "info", "warn", "error", "fatal"]).toContain(e?.labels.level);
+    // The line is the app's own JSON line, and its timestamp comes from the line's `time`.
+    const line = JSON.parse(e?.line as string);
+    expect(line.service).toBe("sample-app");
+    expect(Number(e?.tsNs) / 1e6).toBeCloseTo(
+      typeof line.time === "number" ? line.time : Date.parse(line.time),
+      -1,
+    );
+  }, 90_000);
+
+  it("serves the app's metrics through the metrics-exporter, and the shipper's own metrics", async () => {
+    const exporterUrl = `http://127.0.0.1:${ports["metrics-exporter"]}/metrics`;
+    const body = await until(
+      "the exporter to serve the app's request counter",
+      async () => {
+        const text = await (await fetch(exporterUrl)).text();
+        return /^http_requests_total\{[^}]*\} [0-9.e+]+$/m.test(text) ? text : undefined;
+      },
+      60_000,
+    ).catch(async (e: Error) => {
+      const text = await (await fetch(exporterUrl)).text().catch(() => "");
+      throw new Error(`${e.message}\n${text.slice(0, 1500)}\n${await logsOf("metrics-exporter")}`);
+    });
+    expect(body).toMatch(/^# TYPE http_request_duration_seconds histogram$/m);
+    expect(body).toMatch(/^sample_app_build_info\{/m);
+    const shipper = await (await fetch(`http://127.0.0.1:${ports["log-shipper"]}/metrics`)).text();
+    for (const m of [
+      "log_shipper_sent_lines_total",
+      "log_shipper_lag_bytes",
+      "log_shipper_retries_total",
+      "log_shipper_dropped_lines_total",
+    ]) {
+      expect(shipper, m).toMatch(new RegExp(`^# TYPE ${m} `, "m"));
+    }
+    expect(Number(/^log_shipper_sent_lines_total (\S+)$/m.exec(shipper)?.[1])).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("stops in pod order and the shipper delivers every line the app wrote, across a Loki outage, then exits 0", async () => {
+    if (!loki) throw new Error("no Loki receiver");
+    // Loki fails for a while: a backlog builds up on the volume while the app keeps writing.
+    loki.setFault({ kind: "status", status: 503 });
+    await new Promise((r) => setTimeout(r, 3000));
+    // The app first: its last lines are in the files when it exits.
+    await dockerOk(["stop", container("sample-app")], { timeoutMs: 60_000 });
+    await dockerOk(["stop", container("metrics-exporter")], { timeoutMs: 60_000 });
+    // The app's files as it left them (current and rotated). Read now: the tmpfs volume lives
+    // only while a container uses it, like the pod's emptyDir.
+    const dump = await dockerOk([
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "-v",
+      `${VOLUME}:/shared:ro`,
+      "--entrypoint",
+      "node",
+      image("sample-app"),
+      "-e",
+      "const fs=require('fs');const d='/shared/logs';const out={};for(const f of fs.readdirSync(d))if(/^app\\.log(\\.\\d+)?$/.test(f))out[f]=fs.readFileSync(d+'/'+f,'utf8');console.log(JSON.stringify(out))",
+    ]);
+    // Loki recovers a moment after the shipper got SIGTERM; it must still deliver the backlog.
+    const stopping = dockerOk(["stop", container("log-shipper")], { timeoutMs: 90_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    loki.setFault(undefined);
+    await stopping;
+
+    const exit = async (app: AppName) =>
+      Number((await dockerOk(["inspect", "--format", "{{.State.ExitCode}}", container(app)])).trim());
+    expect(await exit("sample-app"), await logsOf("sample-app")).toBe(0);
+    expect(await exit("metrics-exporter"), await logsOf("metrics-exporter")).toBe(0);
+    expect(await exit("log-shipper"), await logsOf("log-shipper")).toBe(0);
+
+    // Every one of those lines arrived.
+    const files: Record<string, string> = JSON.parse(dump);
+    expect(Object.keys(files).length, "rotated files too").toBeGreaterThan(1);
+    const written = Object.values(files).flatMap((t) => t.split("\n").filter((l) => l !== ""));
+    const arrived = new Set(loki.entries.map((e) => e.line));
+    const missing = written.filter((l) => !arrived.has(l));
+    expect(written.length).toBeGreaterThan(100);
+    expect(
+      missing.length,
+      `of ${written.length} lines, missing e.g. ${missing[0]}\n${await logsOf("log-shipper")}`,
+    ).toBe(0);
+    expect(
+      loki.requests.some((r) => r.status === 503),
+      "the outage was seen",
+    ).toBe(true);
+  }, 180_000);
+});
