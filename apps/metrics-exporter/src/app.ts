@@ -84,6 +84,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
         const result = await collector.collect();
         if (result.changed) {
           exposition.update(result.families);
+          exposition.warm();
           metrics.expositionBytes.set(exposition.body("text").length);
         }
         collectedOnce = true;

@@ -13,12 +13,22 @@ export class Exposition {
   private readonly bodies = new Map<Format, Buffer>();
   private readonly gzipped = new Map<Format, GzipPrefix>();
   private pushBody: Buffer | undefined;
+  // What scrapers asked for since start: re-rendered right after each change, on the collection
+  // tick, so a scrape never pays for rendering 100k series (Prometheus wants OpenMetrics + gzip).
+  private readonly wantedBodies = new Set<Format>(["text"]);
+  private readonly wantedGzip = new Set<Format>();
 
   update(families: readonly Family[]): void {
     this.families = families;
     this.bodies.clear();
     this.gzipped.clear();
     this.pushBody = undefined;
+  }
+
+  /** Render now what scrapers have been asking for. */
+  warm(): void {
+    for (const f of this.wantedBodies) this.body(f);
+    for (const f of this.wantedGzip) this.gzip(f);
   }
 
   get familyCount(): number {
@@ -28,6 +38,7 @@ export class Exposition {
   body(format: Format): Buffer {
     let b = this.bodies.get(format);
     if (!b) {
+      this.wantedBodies.add(format);
       b = Buffer.from(renderFamilies(this.families, format), "utf8");
       this.bodies.set(format, b);
     }
@@ -37,6 +48,7 @@ export class Exposition {
   gzip(format: Format): GzipPrefix {
     let g = this.gzipped.get(format);
     if (!g) {
+      this.wantedGzip.add(format);
       g = gzipPrefix(this.body(format));
       this.gzipped.set(format, g);
     }
