@@ -196,7 +196,10 @@ export class ProtobufEncoder implements BatchEncoder {
       s.entries.copy(b, p);
       out.len = p + s.entries.length;
     }
-    const body = snappy.compressSync(out.view());
+    // copyOutputData: without it the native side hands back an external buffer sized for the
+    // worst case (~1.2 × input) whose memory V8 does not see, so it is collected late: measured
+    // 300 batches of 1 MiB → 510 MiB RSS, against 85 MiB with the (cheap: ~100 KB) copy.
+    const body = snappy.compressSync(out.view(), { copyOutputData: true });
     // Do not hold a burst-sized scratch buffer forever.
     const used = out.len;
     out.len = 0;

@@ -183,8 +183,10 @@ export class Pipeline implements LineSink {
   ): void {
     if (this.stopped) return;
     this.pending += this.batcher.add(file, buf, start, end, offset, readTimeMs);
-    // At the bound readers stop; waiting for the batch's age would only delay making room.
-    if (this.pending >= this.opts.maxBufferBytes) this.batcher.flush();
+    // At the bound readers stop. If nothing is queued, no acknowledgement is coming to make room
+    // but the open batch's own: seal it now rather than after its age. (With batches queued, their
+    // acknowledgements make room; sealing here would only cut batches small.)
+    if (this.pending >= this.opts.maxBufferBytes && this.queue.length === 0) this.batcher.flush();
   }
 
   get pendingBytes(): number {

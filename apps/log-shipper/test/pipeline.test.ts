@@ -63,6 +63,24 @@ describe("Pipeline", () => {
     expect(p.stats().retries).toBeGreaterThanOrEqual(5);
   });
 
+  it("past the bound, the rest of a reader's chunk still goes into full batches (not one per line)", async () => {
+    // A reader checks canAccept() per chunk, so a chunk's remaining lines arrive above the bound.
+    loki.setFault({ kind: "slow", delayMs: 200, times: 1 });
+    const h = harness(loki, { maxBufferBytes: 20_000, batchMaxBytes: 4096, batchWaitMs: 50 });
+    h.pipeline.start();
+    const file: SourceFile = { id: "f", path: "/l/a.log" };
+    h.write(file, lines("first", 10));
+    h.pipeline.flush(); // in flight (slow) while the chunk below is written
+    await until(() => loki.requests.length > 0 || h.pipeline.stats().queuedBatches > 0, "the first batch");
+    const burst = lines("burst", 600); // ~36 KB, well past maxBufferBytes
+    h.write(file, burst);
+    expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+    await h.pipeline.close();
+    expect(loki.entries.map((e) => e.line)).toEqual([...lines("first", 10), ...burst]);
+    const burstBytes = burst.reduce((n, l) => n + l.length + 20, 0);
+    expect(loki.requests.length).toBeLessThanOrEqual(Math.ceil(burstBytes / 4096) + 3);
+  });
+
   it("keeps per-file order and acknowledges in increasing offsets across batches, files and retries", async () => {
     const h = harness(loki, { batchMaxBytes: 2048, retryMinMs: 5, retryMaxMs: 20 });
     const p = h.pipeline;
