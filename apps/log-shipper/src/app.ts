@@ -197,6 +197,8 @@ export function buildApp(config: Config, deps: AppDeps): App {
         // Leave time at the end to write positions, whatever happens before.
         const margin = Math.min(1000, Math.max(50, (deadline - Date.now()) / 10));
         const workDeadline = deadline - margin;
+        // One last listing, so a file created just before the signal is read too; then stop watching.
+        await discovery.scan().catch(() => {});
         await discovery.close();
         const readAll = await t.readToEnd(workDeadline);
         pipeline.flush();

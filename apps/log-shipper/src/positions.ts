@@ -1,7 +1,9 @@
 // Acknowledged offsets, keyed by file identity (device/inode + fingerprint), with the path kept for
 // people reading the file. Offsets only move when the sink reports an acknowledgement, so after a
 // crash the shipper re-sends at most the unacknowledged tail and loses nothing. The file is written
-// atomically (temp + fsync + rename) when something changed, about once a second, and at shutdown.
+// atomically (temp + fsync + rename) as soon as an acknowledgement moved an offset (one write at a
+// time, so at most a few per second — one per acknowledged batch), otherwise about once a second
+// when something else changed (paths, pruning), and at shutdown.
 // A corrupt file is set aside with a loud warning and the shipper starts fresh: it never
 // crash-loops on its own state.
 import { readFile, rename } from "node:fs/promises";
@@ -46,6 +48,7 @@ export class Positions {
   private dirty = false;
   private saving: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private saveQueued = false;
   private readonly now: () => number;
   private readonly retentionMs: number;
   private readonly maxEntries: number;
@@ -133,6 +136,16 @@ export class Positions {
     if (e === undefined || offset <= e.offset) return;
     e.offset = offset;
     this.dirty = true;
+    // While auto-saving, an acknowledgement is written out right away (acknowledgements of one
+    // tick coalesced, one write at a time): after a kill -9 only the batch in flight comes again,
+    // not everything acknowledged since the last periodic save.
+    if (this.timer !== null && !this.saveQueued) {
+      this.saveQueued = true;
+      setImmediate(() => {
+        this.saveQueued = false;
+        void this.save();
+      });
+    }
   }
 
   /** The file is gone and fully read: its entry is of no further use. */
