@@ -87,7 +87,9 @@ describe("docker-compose.yml", () => {
     const mount = (svc: string) => {
       const m = mounts(config.services[svc]).filter((x) => x.source === "shared");
       expect(m, svc).toHaveLength(1);
-      return m[0];
+      const [only] = m;
+      if (!only) throw new Error(`${svc} does not mount the shared volume`);
+      return only;
     };
     expect(mount("sample-app").target).toBe("/shared");
     expect(mount("log-shipper").target).toBe("/shared");
