@@ -2,10 +2,15 @@
 // table-driven like Promtail's client tests: each case injects a fault, ships a batch, and checks
 // what Loki received (nothing lost, nothing doubled), the requests it saw, the acknowledgements
 // and the exported metrics.
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPermanentStatus, pushUrl } from "../src/loki-client.js";
 import { type FakeLoki, type Fault, startFakeLoki } from "./support/fake-loki.js";
 import { harness, lines, metric } from "./support/loki-harness.js";
+import { TEST_CA_PEM, TEST_SERVER_CERT_PEM, TEST_SERVER_KEY_PEM } from "./support/loki-tls-fixture.js";
 
 let loki: FakeLoki;
 beforeEach(async () => {
@@ -212,6 +217,39 @@ describe("Loki client outcomes", () => {
     expect(loki.entries.map((e) => e.line)).toEqual([...lines("j", 3), 'odd "quotes" \\ and ünïcödé']);
     expect(loki.entries[0]?.labels).toEqual({ job: "test", filename: "/shared/logs/app.log", level: "info" });
     expect(loki.entries[0]?.tsNs).toBe(1_700_000_000_000_000_000n);
+  });
+
+  it("LOKI_CA_FILE: trusts a Loki certificate signed by the extra CA (and only then)", async () => {
+    await loki.close();
+    loki = await startFakeLoki({ tls: { cert: TEST_SERVER_CERT_PEM, key: TEST_SERVER_KEY_PEM } });
+    expect(loki.url.startsWith("https://127.0.0.1:")).toBe(true);
+
+    // Without the CA: the TLS failure is a network error, retried (never a drop).
+    const untrusted = harness(loki, { retryMinMs: 20, retryMaxMs: 40 });
+    untrusted.pipeline.start();
+    untrusted.write(file, lines("tls", 2));
+    expect(await untrusted.pipeline.drain(Date.now() + 500)).toBe(false);
+    await untrusted.pipeline.close();
+    expect(
+      await metric(untrusted.registry, "log_shipper_retries_total", { reason: "network" }),
+    ).toBeGreaterThan(0);
+    expect(untrusted.logs).toContainEqual(
+      expect.objectContaining({
+        msg: "push to Loki failed; retrying",
+        lokiMessage: expect.stringMatching(/certificate/i),
+      }),
+    );
+    expect(loki.entries).toEqual([]);
+
+    // With the CA file (added to, not replacing, the default trust): delivered.
+    const caFile = join(mkdtempSync(join(tmpdir(), "loki-ca-")), "ca.pem");
+    writeFileSync(caFile, TEST_CA_PEM);
+    const trusted = harness(loki, { caFile });
+    trusted.pipeline.start();
+    trusted.write(file, lines("tls", 2));
+    expect(await trusted.pipeline.drain(Date.now() + 10_000)).toBe(true);
+    await trusted.pipeline.close();
+    expect(loki.entries.map((e) => e.line)).toEqual(lines("tls", 2));
   });
 
   it("a bare base URL gets the push path", async () => {

@@ -30,8 +30,10 @@
 //     store: "full" (default) keeps every entry; "lines" keeps entries without their labels
 //       (one shared empty object); "count" keeps none (entryCount and onEntry still see them) —
 //       for big benchmark runs.
+//     tls: { cert, key } serves HTTPS (test CA and certificate in loki-tls-fixture.ts).
 //     onEntry: called for every accepted entry, in arrival order (e.g. latency measurement).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import snappy from "snappy";
@@ -62,6 +64,8 @@ export interface FakeLokiOptions {
   requireTenant?: string;
   requireAuth?: string;
   store?: "full" | "lines" | "count";
+  /** Serve HTTPS with this certificate and key (PEM); `url` is then https://. */
+  tls?: { cert: string; key: string };
   onEntry?: (entry: ReceivedEntry) => void;
 }
 
@@ -117,11 +121,14 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
     }
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
       if (!res.headersSent) reply(res, 500, String(err));
     });
-  });
+  };
+  const server = opts.tls
+    ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
+    : createServer(onRequest);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://x");
@@ -207,7 +214,7 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
   server.keepAliveTimeout = 60_000;
   const { port, address } = server.address() as AddressInfo;
   const host = address.includes(":") ? `[${address}]` : address;
-  const base = `http://${host}:${port}`;
+  const base = `${opts.tls ? "https" : "http"}://${host}:${port}`;
 
   return {
     url: base,
