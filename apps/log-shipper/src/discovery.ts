@@ -1,10 +1,16 @@
 // Which files to tail. chokidar (v5 has no glob support) watches the directories the LOG_PATHS globs
 // start from; picomatch decides which paths match LOG_PATHS and not EXCLUDE_PATHS; a periodic
 // rescan (readdir) catches whatever the events missed (inotify overflow, a directory created late).
+//
+// chokidar runs in polling mode: in its inotify mode every write to a tailed file makes it stat the
+// file and re-read the directory (lstat of every entry) — measured at about a quarter of the
+// shipper's CPU at 50k lines/s. Instead, one raw fs.watch per directory (no stat, no readdir)
+// gives the tailer immediate hints — a name changed (created, renamed, deleted) or a file grew —
+// and chokidar's stat polling plus the rescan are the safety net behind it.
 // Symlinks are resolved here and refused when their target lies outside the watched directories:
 // the app container controls the shared volume, and the shipper's own secrets must not become
 // shippable through a link planted there.
-import { close, constants, fstat, open } from "node:fs";
+import { close, constants, type FSWatcher as FsWatcher, fstat, watch as fsWatch, open } from "node:fs";
 import { lstat, readdir, realpath } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
@@ -18,6 +24,8 @@ export interface DiscoveryOptions {
   /** Globs never read; a pattern without a slash is matched against the base name. */
   exclude: readonly string[];
   rescanIntervalMs: number;
+  /** chokidar's stat-polling interval (default 1000 ms). */
+  pollIntervalMs?: number;
   logger: Logger;
   /** Something may have happened at `path` (created, written, renamed away, deleted). */
   onPath: (path: string, event: "add" | "change" | "unlink") => void;
@@ -78,6 +86,8 @@ export class Discovery {
   /** Real paths of the roots (symlink targets must stay inside one of them). */
   private realRoots: string[] = [];
   private watcher: FSWatcher | null = null;
+  /** Raw per-directory watchers (hints only), by directory. */
+  private readonly hintWatchers = new Map<string, FsWatcher>();
   private timer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> | null = null;
   private closed = false;
@@ -108,7 +118,9 @@ export class Discovery {
         ignoreInitial: true,
         followSymlinks: false,
         depth,
-        // Only the names matter; we stat ourselves.
+        usePolling: true,
+        interval: this.opts.pollIntervalMs ?? 1000,
+        binaryInterval: this.opts.pollIntervalMs ?? 1000,
         alwaysStat: false,
         atomic: false,
         ignorePermissionErrors: true,
@@ -122,6 +134,7 @@ export class Discovery {
     watcher.on("unlink", hint("unlink"));
     watcher.on("error", (err) => this.opts.logger.warn({ err }, "file watcher error; relying on rescans"));
     this.watcher = watcher;
+    this.watchHints();
     await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
     await this.scan();
     this.timer = setInterval(() => void this.scan(), this.opts.rescanIntervalMs);
@@ -137,7 +150,30 @@ export class Discovery {
     return this.scanning;
   }
 
+  /** A raw fs.watch on each top-level directory (depth 0 globs); retried on every scan. */
+  private watchHints(): void {
+    for (const root of this.roots) {
+      if (root.depth !== 0 || this.hintWatchers.has(root.dir) || this.closed) continue;
+      let w: FsWatcher;
+      try {
+        w = fsWatch(root.dir, { persistent: false }, (event, name) => {
+          if (this.closed || name === null) return;
+          const path = join(root.dir, name.toString());
+          if (this.matches(path)) this.opts.onPath(path, event === "rename" ? "add" : "change");
+        });
+      } catch {
+        continue; // not there yet: the next scan tries again
+      }
+      w.on("error", () => {
+        w.close();
+        this.hintWatchers.delete(root.dir);
+      });
+      this.hintWatchers.set(root.dir, w);
+    }
+  }
+
   private async doScan(): Promise<void> {
+    this.watchHints();
     await this.refreshRealRoots();
     const found = new Set<string>();
     for (const root of this.roots) await this.walk(root.dir, Math.min(root.depth, MAX_DEPTH), found);
@@ -229,6 +265,8 @@ export class Discovery {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.scanning?.catch(() => {});
+    for (const w of this.hintWatchers.values()) w.close();
+    this.hintWatchers.clear();
     await this.watcher?.close();
     this.watcher = null;
   }

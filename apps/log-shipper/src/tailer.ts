@@ -555,12 +555,18 @@ export class Tailer implements AckListener {
     for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
   }
 
-  /** Periodic check of every open file: growth, deletion, rotation drain, idle close. */
+  /** Periodic check of every open file: renamed away, growth, deletion, rotation drain, idle close. */
   private async poll(): Promise<void> {
     const now = this.now();
     for (const r of [...this.byInode.values()]) {
       this.opts.positions.touch(r.id, r.path);
       if (r.fd === null) continue;
+      if (this.byPath.get(r.path) === r && !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))) {
+        // Renamed away (rotation) without an event reaching us yet: see what is there now.
+        const path = r.path;
+        await this.pathGone(path, r);
+        if (!this.events.has(path)) this.events.set(path, "add");
+      }
       const st = await r.stat();
       if (st === null) continue;
       if (st.nlink === 0 && !r.deleted) {

@@ -1,0 +1,396 @@
+// End-to-end benchmark of the BUILT log shipper (apps/log-shipper/dist/main.js): a writer thread
+// appends ~200-byte pino-style JSON lines at a steady rate with rename rotation (10 MiB, 5 files
+// kept, like the sample app), the shipper tails them and pushes to the fake Loki receiver
+// (apps/log-shipper/test/support/fake-loki.ts, counting only), which checks every line.
+//
+// Reported: CPU seconds per million lines (utime+stime of the shipper from /proc/<pid>/stat, from
+// the first write until the last line is acknowledged), peak RSS (VmHWM), p50/p99/max
+// write→acknowledge latency (the write time is embedded in each line and compared with its arrival
+// at the receiver), lost and duplicated lines, and how long the backlog took to drain after the
+// writer stopped. BATCH_WAIT_MS=500 by default, for comparability with Fluent Bit and Promtail.
+//
+// Usage (build first: `pnpm build`):
+//   node bench/log-shipper.mjs                          # 50k lines/s for 20 s, no limits
+//   node bench/log-shipper.mjs --rate=25000 --seconds=15 --cgroup
+//                                                       # inside a 200m CPU / 128Mi memory cgroup
+//   node bench/log-shipper.mjs --cgroup --find-max      # highest rate that keeps up in the box
+//   node bench/log-shipper.mjs --cpu-prof               # also write a .cpuprofile of the shipper
+// Options: --rate=N --seconds=N --line-bytes=N --batch-wait-ms=N --cpu-millis=200 --memory-mib=128
+//          --node-options="..." (NODE_OPTIONS for the shipper) --json (print only the JSON result)
+// "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
+// (a shipper that falls behind shows latencies growing with the run's length).
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { build } from "esbuild";
+
+const root = resolve(fileURLToPath(import.meta.url), "../..");
+const MAIN_JS = join(root, "apps/log-shipper/dist/main.js");
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const a2 = a.replace(/^--/, "");
+    const eq = a2.indexOf("=");
+    return eq === -1 ? [a2, "true"] : [a2.slice(0, eq), a2.slice(eq + 1)];
+  }),
+);
+const opt = {
+  rate: Number(args.rate ?? 50_000),
+  seconds: Number(args.seconds ?? (args.cgroup ? 15 : 20)),
+  lineBytes: Number(args["line-bytes"] ?? 200),
+  batchWaitMs: Number(args["batch-wait-ms"] ?? 500),
+  cgroup: args.cgroup === "true",
+  findMax: args["find-max"] === "true",
+  cpuProf: args["cpu-prof"] === "true",
+  cpuMillis: Number(args["cpu-millis"] ?? 200),
+  memoryMiB: Number(args["memory-mib"] ?? 128),
+  json: args.json === "true",
+};
+const say = (...a) => {
+  if (!opt.json) console.log(...a);
+};
+
+if (!existsSync(MAIN_JS)) {
+  console.error(`${MAIN_JS} is missing: run \`pnpm build\` first`);
+  process.exit(1);
+}
+
+// The receiver is TypeScript shared with the tests; bundle it next to the app's node_modules so
+// its `snappy` import resolves.
+const bundleDir = mkdtempSync(join(root, "apps/log-shipper/node_modules/.bench-e2e-"));
+const fakeLokiJs = join(bundleDir, "fake-loki.mjs");
+await build({
+  entryPoints: [join(root, "apps/log-shipper/test/support/fake-loki.ts")],
+  outfile: fakeLokiJs,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20.19",
+  external: ["snappy"],
+  logLevel: "warning",
+});
+const { startFakeLoki } = await import(pathToFileURL(fakeLokiJs).href);
+
+// ---- the writer (its own thread, so the receiver's decoding does not delay writes) -------------
+const WRITER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { openSync, writeSync, closeSync, renameSync, existsSync, unlinkSync, fstatSync } = require("node:fs");
+const { join } = require("node:path");
+const { dir, rate, seconds, lineBytes, maxBytes, maxFiles } = workerData;
+const path = join(dir, "app.log");
+let fd = openSync(path, "a");
+let size = 0;
+let seq = 0;
+const total = Math.round(rate * seconds);
+const head = '{"level":30,"time":';
+const mid = ',"pid":4242,"hostname":"sample-app-7d9f","req":{"method":"GET","url":"/work"},"msg":"request completed","seq":';
+function lineOf(now, s) {
+  const base = head + now + mid + s + ',"pad":"';
+  const pad = Math.max(0, lineBytes - base.length - 3);
+  return base + "x".repeat(pad) + '"}\\n';
+}
+function rotate() {
+  closeSync(fd);
+  const oldest = path + "." + maxFiles;
+  if (existsSync(oldest)) unlinkSync(oldest);
+  for (let i = maxFiles - 1; i >= 1; i--) if (existsSync(path + "." + i)) renameSync(path + "." + i, path + "." + (i + 1));
+  renameSync(path, path + ".1");
+  fd = openSync(path, "a");
+  size = 0;
+}
+const t0 = Date.now();
+function tick() {
+  const now = Date.now();
+  const due = Math.min(total, Math.floor(((now - t0) / 1000) * rate));
+  let chunk = "";
+  while (seq < due) {
+    chunk += lineOf(now, seq++);
+    if (chunk.length > 256 * 1024) { size += writeSync(fd, chunk); chunk = ""; if (size >= maxBytes) rotate(); }
+  }
+  if (chunk) { size += writeSync(fd, chunk); if (size >= maxBytes) rotate(); }
+  if (seq >= total) { closeSync(fd); parentPort.postMessage({ done: true, lines: seq, ms: Date.now() - t0 }); return; }
+  setTimeout(tick, 5);
+}
+tick();
+`;
+
+function runWriter(dir, rate, seconds) {
+  return new Promise((resolvePromise, reject) => {
+    const w = new Worker(WRITER, {
+      eval: true,
+      workerData: { dir, rate, seconds, lineBytes: opt.lineBytes, maxBytes: 10 * 1024 * 1024, maxFiles: 5 },
+    });
+    w.once("message", (m) => resolvePromise(m));
+    w.once("error", reject);
+  });
+}
+
+// ---- process helpers ---------------------------------------------------------------------------
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+function memField(pid, field) {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function makeCgroup(name) {
+  const cpu = `/sys/fs/cgroup/cpu/${name}`;
+  const mem = `/sys/fs/cgroup/memory/${name}`;
+  if (existsSync("/sys/fs/cgroup/cpu") && existsSync("/sys/fs/cgroup/memory")) {
+    mkdirSync(cpu, { recursive: true });
+    mkdirSync(mem, { recursive: true });
+    writeFileSync(join(cpu, "cpu.cfs_period_us"), "100000");
+    writeFileSync(join(cpu, "cpu.cfs_quota_us"), String(opt.cpuMillis * 100));
+    writeFileSync(join(mem, "memory.limit_in_bytes"), String(opt.memoryMiB * 1024 * 1024));
+    return {
+      procs: [join(cpu, "cgroup.procs"), join(mem, "cgroup.procs")],
+      stats: () => ({
+        memoryMaxUsageBytes: Number(readFileSync(join(mem, "memory.max_usage_in_bytes"), "utf8")),
+        oomKills: Number(
+          /oom_kill (\d+)/.exec(readFileSync(join(mem, "memory.oom_control"), "utf8"))?.[1] ?? 0,
+        ),
+        throttledSeconds:
+          Number(/throttled_time (\d+)/.exec(readFileSync(join(cpu, "cpu.stat"), "utf8"))?.[1] ?? 0) / 1e9,
+      }),
+      remove: () => {
+        for (const d of [cpu, mem]) {
+          try {
+            rmSync(d, { recursive: false, force: true });
+          } catch {
+            /* still busy; the kernel frees it when empty */
+          }
+        }
+      },
+    };
+  }
+  // cgroup v2
+  const v2 = `/sys/fs/cgroup/${name}`;
+  mkdirSync(v2, { recursive: true });
+  writeFileSync(join(v2, "cpu.max"), `${opt.cpuMillis * 100} 100000`);
+  writeFileSync(join(v2, "memory.max"), String(opt.memoryMiB * 1024 * 1024));
+  return {
+    procs: [join(v2, "cgroup.procs")],
+    stats: () => ({ memoryPeakBytes: Number(readFileSync(join(v2, "memory.peak"), "utf8")) }),
+    remove: () => rmSync(v2, { recursive: false, force: true }),
+  };
+}
+
+// ---- one run -----------------------------------------------------------------------------------
+async function run(rate, seconds) {
+  const tmp = mkdtempSync(join(tmpdir(), "ls-bench-"));
+  const logs = join(tmp, "logs");
+  mkdirSync(logs);
+  const total = Math.round(rate * seconds);
+  const counts = new Uint8Array(total);
+  const latencies = new Float64Array(total);
+  let arrived = 0;
+  let unknown = 0;
+  const onEntry = (e) => {
+    const line = e.line;
+    const now = Date.now();
+    const ti = line.indexOf('"time":');
+    const si = line.indexOf('"seq":');
+    if (ti < 0 || si < 0) {
+      unknown++;
+      return;
+    }
+    const seq = Number.parseInt(line.slice(si + 6, si + 20), 10);
+    const t = Number.parseInt(line.slice(ti + 7, ti + 20), 10);
+    if (!(seq >= 0 && seq < total)) {
+      unknown++;
+      return;
+    }
+    if (counts[seq]++ === 0) {
+      latencies[seq] = now - t;
+      arrived++;
+    }
+  };
+  const loki = await startFakeLoki({ store: "count", onEntry });
+  const env = {
+    PATH: process.env.PATH ?? "",
+    LOG_PATHS: `${logs}/*.log,${logs}/*.log.*`,
+    POSITIONS_FILE: join(tmp, "state", "positions.json"),
+    LOKI_ENDPOINT: loki.url,
+    BATCH_WAIT_MS: String(opt.batchWaitMs),
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: "0",
+    SUMMARY_INTERVAL_MS: "5000",
+    ...(args["node-options"] ? { NODE_OPTIONS: args["node-options"] } : {}),
+    ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
+  };
+  const nodeArgs = opt.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(root, "bench/results")}`] : [];
+  let cg = null;
+  let child;
+  if (opt.cgroup) {
+    cg = makeCgroup(`log-shipper-bench-${process.pid}`);
+    const enter = cg.procs.map((p) => `echo $$ > ${p}`).join(" && ");
+    child = spawn("sh", ["-c", `${enter} && exec "$0" "$@"`, process.execPath, ...nodeArgs, MAIN_JS], {
+      env,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+  } else {
+    child = spawn(process.execPath, [...nodeArgs, MAIN_JS], { env, stdio: ["ignore", "pipe", "inherit"] });
+  }
+  let out = "";
+  let address = null;
+  const summaries = [];
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (d) => {
+    out += d;
+    let nl = out.indexOf("\n");
+    while (nl !== -1) {
+      const l = out.slice(0, nl);
+      out = out.slice(nl + 1);
+      if (l.includes('"summary"') || l.includes('"level":"error"') || l.includes('"level":"warn"'))
+        summaries.push(l);
+      if (l.includes("log shipper started")) {
+        address = /"address":"([^"]+)"/.exec(l)?.[1] ?? null;
+        child.emit("started");
+      }
+      nl = out.indexOf("\n");
+    }
+  });
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  await new Promise((r, reject) => {
+    child.once("started", r);
+    child.once("exit", () => reject(new Error("shipper exited during start")));
+  });
+  const pid = child.pid;
+  // RSS is file-backed pages (the node binary and libraries, ~45 MiB before any work) plus
+  // anonymous memory (heaps, buffers): sample the anonymous part's peak separately.
+  let peakAnon = 0;
+  const sampler = setInterval(() => {
+    try {
+      peakAnon = Math.max(peakAnon, memField(pid, "RssAnon"));
+    } catch {
+      /* exited */
+    }
+  }, 50);
+  const cpu0 = cpuSeconds(pid);
+  const t0 = Date.now();
+  const memoryMidRun = {};
+  const midScrape = setTimeout(() => void scrapeMemory(address, memoryMidRun), (seconds * 1000) / 2);
+  const w = await runWriter(logs, rate, seconds);
+  const writerDone = Date.now();
+  const arrivedAtWriterStop = arrived;
+  // Wait for the rest: at most 60 s, or until nothing moved for 10 s.
+  let last = arrived;
+  let lastMove = Date.now();
+  while (arrived < w.lines && Date.now() - writerDone < 60_000 && Date.now() - lastMove < 10_000) {
+    await sleep(20);
+    if (arrived !== last) {
+      last = arrived;
+      lastMove = Date.now();
+    }
+  }
+  const drainMs = Date.now() - writerDone;
+  const cpu1 = cpuSeconds(pid);
+  const hwm = memField(pid, "VmHWM");
+  const rssFile = memField(pid, "RssFile");
+  clearInterval(sampler);
+  const cgStats = cg?.stats();
+  clearTimeout(midScrape);
+  // The shipper's own view of its memory, for the report.
+  const memory = {};
+  await scrapeMemory(address, memory);
+  child.kill("SIGTERM");
+  const exit = await exited;
+  await loki.close();
+  cg?.remove();
+  rmSync(tmp, { recursive: true, force: true });
+
+  let lost = 0;
+  let dup = 0;
+  for (let i = 0; i < w.lines; i++) {
+    if (counts[i] === 0) lost++;
+    else if (counts[i] > 1) dup += counts[i] - 1;
+  }
+  const lat = Array.from(latencies.subarray(0, w.lines).filter((_, i) => counts[i] > 0)).sort(
+    (a, b) => a - b,
+  );
+  const pct = (p) =>
+    lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : Number.NaN;
+  const cpu = cpu1 - cpu0;
+  const result = {
+    rate,
+    seconds,
+    cgroup: opt.cgroup ? { cpuMillis: opt.cpuMillis, memoryMiB: opt.memoryMiB, ...cgStats } : null,
+    batchWaitMs: opt.batchWaitMs,
+    linesWritten: w.lines,
+    writerSeconds: w.ms / 1000,
+    achievedWriteRate: Math.round(w.lines / (w.ms / 1000)),
+    linesDelivered: arrived,
+    lost,
+    duplicated: dup,
+    unknownLines: unknown,
+    cpuSeconds: Number(cpu.toFixed(2)),
+    cpuSecondsPerMillionLines: Number(((cpu / w.lines) * 1e6).toFixed(2)),
+    peakRssMiB: Number((hwm / 1024 / 1024).toFixed(1)),
+    peakRssAnonMiB: Number((peakAnon / 1024 / 1024).toFixed(1)),
+    rssFileMiBAtEnd: Number((rssFile / 1024 / 1024).toFixed(1)),
+    memoryMidRun,
+    memoryAtEnd: memory,
+    latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: lat.at(-1) ?? Number.NaN },
+    backlogAtWriterStop: w.lines - arrivedAtWriterStop,
+    drainMsAfterWriterStop: drainMs,
+    keepsUp: lost === 0 && arrived === w.lines && drainMs <= 2000 && pct(99) <= 2000,
+    exit,
+    totalSeconds: (Date.now() - t0) / 1000,
+    shipperWarnings: summaries.filter((s) => !s.includes('"summary"')).slice(0, 3),
+  };
+  return result;
+}
+
+async function scrapeMemory(address, into) {
+  try {
+    const text = await (await fetch(`${address}/metrics`)).text();
+    const re =
+      /^(process_resident_memory_bytes|nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_total_bytes\{space="(?:new|old|large_object|code)"\}|log_shipper_pending_bytes) (\S+)$/gm;
+    for (const m of text.matchAll(re)) into[m[1]] = Number((Number(m[2]) / 1024 / 1024).toFixed(1));
+  } catch {
+    /* metrics are a nice-to-have here */
+  }
+}
+
+function show(r) {
+  say(
+    `rate ${r.rate}/s × ${r.seconds}s${r.cgroup ? ` in cgroup ${r.cgroup.cpuMillis}m/${r.cgroup.memoryMiB}Mi` : ""}: ` +
+      `${r.linesDelivered}/${r.linesWritten} delivered, lost ${r.lost}, duplicated ${r.duplicated}; ` +
+      `CPU ${r.cpuSecondsPerMillionLines} s/M lines; peak RSS ${r.peakRssMiB} MiB ` +
+      `(anonymous ${r.peakRssAnonMiB} MiB, file-backed ${r.rssFileMiBAtEnd} MiB); ` +
+      `latency p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms max ${r.latencyMs.max} ms; ` +
+      `drain ${r.drainMsAfterWriterStop} ms; keeps up: ${r.keepsUp}`,
+  );
+}
+
+mkdirSync(join(root, "bench/results"), { recursive: true });
+try {
+  const results = [];
+  if (opt.findMax) {
+    let best = null;
+    for (const rate of [25_000, 50_000, 75_000, 100_000, 125_000, 150_000]) {
+      const r = await run(rate, opt.seconds);
+      show(r);
+      results.push(r);
+      if (!r.keepsUp) break;
+      best = rate;
+    }
+    say(`max rate kept up with: ${best ?? "< 25000"} lines/s`);
+  } else {
+    const r = await run(opt.rate, opt.seconds);
+    show(r);
+    results.push(r);
+  }
+  const file = join(root, "bench/results", `log-shipper-${opt.cgroup ? "cgroup-" : ""}${Date.now()}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  if (opt.json) console.log(JSON.stringify(results, null, 2));
+  else say(`results written to ${file}`);
+} finally {
+  rmSync(bundleDir, { recursive: true, force: true });
+}
