@@ -6,7 +6,6 @@ import { buildHealthServer } from "@sidecar/shared";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
-import type { Dispatcher } from "undici";
 import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
@@ -19,7 +18,6 @@ export interface AppDeps {
   /** A fresh Registry per app unless a test hands one in. */
   readonly registry?: Registry;
   readonly now?: () => number;
-  readonly dispatcher?: Dispatcher;
 }
 
 export interface App {
@@ -72,7 +70,6 @@ export function buildApp(config: Config, deps: AppDeps): App {
         body: () => exposition.push(),
         logger,
         metrics,
-        dispatcher: deps.dispatcher,
       })
     : undefined;
 
@@ -85,7 +82,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
         if (result.changed) {
           exposition.update(result.families);
           exposition.warm();
-          metrics.expositionBytes.set(exposition.body("text").length);
+          metrics.expositionBytes.set(exposition.sampleBytes);
         }
         collectedOnce = true;
       } catch (err) {

@@ -15,7 +15,7 @@ export class Exposition {
   private pushBody: Buffer | undefined;
   // What scrapers asked for since start: re-rendered right after each change, on the collection
   // tick, so a scrape never pays for rendering 100k series (Prometheus wants OpenMetrics + gzip).
-  private readonly wantedBodies = new Set<Format>(["text"]);
+  private readonly wantedBodies = new Set<Format>();
   private readonly wantedGzip = new Set<Format>();
 
   update(families: readonly Family[]): void {
@@ -49,10 +49,18 @@ export class Exposition {
     let g = this.gzipped.get(format);
     if (!g) {
       this.wantedGzip.add(format);
-      g = gzipPrefix(this.body(format));
+      // The uncompressed body is kept only if someone scrapes without gzip too.
+      g = gzipPrefix(this.bodies.get(format) ?? Buffer.from(renderFamilies(this.families, format), "utf8"));
       this.gzipped.set(format, g);
     }
     return g;
+  }
+
+  /** Bytes of collected sample text (uncompressed, without HELP/TYPE lines). */
+  get sampleBytes(): number {
+    let n = 0;
+    for (const f of this.families) n += Buffer.byteLength(f.lines, "utf8");
+    return n;
   }
 
   /**

@@ -91,25 +91,135 @@ export function decodeUtf8(bytes: Uint8Array): string | undefined {
 
 /** Parse and validate one file's text. Never throws for bad input; errors are values. */
 export function parseText(text: string, opts: ParseOptions): ParseResult {
-  const families = new Map<string, Building>();
-  const seen = new Set<string>();
-  let series = 0;
-  let lineNo = 0;
-  let pos = 0;
+  return new TextParser(opts).run(text);
+}
 
-  const familyFor = (name: string, line: number): Building => {
-    let f = families.get(name);
+/**
+ * A fresh copy of a short string. Slices of the file text are "sliced strings" in V8 that keep the
+ * whole file text alive; names and HELP texts kept after the parse must not pin it.
+ */
+function detach(s: string): string {
+  return Buffer.from(s, "utf8").toString("utf8");
+}
+
+const byLabelName = (a: [string, string], b: [string, string]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+// One parser per file. Methods and reused scratch arrays instead of per-line closures and objects:
+// a 10k-series file must parse in milliseconds and leave little garbage behind (a sidecar's heap).
+class TextParser {
+  private readonly opts: ParseOptions;
+  private readonly families = new Map<string, Building>();
+  private readonly seen = new Set<string>();
+  private series = 0;
+  private lineNo = 0;
+  private line = "";
+  private i = 0;
+  private len = 0;
+  private last: Building | undefined;
+  // Scratch, reused for every sample line.
+  private readonly labelNames: string[] = [];
+  private readonly valueStarts: number[] = [];
+  private readonly valueEnds: number[] = [];
+
+  constructor(opts: ParseOptions) {
+    this.opts = opts;
+  }
+
+  run(text: string): ParseResult {
+    const textLen = text.length;
+    // A UTF-8 byte order mark is not part of the first line.
+    let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+    while (pos < textLen) {
+      let end = text.indexOf("\n", pos);
+      if (end === -1) end = textLen;
+      this.lineNo++;
+      this.line = text.slice(pos, end);
+      this.len = this.line.length;
+      this.i = 0;
+      try {
+        this.parseLine();
+      } catch (err) {
+        if (err instanceof LineError) {
+          return { ok: false, error: { reason: err.reason, line: this.lineNo, message: err.message } };
+        }
+        throw err;
+      }
+      pos = end + 1;
+    }
+    return this.finish();
+  }
+
+  private finish(): ParseResult {
+    const out: Family[] = [];
+    const owners = new Map<string, Building>();
+    for (const f of this.families.values()) {
+      // A family announced by HELP/TYPE but without samples has nothing to serve.
+      if (f.lines.length === 0) continue;
+      for (const reserved of reservedNames(f.name, f.type)) {
+        const other = owners.get(reserved);
+        if (other && other !== f) {
+          return {
+            ok: false,
+            error: {
+              reason: "name_collision",
+              line: Math.max(f.firstLine, other.firstLine),
+              message: `${f.type} "${f.name}" and ${other.type} "${other.name}" both use the name "${reserved}"`,
+            },
+          };
+        }
+        owners.set(reserved, f);
+      }
+      out.push({
+        name: detach(f.name),
+        type: f.type,
+        help: f.help === undefined ? undefined : detach(f.help),
+        lines: `${f.lines.join("\n")}\n`,
+        series: f.lines.length,
+      });
+    }
+    return { ok: true, families: out, series: this.series };
+  }
+
+  private skipBlanks(): void {
+    const line = this.line;
+    while (this.i < this.len && isBlank(line.charCodeAt(this.i))) this.i++;
+  }
+
+  private readToken(): string {
+    const start = this.i;
+    const line = this.line;
+    while (this.i < this.len && !isBlank(line.charCodeAt(this.i))) this.i++;
+    return line.slice(start, this.i);
+  }
+
+  /** Advance over a metric name; returns its start index. */
+  private scanName(what: string): number {
+    const line = this.line;
+    const start = this.i;
+    const c0 = line.charCodeAt(this.i);
+    if (!(isNameStart(c0) || c0 === 58)) throw new LineError("parse_error", `invalid ${what}`);
+    this.i++;
+    while (this.i < this.len) {
+      const c = line.charCodeAt(this.i);
+      if (!(isNameChar(c) || c === 58)) break;
+      this.i++;
+    }
+    return start;
+  }
+
+  private familyFor(name: string): Building {
+    let f = this.families.get(name);
     if (!f) {
-      f = { name, type: "untyped", typeSet: false, help: undefined, lines: [], firstLine: line };
-      families.set(name, f);
+      f = { name, type: "untyped", typeSet: false, help: undefined, lines: [], firstLine: this.lineNo };
+      this.families.set(name, f);
     }
     return f;
-  };
+  }
 
   // Which family a sample name belongs to, by expfmt's lookup order: exact name first, then a
   // summary or histogram whose suffixed sample this is; otherwise it starts an untyped family.
-  const resolve = (name: string, line: number): Building => {
-    const exact = families.get(name);
+  private resolve(name: string): Building {
+    const exact = this.families.get(name);
     if (exact) {
       if (exact.type === "histogram") {
         throw new LineError(
@@ -121,242 +231,217 @@ export function parseText(text: string, opts: ParseOptions): ParseResult {
     }
     for (const suffix of ["_bucket", "_sum", "_count"]) {
       if (!name.endsWith(suffix)) continue;
-      const base = families.get(name.slice(0, -suffix.length));
+      const base = this.families.get(name.slice(0, -suffix.length));
       if (!base) continue;
       if (base.type === "histogram") return base;
       if (base.type === "summary" && suffix !== "_bucket") return base;
     }
-    return familyFor(name, line);
-  };
+    return this.familyFor(name);
+  }
 
-  const parseLine = (line: string): void => {
-    const len = line.length;
-    let i = 0;
-    while (i < len && isBlank(line.charCodeAt(i))) i++;
-    if (i === len) return;
-    if (line.charCodeAt(len - 1) === 13) {
-      throw new LineError(
-        "parse_error",
-        "carriage return at end of line (CRLF line endings are not allowed)",
-      );
+  private parseLine(): void {
+    this.skipBlanks();
+    if (this.i === this.len) return;
+    const line = this.line;
+    if (line.charCodeAt(this.len - 1) === 13) {
+      throw new LineError("parse_error", "carriage return at end of line (CRLF line endings are not allowed)");
     }
-
-    const readName = (what: string): string => {
-      const start = i;
-      const c0 = line.charCodeAt(i);
-      if (!(isNameStart(c0) || c0 === 58)) throw new LineError("parse_error", `invalid ${what}`);
-      i++;
-      while (i < len) {
-        const c = line.charCodeAt(i);
-        if (!(isNameChar(c) || c === 58)) break;
-        i++;
-      }
-      return line.slice(start, i);
-    };
-    const skipBlanks = () => {
-      while (i < len && isBlank(line.charCodeAt(i))) i++;
-    };
-    const readToken = (): string => {
-      const start = i;
-      while (i < len && !isBlank(line.charCodeAt(i))) i++;
-      return line.slice(start, i);
-    };
-
-    if (line.charCodeAt(i) === 35 /* # */) {
-      i++;
-      skipBlanks();
-      const keyword = readToken();
-      if (keyword !== "HELP" && keyword !== "TYPE") return; // an ordinary comment
-      skipBlanks();
-      if (i === len) throw new LineError("parse_error", `${keyword} line without a metric name`);
-      const name = readName("metric name in comment");
-      if (i < len && !isBlank(line.charCodeAt(i))) {
-        throw new LineError("parse_error", `invalid metric name in ${keyword} line`);
-      }
-      skipBlanks();
-      if (keyword === "HELP") {
-        const help = unescapeHelp(line.slice(i));
-        const f = familyFor(name, lineNo);
-        if (f.help !== undefined)
-          throw new LineError("parse_error", `second HELP line for metric name "${name}"`);
-        f.help = help;
-        return;
-      }
-      const type = line.slice(i).trimEnd();
-      if (!FAMILY_TYPES.includes(type as FamilyType)) {
-        throw new LineError("parse_error", `unknown metric type "${type}"`);
-      }
-      const f = familyFor(name, lineNo);
-      if (f.typeSet) throw new LineError("parse_error", `second TYPE line for metric name "${name}"`);
-      if (f.lines.length > 0) {
-        throw new LineError("parse_error", `TYPE line for metric name "${name}" after its samples`);
-      }
-      f.type = type as FamilyType;
-      f.typeSet = true;
+    if (line.charCodeAt(this.i) === 35 /* # */) {
+      this.parseComment();
       return;
     }
+    this.parseSample();
+  }
 
-    const name = readName("metric name");
-    const labelNames: string[] = [];
-    const labelValues: string[] = [];
-    skipBlanks();
-    if (i < len && line.charCodeAt(i) === 123 /* { */) {
-      i++;
+  private parseComment(): void {
+    const line = this.line;
+    this.i++;
+    this.skipBlanks();
+    const keyword = this.readToken();
+    if (keyword !== "HELP" && keyword !== "TYPE") return; // an ordinary comment
+    this.skipBlanks();
+    if (this.i === this.len) throw new LineError("parse_error", `${keyword} line without a metric name`);
+    const name = line.slice(this.scanName("metric name in comment"), this.i);
+    if (this.i < this.len && !isBlank(line.charCodeAt(this.i))) {
+      throw new LineError("parse_error", `invalid metric name in ${keyword} line`);
+    }
+    this.skipBlanks();
+    if (keyword === "HELP") {
+      const help = unescapeHelp(line.slice(this.i));
+      const f = this.familyFor(name);
+      if (f.help !== undefined) throw new LineError("parse_error", `second HELP line for metric name "${name}"`);
+      f.help = help;
+      return;
+    }
+    const type = line.slice(this.i).trimEnd();
+    if (!FAMILY_TYPES.includes(type as FamilyType)) {
+      throw new LineError("parse_error", `unknown metric type "${type.slice(0, 40)}"`);
+    }
+    const f = this.familyFor(name);
+    if (f.typeSet) throw new LineError("parse_error", `second TYPE line for metric name "${name}"`);
+    if (f.lines.length > 0) {
+      throw new LineError("parse_error", `TYPE line for metric name "${name}" after its samples`);
+    }
+    f.type = type as FamilyType;
+    f.typeSet = true;
+  }
+
+  private parseSample(): void {
+    const line = this.line;
+    const len = this.len;
+    const lineStart = this.i;
+    const nameStart = this.scanName("metric name");
+    const name = line.slice(nameStart, this.i);
+    const names = this.labelNames;
+    const vStarts = this.valueStarts;
+    const vEnds = this.valueEnds;
+    names.length = 0;
+    vStarts.length = 0;
+    vEnds.length = 0;
+    // Canonical = already exactly as we would write it (labels sorted, no optional blanks or
+    // trailing comma, canonical value): then the line itself is stored, without building a copy.
+    let canonical = lineStart === 0;
+    const afterName = this.i;
+    let keyEnd = afterName;
+    let valueMark = afterName;
+    this.skipBlanks();
+    if (this.i < len && line.charCodeAt(this.i) === 123 /* { */) {
+      if (this.i !== afterName) canonical = false;
+      this.i++;
       for (;;) {
-        skipBlanks();
-        if (i >= len) throw new LineError("parse_error", "unterminated label set");
-        if (line.charCodeAt(i) === 125 /* } */) {
-          i++;
+        const before = this.i;
+        this.skipBlanks();
+        if (this.i !== before) canonical = false;
+        if (this.i >= len) throw new LineError("parse_error", "unterminated label set");
+        if (line.charCodeAt(this.i) === 125 /* } */) {
+          if (names.length > 0) canonical = false; // a trailing comma
+          this.i++;
           break;
         }
-        const start = i;
-        if (!isNameStart(line.charCodeAt(i))) throw new LineError("parse_error", "invalid label name");
-        while (i < len && isNameChar(line.charCodeAt(i))) i++;
-        const label = line.slice(start, i);
+        const start = this.i;
+        if (!isNameStart(line.charCodeAt(this.i))) throw new LineError("parse_error", "invalid label name");
+        while (this.i < len && isNameChar(line.charCodeAt(this.i))) this.i++;
+        const label = line.slice(start, this.i);
         if (label === "__name__") throw new LineError("parse_error", 'label name "__name__" is reserved');
-        if (labelNames.includes(label)) {
-          throw new LineError("parse_error", `duplicate label name "${label}"`);
+        for (const n of names) {
+          if (n === label) throw new LineError("parse_error", `duplicate label name "${label}"`);
         }
-        skipBlanks();
-        if (line.charCodeAt(i) !== 61 /* = */) {
+        const prev = names[names.length - 1];
+        if (prev !== undefined && prev > label) canonical = false;
+        let mark = this.i;
+        this.skipBlanks();
+        if (line.charCodeAt(this.i) !== 61 /* = */) {
           throw new LineError("parse_error", `expected "=" after label name "${label}"`);
         }
-        i++;
-        skipBlanks();
-        if (line.charCodeAt(i) !== 34 /* " */) {
+        this.i++;
+        if (this.i !== mark + 1) canonical = false;
+        mark = this.i;
+        this.skipBlanks();
+        if (this.i !== mark) canonical = false;
+        if (line.charCodeAt(this.i) !== 34 /* " */) {
           throw new LineError("parse_error", `expected '"' to start the value of label "${label}"`);
         }
-        i++;
-        const vStart = i;
+        this.i++;
+        const vStart = this.i;
         for (;;) {
-          if (i >= len) throw new LineError("parse_error", `unterminated value of label "${label}"`);
-          const c = line.charCodeAt(i);
+          if (this.i >= len) throw new LineError("parse_error", `unterminated value of label "${label}"`);
+          const c = line.charCodeAt(this.i);
           if (c === 34) break;
           if (c === 92 /* \ */) {
-            const n = line.charCodeAt(i + 1);
+            const n = line.charCodeAt(this.i + 1);
             if (n !== 92 && n !== 34 && n !== 110) {
               throw new LineError("parse_error", `invalid escape sequence in value of label "${label}"`);
             }
-            i += 2;
+            this.i += 2;
             continue;
           }
-          i++;
+          this.i++;
         }
         // The escaped text is already canonical (only three escapes exist), so it is kept as is.
-        labelNames.push(label);
-        labelValues.push(line.slice(vStart, i));
-        i++;
-        skipBlanks();
-        const sep = line.charCodeAt(i);
+        names.push(label);
+        vStarts.push(vStart);
+        vEnds.push(this.i);
+        this.i++;
+        mark = this.i;
+        this.skipBlanks();
+        if (this.i !== mark) canonical = false;
+        const sep = line.charCodeAt(this.i);
         if (sep === 44 /* , */) {
-          i++;
+          this.i++;
           continue;
         }
         if (sep === 125) {
-          i++;
+          this.i++;
           break;
         }
         throw new LineError("parse_error", `expected "," or "}" after the value of label "${label}"`);
       }
+      keyEnd = this.i;
+      valueMark = this.i;
+      this.skipBlanks();
     }
-    skipBlanks();
-    if (i >= len) throw new LineError("parse_error", `missing value for "${name}"`);
-    const rawValue = readToken();
+    if (this.i >= len) throw new LineError("parse_error", `missing value for "${name}"`);
+    if (this.i !== valueMark + 1 || line.charCodeAt(valueMark) !== 32) canonical = false;
+    const rawValue = this.readToken();
     const value = normalizeValue(rawValue);
     if (value === undefined) throw new LineError("parse_error", `invalid value "${rawValue.slice(0, 40)}"`);
-    skipBlanks();
-    if (i < len) {
-      const extra = readToken();
+    if (value !== rawValue) canonical = false;
+    const valueEnd = this.i;
+    this.skipBlanks();
+    if (this.i < len) {
+      const extra = this.readToken();
       if (TIMESTAMP.test(extra)) {
         throw new LineError("timestamp", "sample has a timestamp (not supported for collected files)");
       }
       throw new LineError("parse_error", `unexpected text after the value: "${extra.slice(0, 40)}"`);
     }
+    if (valueEnd !== len) canonical = false;
 
-    const family = resolve(name, lineNo);
-    if (family.type === "histogram" && name.endsWith("_bucket")) {
-      const le = labelNames.indexOf("le");
-      if (le === -1) throw new LineError("parse_error", `histogram bucket "${name}" without an "le" label`);
-      if (normalizeValue(labelValues[le] as string) === undefined) {
-        throw new LineError("parse_error", `histogram bucket "${name}" has an invalid "le" value`);
-      }
-    }
-    if (family.type === "summary" && name === family.name) {
-      const q = labelNames.indexOf("quantile");
-      if (q === -1) throw new LineError("parse_error", `summary sample "${name}" without a "quantile" label`);
-      if (normalizeValue(labelValues[q] as string) === undefined) {
-        throw new LineError("parse_error", `summary sample "${name}" has an invalid "quantile" value`);
-      }
-    }
+    // Consecutive samples of one family are the common case; histogram samples are resolved by suffix.
+    let family = this.last;
+    if (family === undefined || family.name !== name || family.type === "histogram") family = this.resolve(name);
+    if (family.type === "histogram" && name.endsWith("_bucket")) this.checkFloatLabel(name, "le", "histogram bucket");
+    if (family.type === "summary" && name === family.name) this.checkFloatLabel(name, "quantile", "summary sample");
 
-    let key = name;
-    if (labelNames.length > 0) {
-      const order = labelNames.map((_, k) => k);
-      if (order.length > 1) {
-        order.sort((a, b) => {
-          const x = labelNames[a] as string;
-          const y = labelNames[b] as string;
-          return x < y ? -1 : x > y ? 1 : 0;
-        });
+    let key: string;
+    let normalized: string;
+    if (canonical) {
+      key = line.slice(nameStart, keyEnd);
+      normalized = line;
+    } else {
+      if (names.length === 0) {
+        key = name;
+      } else {
+        const pairs: [string, string][] = [];
+        for (let k = 0; k < names.length; k++) {
+          pairs.push([names[k] as string, line.slice(vStarts[k] as number, vEnds[k] as number)]);
+        }
+        pairs.sort(byLabelName);
+        let labels = "";
+        for (const [n, v] of pairs) labels += `${labels === "" ? "" : ","}${n}="${v}"`;
+        key = `${name}{${labels}}`;
       }
-      key += "{";
-      for (let k = 0; k < order.length; k++) {
-        const idx = order[k] as number;
-        key += `${k > 0 ? "," : ""}${labelNames[idx]}="${labelValues[idx]}"`;
-      }
-      key += "}";
+      normalized = `${key} ${value}`;
     }
-    if (seen.has(key)) throw new LineError("duplicate_series", `duplicate series ${key.slice(0, 200)}`);
-    series++;
-    if (series > opts.maxSeries) {
+    if (this.seen.has(key)) throw new LineError("duplicate_series", `duplicate series ${key.slice(0, 200)}`);
+    this.series++;
+    if (this.series > this.opts.maxSeries) {
       throw new LineError(
-        opts.seriesLimitReason ?? "too_many_series",
-        `more than ${opts.maxSeries} series (limit reached)`,
+        this.opts.seriesLimitReason ?? "too_many_series",
+        `more than ${this.opts.maxSeries} series (limit reached)`,
       );
     }
-    seen.add(key);
-    family.lines.push(`${key} ${value}\n`);
-  };
-
-  const textLen = text.length;
-  // A UTF-8 byte order mark is not part of the first line.
-  if (text.charCodeAt(0) === 0xfeff) pos = 1;
-  while (pos < textLen) {
-    let end = text.indexOf("\n", pos);
-    if (end === -1) end = textLen;
-    lineNo++;
-    try {
-      parseLine(text.slice(pos, end));
-    } catch (err) {
-      if (err instanceof LineError)
-        return { ok: false, error: { reason: err.reason, line: lineNo, message: err.message } };
-      throw err;
-    }
-    pos = end + 1;
+    this.seen.add(key);
+    family.lines.push(normalized);
+    this.last = family;
   }
 
-  const out: Family[] = [];
-  const owners = new Map<string, Building>();
-  for (const f of families.values()) {
-    // A family announced by HELP/TYPE but without samples has nothing to serve.
-    if (f.lines.length === 0) continue;
-    for (const reserved of reservedNames(f.name, f.type)) {
-      const other = owners.get(reserved);
-      if (other && other !== f) {
-        return {
-          ok: false,
-          error: {
-            reason: "name_collision",
-            line: Math.max(f.firstLine, other.firstLine),
-            message: `${f.type} "${f.name}" and ${other.type} "${other.name}" both use the name "${reserved}"`,
-          },
-        };
-      }
-      owners.set(reserved, f);
-    }
-    out.push({ name: f.name, type: f.type, help: f.help, lines: f.lines.join(""), series: f.lines.length });
+  private checkFloatLabel(name: string, label: string, what: string): void {
+    const k = this.labelNames.indexOf(label);
+    if (k === -1) throw new LineError("parse_error", `${what} "${name}" without a "${label}" label`);
+    const raw = this.line.slice(this.valueStarts[k] as number, this.valueEnds[k] as number);
+    if (normalizeValue(raw) === undefined) throw new LineError("parse_error", `${what} "${name}" has an invalid "${label}" value`);
   }
-  return { ok: true, families: out, series };
 }
 
 function unescapeHelp(raw: string): string {

@@ -4,7 +4,6 @@
 // of a terminating pod is not lost. Results are typed values, not exceptions.
 import { backoffDelay, sleep } from "@sidecar/shared";
 import type { Logger } from "pino";
-import { type Dispatcher, request } from "undici";
 import { CONTENT_TYPES } from "./render.js";
 import type { SelfMetrics } from "./self-metrics.js";
 
@@ -25,7 +24,6 @@ export interface PusherOptions {
   readonly body: () => Buffer;
   readonly logger: Logger;
   readonly metrics: SelfMetrics;
-  readonly dispatcher?: Dispatcher;
 }
 
 /** One path segment of a grouping key; base64url form when the value has a `/` or is empty. */
@@ -106,25 +104,25 @@ export class Pusher {
     try {
       const headers: Record<string, string> = { "content-type": CONTENT_TYPES.text };
       if (this.auth) headers.authorization = this.auth;
-      const res = await request(this.target, {
+      // Node's built-in fetch (undici inside): no second HTTP client bundled into a 128Mi sidecar.
+      const res = await fetch(this.target, {
         method: "PUT",
         body,
         headers,
-        dispatcher: this.opts.dispatcher,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
       });
-      const text = (await res.body.text()).slice(0, 500).trim();
-      if (res.statusCode >= 200 && res.statusCode < 300) {
-        result = { kind: "success", status: res.statusCode };
-      } else if (res.statusCode === 429 || res.statusCode === 408 || res.statusCode >= 500) {
-        result = { kind: "retryable", status: res.statusCode, message: text };
+      const text = (await res.text()).slice(0, 500).trim();
+      const status = res.status;
+      if (status >= 200 && status < 300) {
+        result = { kind: "success", status };
+      } else if (status === 429 || status === 408 || status >= 500) {
+        result = { kind: "retryable", status, message: text };
       } else {
-        result = { kind: "failure", status: res.statusCode, message: text };
+        result = { kind: "failure", status, message: text };
       }
     } catch (err) {
-      result = { kind: "retryable", message: err instanceof Error ? err.message : String(err) };
+      const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
+      result = { kind: "retryable", message: `${err instanceof Error ? err.message : String(err)}${cause}` };
     }
     endTimer();
     this.opts.metrics.pushes.inc({ result: result.kind });

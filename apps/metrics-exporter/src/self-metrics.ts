@@ -159,7 +159,7 @@ export function createSelfMetrics(registry: Registry): SelfMetrics {
     }),
     expositionBytes: new Gauge({
       name: `${p}exposition_bytes`,
-      help: "Size of the rendered collected part of /metrics (text format, uncompressed).",
+      help: "Size of the collected sample lines in /metrics (uncompressed, without HELP and TYPE lines).",
       registers,
     }),
     scrapes: new CounterClass({
