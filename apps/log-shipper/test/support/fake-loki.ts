@@ -32,6 +32,8 @@
 //       for big benchmark runs.
 //     tls: { cert, key } serves HTTPS (test CA and certificate in loki-tls-fixture.ts).
 //     onEntry: called for every accepted entry, in arrival order (e.g. latency measurement).
+
+import { isUtf8 } from "node:buffer";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -280,57 +282,57 @@ export function decodePushRequest(body: Buffer): ReceivedEntry[] {
   const out: ReceivedEntry[] = [];
   const r = new Reader(body, 0, body.length);
   while (!r.done()) {
-    const { field, wire } = r.tag();
-    if (field === 1 && wire === 2) {
-      decodeStream(r.sub(), out);
-    } else {
-      r.skip(wire);
-    }
+    const tag = r.varint();
+    if (tag === ((1 << 3) | 2)) decodeStream(r.sub(), out);
+    else r.skip(tag & 7);
   }
   return out;
 }
 
 function decodeStream(r: Reader, out: ReceivedEntry[]): void {
   let labels: Record<string, string> | undefined;
-  const raw: { tsNs: bigint; line: string }[] = [];
+  const first = out.length;
   while (!r.done()) {
-    const { field, wire } = r.tag();
-    if (field === 1 && wire === 2) labels = parseLabels(r.string());
-    else if (field === 2 && wire === 2) raw.push(decodeEntry(r.sub()));
-    else r.skip(wire);
+    const tag = r.varint();
+    if (tag === ((1 << 3) | 2)) labels = parseLabels(r.string());
+    else if (tag === ((2 << 3) | 2)) decodeEntry(r.sub(), out);
+    else r.skip(tag & 7);
   }
   if (labels === undefined) throw new Error("stream without labels");
-  if (raw.length === 0) throw new Error("stream without entries");
-  for (const e of raw) out.push({ labels, tsNs: e.tsNs, line: e.line });
+  if (out.length === first) throw new Error("stream without entries");
+  for (let i = first; i < out.length; i++) (out[i] as ReceivedEntry).labels = labels;
 }
 
-function decodeEntry(r: Reader): { tsNs: bigint; line: string } {
-  let sec = 0n;
-  let nanos = 0n;
+const NO_LABELS_YET: Record<string, string> = {};
+
+function decodeEntry(r: Reader, out: ReceivedEntry[]): void {
+  let sec = 0;
+  let nanos = 0;
   let line = "";
   let haveTs = false;
   while (!r.done()) {
-    const { field, wire } = r.tag();
-    if (field === 1 && wire === 2) {
+    const tag = r.varint();
+    if (tag === ((1 << 3) | 2)) {
       haveTs = true;
       const t = r.sub();
       while (!t.done()) {
-        const tt = t.tag();
-        if (tt.field === 1 && tt.wire === 0) sec = t.varint();
-        else if (tt.field === 2 && tt.wire === 0) nanos = t.varint();
-        else t.skip(tt.wire);
+        const tt = t.varint();
+        if (tt === ((1 << 3) | 0)) sec = t.varint();
+        else if (tt === ((2 << 3) | 0)) nanos = t.varint();
+        else t.skip(tt & 7);
       }
-    } else if (field === 2 && wire === 2) {
+    } else if (tag === ((2 << 3) | 2)) {
       line = r.string();
     } else {
-      r.skip(wire);
+      r.skip(tag & 7);
     }
   }
   if (!haveTs) throw new Error("entry without timestamp");
-  if (nanos < 0n || nanos >= 1_000_000_000n) throw new Error(`timestamp nanos out of range: ${nanos}`);
-  return { tsNs: sec * 1_000_000_000n + nanos, line };
+  if (nanos >= 1_000_000_000) throw new Error(`timestamp nanos out of range: ${nanos}`);
+  out.push({ labels: NO_LABELS_YET, tsNs: BigInt(sec) * 1_000_000_000n + BigInt(nanos), line });
 }
 
+/** Protobuf wire reader over buf[pos, end). Numbers are exact up to 2^53 (enough for Loki). */
 class Reader {
   constructor(
     private readonly buf: Buffer,
@@ -340,50 +342,42 @@ class Reader {
   done(): boolean {
     return this.pos >= this.end;
   }
-  varint(): bigint {
-    let v = 0n;
-    let shift = 0n;
-    for (;;) {
+  varint(): number {
+    let v = 0;
+    let mul = 1;
+    for (let n = 0; n < 10; n++) {
       if (this.pos >= this.end) throw new Error("truncated varint");
       const b = this.buf[this.pos++] as number;
-      v |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return v;
-      shift += 7n;
-      if (shift > 63n) throw new Error("varint too long");
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        if (v > Number.MAX_SAFE_INTEGER) throw new Error("varint beyond 2^53 (negative int64?)");
+        return v;
+      }
+      mul *= 128;
     }
+    throw new Error("varint too long");
   }
-  tag(): { field: number; wire: number } {
-    const t = Number(this.varint());
-    return { field: t >>> 3, wire: t & 7 };
-  }
-  bytes(): Buffer {
-    const len = Number(this.varint());
-    if (this.pos + len > this.end) throw new Error("length past end of message");
-    const b = this.buf.subarray(this.pos, this.pos + len);
+  private span(): [number, number] {
+    const len = this.varint();
+    const start = this.pos;
+    if (start + len > this.end) throw new Error("length past end of message");
     this.pos += len;
-    return b;
+    return [start, start + len];
   }
   sub(): Reader {
-    const b = this.bytes();
-    return new Reader(
-      this.buf,
-      b.byteOffset - this.buf.byteOffset,
-      b.byteOffset - this.buf.byteOffset + b.length,
-    );
+    const [s, e] = this.span();
+    return new Reader(this.buf, s, e);
   }
   string(): string {
-    const b = this.bytes();
+    const [s, e] = this.span();
     // Go's protobuf rejects invalid UTF-8 in proto3 strings; so does this receiver.
-    const s = new TextDecoder("utf-8", { fatal: true });
-    try {
-      return s.decode(b);
-    } catch {
-      throw new Error("invalid UTF-8 in a string field");
-    }
+    const b = this.buf.subarray(s, e);
+    if (!isUtf8(b)) throw new Error("invalid UTF-8 in a string field");
+    return b.toString("utf8");
   }
   skip(wire: number): void {
     if (wire === 0) this.varint();
-    else if (wire === 2) this.bytes();
+    else if (wire === 2) this.span();
     else if (wire === 1) this.pos += 8;
     else if (wire === 5) this.pos += 4;
     else throw new Error(`unsupported wire type ${wire}`);
