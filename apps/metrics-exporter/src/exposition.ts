@@ -3,7 +3,7 @@
 // then costs a buffer copy plus rendering the exporter's own few metrics.
 import type { Family } from "./families.js";
 import { type GzipPrefix, gzipPrefix } from "./gzip.js";
-import { type Format, renderFamilies, renderFamily } from "./render.js";
+import { type Format, renderFamilies } from "./render.js";
 
 // The Pushgateway owns these names and rejects pushes that contain them.
 const PUSHGATEWAY_RESERVED = new Set(["push_time_seconds", "push_failure_time_seconds"]);
@@ -39,7 +39,7 @@ export class Exposition {
     let b = this.bodies.get(format);
     if (!b) {
       this.wantedBodies.add(format);
-      b = Buffer.from(renderFamilies(this.families, format), "utf8");
+      b = renderFamilies(this.families, format);
       this.bodies.set(format, b);
     }
     return b;
@@ -50,7 +50,7 @@ export class Exposition {
     if (!g) {
       this.wantedGzip.add(format);
       // The uncompressed body is kept only if someone scrapes without gzip too.
-      g = gzipPrefix(this.bodies.get(format) ?? Buffer.from(renderFamilies(this.families, format), "utf8"));
+      g = gzipPrefix(this.bodies.get(format) ?? renderFamilies(this.families, format));
       this.gzipped.set(format, g);
     }
     return g;
@@ -59,7 +59,7 @@ export class Exposition {
   /** Bytes of collected sample text (uncompressed, without HELP/TYPE lines). */
   get sampleBytes(): number {
     let n = 0;
-    for (const f of this.families) n += Buffer.byteLength(f.lines, "utf8");
+    for (const f of this.families) n += f.lines.length;
     return n;
   }
 
@@ -71,25 +71,25 @@ export class Exposition {
    */
   push(): Buffer {
     if (this.pushBody) return this.pushBody;
-    const parts: string[] = [];
+    const pieces: Family[] = [];
     for (const f of this.families) {
       if (PUSHGATEWAY_RESERVED.has(f.name)) continue;
       if (!f.lines.includes('job="') && !f.lines.includes('instance="')) {
-        parts.push(renderFamily(f, "text"));
+        pieces.push(f);
         continue;
       }
       let lines = "";
       let series = 0;
-      for (const line of f.lines.split("\n")) {
+      for (const line of f.lines.toString("utf8").split("\n")) {
         if (line === "") continue;
         const renamed = renameGroupingLabels(line);
         if (renamed === undefined) continue;
         lines += `${renamed}\n`;
         series++;
       }
-      if (series > 0) parts.push(renderFamily({ ...f, lines, series }, "text"));
+      if (series > 0) pieces.push({ ...f, lines: Buffer.from(lines, "utf8"), series });
     }
-    this.pushBody = Buffer.from(parts.join(""), "utf8");
+    this.pushBody = renderFamilies(pieces, "text");
     return this.pushBody;
   }
 }

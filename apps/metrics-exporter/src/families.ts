@@ -1,7 +1,7 @@
 // The exporter's in-memory model of a metric family, shared by the parser, the merge and the
-// renderers. Samples are kept as already-normalised text lines (`name{sorted labels} value\n`):
-// that is compact (one string per family, not one object per series) and lets a scrape be served
-// by concatenating text instead of re-serialising objects.
+// renderers. Samples are kept as already-normalised text lines (`name{sorted labels} value\n`) in
+// one Buffer per family: compact (not one object per series), outside the V8 heap (so 100k series
+// do not grow the garbage-collected heap), and served by copying bytes, not re-serialising.
 
 export type FamilyType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
 
@@ -13,8 +13,8 @@ export interface Family {
   readonly type: FamilyType;
   /** Unescaped HELP text; undefined when the source had no HELP line. */
   readonly help: string | undefined;
-  /** Normalised text-0.0.4 sample lines, each ending in "\n"; labels sorted by name. */
-  readonly lines: string;
+  /** Normalised text-0.0.4 sample lines (UTF-8), each ending in "\n"; labels sorted by name. */
+  readonly lines: Buffer;
   /** Number of sample lines (series) in `lines`. */
   readonly series: number;
 }
@@ -56,7 +56,8 @@ export function reservedNames(name: string, type: FamilyType): string[] {
 }
 
 /** Split normalised sample lines into series keys (the line without its value). */
-export function seriesKeys(lines: string): string[] {
+export function seriesKeys(buffer: Buffer): string[] {
+  const lines = buffer.toString("utf8");
   const keys: string[] = [];
   let start = 0;
   while (start < lines.length) {

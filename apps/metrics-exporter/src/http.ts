@@ -19,9 +19,11 @@ export function registerMetricsRoute(app: FastifyInstance, deps: MetricsRouteDep
   app.get("/metrics", async (req, reply) => {
     const format = negotiateFormat(req.headers.accept);
     deps.metrics.scrapes.inc({ format });
-    let own = renderFamilies(await ownFamilies(deps.registry), format);
-    if (format === "openmetrics") own += OPENMETRICS_EOF;
-    const tail = Buffer.from(own, "utf8");
+    const tail = renderFamilies(
+      await ownFamilies(deps.registry),
+      format,
+      format === "openmetrics" ? OPENMETRICS_EOF : "",
+    );
     const gzip = acceptsGzip(req.headers["accept-encoding"]);
     const head = gzip ? undefined : deps.exposition.body(format);
     const payload = gzip ? gzipWithPrefix(deps.exposition.gzip(format), tail) : undefined;

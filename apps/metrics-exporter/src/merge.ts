@@ -40,7 +40,7 @@ interface Merged {
   name: string;
   type: FamilyType;
   help: string | undefined;
-  parts: string[];
+  parts: Buffer[];
   series: number;
   firstFile: string;
   keys: Set<string> | undefined;
@@ -89,7 +89,13 @@ export function mergeFiles(
 
   const families = [...byName.values()]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((m) => ({ name: m.name, type: m.type, help: m.help, lines: m.parts.join(""), series: m.series }));
+    .map((m) => ({
+      name: m.name,
+      type: m.type,
+      help: m.help,
+      lines: m.parts.length === 1 ? (m.parts[0] as Buffer) : Buffer.concat(m.parts),
+      series: m.series,
+    }));
   return { families, series: total, included, excluded };
 }
 
@@ -118,7 +124,7 @@ function findConflict(
         };
       }
       // Series keys are only materialised for families that more than one file contributes to.
-      existing.keys ??= new Set(seriesKeys(existing.parts.join("")));
+      existing.keys ??= new Set(seriesKeys(Buffer.concat(existing.parts)));
       for (const k of seriesKeys(fam.lines)) {
         if (existing.keys.has(k)) {
           return {

@@ -41,8 +41,35 @@ interface Building {
   type: FamilyType;
   typeSet: boolean;
   help: string | undefined;
-  lines: string[];
+  lines: LineBuffer;
   firstLine: number;
+}
+
+/** A growable byte buffer of sample lines: lines are encoded as they are parsed, not kept as strings. */
+class LineBuffer {
+  private buf = Buffer.allocUnsafe(1024);
+  private used = 0;
+  count = 0;
+
+  append(line: string): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+    const need = this.used + line.length * 3 + 1;
+    if (need > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      this.buf.copy(next, 0, 0, this.used);
+      this.buf = next;
+    }
+    this.used += this.buf.write(line, this.used, "utf8");
+    this.buf[this.used++] = 10;
+    this.count++;
+  }
+
+  /** The lines in a buffer of exactly their size. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafeSlow(this.used);
+    this.buf.copy(out, 0, 0, this.used);
+    return out;
+  }
 }
 
 class LineError extends Error {
@@ -154,7 +181,7 @@ class TextParser {
     const owners = new Map<string, Building>();
     for (const f of this.families.values()) {
       // A family announced by HELP/TYPE but without samples has nothing to serve.
-      if (f.lines.length === 0) continue;
+      if (f.lines.count === 0) continue;
       for (const reserved of reservedNames(f.name, f.type)) {
         const other = owners.get(reserved);
         if (other && other !== f) {
@@ -173,8 +200,8 @@ class TextParser {
         name: detach(f.name),
         type: f.type,
         help: f.help === undefined ? undefined : detach(f.help),
-        lines: `${f.lines.join("\n")}\n`,
-        series: f.lines.length,
+        lines: f.lines.take(),
+        series: f.lines.count,
       });
     }
     return { ok: true, families: out, series: this.series };
@@ -210,7 +237,14 @@ class TextParser {
   private familyFor(name: string): Building {
     let f = this.families.get(name);
     if (!f) {
-      f = { name, type: "untyped", typeSet: false, help: undefined, lines: [], firstLine: this.lineNo };
+      f = {
+        name,
+        type: "untyped",
+        typeSet: false,
+        help: undefined,
+        lines: new LineBuffer(),
+        firstLine: this.lineNo,
+      };
       this.families.set(name, f);
     }
     return f;
@@ -244,7 +278,10 @@ class TextParser {
     if (this.i === this.len) return;
     const line = this.line;
     if (line.charCodeAt(this.len - 1) === 13) {
-      throw new LineError("parse_error", "carriage return at end of line (CRLF line endings are not allowed)");
+      throw new LineError(
+        "parse_error",
+        "carriage return at end of line (CRLF line endings are not allowed)",
+      );
     }
     if (line.charCodeAt(this.i) === 35 /* # */) {
       this.parseComment();
@@ -269,7 +306,8 @@ class TextParser {
     if (keyword === "HELP") {
       const help = unescapeHelp(line.slice(this.i));
       const f = this.familyFor(name);
-      if (f.help !== undefined) throw new LineError("parse_error", `second HELP line for metric name "${name}"`);
+      if (f.help !== undefined)
+        throw new LineError("parse_error", `second HELP line for metric name "${name}"`);
       f.help = help;
       return;
     }
@@ -279,7 +317,7 @@ class TextParser {
     }
     const f = this.familyFor(name);
     if (f.typeSet) throw new LineError("parse_error", `second TYPE line for metric name "${name}"`);
-    if (f.lines.length > 0) {
+    if (f.lines.count > 0) {
       throw new LineError("parse_error", `TYPE line for metric name "${name}" after its samples`);
     }
     f.type = type as FamilyType;
@@ -399,9 +437,12 @@ class TextParser {
 
     // Consecutive samples of one family are the common case; histogram samples are resolved by suffix.
     let family = this.last;
-    if (family === undefined || family.name !== name || family.type === "histogram") family = this.resolve(name);
-    if (family.type === "histogram" && name.endsWith("_bucket")) this.checkFloatLabel(name, "le", "histogram bucket");
-    if (family.type === "summary" && name === family.name) this.checkFloatLabel(name, "quantile", "summary sample");
+    if (family === undefined || family.name !== name || family.type === "histogram")
+      family = this.resolve(name);
+    if (family.type === "histogram" && name.endsWith("_bucket"))
+      this.checkFloatLabel(name, "le", "histogram bucket");
+    if (family.type === "summary" && name === family.name)
+      this.checkFloatLabel(name, "quantile", "summary sample");
 
     let key: string;
     let normalized: string;
@@ -432,7 +473,7 @@ class TextParser {
       );
     }
     this.seen.add(key);
-    family.lines.push(normalized);
+    family.lines.append(normalized);
     this.last = family;
   }
 
@@ -440,7 +481,8 @@ class TextParser {
     const k = this.labelNames.indexOf(label);
     if (k === -1) throw new LineError("parse_error", `${what} "${name}" without a "${label}" label`);
     const raw = this.line.slice(this.valueStarts[k] as number, this.valueEnds[k] as number);
-    if (normalizeValue(raw) === undefined) throw new LineError("parse_error", `${what} "${name}" has an invalid "${label}" value`);
+    if (normalizeValue(raw) === undefined)
+      throw new LineError("parse_error", `${what} "${name}" has an invalid "${label}" value`);
   }
 }
 

@@ -32,30 +32,54 @@ export function formatNumber(n: number): string {
   return String(n);
 }
 
-export function renderFamily(f: Family, format: Format): string {
+/** The pieces of one family in `format`: header text, then the sample lines. */
+function familyPieces(f: Family, format: Format, out: (string | Buffer)[]): void {
   if (format === "text") {
-    const help = f.help === undefined ? "" : `# HELP ${f.name} ${escapeHelp(f.help, format)}\n`;
-    return `${help}# TYPE ${f.name} ${f.type}\n${f.lines}`;
+    if (f.help !== undefined) out.push(`# HELP ${f.name} ${escapeHelp(f.help, format)}\n`);
+    out.push(`# TYPE ${f.name} ${f.type}\n`, f.lines);
+    return;
   }
   const name = openMetricsName(f.name, f.type);
-  const help = f.help === undefined ? "" : `# HELP ${name} ${escapeHelp(f.help, format)}\n`;
-  const type = f.type === "untyped" ? "unknown" : f.type;
-  let lines = f.lines;
+  if (f.help !== undefined) out.push(`# HELP ${name} ${escapeHelp(f.help, format)}\n`);
+  out.push(`# TYPE ${name} ${f.type === "untyped" ? "unknown" : f.type}\n`);
   if (f.type === "counter" && name === f.name) {
     // Text-format counters may be named without `_total`; OpenMetrics counter samples must have it.
-    lines = "";
+    const text = f.lines.toString("utf8");
+    let lines = "";
     let start = 0;
-    while (start < f.lines.length) {
-      const end = f.lines.indexOf("\n", start);
-      lines += `${name}_total${f.lines.slice(start + name.length, end + 1)}`;
+    while (start < text.length) {
+      const end = text.indexOf("\n", start);
+      lines += `${name}_total${text.slice(start + name.length, end + 1)}`;
       start = end + 1;
     }
+    out.push(lines);
+    return;
   }
-  return `${help}# TYPE ${name} ${type}\n${lines}`;
+  out.push(f.lines);
 }
 
-export function renderFamilies(families: Iterable<Family>, format: Format): string {
-  const parts: string[] = [];
-  for (const f of families) parts.push(renderFamily(f, format));
-  return parts.join("");
+/** Concatenate strings and buffers into one exactly sized buffer (no big intermediate string). */
+export function joinPieces(pieces: readonly (string | Buffer)[]): Buffer {
+  let total = 0;
+  for (const p of pieces) total += typeof p === "string" ? Buffer.byteLength(p, "utf8") : p.length;
+  const out = Buffer.allocUnsafeSlow(total);
+  let offset = 0;
+  for (const p of pieces) {
+    if (typeof p === "string") offset += out.write(p, offset, "utf8");
+    else offset += p.copy(out, offset);
+  }
+  return out;
+}
+
+export function renderFamily(f: Family, format: Format): Buffer {
+  const pieces: (string | Buffer)[] = [];
+  familyPieces(f, format, pieces);
+  return joinPieces(pieces);
+}
+
+export function renderFamilies(families: Iterable<Family>, format: Format, trailer = ""): Buffer {
+  const pieces: (string | Buffer)[] = [];
+  for (const f of families) familyPieces(f, format, pieces);
+  if (trailer) pieces.push(trailer);
+  return joinPieces(pieces);
 }

@@ -230,7 +230,13 @@ export async function ownFamilies(registry: Registry): Promise<Family[]> {
       }
       lines += `${v.metricName ?? m.name}${labels ? `{${labels}}` : ""} ${formatNumber(v.value)}\n`;
     }
-    out.push({ name: m.name, type, help: m.help, lines, series: m.values.length });
+    out.push({
+      name: m.name,
+      type,
+      help: m.help,
+      lines: Buffer.from(lines, "utf8"),
+      series: m.values.length,
+    });
   }
   return out;
 }

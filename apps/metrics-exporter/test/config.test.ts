@@ -33,7 +33,12 @@ describe("loadConfig", () => {
   it("names every bad variable in one error", () => {
     let err: unknown;
     try {
-      loadConfig({ COLLECT_INTERVAL_MS: "5s", MAX_FILE_BYTES: "10", PUSHGATEWAY_URL: "gw:9091", LOG_LEVEL: "loud" });
+      loadConfig({
+        COLLECT_INTERVAL_MS: "5s",
+        MAX_FILE_BYTES: "10",
+        PUSHGATEWAY_URL: "gw:9091",
+        LOG_LEVEL: "loud",
+      });
     } catch (e) {
       err = e;
     }
@@ -43,7 +48,9 @@ describe("loadConfig", () => {
   });
 
   it("checks bounds that depend on each other", () => {
-    expect(() => loadConfig({ PUSH_RETRY_MIN_MS: "5000", PUSH_RETRY_MAX_MS: "1000" })).toThrow(/PUSH_RETRY_MIN_MS/);
+    expect(() => loadConfig({ PUSH_RETRY_MIN_MS: "5000", PUSH_RETRY_MAX_MS: "1000" })).toThrow(
+      /PUSH_RETRY_MIN_MS/,
+    );
     expect(() => loadConfig({ MAX_SERIES_PER_FILE: "300000" })).toThrow(/MAX_SERIES_PER_FILE/);
   });
 });

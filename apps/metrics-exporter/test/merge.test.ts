@@ -23,7 +23,7 @@ describe("mergeFiles", () => {
     expect(r.excluded.size).toBe(0);
     expect([...r.included]).toEqual(["a.prom", "b.prom"]);
     expect(r.families.map((f) => f.name)).toEqual(["a_only", "jobs_total"]);
-    expect(r.families[1]?.lines).toBe('jobs_total{app="a"} 1\njobs_total{app="b"} 2\n');
+    expect(r.families[1]?.lines.toString()).toBe('jobs_total{app="a"} 1\njobs_total{app="b"} 2\n');
     expect(r.series).toBe(3);
   });
 
@@ -41,7 +41,7 @@ describe("mergeFiles", () => {
     expect([...r.included]).toEqual(["a.prom"]);
     // Never half-merged: the file's harmless family is left out too.
     expect(r.families.map((f) => f.name)).toEqual(["a_only", "jobs_total"]);
-    expect(r.families.find((f) => f.name === "jobs_total")?.lines).toBe('jobs_total{app="a"} 1\n');
+    expect(r.families.find((f) => f.name === "jobs_total")?.lines.toString()).toBe('jobs_total{app="a"} 1\n');
   });
 
   it("is deterministic: the earlier file in the given (name) order wins", () => {

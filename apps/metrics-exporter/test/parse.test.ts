@@ -47,20 +47,38 @@ describe("parseText", () => {
     expect(Object.keys(byName).sort()).toEqual(["c_total", "g", "h", "s", "u"]);
     expect(byName.c_total).toMatchObject({ type: "counter", help: "Requests.", series: 1 });
     expect(byName.h).toMatchObject({ type: "histogram", series: 4 });
-    expect(byName.h?.lines).toBe('h_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 2\nh_sum 0.7\nh_count 2\n');
+    expect(byName.h?.lines.toString()).toBe(
+      'h_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 2\nh_sum 0.7\nh_count 2\n',
+    );
     expect(byName.s).toMatchObject({ type: "summary", series: 3 });
-    expect(byName.u).toMatchObject({ type: "untyped", help: undefined, lines: "u 7\n" });
+    expect(byName.u).toMatchObject({ type: "untyped", help: undefined });
+    expect(byName.u?.lines.toString()).toBe("u 7\n");
     expect(r.series).toBe(10);
   });
 
   it("normalises label order, whitespace and trailing commas", () => {
     const r = ok('m { b = "2" , a="1", }   4\n');
-    expect(r.families[0]?.lines).toBe('m{a="1",b="2"} 4\n');
+    expect(r.families[0]?.lines.toString()).toBe('m{a="1",b="2"} 4\n');
+  });
+
+  it("gives the same bytes for a canonical line and any other spelling of it", () => {
+    const canonical = ok('m{a="1",b="2"} 3\n').families[0]?.lines.toString();
+    expect(canonical).toBe('m{a="1",b="2"} 3\n');
+    for (const spelling of [
+      'm{b="2",a="1"} 3',
+      ' m {a="1", b="2"}  3 ',
+      'm{a="1",b="2",} 3',
+      'm{a = "1",b="2"}\t3',
+    ]) {
+      expect(ok(`${spelling}\n`).families[0]?.lines.toString()).toBe(canonical);
+    }
+    expect(ok("m 1\n").families[0]?.lines.toString()).toBe("m 1\n");
+    expect(ok("m  +inf\n").families[0]?.lines.toString()).toBe("m +Inf\n");
   });
 
   it("keeps label-value escapes, quotes, newlines and UTF-8 intact", () => {
     const r = ok('m{path="C:\\\\dir\\"x\\"\\nnext ☃ 日本"} 1\n');
-    expect(r.families[0]?.lines).toBe('m{path="C:\\\\dir\\"x\\"\\nnext ☃ 日本"} 1\n');
+    expect(r.families[0]?.lines.toString()).toBe('m{path="C:\\\\dir\\"x\\"\\nnext ☃ 日本"} 1\n');
   });
 
   it("unescapes HELP (\\\\ and \\n)", () => {
@@ -70,7 +88,7 @@ describe("parseText", () => {
 
   it("normalises special values", () => {
     const r = ok("a NaN\nb +Inf\nc -Inf\nd inf\ne nan\nf 1e-3\ng .5\n");
-    expect(r.families.map((f) => f.lines).join("")).toBe(
+    expect(r.families.map((f) => f.lines.toString()).join("")).toBe(
       "a NaN\nb +Inf\nc -Inf\nd +Inf\ne NaN\nf 1e-3\ng .5\n",
     );
     expect(normalizeValue("1_000")).toBeUndefined();

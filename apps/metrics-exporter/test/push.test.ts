@@ -31,7 +31,13 @@ async function gateway(statuses: number[]): Promise<{ url: URL; received: Receiv
       body += String(d);
     });
     req.on("end", () => {
-      received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body, at: Date.now() });
+      received.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body,
+        at: Date.now(),
+      });
       const status = statuses.length > 1 ? (statuses.shift() as number) : (statuses[0] ?? 200);
       res.writeHead(status).end(status >= 400 ? "nope" : "");
     });
@@ -65,10 +71,14 @@ function pusher(url: URL, overrides: Partial<ConstructorParameters<typeof Pusher
 describe("grouping key", () => {
   it("path-encodes values and uses base64 for a slash or an empty value", () => {
     expect(groupingSegment("job", "sidecar")).toBe("job/sidecar");
-    expect(groupingSegment("instance", "pod/0")).toBe(`instance@base64/${Buffer.from("pod/0").toString("base64url")}`);
+    expect(groupingSegment("instance", "pod/0")).toBe(
+      `instance@base64/${Buffer.from("pod/0").toString("base64url")}`,
+    );
     expect(groupingSegment("instance", "")).toBe("instance@base64/=");
     expect(groupingSegment("job", "a b")).toBe("job/a%20b");
-    expect(pushUrl(new URL("http://u:p@gw:9091/prefix/"), "j", "i").href).toBe("http://gw:9091/prefix/metrics/job/j/instance/i");
+    expect(pushUrl(new URL("http://u:p@gw:9091/prefix/"), "j", "i").href).toBe(
+      "http://gw:9091/prefix/metrics/job/j/instance/i",
+    );
   });
 });
 

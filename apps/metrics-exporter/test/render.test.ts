@@ -7,7 +7,17 @@ import type { Family } from "../src/families.js";
 import { gzipPrefix, gzipWithPrefix } from "../src/gzip.js";
 import { acceptsGzip, negotiateFormat } from "../src/negotiate.js";
 import { parseText } from "../src/parse.js";
-import { escapeHelp, OPENMETRICS_EOF, renderFamilies, renderFamily } from "../src/render.js";
+import {
+  escapeHelp,
+  type Format,
+  OPENMETRICS_EOF,
+  renderFamilies as renderBuffer,
+  renderFamily,
+} from "../src/render.js";
+
+const renderFamilies = (families: Family[], format: Format) =>
+  renderBuffer(families, format).toString("utf8");
+
 import { ownFamilies } from "../src/self-metrics.js";
 
 const SOURCE = [
@@ -78,8 +88,8 @@ describe("OpenMetrics 1.0", () => {
   it("escapes double quotes in HELP (text format does not)", () => {
     expect(escapeHelp('say "hi"\\', "openmetrics")).toBe('say \\"hi\\"\\\\');
     expect(escapeHelp('say "hi"\\', "text")).toBe('say "hi"\\\\');
-    const f: Family = { name: "x", type: "gauge", help: 'a "b"', lines: "x 1\n", series: 1 };
-    expect(renderFamily(f, "openmetrics")).toBe('# HELP x a \\"b\\"\n# TYPE x gauge\nx 1\n');
+    const f: Family = { name: "x", type: "gauge", help: 'a "b"', lines: Buffer.from("x 1\n"), series: 1 };
+    expect(renderFamily(f, "openmetrics").toString()).toBe('# HELP x a \\"b\\"\n# TYPE x gauge\nx 1\n');
   });
 
   it("keeps label values byte for byte", () => {
