@@ -19,8 +19,10 @@
 //   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
 //   sends one (kept within the same bounds), for as long as it takes. Other 4xx → dropped,
 //   counted by reason, Loki's message logged, and its offsets acknowledged so commits move on.
-// - Logs: one line per retry, per drop and on recovery; never per line. `stats()` gives plain
-//   counters for the app's periodic summary line.
+// - Logs: one line per retry, per drop and on recovery — never per line; repeats of the same
+//   retry reason or drop message within REPEAT_LOG_INTERVAL_MS are counted into the next line
+//   (`suppressed`) instead of flooding the log during a long outage or a misconfiguration.
+//   `stats()` gives plain counters for the app's periodic summary line.
 // - Lines written after close() are ignored (the source side stops reading before closing).
 import { readFileSync } from "node:fs";
 import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
@@ -32,8 +34,12 @@ import { DryRunEncoder, DryRunTransport } from "./dry-run.js";
 import { JsonEncoder } from "./encode-json.js";
 import { type BatchEncoder, type EncodedBody, ProtobufEncoder } from "./encode-protobuf.js";
 import { baseLabels } from "./labels.js";
+import { LogLimiter } from "./log-limiter.js";
 import { LokiClient, type SendResult, type Transport } from "./loki-client.js";
 import { createSinkMetrics, type SinkMetrics } from "./sink-metrics.js";
+
+/** The same retry reason or drop message is logged at most once per this interval (counted between). */
+export const REPEAT_LOG_INTERVAL_MS = 30_000;
 
 export interface PipelineOptions {
   /** Loki push URL (a bare base URL gets /loki/api/v1/push). Unset = dry run. */
@@ -118,6 +124,9 @@ export class Pipeline implements LineSink {
   private closing: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
   private attempt = 0;
+  /** Repeats of the same retry reason / drop message are logged at most this often. */
+  private readonly retryLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
+  private readonly dropLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
   private outageStartMs = 0;
   private readonly counters = {
     linesSent: 0,
@@ -349,6 +358,7 @@ export class Pipeline implements LineSink {
         "Loki accepts batches again",
       );
       this.attempt = 0;
+      this.retryLog.reset();
     }
     this.complete(head);
   }
@@ -359,10 +369,19 @@ export class Pipeline implements LineSink {
     c.linesDropped += head.lines;
     this.metrics.batches.inc({ outcome: "dropped" });
     this.metrics.droppedLines.inc({ reason: result.reason }, head.lines);
-    this.log.error(
-      { status: result.status, reason: result.reason, lines: head.lines, lokiMessage: result.message },
-      "Loki rejected a batch for good; dropped it",
-    );
+    if (this.dropLog.shouldLog(`${result.status} ${result.message}`)) {
+      const suppressed = this.dropLog.take();
+      this.log.error(
+        {
+          status: result.status,
+          reason: result.reason,
+          lines: head.lines,
+          lokiMessage: result.message,
+          ...(suppressed > 0 ? { suppressed } : {}),
+        },
+        "Loki rejected a batch for good; dropped it",
+      );
+    }
     // A 4xx is Loki judging this batch, not Loki being away: the outage bookkeeping resets.
     this.attempt = 0;
     this.complete(head);
@@ -387,18 +406,22 @@ export class Pipeline implements LineSink {
             maxMs: retryMaxMs,
             ...(this.opts.random ? { random: this.opts.random } : {}),
           });
-    this.log.warn(
-      {
-        status: result.status,
-        reason: result.reason,
-        attempt: this.attempt,
-        delayMs,
-        ...(result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {}),
-        lines: head.lines,
-        ...(result.message ? { lokiMessage: result.message } : {}),
-      },
-      "push to Loki failed; retrying",
-    );
+    if (this.retryLog.shouldLog(result.reason)) {
+      const suppressed = this.retryLog.take();
+      this.log.warn(
+        {
+          status: result.status,
+          reason: result.reason,
+          attempt: this.attempt,
+          delayMs,
+          ...(result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {}),
+          lines: head.lines,
+          ...(result.message ? { lokiMessage: result.message } : {}),
+          ...(suppressed > 0 ? { suppressed } : {}),
+        },
+        "push to Loki failed; retrying",
+      );
+    }
     await sleep(delayMs, signal);
   }
 
