@@ -134,6 +134,18 @@ describe("docker-compose.yml", () => {
     );
   });
 
+  it("limits the containers like the pod: 200m CPU / 128Mi per sidecar, the app's tmpfs logs in its memory", () => {
+    for (const app of ["log-shipper", "metrics-exporter"]) {
+      const s = config.services[app];
+      expect(Number(s.cpus), app).toBe(0.2);
+      expect(String(s.mem_limit).toLowerCase(), app).toBe("128m");
+    }
+    const app = config.services["sample-app"];
+    const logs = Number(app.environment.LOG_MAX_BYTES) * (Number(app.environment.LOG_MAX_FILES) + 1);
+    const limit = Number(/^(\d+)m$/i.exec(String(app.mem_limit))?.[1]) * 2 ** 20;
+    expect(limit).toBeGreaterThanOrEqual(logs + 96 * 2 ** 20);
+  });
+
   it("sets only environment variables the programs' config schemas know", () => {
     for (const app of APPS) {
       const unknown = Object.keys(config.services[app].environment).filter((k) => !known[app].has(k));

@@ -165,6 +165,10 @@ describe("the pod's containers (docker)", () => {
       for (const t of svc.tmpfs ?? []) args.push("--tmpfs", t);
       for (const c of svc.cap_drop ?? []) args.push("--cap-drop", c);
       for (const o of svc.security_opt ?? []) args.push("--security-opt", o);
+      // The pod's resource limits: the sidecars must do their job inside 200m CPU / 128Mi.
+      if (svc.cpus !== undefined) args.push("--cpus", String(svc.cpus));
+      if (svc.mem_limit !== undefined) args.push("--memory", String(svc.mem_limit));
+      if (svc.mem_reservation !== undefined) args.push("--memory-reservation", String(svc.mem_reservation));
       const grace = /^(\d+)s$/.exec(svc.stop_grace_period ?? "")?.[1];
       if (grace) args.push("--stop-timeout", grace);
       for (const v of svc.volumes ?? []) {
@@ -270,6 +274,17 @@ describe("the pod's containers (docker)", () => {
       expect(ro.code, `${app} wrote to its root filesystem`).not.toBe(0);
       expect(ro.stderr, app).toMatch(/EROFS|EACCES/);
     }
+    // The sidecars really run inside the pod's memory limit (cgroup v2 or v1).
+    for (const app of ["log-shipper", "metrics-exporter"] as const) {
+      const limit = await dockerOk([
+        "exec",
+        container(app),
+        "node",
+        "-e",
+        "const fs=require('fs');for(const f of ['/sys/fs/cgroup/memory.max','/sys/fs/cgroup/memory/memory.limit_in_bytes'])if(fs.existsSync(f)){process.stdout.write(fs.readFileSync(f,'utf8').trim());break}",
+      ]);
+      expect(Number(limit), `${app} memory limit`).toBe(128 * 2 ** 20);
+    }
     // The HEALTHCHECK (node fetching /healthz on the program's port) reports healthy.
     for (const app of APPS) {
       await until(
@@ -366,6 +381,10 @@ describe("the pod's containers (docker)", () => {
     expect(await exit("sample-app"), await logsOf("sample-app")).toBe(0);
     expect(await exit("metrics-exporter"), await logsOf("metrics-exporter")).toBe(0);
     expect(await exit("log-shipper"), await logsOf("log-shipper")).toBe(0);
+    for (const app of APPS) {
+      const oom = (await dockerOk(["inspect", "--format", "{{.State.OOMKilled}}", container(app)])).trim();
+      expect(oom, `${app} was OOM-killed`).toBe("false");
+    }
 
     // Every one of those lines arrived.
     const files: Record<string, string> = JSON.parse(dump);
