@@ -2,7 +2,7 @@
 // runs them): each follows the image contract, uses exactly the pnpm of package.json's
 // packageManager, stays free of CI-only workarounds, and the build context excludes host
 // node_modules, build output and secrets.
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APPS, type AppName } from "./support/config-names.js";
@@ -13,6 +13,15 @@ const PORTS: Record<AppName, { port: number; variable: string }> = {
   "log-shipper": { port: 9080, variable: "HTTP_PORT" },
   "metrics-exporter": { port: 9100, variable: "HTTP_PORT" },
 };
+
+/** The workspace's package directories (apps/*, packages/*), as pnpm-workspace.yaml lists them. */
+function workspaceDirs(): string[] {
+  return ["apps", "packages"].flatMap((top) =>
+    readdirSync(join(ROOT, top), { withFileTypes: true })
+      .filter((d) => d.isDirectory() && existsSync(join(ROOT, top, d.name, "package.json")))
+      .map((d) => `${top}/${d.name}`),
+  );
+}
 
 /** Dockerfile instructions with line continuations joined and comments dropped. */
 function instructions(text: string): { op: string; args: string }[] {
@@ -48,6 +57,14 @@ describe("Dockerfiles", () => {
       const runs = ins.filter((i) => i.op === "RUN").map((i) => i.args);
       expect(runs.some((r) => r.includes("pnpm install") && r.includes("--frozen-lockfile"))).toBe(true);
       expect(runs.some((r) => r.includes(`@sidecar/${app}`) && r.includes("deploy --prod"))).toBe(true);
+
+      // A frozen-lockfile install checks every workspace manifest: all must be copied in.
+      for (const dir of workspaceDirs()) {
+        expect(
+          ins.some((i) => i.op === "COPY" && i.args === `${dir}/package.json ${dir}/`),
+          dir,
+        ).toBe(true);
+      }
 
       // The runtime stage: everything after the last FROM.
       const lastFrom = ins.lastIndexOf(froms[froms.length - 1] as { op: string; args: string });
