@@ -36,7 +36,10 @@ export interface LokiClientOptions {
   /** Extra CA certificate(s), PEM — added to Node's default trust, not replacing it. */
   ca?: string;
   timeoutMs: number;
-  /** A keep-alive pool; when omitted the client creates (and closes) its own undici Agent. */
+  /**
+   * A keep-alive pool; when omitted the client creates (and closes) its own undici Agent. A
+   * dispatcher handed in carries its own TLS settings: `ca` only applies to the client's own Agent.
+   */
   dispatcher?: Dispatcher;
   userAgent?: string;
 }
