@@ -201,6 +201,18 @@ describe("Prometheus, Grafana and the dashboard", () => {
     expect(resolve(mounted?.source ?? "")).toBe(join(ROOT, "deploy/grafana/dashboards"));
   });
 
+  it("selects the jobs through variables, so it also works with the PodMonitor's job names", () => {
+    const vars = dashboard.templating.list.map((v: Any) => [v.name, v.query.query]);
+    expect(vars).toEqual([
+      ["job", "label_values(sample_app_build_info, job)"],
+      ["shipper_job", "label_values(log_shipper_lines_read_total, job)"],
+    ]);
+    for (const e of promExprs) {
+      if (e.includes("log_shipper_")) expect(e, e).toContain('job=~"$shipper_job"');
+      else expect(e, e).toContain('job=~"$job"');
+    }
+  });
+
   it("covers log lines by level, shipper throughput / lag / retries / drops, request rate and latency", () => {
     const all = [...promExprs, ...lokiExprs].join("\n");
     expect(lokiExprs.some((e) => /sum by \(level\)/.test(e) && /job="sample-app"/.test(e))).toBe(true);
@@ -227,7 +239,9 @@ describe("Prometheus, Grafana and the dashboard", () => {
         expr: expr
           .replaceAll("$__rate_interval", "1m")
           .replaceAll("$__interval", "1m")
-          .replaceAll("$__auto", "1m"),
+          .replaceAll("$__auto", "1m")
+          .replaceAll("$shipper_job", ".+")
+          .replaceAll("$job", ".+"),
       }));
       const file = join(dir, "rules.yml");
       writeFileSync(file, JSON.stringify({ groups: [{ name: "dashboard", rules }] }));
