@@ -10,6 +10,17 @@ import { createLogger } from "../../packages/shared/src/index.js";
 export const APPS = ["sample-app", "log-shipper", "metrics-exporter"] as const;
 export type AppName = (typeof APPS)[number];
 
+/** Variables the runtime reads for any program: Node, libuv, glibc malloc, the time zone. */
+export const RUNTIME_ENV = [
+  "NODE_OPTIONS",
+  "NODE_EXTRA_CA_CERTS",
+  "UV_THREADPOOL_SIZE",
+  "MALLOC_ARENA_MAX",
+  "MALLOC_MMAP_THRESHOLD_",
+  "MALLOC_TRIM_THRESHOLD_",
+  "TZ",
+] as const;
+
 interface FieldLike {
   name: string;
   aliases?: readonly string[];
@@ -61,6 +72,8 @@ export async function knownEnvNames(app: AppName, repoRoot: string): Promise<Set
   }
   if (names.size === 0)
     throw new Error(`apps/${app}/src/config.ts exposes neither a schema nor loadConfig(env)`);
+  // Read by Node.js, libuv or glibc rather than the program (memory and runtime tuning).
+  for (const name of RUNTIME_ENV) names.add(name);
   // The shared logger adds pod/namespace from the downward API.
   createLogger({
     service: "probe",
