@@ -16,6 +16,12 @@ export interface LifecycleOptions {
   exit?: (code: number) => void;
   /** Signals to handle; defaults to SIGTERM and SIGINT. */
   signals?: readonly NodeJS.Signals[];
+  /**
+   * A further signal this soon after the first is taken as the same request, not as "force":
+   * `timeout`, a terminal's Ctrl-C and some supervisors signal the child and then its whole
+   * process group, so one stop request can arrive twice within microseconds. Default 1000 ms.
+   */
+  repeatGraceMs?: number;
 }
 
 export interface Lifecycle {
@@ -32,6 +38,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
   const { logger, timeoutMs } = opts;
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   const signals = opts.signals ?? ["SIGTERM", "SIGINT"];
+  const repeatGraceMs = opts.repeatGraceMs ?? 1000;
+  let firstSignalAt = 0;
   const steps: ShutdownStep[] = [];
   let running: Promise<number> | undefined;
   let exited = false;
@@ -72,10 +80,15 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
 
   const onSignal = (signal: NodeJS.Signals) => {
     if (running) {
+      if (Date.now() - firstSignalAt < repeatGraceMs) {
+        logger.info({ signal }, "repeated stop signal ignored; already shutting down");
+        return;
+      }
       logger.warn({ signal }, "second signal during shutdown; forcing exit");
       finish(130);
       return;
     }
+    firstSignalAt = Date.now();
     void shutdown(signal);
   };
 

@@ -51,10 +51,21 @@ describe("lifecycle in a real process", () => {
     const c = startChild(20_000, 30_000);
     await c.ready;
     kill(c.child, "SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 1500));
     kill(c.child, "SIGINT");
     expect(await c.exited).toBe(130);
     expect(c.output()).toContain("second signal during shutdown");
+  });
+
+  it("takes a signal repeated at once (process-group delivery) as the same stop request", async () => {
+    const c = startChild(1500, 30_000);
+    await c.ready;
+    kill(c.child, "SIGTERM");
+    kill(c.child, "SIGTERM");
+    kill(c.child, "SIGINT");
+    expect(await c.exited).toBe(0);
+    expect(c.output()).toContain("repeated stop signal ignored");
+    expect(c.output()).toContain("STEP second");
   });
 
   it("forces exit 1 at the deadline and says why", async () => {
