@@ -222,7 +222,8 @@ async function run(rate, seconds) {
     HTTP_PORT: "0",
     SUMMARY_INTERVAL_MS: "5000",
     ...(args["node-options"] ? { NODE_OPTIONS: args["node-options"] } : {}),
-    ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
+    // glibc malloc tuning experiments pass through (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, …).
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MALLOC_"))),
   };
   const nodeArgs = opt.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(root, "bench/results")}`] : [];
   let cg = null;
@@ -265,9 +266,12 @@ async function run(rate, seconds) {
   // RSS is file-backed pages (the node binary and libraries, ~45 MiB before any work) plus
   // anonymous memory (heaps, buffers): sample the anonymous part's peak separately.
   let peakAnon = 0;
+  const timeline = [];
   const sampler = setInterval(() => {
     try {
-      peakAnon = Math.max(peakAnon, memField(pid, "RssAnon"));
+      const anon = memField(pid, "RssAnon");
+      peakAnon = Math.max(peakAnon, anon);
+      if (args.timeline) timeline.push(Math.round(anon / 1048576));
     } catch {
       /* exited */
     }
@@ -294,6 +298,7 @@ async function run(rate, seconds) {
   const hwm = memField(pid, "VmHWM");
   const rssFile = memField(pid, "RssFile");
   clearInterval(sampler);
+  if (args.timeline) say(`RssAnon MiB every 50 ms: ${timeline.join(" ")}`);
   const cgStats = cg?.stats();
   clearTimeout(midScrape);
   // The shipper's own view of its memory, for the report.

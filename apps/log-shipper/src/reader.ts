@@ -53,6 +53,8 @@ export class FileReader implements SourceFile, LineEmitter {
   /** Last known size of the file. */
   size: number;
   lastGrowthAt: number;
+  /** When the tailer last started a read of this file (ms). */
+  lastReadAt = 0;
   /** Renamed away from its first path, no longer matched, or deleted: its writer has moved on. */
   rotated = false;
   /** Unlinked: finish reading from the open fd, then close and forget. */

@@ -57,6 +57,12 @@ interface RetiredProgress {
 }
 
 const DEFAULT_CHUNK = 1024 * 1024;
+/**
+ * A file hinted again within this time after its last read waits for the rest of it: a writer
+ * that writes every few milliseconds would otherwise cost a read cycle (fstat, identity check,
+ * read) per write. At most this much latency is added, and only under a steady stream.
+ */
+const READ_COALESCE_MS = 50;
 const RETIRED_MEMORY_MS = 10 * 60 * 1000;
 
 export class Tailer implements AckListener {
@@ -82,6 +88,8 @@ export class Tailer implements AckListener {
   private loopDone: Promise<void> | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private finalFlush = false;
+  private readonly deferred = new Set<FileReader>();
+  private deferTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
   private readonly idleCloseMs: number;
@@ -156,6 +164,7 @@ export class Tailer implements AckListener {
    */
   async readToEnd(deadline: number): Promise<boolean> {
     this.finalFlush = true;
+    this.deferred.clear();
     for (const r of this.byInode.values()) {
       if (r.fd === null) continue;
       r.atEof = true;
@@ -172,6 +181,8 @@ export class Tailer implements AckListener {
     this.stopped = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
     this.wake();
     await this.loopDone;
     for (const r of this.byInode.values()) await r.closeFd();
@@ -294,8 +305,27 @@ export class Tailer implements AckListener {
     this.wake();
   }
 
+  /** A file grew: read it now, or with the next batch of hints if it was read a moment ago. */
+  private hinted(r: FileReader): void {
+    if (r.queued) return;
+    const since = this.now() - r.lastReadAt;
+    if (since >= READ_COALESCE_MS) {
+      this.enqueue(r);
+      return;
+    }
+    this.deferred.add(r);
+    if (this.deferTimer !== null) return;
+    this.deferTimer = setTimeout(() => {
+      this.deferTimer = null;
+      for (const d of this.deferred) this.enqueue(d);
+      this.deferred.clear();
+    }, READ_COALESCE_MS - since);
+    this.deferTimer.unref();
+  }
+
   private async readOne(r: FileReader): Promise<void> {
     if (r.fd === null || r.retired) return;
+    r.lastReadAt = this.now();
     if (r.atEof) {
       const v = await r.verify(this.scratch);
       if (v === "truncated" || v === "rewritten") {
@@ -315,7 +345,7 @@ export class Tailer implements AckListener {
   private async examine(path: string, ev: PathEvent): Promise<void> {
     const current = this.byPath.get(path);
     if (ev === "change" && current !== undefined && current.fd !== null) {
-      this.enqueue(current);
+      this.hinted(current);
       return;
     }
     const opened = await this.opts.opener.openAllowed(path);
