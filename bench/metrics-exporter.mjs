@@ -184,6 +184,8 @@ try {
         COLLECT_INTERVAL_MS: String(COLLECT_INTERVAL_MS),
         LOG_LEVEL: "warn",
         NODE_NO_WARNINGS: "1",
+        MAX_TOTAL_SERIES: String(Math.max(100_000, FILES * SERIES_PER_FILE)),
+        MAX_SERIES_PER_FILE: String(Math.max(50_000, SERIES_PER_FILE)),
         ...extraEnv,
       },
       stdio: ["ignore", "ignore", "inherit"],

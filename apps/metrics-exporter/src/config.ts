@@ -38,7 +38,7 @@ export const schema = {
   staleAfterMs: int("STALE_AFTER_MS", { default: 300_000, min: 0, max: 86_400_000 }),
   maxFileBytes: int("MAX_FILE_BYTES", { default: 8 * MiB, min: 1024, max: 256 * MiB }),
   maxSeriesPerFile: int("MAX_SERIES_PER_FILE", { default: 50_000, min: 1, max: 10_000_000 }),
-  maxTotalSeries: int("MAX_TOTAL_SERIES", { default: 200_000, min: 1, max: 10_000_000 }),
+  maxTotalSeries: int("MAX_TOTAL_SERIES", { default: 100_000, min: 1, max: 10_000_000 }),
   maxFiles: int("MAX_FILES", { default: 1000, min: 1, max: 100_000 }),
   httpHost: str("HTTP_HOST", { default: "0.0.0.0", expected: "a host or IP address to listen on" }),
   httpPort: int("HTTP_PORT", { default: 9100, min: 0, max: 65535 }),

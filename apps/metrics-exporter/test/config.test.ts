@@ -19,7 +19,7 @@ describe("loadConfig", () => {
       pushInstance: hostname(),
       maxFileBytes: 8 * 1024 * 1024,
       maxSeriesPerFile: 50_000,
-      maxTotalSeries: 200_000,
+      maxTotalSeries: 100_000,
       maxFiles: 1000,
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -51,6 +51,6 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ PUSH_RETRY_MIN_MS: "5000", PUSH_RETRY_MAX_MS: "1000" })).toThrow(
       /PUSH_RETRY_MIN_MS/,
     );
-    expect(() => loadConfig({ MAX_SERIES_PER_FILE: "300000" })).toThrow(/MAX_SERIES_PER_FILE/);
+    expect(() => loadConfig({ MAX_SERIES_PER_FILE: "150000" })).toThrow(/MAX_SERIES_PER_FILE/);
   });
 });
