@@ -184,6 +184,41 @@ describe("log shipper process (dist/main.js)", () => {
     expect(saved.offset).toBe(Buffer.byteLength(chunk));
   });
 
+  it("SIGTERM with Loki down: past SHUTDOWN_TIMEOUT_MS it saves what was acknowledged, says what remains, exits 1", async () => {
+    const dirs = tempDirs("proc-deadline-");
+    loki = await startFakeLoki({ store: "lines" });
+    const s = spawnTracked({ ...baseEnv(dirs, loki), SHUTDOWN_TIMEOUT_MS: "2000" });
+    await s.waitForLog(started, "start");
+    const p = join(dirs.logs, "app.log");
+    appendFileSync(p, "delivered 1\ndelivered 2\n");
+    await loki.waitForEntries(2, 15_000);
+    await waitFor(() => {
+      try {
+        return JSON.parse(readFileSync(dirs.positionsFile, "utf8")).files[0].offset === 24;
+      } catch {
+        return false;
+      }
+    }, "the first offset saved");
+    loki.setFault({ kind: "status", status: 503 });
+    appendFileSync(p, "stuck 3\nstuck 4\n");
+    await s.waitForLog((l) => l.msg === "push to Loki failed; retrying", "a failing push");
+    const t0 = Date.now();
+    s.child.kill("SIGTERM");
+    const { code } = await s.exited;
+    expect(code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const summary = s.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("shutdown summary"));
+    expect(summary).toMatchObject({ clean: false, remainingBytes: 16 });
+    expect(JSON.parse(readFileSync(dirs.positionsFile, "utf8")).files[0].offset).toBe(24);
+    // The next start sends what remained.
+    loki.setFault(undefined);
+    const again = spawnTracked(baseEnv(dirs, loki));
+    await loki.waitForEntries(4, 15_000);
+    expect(loki.entries.map((e) => e.line)).toEqual(["delivered 1", "delivered 2", "stuck 3", "stuck 4"]);
+    again.child.kill("SIGTERM");
+    expect((await again.exited).code).toBe(0);
+  });
+
   it("a 20 MiB line without newline: the process lives, memory stays bounded, later lines arrive", async () => {
     const dirs = tempDirs("proc-long-");
     loki = await startFakeLoki({ store: "lines" });
