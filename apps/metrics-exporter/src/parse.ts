@@ -48,18 +48,49 @@ interface Building {
 /** A growable byte buffer of sample lines: lines are encoded as they are parsed, not kept as strings. */
 class LineBuffer {
   private buf = Buffer.allocUnsafe(1024);
-  private used = 0;
+  used = 0;
   count = 0;
 
-  append(line: string): void {
-    // UTF-8 needs at most 3 bytes per UTF-16 code unit.
-    const need = this.used + line.length * 3 + 1;
+  /** Make room for a line built from a source line of `chars` UTF-16 code units. */
+  reserve(chars: number): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit; a normalised line is at most a few
+    // characters longer than its source (a value spelled `inf` becomes `+Inf`).
+    const need = this.used + (chars + 8) * 3;
     if (need > this.buf.length) {
       const next = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
       this.buf.copy(next, 0, 0, this.used);
       this.buf = next;
     }
-    this.used += this.buf.write(line, this.used, "utf8");
+  }
+
+  /** Append `s`; `ascii` (known by the caller) allows the cheaper one-byte copy. */
+  str(s: string, ascii: boolean): void {
+    this.used += this.buf.write(s, this.used, ascii ? "latin1" : "utf8");
+  }
+
+  /** Append the ASCII characters `s[from, to)` without creating a substring. */
+  asciiFrom(s: string, from: number, to: number): void {
+    const buf = this.buf;
+    let used = this.used;
+    for (let k = from; k < to; k++) buf[used++] = s.charCodeAt(k);
+    this.used = used;
+  }
+
+  byte(b: number): void {
+    this.buf[this.used++] = b;
+  }
+
+  /** The bytes from `start` as a string usable as a Set key (latin1: one char per byte). */
+  keyFrom(start: number): string {
+    return this.buf.toString("latin1", start, this.used);
+  }
+
+  /** Drop everything after `start` (a line that turned out to be a duplicate). */
+  truncate(start: number): void {
+    this.used = start;
+  }
+
+  endLine(): void {
     this.buf[this.used++] = 10;
     this.count++;
   }
@@ -129,8 +160,6 @@ function detach(s: string): string {
   return Buffer.from(s, "utf8").toString("utf8");
 }
 
-const byLabelName = (a: [string, string], b: [string, string]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
-
 // One parser per file. Methods and reused scratch arrays instead of per-line closures and objects:
 // a 10k-series file must parse in milliseconds and leave little garbage behind (a sidecar's heap).
 class TextParser {
@@ -147,6 +176,7 @@ class TextParser {
   private readonly labelNames: string[] = [];
   private readonly valueStarts: number[] = [];
   private readonly valueEnds: number[] = [];
+  private readonly order: number[] = [];
 
   constructor(opts: ParseOptions) {
     this.opts = opts;
@@ -339,6 +369,8 @@ class TextParser {
     // Canonical = already exactly as we would write it (labels sorted, no optional blanks or
     // trailing comma, canonical value): then the line itself is stored, without building a copy.
     let canonical = lineStart === 0;
+    // Label values are the only place for non-ASCII characters.
+    let ascii = true;
     const afterName = this.i;
     let keyEnd = afterName;
     let valueMark = afterName;
@@ -385,6 +417,7 @@ class TextParser {
           if (this.i >= len) throw new LineError("parse_error", `unterminated value of label "${label}"`);
           const c = line.charCodeAt(this.i);
           if (c === 34) break;
+          if (c > 127) ascii = false;
           if (c === 92 /* \ */) {
             const n = line.charCodeAt(this.i + 1);
             if (n !== 92 && n !== 34 && n !== 110) {
@@ -444,27 +477,46 @@ class TextParser {
     if (family.type === "summary" && name === family.name)
       this.checkFloatLabel(name, "quantile", "summary sample");
 
+    // The normalised line is written straight into the family's buffer; only the series key
+    // becomes a string (for the duplicate check).
+    const out = family.lines;
+    const outStart = out.used;
+    out.reserve(len);
     let key: string;
-    let normalized: string;
     if (canonical) {
-      key = line.slice(nameStart, keyEnd);
-      normalized = line;
+      out.str(keyEnd === len ? line : line.slice(0, keyEnd), ascii);
+      key = out.keyFrom(outStart);
+      out.asciiFrom(line, keyEnd, len);
     } else {
-      if (names.length === 0) {
-        key = name;
-      } else {
-        const pairs: [string, string][] = [];
+      let text = name;
+      if (names.length > 0) {
+        const order = this.order;
+        order.length = 0;
         for (let k = 0; k < names.length; k++) {
-          pairs.push([names[k] as string, line.slice(vStarts[k] as number, vEnds[k] as number)]);
+          // Insertion sort: label sets are small.
+          let j = k;
+          while (j > 0 && (names[order[j - 1] as number] as string) > (names[k] as string)) {
+            order[j] = order[j - 1] as number;
+            j--;
+          }
+          order[j] = k;
         }
-        pairs.sort(byLabelName);
-        let labels = "";
-        for (const [n, v] of pairs) labels += `${labels === "" ? "" : ","}${n}="${v}"`;
-        key = `${name}{${labels}}`;
+        for (let k = 0; k < order.length; k++) {
+          const idx = order[k] as number;
+          text += `${k === 0 ? "{" : ","}${names[idx]}="${line.slice(vStarts[idx] as number, vEnds[idx] as number)}"`;
+        }
+        text += "}";
       }
-      normalized = `${key} ${value}`;
+      out.str(text, ascii);
+      key = out.keyFrom(outStart);
+      out.byte(32);
+      out.asciiFrom(value, 0, value.length);
     }
-    if (this.seen.has(key)) throw new LineError("duplicate_series", `duplicate series ${key.slice(0, 200)}`);
+    if (this.seen.has(key)) {
+      out.truncate(outStart);
+      const series = Buffer.from(key, "latin1").toString("utf8");
+      throw new LineError("duplicate_series", `duplicate series ${series.slice(0, 200)}`);
+    }
     this.series++;
     if (this.series > this.opts.maxSeries) {
       throw new LineError(
@@ -473,7 +525,7 @@ class TextParser {
       );
     }
     this.seen.add(key);
-    family.lines.append(normalized);
+    out.endLine();
     this.last = family;
   }
 

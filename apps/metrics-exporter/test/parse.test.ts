@@ -142,6 +142,12 @@ describe("parseText", () => {
   it("rejects duplicate series regardless of label order", () => {
     const e = fail('a{x="1",y="2"} 1\na{y="2",x="1"} 2\n');
     expect(e).toMatchObject({ reason: "duplicate_series", line: 2 });
+    // Canonical and re-ordered spellings of a series with UTF-8 label values are the same series.
+    expect(fail('a{x="☃",y="日本"} 1\na{y="日本", x="☃"} 2\n')).toMatchObject({
+      reason: "duplicate_series",
+      message: 'duplicate series a{x="☃",y="日本"}',
+    });
+    expect(ok('a{x="☃"} 1\na{x="☄"} 2\n').series).toBe(2);
   });
 
   it("rejects families whose names collide in either output format", () => {
