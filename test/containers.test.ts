@@ -8,10 +8,12 @@
 //
 // Needs a Docker daemon (scripts/ci/dockerd.sh start) and, without registry access, the locally
 // made node:24-bookworm-slim base image (scripts/ci/base-image.sh). Fails, never skips, without.
-import { spawnSync } from "node:child_process";
-import { resolve } from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { type FakeLoki, startFakeLoki } from "../apps/log-shipper/test/support/fake-loki.js";
 import { APPS, type AppName } from "./support/config-names.js";
 import { docker, dockerOk } from "./support/docker.js";
@@ -56,68 +58,122 @@ async function logsOf(app: AppName): Promise<string> {
   return `--- docker logs ${container(app)} ---\n${r.stdout}${r.stderr}`;
 }
 
+/**
+ * CI-only differences from docker-compose.yml: loopback ports of our choosing, our Loki, quicker
+ * timers, small log files so the run rotates, pod metadata as the downward API would give it.
+ */
+function ciOverrides(
+  lokiUrl: string,
+  ports: Record<AppName, number>,
+): Record<AppName, Record<string, string>> {
+  return {
+    "log-shipper": {
+      LOKI_ENDPOINT: lokiUrl,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(ports["log-shipper"]),
+      BATCH_WAIT_MS: "200",
+      RETRY_MIN_MS: "100",
+      RETRY_MAX_MS: "1000",
+      NODE_NAME: "ci-node",
+    },
+    "metrics-exporter": {
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(ports["metrics-exporter"]),
+      COLLECT_INTERVAL_MS: "1000",
+    },
+    "sample-app": {
+      HOST: "127.0.0.1",
+      PORT: String(ports["sample-app"]),
+      TRAFFIC_RPS: "20",
+      METRICS_INTERVAL_MS: "1000",
+      LOG_MAX_BYTES: "131072",
+      LOG_MAX_FILES: "50",
+    },
+  };
+}
+
+/** The app's log files (current and rotated) on a volume, read through a throwaway container. */
+async function readLogFiles(volume: string): Promise<Record<string, string>> {
+  const dump = await dockerOk([
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${volume}:/shared:ro`,
+    "--entrypoint",
+    "node",
+    image("sample-app"),
+    "-e",
+    "const fs=require('fs');const d='/shared/logs';const out={};for(const f of fs.readdirSync(d))if(/^app\\.log(\\.\\d+)?$/.test(f))out[f]=fs.readFileSync(d+'/'+f,'utf8');console.log(JSON.stringify(out))",
+  ]);
+  return JSON.parse(dump);
+}
+
+let compose: Any;
+const sizes: Record<string, number> = {};
+
+beforeAll(async () => {
+  const info = await docker(["info", "--format", "{{.ServerVersion}}"]).catch((e: Error) => ({
+    code: 1,
+    stdout: "",
+    stderr: e.message,
+  }));
+  if (info.code !== 0) {
+    throw new Error(
+      `dockerd is not running: run scripts/ci/dockerd.sh start (docker info: ${info.stderr.trim()})`,
+    );
+  }
+  // The compose file is the source of each container's settings; docker-compose renders it.
+  const cfg = spawnSync("docker-compose", ["-f", resolve(ROOT, "docker-compose.yml"), "config"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  if (cfg.status !== 0) throw new Error(`docker-compose config failed: ${cfg.error?.message ?? cfg.stderr}`);
+  compose = parseYaml(cfg.stdout);
+
+  // Images of earlier runs that a rebuild left untagged.
+  await docker(["image", "prune", "--force", "--filter", `label=${TEST_LABEL}`]);
+  // Build from the real Dockerfiles, one after the other (they share the lockfile layers).
+  for (const app of APPS) {
+    const started = Date.now();
+    const r = await docker(
+      [
+        "build",
+        "--network",
+        "host",
+        "-f",
+        `apps/${app}/Dockerfile`,
+        "-t",
+        image(app),
+        "--label",
+        TEST_LABEL,
+        ".",
+      ],
+      { cwd: ROOT, timeoutMs: BUILD_TIMEOUT_MS },
+    );
+    if (r.code !== 0) {
+      const base = await docker(["image", "inspect", "node:24-bookworm-slim"]);
+      const hint =
+        base.code === 0
+          ? ""
+          : " (node:24-bookworm-slim is missing: without a registry run scripts/ci/base-image.sh)";
+      throw new Error(
+        `docker build of ${app} failed${hint}:\n${r.stderr.slice(-3000)}${r.stdout.slice(-3000)}`,
+      );
+    }
+    sizes[app] = Number((await dockerOk(["image", "inspect", "--format", "{{.Size}}", image(app)])).trim());
+    console.log(
+      `image ${image(app)}: ${(sizes[app] / 1e6).toFixed(1)} MB, built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
+  }
+}, BUILD_TIMEOUT_MS + 60_000);
+
 describe("the pod's containers (docker)", () => {
   let loki: FakeLoki | undefined;
-  let compose: Any;
   const ports = { "sample-app": 0, "log-shipper": 0, "metrics-exporter": 0 } as Record<AppName, number>;
-  const sizes: Record<string, number> = {};
 
   beforeAll(async () => {
-    const info = await docker(["info", "--format", "{{.ServerVersion}}"]).catch((e: Error) => ({
-      code: 1,
-      stdout: "",
-      stderr: e.message,
-    }));
-    if (info.code !== 0) {
-      throw new Error(
-        `dockerd is not running: run scripts/ci/dockerd.sh start (docker info: ${info.stderr.trim()})`,
-      );
-    }
-    // The compose file is the source of each container's settings; docker-compose renders it.
-    const cfg = spawnSync("docker-compose", ["-f", resolve(ROOT, "docker-compose.yml"), "config"], {
-      cwd: ROOT,
-      encoding: "utf8",
-    });
-    if (cfg.status !== 0)
-      throw new Error(`docker-compose config failed: ${cfg.error?.message ?? cfg.stderr}`);
-    compose = parseYaml(cfg.stdout);
-
-    // Images of earlier runs that a rebuild left untagged.
-    await docker(["image", "prune", "--force", "--filter", `label=${TEST_LABEL}`]);
-    // Build from the real Dockerfiles, one after the other (they share the lockfile layers).
-    for (const app of APPS) {
-      const started = Date.now();
-      const r = await docker(
-        [
-          "build",
-          "--network",
-          "host",
-          "-f",
-          `apps/${app}/Dockerfile`,
-          "-t",
-          image(app),
-          "--label",
-          TEST_LABEL,
-          ".",
-        ],
-        { cwd: ROOT, timeoutMs: BUILD_TIMEOUT_MS },
-      );
-      if (r.code !== 0) {
-        const base = await docker(["image", "inspect", "node:24-bookworm-slim"]);
-        const hint =
-          base.code === 0
-            ? ""
-            : " (node:24-bookworm-slim is missing: without a registry run scripts/ci/base-image.sh)";
-        throw new Error(
-          `docker build of ${app} failed${hint}:\n${r.stderr.slice(-3000)}${r.stdout.slice(-3000)}`,
-        );
-      }
-      sizes[app] = Number((await dockerOk(["image", "inspect", "--format", "{{.Size}}", image(app)])).trim());
-      console.log(
-        `image ${image(app)}: ${(sizes[app] / 1e6).toFixed(1)} MB, built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
-      );
-    }
-
     loki = await startFakeLoki({ host: "127.0.0.1", port: 0 });
     const [app, shipper, exporter] = await freePorts(3);
     ports["sample-app"] = app as number;
@@ -130,32 +186,7 @@ describe("the pod's containers (docker)", () => {
     for (const [k, v] of Object.entries<string>(vol.driver_opts ?? {})) volArgs.push("--opt", `${k}=${v}`);
     await dockerOk([...volArgs, VOLUME]);
 
-    // CI-only differences: loopback ports of our choosing, our Loki, quicker timers, small log
-    // files so the run rotates, and pod metadata as the downward API would give it.
-    const overrides: Record<AppName, Record<string, string>> = {
-      "log-shipper": {
-        LOKI_ENDPOINT: loki.pushUrl,
-        HTTP_HOST: "127.0.0.1",
-        HTTP_PORT: String(ports["log-shipper"]),
-        BATCH_WAIT_MS: "200",
-        RETRY_MIN_MS: "100",
-        RETRY_MAX_MS: "1000",
-        NODE_NAME: "ci-node",
-      },
-      "metrics-exporter": {
-        HTTP_HOST: "127.0.0.1",
-        HTTP_PORT: String(ports["metrics-exporter"]),
-        COLLECT_INTERVAL_MS: "1000",
-      },
-      "sample-app": {
-        HOST: "127.0.0.1",
-        PORT: String(ports["sample-app"]),
-        TRAFFIC_RPS: "20",
-        METRICS_INTERVAL_MS: "1000",
-        LOG_MAX_BYTES: "131072",
-        LOG_MAX_FILES: "50",
-      },
-    };
+    const overrides = ciOverrides(loki.pushUrl, ports);
     // Pod order: the sidecars first, each up before the next starts; the app last.
     for (const app of ["log-shipper", "metrics-exporter", "sample-app"] as const) {
       const svc = compose.services[app];
@@ -357,19 +388,7 @@ describe("the pod's containers (docker)", () => {
     await dockerOk(["stop", container("metrics-exporter")], { timeoutMs: 60_000 });
     // The app's files as it left them (current and rotated). Read now: the tmpfs volume lives
     // only while a container uses it, like the pod's emptyDir.
-    const dump = await dockerOk([
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      "-v",
-      `${VOLUME}:/shared:ro`,
-      "--entrypoint",
-      "node",
-      image("sample-app"),
-      "-e",
-      "const fs=require('fs');const d='/shared/logs';const out={};for(const f of fs.readdirSync(d))if(/^app\\.log(\\.\\d+)?$/.test(f))out[f]=fs.readFileSync(d+'/'+f,'utf8');console.log(JSON.stringify(out))",
-    ]);
+    const files = await readLogFiles(VOLUME);
     // Loki recovers a moment after the shipper got SIGTERM; it must still deliver the backlog.
     const stopping = dockerOk(["stop", container("log-shipper")], { timeoutMs: 90_000 });
     await new Promise((r) => setTimeout(r, 1500));
@@ -387,7 +406,6 @@ describe("the pod's containers (docker)", () => {
     }
 
     // Every one of those lines arrived.
-    const files: Record<string, string> = JSON.parse(dump);
     expect(Object.keys(files).length, "rotated files too").toBeGreaterThan(1);
     const written = Object.values(files).flatMap((t) => t.split("\n").filter((l) => l !== ""));
     const arrived = new Set(loki.entries.map((e) => e.line));
@@ -402,4 +420,130 @@ describe("the pod's containers (docker)", () => {
       "the outage was seen",
     ).toBe(true);
   }, 180_000);
+});
+
+describe("docker-compose up of the pod's services (docker-compose.yml on the host network)", () => {
+  // docker-compose itself starts the pod: depends_on with service_healthy, the file's health
+  // checks, the tmpfs volume, stop grace periods. The only changes to the user's file: the CI
+  // daemon has no bridge, so the three services use the host network (published ports dropped,
+  // which compose v1 cannot do in an override), our images and Loki, and Loki/Prometheus/Grafana
+  // (images from a registry) are left out.
+  const project = `${RUN_ID.replace(/[^a-z0-9]/g, "")}compose`;
+  let dir: string;
+  let file: string;
+  let loki: FakeLoki | undefined;
+  const ports = { "sample-app": 0, "log-shipper": 0, "metrics-exporter": 0 } as Record<AppName, number>;
+
+  const composeCmd = (args: string[], timeoutMs = 180_000) =>
+    new Promise<{ code: number | null; out: string }>((resolveRun, reject) => {
+      const child = spawn("docker-compose", ["-p", project, "-f", file, ...args], {
+        cwd: dir,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString("utf8");
+      });
+      child.stderr.on("data", (b: Buffer) => {
+        out += b.toString("utf8");
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      child.on("error", reject);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolveRun({ code, out });
+      });
+    });
+  const containerOf = async (app: AppName) => {
+    const r = await composeCmd(["ps", "-q", app]);
+    const id = r.out.trim().split("\n").pop();
+    if (r.code !== 0 || !id) throw new Error(`no container for ${app}: ${r.out}`);
+    return id;
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "compose-up-"));
+    file = join(dir, "docker-compose.yml");
+    loki = await startFakeLoki({ host: "127.0.0.1", port: 0 });
+    const [app, shipper, exporter] = await freePorts(3);
+    ports["sample-app"] = app as number;
+    ports["log-shipper"] = shipper as number;
+    ports["metrics-exporter"] = exporter as number;
+    const overrides = ciOverrides(loki.pushUrl, ports);
+    const services: Record<string, Any> = {};
+    for (const app of APPS) {
+      const { build: _build, ports: _ports, ...svc } = structuredClone(compose.services[app]);
+      services[app] = {
+        ...svc,
+        image: image(app),
+        network_mode: "host",
+        restart: "no",
+        environment: {
+          ...svc.environment,
+          POD_NAME: `${project}-pod`,
+          POD_NAMESPACE: "ci",
+          ...overrides[app],
+        },
+      };
+    }
+    // YAML 1.1 output: docker-compose v1 (PyYAML) would read an unquoted `no` as false.
+    writeFileSync(
+      file,
+      stringifyYaml({ services, volumes: { shared: compose.volumes.shared } }, { version: "1.1" }),
+    );
+  });
+
+  afterAll(async () => {
+    if (file) await composeCmd(["down", "--volumes", "--timeout", "5"]).catch(() => undefined);
+    await loki?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+
+  it("brings the app up only after both sidecars are healthy, ships its lines, and stops app-first with exit 0 everywhere", async () => {
+    if (!loki) throw new Error("no Loki receiver");
+    const up = await composeCmd(["up", "-d", "--no-build"]);
+    expect(up.code, up.out).toBe(0);
+
+    // Compose started the app only once the sidecars' health checks (node → /healthz) passed.
+    const started = async (app: AppName) => {
+      const iso = (
+        await dockerOk(["inspect", "--format", "{{.State.StartedAt}}", await containerOf(app)])
+      ).trim();
+      return Date.parse(iso);
+    };
+    const health = async (app: AppName) =>
+      JSON.parse(await dockerOk(["inspect", "--format", "{{json .State.Health}}", await containerOf(app)]));
+    for (const sidecar of ["log-shipper", "metrics-exporter"] as const) {
+      const h = await health(sidecar);
+      const firstHealthy = h.Log.find((l: Any) => l.ExitCode === 0);
+      expect(firstHealthy, `${sidecar} health log`).toBeDefined();
+      expect(Date.parse(firstHealthy.End)).toBeLessThanOrEqual(await started("sample-app"));
+    }
+    await until(
+      "the app's health check to pass under compose",
+      async () => (await health("sample-app")).Status === "healthy" || undefined,
+      60_000,
+    );
+
+    await loki.waitForEntries(20, 60_000);
+    expect(loki.entries[0]?.labels).toMatchObject({ job: "sample-app", filename: "/shared/logs/app.log" });
+
+    // Pod order by hand (compose stops the app first too): the app, then read its files while
+    // the sidecars still hold the tmpfs volume, then the rest.
+    const stopApp = await composeCmd(["stop", "sample-app"]);
+    expect(stopApp.code, stopApp.out).toBe(0);
+    const files = await readLogFiles(`${project}_shared`);
+    const stopAll = await composeCmd(["stop"]);
+    expect(stopAll.code, stopAll.out).toBe(0);
+    for (const app of APPS) {
+      const code = (
+        await dockerOk(["inspect", "--format", "{{.State.ExitCode}}", await containerOf(app)])
+      ).trim();
+      expect(code, `${app} exit code`).toBe("0");
+    }
+    const arrived = new Set(loki.entries.map((e) => e.line));
+    const written = Object.values(files).flatMap((t) => t.split("\n").filter((l) => l !== ""));
+    expect(written.length).toBeGreaterThan(0);
+    expect(written.filter((l) => !arrived.has(l))).toEqual([]);
+  }, 300_000);
 });
