@@ -140,6 +140,8 @@ beforeAll(async () => {
     const r = await docker(
       [
         "build",
+        // No stopped intermediate containers left behind when a step fails (legacy builder).
+        "--force-rm",
         "--network",
         "host",
         "-f",
