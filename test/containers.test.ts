@@ -4,7 +4,8 @@
 // (dockerd --bridge=none), with the shipper pushing to a Loki-compatible receiver in this process.
 // Asserts that the app's lines arrive with their labels, that the exporter serves the app's
 // metrics, and that stopping the pod in pod order (app, exporter, shipper) ships every line the
-// app wrote — across a Loki outage — with the shipper exiting 0.
+// app wrote — across a Loki outage — with the shipper exiting 0. Then docker-compose itself brings
+// the pod's services up from docker-compose.yml (host network, the same images) and stops them.
 //
 // Needs a Docker daemon (scripts/ci/dockerd.sh start) and, without registry access, the locally
 // made node:24-bookworm-slim base image (scripts/ci/base-image.sh). Fails, never skips, without.
