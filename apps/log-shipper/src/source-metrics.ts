@@ -7,7 +7,7 @@ export interface SourceStats {
   filesWatched: number;
   filesOpen: number;
   /** Per file: bytes on disk not yet acknowledged (size − acknowledged offset). */
-  lag: Iterable<{ path: string; bytes: number }>;
+  lag: readonly { path: string; bytes: number }[];
   readPaused: boolean;
 }
 
@@ -15,15 +15,8 @@ export type SourceMetrics = ReturnType<typeof createSourceMetrics>;
 
 export function createSourceMetrics(registry: Registry, stats: () => SourceStats) {
   const registers = [registry];
-  let cached: SourceStats | null = null;
-  // One stats() call per scrape, shared by the gauges below.
-  const snapshot = () => {
-    cached ??= stats();
-    queueMicrotask(() => {
-      cached = null;
-    });
-    return cached;
-  };
+  // stats() walks the tracked files (a handful): cheap enough to call once per gauge per scrape.
+  const snapshot = stats;
   return {
     linesRead: new Counter({
       name: "log_shipper_lines_read_total",
