@@ -19,6 +19,8 @@ await build({
   sourcemap: "linked",
   external,
   legalComments: "none",
+  minify: process.env.BUILD_MINIFY !== "0",
+  keepNames: true,
   logLevel: "warning",
   // Some CommonJS dependencies call require(); give the ESM bundle a real one.
   banner: {
