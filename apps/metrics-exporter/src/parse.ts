@@ -6,6 +6,7 @@
 // would collide in either output format reject the whole file, and a series cap stops parsing
 // early so one file can never cost unbounded memory.
 import { FAMILY_TYPES, type Family, type FamilyType, reservedNames } from "./families.js";
+import { type KeyHolder, SeriesSet } from "./series-set.js";
 
 export type FileErrorReason =
   | "parse_error"
@@ -46,7 +47,7 @@ interface Building {
 }
 
 /** A growable byte buffer of sample lines: lines are encoded as they are parsed, not kept as strings. */
-class LineBuffer {
+class LineBuffer implements KeyHolder {
   private buf = Buffer.allocUnsafe(1024);
   used = 0;
   count = 0;
@@ -80,9 +81,8 @@ class LineBuffer {
     this.buf[this.used++] = b;
   }
 
-  /** The bytes from `start` as a string usable as a Set key (latin1: one char per byte). */
-  keyFrom(start: number): string {
-    return this.buf.toString("latin1", start, this.used);
+  get bytes(): Buffer {
+    return this.buf;
   }
 
   /** Drop everything after `start` (a line that turned out to be a duplicate). */
@@ -165,7 +165,7 @@ function detach(s: string): string {
 class TextParser {
   private readonly opts: ParseOptions;
   private readonly families = new Map<string, Building>();
-  private readonly seen = new Set<string>();
+  private readonly seen = new SeriesSet();
   private series = 0;
   private lineNo = 0;
   private line = "";
@@ -477,15 +477,15 @@ class TextParser {
     if (family.type === "summary" && name === family.name)
       this.checkFloatLabel(name, "quantile", "summary sample");
 
-    // The normalised line is written straight into the family's buffer; only the series key
-    // becomes a string (for the duplicate check).
+    // The normalised line is written straight into the family's buffer; the series key is the
+    // bytes up to the value, checked for duplicates where they lie.
     const out = family.lines;
     const outStart = out.used;
     out.reserve(len);
-    let key: string;
+    let keyEndByte: number;
     if (canonical) {
       out.str(keyEnd === len ? line : line.slice(0, keyEnd), ascii);
-      key = out.keyFrom(outStart);
+      keyEndByte = out.used;
       out.asciiFrom(line, keyEnd, len);
     } else {
       let text = name;
@@ -508,13 +508,13 @@ class TextParser {
         text += "}";
       }
       out.str(text, ascii);
-      key = out.keyFrom(outStart);
+      keyEndByte = out.used;
       out.byte(32);
       out.asciiFrom(value, 0, value.length);
     }
-    if (this.seen.has(key)) {
+    if (!this.seen.add(out, outStart, keyEndByte)) {
+      const series = out.bytes.toString("utf8", outStart, keyEndByte);
       out.truncate(outStart);
-      const series = Buffer.from(key, "latin1").toString("utf8");
       throw new LineError("duplicate_series", `duplicate series ${series.slice(0, 200)}`);
     }
     this.series++;
@@ -524,7 +524,6 @@ class TextParser {
         `more than ${this.opts.maxSeries} series (limit reached)`,
       );
     }
-    this.seen.add(key);
     out.endLine();
     this.last = family;
   }
