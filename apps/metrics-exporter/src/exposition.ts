@@ -1,16 +1,22 @@
-// The collected part of /metrics, rendered once per change of the collected families and kept per
-// format (text always; OpenMetrics, gzip and the push body lazily, when first asked for). A scrape
-// then costs a buffer copy plus rendering the exporter's own few metrics.
+// The collected part of /metrics, rendered once per change of the collected families, per format
+// and encoding that scrapers ask for. Uncompressed, it is a list of buffers that reuses the
+// families' line buffers (written to the socket one after the other, never joined); compressed, a
+// deflate prefix built batch by batch. No body-sized buffer is allocated per change or per scrape.
 import type { Family } from "./families.js";
 import { type GzipPrefix, gzipPrefix } from "./gzip.js";
-import { type Format, renderFamilies } from "./render.js";
+import { type Format, renderFamilies, renderPieces } from "./render.js";
+
+export interface Body {
+  readonly pieces: readonly Buffer[];
+  readonly length: number;
+}
 
 // The Pushgateway owns these names and rejects pushes that contain them.
 const PUSHGATEWAY_RESERVED = new Set(["push_time_seconds", "push_failure_time_seconds"]);
 
 export class Exposition {
   private families: readonly Family[] = [];
-  private readonly bodies = new Map<Format, Buffer>();
+  private readonly bodies = new Map<Format, Body>();
   private readonly gzipped = new Map<Format, GzipPrefix>();
   private pushBody: Buffer | undefined;
   // What scrapers asked for since start: re-rendered right after each change, on the collection
@@ -35,11 +41,14 @@ export class Exposition {
     return this.families.length;
   }
 
-  body(format: Format): Buffer {
+  body(format: Format): Body {
     let b = this.bodies.get(format);
     if (!b) {
       this.wantedBodies.add(format);
-      b = renderFamilies(this.families, format);
+      const pieces = renderPieces(this.families, format);
+      let length = 0;
+      for (const p of pieces) length += p.length;
+      b = { pieces, length };
       this.bodies.set(format, b);
     }
     return b;
@@ -49,8 +58,7 @@ export class Exposition {
     let g = this.gzipped.get(format);
     if (!g) {
       this.wantedGzip.add(format);
-      // The uncompressed body is kept only if someone scrapes without gzip too.
-      g = gzipPrefix(this.bodies.get(format) ?? renderFamilies(this.families, format));
+      g = gzipPrefix((this.bodies.get(format) ?? { pieces: renderPieces(this.families, format) }).pieces);
       this.gzipped.set(format, g);
     }
     return g;

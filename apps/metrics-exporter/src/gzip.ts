@@ -16,12 +16,39 @@ export interface GzipPrefix {
 // ID1 ID2, CM=deflate, no flags, mtime 0, no extra flags, OS=unknown.
 const HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
 
-export function gzipPrefix(data: Buffer, level = 1): GzipPrefix {
-  return {
-    deflated: deflateRawSync(data, { level, finishFlush: constants.Z_SYNC_FLUSH }),
-    crc: crc32(data),
-    length: data.length,
+// Pieces are compressed in batches of about this size: large enough that the lost context at a
+// batch boundary does not matter, small enough that no body-sized buffer is ever allocated.
+const BATCH_BYTES = 256 * 1024;
+
+/**
+ * The raw-deflate prefix of `data` (one buffer or a list of pieces, compressed as if they were
+ * concatenated). Each batch ends on a sync flush, so the batches — and the tail added per
+ * scrape — concatenate into one valid deflate stream.
+ */
+export function gzipPrefix(data: Buffer | readonly Buffer[], level = 1): GzipPrefix {
+  const pieces = Buffer.isBuffer(data) ? [data] : data;
+  const out: Buffer[] = [];
+  let crc = 0;
+  let length = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const flush = () => {
+    if (batchBytes === 0) return;
+    const input = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes);
+    out.push(deflateRawSync(input, { level, finishFlush: constants.Z_SYNC_FLUSH }));
+    batch = [];
+    batchBytes = 0;
   };
+  for (const p of pieces) {
+    if (p.length === 0) continue;
+    crc = crc32(p, crc) >>> 0;
+    length += p.length;
+    batch.push(p);
+    batchBytes += p.length;
+    if (batchBytes >= BATCH_BYTES) flush();
+  }
+  flush();
+  return { deflated: Buffer.concat(out), crc, length };
 }
 
 /** One gzip member holding `prefix` followed by `tail`. */

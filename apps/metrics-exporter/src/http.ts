@@ -25,27 +25,27 @@ export function registerMetricsRoute(app: FastifyInstance, deps: MetricsRouteDep
       format === "openmetrics" ? OPENMETRICS_EOF : "",
     );
     const gzip = acceptsGzip(req.headers["accept-encoding"]);
-    const head = gzip ? undefined : deps.exposition.body(format);
+    const body = gzip ? undefined : deps.exposition.body(format);
     const payload = gzip ? gzipWithPrefix(deps.exposition.gzip(format), tail) : undefined;
     const headers: Record<string, string | number> = {
       "content-type": CONTENT_TYPES[format],
       vary: "Accept, Accept-Encoding",
-      "content-length": payload ? payload.length : (head?.length ?? 0) + tail.length,
+      "content-length": payload ? payload.length : (body?.length ?? 0) + tail.length,
     };
     if (gzip) headers["content-encoding"] = "gzip";
-    // Written as two buffers straight to the socket: the cached part (megabytes at 100k series)
-    // is never copied per scrape.
+    // Written straight to the socket: the cached part (megabytes at 100k series) is never copied
+    // per scrape.
     reply.hijack();
-    reply.raw.writeHead(200, headers);
+    const res = reply.raw;
+    res.writeHead(200, headers);
     if (req.method === "HEAD") {
-      reply.raw.end();
-      return reply;
-    }
-    if (payload) {
-      reply.raw.end(payload);
+      res.end();
+    } else if (payload) {
+      res.end(payload);
     } else {
-      reply.raw.write(head);
-      reply.raw.end(tail);
+      res.cork();
+      for (const piece of body?.pieces ?? []) res.write(piece);
+      res.end(tail); // end() uncorks
     }
     return reply;
   });

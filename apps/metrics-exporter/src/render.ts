@@ -71,6 +71,25 @@ export function joinPieces(pieces: readonly (string | Buffer)[]): Buffer {
   return out;
 }
 
+/** The exposition as a list of buffers: small header buffers and the families' own line buffers (not copied). */
+export function renderPieces(families: Iterable<Family>, format: Format): Buffer[] {
+  const pieces: (string | Buffer)[] = [];
+  for (const f of families) familyPieces(f, format, pieces);
+  const out: Buffer[] = [];
+  let text = "";
+  for (const p of pieces) {
+    if (typeof p === "string") {
+      text += p;
+      continue;
+    }
+    if (text) out.push(Buffer.from(text, "utf8"));
+    text = "";
+    out.push(p);
+  }
+  if (text) out.push(Buffer.from(text, "utf8"));
+  return out;
+}
+
 export function renderFamily(f: Family, format: Format): Buffer {
   const pieces: (string | Buffer)[] = [];
   familyPieces(f, format, pieces);

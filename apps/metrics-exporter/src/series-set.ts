@@ -41,7 +41,8 @@ export class SeriesSet {
       if (this.hashes[idx] === h) {
         const s = this.starts[idx] as number;
         const t = this.ends[idx] as number;
-        if (t - s === len && (this.holders[idx] as KeyHolder).bytes.compare(buf, start, end, s, t) === 0) return false;
+        if (t - s === len && (this.holders[idx] as KeyHolder).bytes.compare(buf, start, end, s, t) === 0)
+          return false;
       }
       slot = (slot + 1) & mask;
     }

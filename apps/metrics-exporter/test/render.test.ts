@@ -134,6 +134,17 @@ describe("two-part gzip", () => {
     }
     expect(gunzipSync(gzipWithPrefix(gzipPrefix(Buffer.alloc(0)), Buffer.from("a"))).toString()).toBe("a");
   });
+
+  it("compresses a list of pieces (small and larger than a batch) as if concatenated", () => {
+    const pieces = [
+      Buffer.from("# TYPE a gauge\n"),
+      Buffer.from("a 1\n".repeat(200_000)),
+      Buffer.alloc(0),
+      ...Array.from({ length: 300 }, (_, i) => Buffer.from(`b{i="${i}"} ${i}\n`.repeat(100))),
+    ];
+    const gz = gzipWithPrefix(gzipPrefix(pieces), Buffer.from("# EOF\n"));
+    expect(gunzipSync(gz).equals(Buffer.concat([...pieces, Buffer.from("# EOF\n")]))).toBe(true);
+  });
 });
 
 describe("own registry → families", () => {
