@@ -61,28 +61,47 @@ export class Positions {
     this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
   }
 
-  /** Load the file (missing = fresh start; corrupt = set aside, warned, fresh start). */
+  /**
+   * Load the file. Missing = fresh start. Anything else that keeps it from being used — unreadable
+   * (EACCES, EISDIR, EIO), not JSON, not ours — is set aside when possible, logged loudly, and the
+   * shipper starts fresh: like Promtail/Fluent Bit it prefers re-sending (duplicates) to a crash
+   * loop that ships nothing. Never throws.
+   */
   async load(): Promise<void> {
     let text: string;
     try {
       text = await readFile(this.opts.file, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw err;
+      await this.setAside(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
+      return;
     }
     const parsed = parse(text);
     if (parsed === null) {
-      const aside = `${this.opts.file}.corrupt-${new Date(this.now()).toISOString().replace(/[:.]/g, "-")}`;
-      await rename(this.opts.file, aside);
-      this.corruptSetAside = aside;
-      this.opts.logger.error(
-        { positionsFile: this.opts.file, setAsideAs: aside },
-        "positions file is corrupt; set it aside and starting fresh — files will be read from the start, expect duplicates",
-      );
+      await this.setAside("is corrupt", undefined);
       return;
     }
     for (const e of parsed.files) this.entries.set(e.id, e);
     this.opts.logger.info({ positionsFile: this.opts.file, files: this.entries.size }, "positions loaded");
+  }
+
+  private async setAside(problem: string, err: unknown): Promise<void> {
+    const aside = `${this.opts.file}.corrupt-${new Date(this.now()).toISOString().replace(/[:.]/g, "-")}`;
+    try {
+      await rename(this.opts.file, aside);
+      this.corruptSetAside = aside;
+      this.opts.logger.error(
+        { err, positionsFile: this.opts.file, setAsideAs: aside },
+        `positions file ${problem}; set it aside and starting fresh — files will be read from the start, expect duplicates`,
+      );
+    } catch (renameErr) {
+      // Could not move it either (read-only directory, a directory in the way): start fresh anyway.
+      // The next save replaces it when it can; until then every failed save is logged.
+      this.opts.logger.error(
+        { err, renameErr, positionsFile: this.opts.file },
+        `positions file ${problem} and cannot be set aside; starting fresh without it — files will be read from the start, expect duplicates`,
+      );
+    }
   }
 
   get size(): number {

@@ -1,5 +1,13 @@
 // Positions: atomic saves, monotonic commits, a corrupt file set aside (never a crash loop), pruning.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -61,6 +69,28 @@ describe("Positions", () => {
       expect(existsSync(file)).toBe(false);
       expect(lines.join("")).toMatch(/"level":"error".*corrupt/);
     }
+  });
+
+  it("starts fresh (never throws) when the positions file cannot be read, and saves over it later", async () => {
+    const { dir, file } = fresh();
+    mkdirSync(file); // EISDIR: readFile fails with something other than ENOENT
+    writeFileSync(join(file, "inside"), "x");
+    const p = new Positions({ file, logger: silentLogger() });
+    await p.load(); // used to rethrow: a crash loop at every start
+    expect(p.size).toBe(0);
+    expect(p.corruptSetAside).toMatch(/positions\.json\.corrupt-/);
+    expect(readdirSync(dir).some((n) => n.startsWith("positions.json.corrupt-"))).toBe(true);
+    p.track("a", "f", "/x", 5);
+    await p.save();
+    expect(statSync(file).isFile()).toBe(true);
+  });
+
+  it("starts fresh when an unreadable file cannot be set aside either", async () => {
+    // /proc/self/mem: reading at offset 0 fails (EIO), renaming it fails (EPERM/EXDEV).
+    const p = new Positions({ file: "/proc/self/mem", logger: silentLogger() });
+    await p.load();
+    expect(p.size).toBe(0);
+    expect(p.corruptSetAside).toBeNull();
   });
 
   it("prunes entries not seen within the retention, keeps the others", async () => {
