@@ -35,6 +35,23 @@ class Stream {
   count = 0;
   /** Sequence number of the batch this stream last joined (to list it once per batch). */
   seq = -1;
+  // Timestamps are kept distinct per stream because Loki drops an entry whose timestamp and
+  // line equal one it already holds for the stream. Read-time entries (no `time` of their own:
+  // blank lines, plain text, stack traces) share the read time of their whole chunk, so each is
+  // made strictly later than the stream's previous one: max(read time, previous + 1 ns).
+  // Entries with their own `time` keep it, except that a run of equal (or, after such a spread,
+  // overtaken) times is spread 1 ns apart in read order — otherwise a line the app wrote twice
+  // in the same millisecond would be dropped as a duplicate. Entries earlier than the previous
+  // own time are left exactly as they are (no reordering). A read-time line never equals an
+  // own-time line byte for byte, so the two kinds need no common clock.
+  /** Last read-time timestamp emitted. */
+  readSec = 0;
+  readNanos = -1;
+  /** Last own timestamp as the line carried it, and as emitted. */
+  origSec = 0;
+  origNanos = -1;
+  ownSec = 0;
+  ownNanos = -1;
   constructor(group: StreamGroup, labels: Record<string, string>) {
     this.group = group;
     this.labels = labels;
@@ -143,17 +160,49 @@ export class Batcher {
     const lineLen = line.length;
 
     const scanner = this.scanner;
+    const ownTime = scanner.scan(buf, start, end) && scanner.sec >= 0;
+    const level = scanner.level;
+    const stream = group.streams[level] ?? this.createStream(group, level);
+    // Loki silently drops an entry whose stream, timestamp and line equal one it holds, so
+    // entries of a stream are kept at distinct timestamps (see Stream's timestamp fields).
     let sec: number;
     let nanos: number;
-    if (scanner.scan(buf, start, end) && scanner.sec >= 0) {
+    if (ownTime) {
       sec = scanner.sec;
       nanos = scanner.nanos;
+      const origSec = stream.origSec;
+      const origNanos = stream.origNanos;
+      stream.origSec = sec;
+      stream.origNanos = nanos;
+      // In order (not before the previous own time) but not after the previous emitted one:
+      // 1 ns after it. Entries before the previous own time are the app's own disorder: as is.
+      if (
+        (sec > origSec || (sec === origSec && nanos >= origNanos)) &&
+        (sec < stream.ownSec || (sec === stream.ownSec && nanos <= stream.ownNanos))
+      ) {
+        sec = stream.ownSec;
+        nanos = stream.ownNanos + 1;
+        if (nanos === 1e9) {
+          sec++;
+          nanos = 0;
+        }
+      }
+      stream.ownSec = sec;
+      stream.ownNanos = nanos;
     } else {
       sec = Math.floor(readTimeMs / 1000);
       nanos = Math.round((readTimeMs - sec * 1000) * 1e6);
+      if (sec < stream.readSec || (sec === stream.readSec && nanos <= stream.readNanos)) {
+        sec = stream.readSec;
+        nanos = stream.readNanos + 1;
+        if (nanos === 1e9) {
+          sec++;
+          nanos = 0;
+        }
+      }
+      stream.readSec = sec;
+      stream.readNanos = nanos;
     }
-    const level = scanner.level;
-    const stream = group.streams[level] ?? this.createStream(group, level);
 
     const estimate = lineLen + 32;
     if (this.openBytesCount > 0 && this.openBytesCount + estimate > this.opts.batchMaxBytes) this.seal();

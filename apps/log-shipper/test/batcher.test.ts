@@ -141,6 +141,61 @@ describe("Batcher", () => {
     expect(sealed[0]?.batch.repairedLines).toBe(1);
   });
 
+  it("gives read-time entries of a stream strictly increasing timestamps (Loki drops equal ts + line)", () => {
+    const { batcher, sealed, write } = setup({ batchMaxBytes: 1024 });
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    const g: SourceFile = { id: "g", path: "/logs/g.log" };
+    // One chunk of repeated plain lines and blank lines, all at the same read time, over several
+    // batches; then a read time that went backwards (clock step).
+    const same = Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? "" : "same line"));
+    write(f, same, 1_700_000_000_000);
+    write(f, ["after", "after"], 1_699_999_999_000);
+    write(g, ["same line", "same line"], 1_700_000_000_000);
+    batcher.flush();
+    expect(sealed.length).toBeGreaterThan(1);
+    const entries = sealed.flatMap((s) => s.entries);
+    const fTs = entries.filter((e) => e.labels.filename === "/logs/f.log").map((e) => e.tsNs);
+    expect(fTs).toHaveLength(202);
+    expect(fTs[0]).toBe(1_700_000_000_000_000_000n);
+    for (let i = 1; i < fTs.length; i++) expect(fTs[i], `entry ${i}`).toBe((fTs[i - 1] as bigint) + 1n);
+    // Another stream has its own sequence, starting at the read time.
+    const gTs = entries.filter((e) => e.labels.filename === "/logs/g.log").map((e) => e.tsNs);
+    expect(gTs).toEqual([1_700_000_000_000_000_000n, 1_700_000_000_000_000_001n]);
+    // A later read time is used as is.
+    write(f, ["later"], 1_700_000_001_000);
+    batcher.flush();
+    expect(sealed.at(-1)?.entries[0]?.tsNs).toBe(1_700_000_001_000_000_000n);
+  });
+
+  it("keeps lines' own times, spreading only runs of equal times 1 ns apart, never reordering", () => {
+    const { batcher, sealed, write } = setup({ batchMaxBytes: 1024 });
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    const at = (ms: number, msg: string) => `{"level":30,"time":${ms},"msg":"${msg}"}`;
+    const T = 1_700_000_000_000;
+    write(f, [at(T, "a"), at(T, "a"), at(T, "b"), at(T, "a")]); // the app wrote "a" twice in 1 ms
+    write(f, [at(T + 1, "c"), at(T - 5, "early"), at(T - 5, "early"), at(T + 2, "d")]);
+    // A run split over two batches continues where it left off.
+    write(
+      f,
+      Array.from({ length: 30 }, (_, i) => at(T + 3, `run ${"x".repeat(40)} ${i}`)),
+    );
+    batcher.flush();
+    expect(sealed.length).toBeGreaterThan(1);
+    const ts = sealed.flatMap((s) => s.entries).map((e) => e.tsNs - BigInt(T) * 1_000_000n);
+    expect(ts.slice(0, 8)).toEqual([0n, 1n, 2n, 3n, 1_000_000n, -5_000_000n, -4_999_999n, 2_000_000n]);
+    expect(ts.slice(8)).toEqual(Array.from({ length: 30 }, (_, i) => 3_000_000n + BigInt(i)));
+  });
+
+  it("carries a spread across a second boundary", () => {
+    const { batcher, sealed } = setup();
+    const f: SourceFile = { id: "f", path: "/logs/f.log" };
+    const line = Buffer.from('{"time":"2024-01-01T00:00:00.999999999Z"}');
+    batcher.add(f, line, 0, line.length, line.length + 1, 0);
+    batcher.add(f, line, 0, line.length, 2 * (line.length + 1), 0);
+    batcher.flush();
+    expect(sealed[0]?.entries.map((e) => e.tsNs)).toEqual([1704067200999999999n, 1704067201000000000n]);
+  });
+
   it("copies line bytes: a reader reusing its chunk does not change sealed lines", () => {
     const { batcher, sealed } = setup();
     const f: SourceFile = { id: "f", path: "/logs/f.log" };

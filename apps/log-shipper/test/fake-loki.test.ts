@@ -96,6 +96,49 @@ describe("fake Loki", () => {
     );
   });
 
+  it("drops an entry equal in stream, timestamp and line to one it holds, silently, as Loki does", async () => {
+    const body = (values: [string, string][], job = "x") =>
+      Buffer.from(JSON.stringify({ streams: [{ stream: { job }, values }] }));
+    const json = { "content-type": "application/json" };
+    const ts = "1700000000000000001";
+    // Same timestamp: distinct lines are kept, a repeated line (even not adjacent) is dropped.
+    expect(
+      (
+        await post(
+          body([
+            [ts, "a"],
+            [ts, "b"],
+            [ts, "a"],
+          ]),
+          json,
+        )
+      ).status,
+    ).toBe(204);
+    // Across requests too; another timestamp or another stream is not a duplicate.
+    expect((await post(body([[ts, "b"]]), json)).status).toBe(204);
+    expect((await post(body([["1700000000000000002", "a"]]), json)).status).toBe(204);
+    expect((await post(body([[ts, "a"]], "y"), json)).status).toBe(204);
+    expect(loki.entries.map((e) => [e.labels.job, String(e.tsNs).slice(-1), e.line])).toEqual([
+      ["x", "1", "a"],
+      ["x", "1", "b"],
+      ["x", "2", "a"],
+      ["y", "1", "a"],
+    ]);
+    expect(loki.deduplicated).toBe(2);
+    expect(loki.entryCount).toBe(4);
+
+    const keepAll = await startFakeLoki({ dedup: false });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await fetch(keepAll.pushUrl, { method: "POST", body: body([[ts, "a"]]), headers: json });
+      }
+      expect(keepAll.entryCount).toBe(2);
+      expect(keepAll.deduplicated).toBe(0);
+    } finally {
+      await keepAll.close();
+    }
+  });
+
   it("store: count keeps no entries but counts and reports them", async () => {
     const seen: string[] = [];
     const small = await startFakeLoki({ store: "count", onEntry: (e) => seen.push(e.line) });

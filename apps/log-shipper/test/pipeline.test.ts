@@ -112,6 +112,31 @@ describe("Pipeline", () => {
     expect(loki.requests.filter((r) => r.status === 204).length).toBeGreaterThan(3);
   });
 
+  it("repeated lines without a time of their own all survive Loki's duplicate drop (JSON and protobuf)", async () => {
+    for (const encoding of ["protobuf", "json"] as const) {
+      const h = harness(loki, { encoding, batchMaxBytes: 1024 });
+      const f: SourceFile = { id: `rep-${encoding}`, path: `/shared/logs/rep-${encoding}.log` };
+      // A 1 MiB chunk's lines all carry its read time: blank lines and a repeated message, plus
+      // a pino line the app wrote twice in the same millisecond.
+      const readTime = 1_700_000_000_000;
+      const ls: string[] = Array.from({ length: 300 }, (_, i) =>
+        i % 3 === 0 ? "" : "connection refused, retrying",
+      );
+      ls.push(
+        '{"level":30,"time":1700000000000,"msg":"twice"}',
+        '{"level":30,"time":1700000000000,"msg":"twice"}',
+      );
+      h.write(f, ls, readTime);
+      h.write(f, ["", "connection refused, retrying"], readTime); // the next chunk, same millisecond
+      h.pipeline.start();
+      expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+      await h.pipeline.close();
+      const got = loki.entries.filter((e) => e.labels.filename === f.path).map((e) => e.line);
+      expect(loki.deduplicated, encoding).toBe(0);
+      expect(got.sort()).toEqual([...ls, "", "connection refused, retrying"].sort());
+    }
+  });
+
   it("drain(deadline) gives up at the deadline while Loki is down: false, nothing acknowledged, no more requests", async () => {
     loki.setFault({ kind: "status", status: 503 });
     const h = harness(loki, { retryMinMs: 20, retryMaxMs: 40 });

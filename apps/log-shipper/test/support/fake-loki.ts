@@ -2,7 +2,10 @@
 // protobuf+snappy (hand-written protobuf decoder, independent of the shipper's encoder) or JSON
 // (gzip or not), decoded and validated like real Loki — labels string parsed with Loki's quoting
 // rules, protobuf strings checked for valid UTF-8 — answering 204 on success and 400 with a
-// message on an undecodable body. Faults can be injected: a status (503, 429 + Retry-After, 400)
+// message on an undecodable body. Like Loki's ingester it silently drops an entry whose stream,
+// timestamp and line all equal an entry it already holds (204 all the same, counted in
+// `deduplicated`), so a shipper that gives distinct lines the same timestamp is caught losing
+// them. Faults can be injected: a status (503, 429 + Retry-After, 400)
 // for the next N requests, slowness, or a connection reset without an answer.
 //
 // Plain Node (no vitest imports), so process tests, the benchmark and a container test can use
@@ -32,6 +35,8 @@
 //       for big benchmark runs.
 //     tls: { cert, key } serves HTTPS (test CA and certificate in loki-tls-fixture.ts).
 //     onEntry: called for every accepted entry, in arrival order (e.g. latency measurement).
+//     dedup: false turns off Loki's duplicate-entry drop (default on).
+//   loki.deduplicated: entries dropped as duplicates (same stream, timestamp and line).
 
 import { isUtf8 } from "node:buffer";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -69,6 +74,8 @@ export interface FakeLokiOptions {
   /** Serve HTTPS with this certificate and key (PEM); `url` is then https://. */
   tls?: { cert: string; key: string };
   onEntry?: (entry: ReceivedEntry) => void;
+  /** Drop entries equal (stream, timestamp, line) to one already held, as Loki does. Default true. */
+  dedup?: boolean;
 }
 
 export interface FakeLoki {
@@ -80,6 +87,8 @@ export interface FakeLoki {
   entries: ReceivedEntry[];
   /** Number of accepted entries (also with store: "count"). */
   readonly entryCount: number;
+  /** Entries dropped silently because stream, timestamp and line equal an entry already held. */
+  readonly deduplicated: number;
   requests: ReceivedRequest[];
   setFault(f: Fault | undefined): void;
   /** Resolves once at least `n` entries were accepted; rejects after `timeoutMs` (default 30 s). */
@@ -92,10 +101,46 @@ const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, st
 /** Requests bigger than this are refused with 413, like Loki's default gRPC/HTTP limits. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Timestamps remembered per stream for duplicate detection. Loki compares against the entries of
+ * a stream's open head block; a bounded window of recent timestamps is the same for any test
+ * (and keeps a long benchmark's receiver small).
+ */
+const DEDUP_WINDOW = 8192;
+
+/** Per stream: recent timestamps and the lines stored at each (one line is the common case). */
+type SeenLines = Map<bigint, string | string[]>;
+
+/** A stream's identity: its labels, sorted (Loki hashes the sorted label set). */
+function streamKey(labels: Record<string, string>): string {
+  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** True when `seen` already holds (ts, line); otherwise records it. */
+function isDuplicate(seen: SeenLines, ts: bigint, line: string): boolean {
+  const have = seen.get(ts);
+  if (have === undefined) {
+    seen.set(ts, line);
+    if (seen.size > DEDUP_WINDOW) seen.delete(seen.keys().next().value as bigint);
+    return false;
+  }
+  if (typeof have === "string") {
+    if (have === line) return true;
+    seen.set(ts, [have, line]);
+    return false;
+  }
+  if (have.includes(line)) return true;
+  have.push(line);
+  return false;
+}
+
 export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLoki> {
   const entries: ReceivedEntry[] = [];
   const requests: ReceivedRequest[] = [];
   let count = 0;
+  let deduplicated = 0;
+  const dedup = opts.dedup ?? true;
+  const seenByStream = new Map<string, SeenLines>();
   let fault: Fault | undefined;
   let faultLeft = Number.POSITIVE_INFINITY;
   let waiters: { n: number; resolve: () => void }[] = [];
@@ -110,7 +155,25 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
   };
 
   const accept = (batch: ReceivedEntry[]) => {
+    // Entries of one decoded stream share their labels object: look its key up once.
+    let lastLabels: Record<string, string> | undefined;
+    let seen: SeenLines | undefined;
     for (const e of batch) {
+      if (dedup) {
+        if (e.labels !== lastLabels) {
+          lastLabels = e.labels;
+          const key = streamKey(e.labels);
+          seen = seenByStream.get(key);
+          if (seen === undefined) {
+            seen = new Map();
+            seenByStream.set(key, seen);
+          }
+        }
+        if (isDuplicate(seen as SeenLines, e.tsNs, e.line)) {
+          deduplicated++;
+          continue;
+        }
+      }
       count++;
       if (store === "full") entries.push(e);
       else if (store === "lines") entries.push({ labels: NO_LABELS, tsNs: e.tsNs, line: e.line });
@@ -225,6 +288,9 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
     requests,
     get entryCount() {
       return count;
+    },
+    get deduplicated() {
+      return deduplicated;
     },
     setFault(f) {
       fault = f;

@@ -15,8 +15,11 @@ export interface Harness {
   acks: { fileId: string; offset: number }[];
   /** The pipeline's own log lines, parsed. */
   logs: Record<string, unknown>[];
-  /** Write lines to `file` as a reader would (one chunk, slices of it); returns the end offset. */
-  write(file: SourceFile, lines: string[]): number;
+  /**
+   * Write lines to `file` as a reader would (one chunk, slices of it, all with the chunk's read
+   * time — now unless given); returns the end offset.
+   */
+  write(file: SourceFile, lines: string[], readTimeMs?: number): number;
   /** Highest acknowledged offset per file id. */
   acked(fileId: string): number;
 }
@@ -54,14 +57,14 @@ export function harness(loki: FakeLoki | undefined, overrides: Partial<PipelineO
     registry,
     acks,
     logs,
-    write(file, lines) {
+    write(file, lines, readTimeMs = Date.now()) {
       const chunk = Buffer.from(lines.map((l) => `${l}\n`).join(""));
       let pos = 0;
       let offset = offsets.get(file.id) ?? 0;
       for (const l of lines) {
         const len = Buffer.byteLength(l);
         offset += len + 1;
-        pipeline.writeLine(file, chunk, pos, pos + len, offset, false, Date.now());
+        pipeline.writeLine(file, chunk, pos, pos + len, offset, false, readTimeMs);
         pos += len + 1;
       }
       offsets.set(file.id, offset);
