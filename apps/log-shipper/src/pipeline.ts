@@ -17,7 +17,8 @@
 //   kept encoded and compressed, so the bound in memory is well under MAX_BUFFER_BYTES.
 // - Outcomes: 2xx → acknowledged. 429/5xx/408/network/timeout → the same batch is retried after
 //   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
-//   sends one (kept within the same bounds), for as long as it takes. Other 4xx → dropped,
+//   sends one (honoured in full — at least RETRY_MIN_MS, at most RETRY_AFTER_MAX_MS, not clamped
+//   to RETRY_MAX_MS), for as long as it takes. Other 4xx → dropped,
 //   counted by reason, Loki's message logged, and its offsets acknowledged so commits move on.
 // - Logs: one line per retry, per drop and on recovery — never per line; repeats of the same
 //   retry reason or drop message within REPEAT_LOG_INTERVAL_MS are counted into the next line
@@ -40,6 +41,8 @@ import { createSinkMetrics, type SinkMetrics } from "./sink-metrics.js";
 
 /** The same retry reason or drop message is logged at most once per this interval (counted between). */
 export const REPEAT_LOG_INTERVAL_MS = 30_000;
+/** A Retry-After beyond this (1 h) is taken as this: a sanity bound against absurd values. */
+export const RETRY_AFTER_MAX_MS = 3_600_000;
 
 export interface PipelineOptions {
   /** Loki push URL (a bare base URL gets /loki/api/v1/push). Unset = dry run. */
@@ -398,9 +401,11 @@ export class Pipeline implements LineSink {
     this.counters.retries++;
     this.metrics.batches.inc({ outcome: "retry" });
     this.metrics.retries.inc({ reason: result.reason });
+    // Loki (or the gateway in front) said when to come back: that is honoured in full, even past
+    // RETRY_MAX_MS (which bounds our own guesses, not Loki's answer); only a sanity cap applies.
     const delayMs =
       result.retryAfterMs !== undefined
-        ? Math.min(retryMaxMs, Math.max(retryMinMs, result.retryAfterMs))
+        ? Math.min(RETRY_AFTER_MAX_MS, Math.max(retryMinMs, result.retryAfterMs))
         : backoffDelay(this.attempt, {
             minMs: retryMinMs,
             maxMs: retryMaxMs,

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPermanentStatus, pushUrl } from "../src/loki-client.js";
 import { type FakeLoki, type Fault, startFakeLoki } from "./support/fake-loki.js";
-import { harness, lines, metric } from "./support/loki-harness.js";
+import { harness, lines, metric, until } from "./support/loki-harness.js";
 import { TEST_CA_PEM, TEST_SERVER_CERT_PEM, TEST_SERVER_KEY_PEM } from "./support/loki-tls-fixture.js";
 
 let loki: FakeLoki;
@@ -169,6 +169,25 @@ describe("Loki client outcomes", () => {
     );
     expect(await metric(h.registry, "log_shipper_retries_total", { reason: "http_429" })).toBe(1);
     expect(loki.entries).toHaveLength(5);
+  });
+
+  it("honours a Retry-After longer than RETRY_MAX_MS in full (RETRY_MAX_MS bounds only backoff)", async () => {
+    loki.setFault({ kind: "status", status: 503, retryAfter: "2", times: 1 });
+    const h = harness(loki, { retryMinMs: 10, retryMaxMs: 100 });
+    h.pipeline.start();
+    h.write(file, lines("ra", 3));
+    const t0 = Date.now();
+    await until(() => loki.requests.length >= 1, "the first request");
+    const first = Date.now() - t0;
+    expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+    const second = Date.now() - t0;
+    await h.pipeline.close();
+    expect(loki.requests.map((r) => r.status)).toEqual([503, 204]);
+    // Clamped to RETRY_MAX_MS it would have come back after 100 ms.
+    expect(second - first).toBeGreaterThanOrEqual(1900);
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: "push to Loki failed; retrying", retryAfterMs: 2000, delayMs: 2000 }),
+    );
   });
 
   it("sends the tenant header and basic auth", async () => {
