@@ -40,3 +40,30 @@ export function fileId(dev: number | bigint, ino: number | bigint, fp: string): 
 export function inodeKey(dev: number | bigint, ino: number | bigint): string {
   return `${dev}:${ino}`;
 }
+
+// The fingerprint says which file this is *meant* to be; it cannot tell two files apart that start
+// with the same line (a fixed banner, a CSV header). Before an offset is carried over to another
+// file (a copy, a restart), the bytes just before that offset are compared too: an "anchor" of at
+// most ANCHOR_BYTES ending at the offset. A file whose bytes there differ, or that is shorter than
+// the offset, is not the content the offset was measured in.
+export const ANCHOR_BYTES = 1024;
+
+/** Hash of an anchor's bytes (what positions store; the live reader keeps the bytes themselves). */
+export function anchorHash(bytes: Buffer): string {
+  return createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+}
+
+/**
+ * The bytes of `fd` just before `offset` (at most ANCHOR_BYTES), read into `scratch`; null when the
+ * file is shorter than `offset`.
+ */
+export function readAnchor(fd: number, offset: number, scratch: Buffer): Promise<Buffer | null> {
+  const len = Math.min(offset, ANCHOR_BYTES);
+  if (len === 0) return Promise.resolve(scratch.subarray(0, 0));
+  return new Promise((resolve, reject) => {
+    read(fd, scratch, 0, len, offset - len, (err, bytesRead) => {
+      if (err) reject(err);
+      else resolve(bytesRead === len ? scratch.subarray(0, len) : null);
+    });
+  });
+}

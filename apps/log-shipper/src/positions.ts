@@ -20,6 +20,18 @@ export interface PositionEntry {
   offset: number;
   /** Last time the file was seen on disk (ms since epoch); drives pruning. */
   seenAt: number;
+  /**
+   * Where the content stood when last read (≥ offset), and a hash of the ≤ 1 KiB before it
+   * (fingerprint.ts): a file is only resumed or taken for a copy when its bytes there match.
+   * Absent in files written by older versions (then only the fingerprint and size are checked).
+   */
+  anchorOffset?: number;
+  anchor?: string;
+}
+
+export interface Anchor {
+  offset: number;
+  hash: string;
 }
 
 interface PositionsFileV1 {
@@ -122,11 +134,20 @@ export class Positions {
     return best;
   }
 
+  /** Every entry with this fingerprint except `exceptId` (candidates for the original of a copy). */
+  withFingerprint(fingerprint: string, exceptId?: string): PositionEntry[] {
+    const out: PositionEntry[] = [];
+    for (const e of this.entries.values())
+      if (e.fingerprint === fingerprint && e.id !== exceptId) out.push(e);
+    return out;
+  }
+
   /** Make sure `id` has an entry (starting at `offset` when new) and mark it seen at `path`. */
-  track(id: string, fingerprint: string, path: string, offset: number): PositionEntry {
+  track(id: string, fingerprint: string, path: string, offset: number, anchor?: Anchor): PositionEntry {
     let e = this.entries.get(id);
     if (e === undefined) {
       e = { id, path, fingerprint, offset, seenAt: this.now() };
+      if (anchor !== undefined) setAnchor(e, anchor);
       this.entries.set(id, e);
       this.dirty = true;
     } else {
@@ -149,11 +170,15 @@ export class Positions {
     e.seenAt = now;
   }
 
-  /** Move the acknowledged offset forward (never backward). */
-  commit(id: string, offset: number): void {
+  /**
+   * Move the acknowledged offset forward (never backward), with the anchor of where reading stands
+   * now (at or past `offset`) when the caller knows it.
+   */
+  commit(id: string, offset: number, anchor?: Anchor): void {
     const e = this.entries.get(id);
     if (e === undefined || offset <= e.offset) return;
     e.offset = offset;
+    if (anchor !== undefined && anchor.offset >= offset) setAnchor(e, anchor);
     this.dirty = true;
     // While auto-saving, an acknowledgement is written out right away (acknowledgements of one
     // tick coalesced, one write at a time): after a kill -9 only the batch in flight comes again,
@@ -236,6 +261,11 @@ export class Positions {
   }
 }
 
+function setAnchor(e: PositionEntry, a: Anchor): void {
+  e.anchorOffset = a.offset;
+  e.anchor = a.hash;
+}
+
 /** Parse and validate a positions document; null when it is not one we wrote. */
 function parse(text: string): PositionsFileV1 | null {
   let doc: unknown;
@@ -261,13 +291,22 @@ function parse(text: string): PositionsFileV1 | null {
     ) {
       return null;
     }
-    files.push({
+    const entry: PositionEntry = {
       id: e.id,
       path: e.path,
       fingerprint: e.fingerprint,
       offset: e.offset,
       seenAt: typeof e.seenAt === "number" ? e.seenAt : Date.now(),
-    });
+    };
+    if (
+      typeof e.anchor === "string" &&
+      typeof e.anchorOffset === "number" &&
+      Number.isSafeInteger(e.anchorOffset) &&
+      e.anchorOffset >= e.offset
+    ) {
+      setAnchor(entry, { offset: e.anchorOffset, hash: e.anchor });
+    }
+    files.push(entry);
   }
   return { version: 1, savedAt: typeof d.savedAt === "string" ? d.savedAt : "", files };
 }

@@ -6,7 +6,7 @@
 import { close, fstat, read, type Stats } from "node:fs";
 import { promisify } from "node:util";
 import type { LineSink, SourceFile } from "./contracts.js";
-import { readFingerprint } from "./fingerprint.js";
+import { ANCHOR_BYTES, anchorHash, readFingerprint } from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
 
 const fstatFd = promisify(fstat);
@@ -31,6 +31,8 @@ export interface FileReaderInit {
   offset: number;
   /** Acknowledged offset at start. */
   acked: number;
+  /** The file's bytes just before `offset` (at most ANCHOR_BYTES; see fingerprint.ts). */
+  anchor?: Buffer;
   size: number;
   maxLineBytes: number;
   sink: LineSink;
@@ -65,14 +67,15 @@ export class FileReader implements SourceFile, LineEmitter {
   queued = false;
   /** The last read reached the end of the file: check identity before reading on. */
   atEof = true;
-  /** Started at an offset inherited from a copy's original; the file may still be growing to it. */
-  inheritedWait = false;
   /** Acknowledgements of the original (copytruncate) also cover this copy up to `limit`. */
   inherit: { fromId: string; limit: number } | null = null;
   readonly splitter: LineSplitter;
   private readonly sink: LineSink;
   private readonly now: () => number;
   private readTime = 0;
+  /** The last ≤ ANCHOR_BYTES bytes before readPos, as read: what must still be there to read on. */
+  private readonly tail = Buffer.allocUnsafe(ANCHOR_BYTES);
+  private tailLen = 0;
 
   constructor(init: FileReaderInit) {
     this.id = init.id;
@@ -89,6 +92,36 @@ export class FileReader implements SourceFile, LineEmitter {
     this.now = init.now;
     this.lastGrowthAt = init.now();
     this.splitter = new LineSplitter(init.maxLineBytes);
+    if (init.anchor !== undefined) this.setTail(init.anchor);
+  }
+
+  private setTail(bytes: Buffer): void {
+    const n = Math.min(bytes.length, ANCHOR_BYTES);
+    bytes.copy(this.tail, 0, bytes.length - n);
+    this.tailLen = n;
+  }
+
+  /** `buf[0, n)` was consumed right at the old readPos: slide it into the tail. */
+  private pushTail(buf: Buffer, n: number): void {
+    if (n >= ANCHOR_BYTES) {
+      buf.copy(this.tail, 0, n - ANCHOR_BYTES, n);
+      this.tailLen = ANCHOR_BYTES;
+      return;
+    }
+    const keep = Math.min(this.tailLen, ANCHOR_BYTES - n);
+    this.tail.copy(this.tail, 0, this.tailLen - keep, this.tailLen);
+    buf.copy(this.tail, keep, 0, n);
+    this.tailLen = keep + n;
+  }
+
+  /** The anchor at readPos: its offset and hash (for positions and for recognising copies). */
+  anchorAt(): { offset: number; hash: string } {
+    return { offset: this.readPos, hash: anchorHash(this.tail.subarray(0, this.tailLen)) };
+  }
+
+  /** Whether `bytes` (another file's bytes just before this readPos) equal what was read here. */
+  tailEquals(bytes: Buffer): boolean {
+    return bytes.length === this.tailLen && bytes.equals(this.tail.subarray(0, this.tailLen));
   }
 
   /** LineEmitter: forward one line to the sink, tagged with this file and the read time. */
@@ -118,6 +151,7 @@ export class FileReader implements SourceFile, LineEmitter {
     this.readTime = Date.now();
     const consumed = this.splitter.push(buf, n, start, this);
     this.readPos = start + consumed;
+    if (consumed > 0) this.pushTail(buf, consumed);
     this.noteSize(start + n);
     this.atEof = n < buf.length;
     return { read: n, consumed };
@@ -137,6 +171,7 @@ export class FileReader implements SourceFile, LineEmitter {
     this.readTime = Date.now();
     const consumed = this.splitter.flushPartial(buf, n, start, this);
     this.readPos = start + consumed;
+    if (consumed > 0) this.pushTail(buf, consumed);
     return consumed;
   }
 
@@ -171,11 +206,7 @@ export class FileReader implements SourceFile, LineEmitter {
     const st = await this.stat();
     if (st === null) return "gone";
     if (st.nlink === 0) this.deleted = true;
-    if (st.size < this.readPos) {
-      if (this.inheritedWait) return "ok";
-      return "truncated";
-    }
-    this.inheritedWait = false;
+    if (st.size < this.readPos) return "truncated";
     this.noteSize(st.size);
     if (this.fd === null) return "gone";
     const fp = await readFingerprint(this.fd, scratch).catch(() => null);

@@ -15,9 +15,17 @@ import { close, fstat, stat } from "node:fs";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
 import type { AckListener, LineSink } from "./contracts.js";
-import { FINGERPRINT_BYTES, fileId, inodeKey, readFingerprint } from "./fingerprint.js";
+import {
+  ANCHOR_BYTES,
+  anchorHash,
+  FINGERPRINT_BYTES,
+  fileId,
+  inodeKey,
+  readAnchor,
+  readFingerprint,
+} from "./fingerprint.js";
 import { LineSplitter } from "./line-splitter.js";
-import type { Positions } from "./positions.js";
+import type { PositionEntry, Positions } from "./positions.js";
 import { FileReader } from "./reader.js";
 import type { SourceMetrics, SourceStats } from "./source-metrics.js";
 
@@ -53,7 +61,16 @@ interface RetiredProgress {
   id: string;
   readPos: number;
   acked: number;
+  /** Hash of the bytes before readPos (fingerprint.ts, anchors). */
+  anchor: string;
   at: number;
+}
+
+/** Where reading stood in another file that a new file turned out to be a copy of. */
+interface Original {
+  id: string;
+  readPos: number;
+  acked: number;
 }
 
 const DEFAULT_CHUNK = 1024 * 1024;
@@ -81,6 +98,7 @@ export class Tailer implements AckListener {
   private ready: FileReader[] = [];
   private readonly buf: Buffer;
   private readonly scratch = Buffer.allocUnsafe(FINGERPRINT_BYTES);
+  private readonly anchorScratch = Buffer.allocUnsafe(ANCHOR_BYTES);
   private wakeFn: (() => void) | null = null;
   private idleWaiters: Array<() => void> = [];
   private pollDue = false;
@@ -127,7 +145,7 @@ export class Tailer implements AckListener {
     // An acknowledgement past what the current reader of this id has read belongs to content that
     // was truncated away meanwhile; it must not move the new content's offset.
     if (r !== undefined && offset > r.readPos && !r.retired) return;
-    this.opts.positions.commit(id, offset);
+    this.opts.positions.commit(id, offset, r?.anchorAt());
     if (r !== undefined) {
       if (offset > r.acked) r.acked = offset;
       if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
@@ -139,7 +157,7 @@ export class Tailer implements AckListener {
         const covered = Math.min(offset, c.inherit.limit);
         if (covered > c.acked) {
           c.acked = covered;
-          this.opts.positions.commit(c.id, covered);
+          this.opts.positions.commit(c.id, covered, c.anchorAt());
         }
       }
     }
@@ -410,11 +428,11 @@ export class Tailer implements AckListener {
     }
     this.waiting.delete(path);
     if (current !== undefined && current !== existing) await this.pathGone(path, current);
-    this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, existing !== undefined);
+    await this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, existing !== undefined);
     return true;
   }
 
-  private createReader(
+  private async createReader(
     path: string,
     fd: number,
     dev: number,
@@ -422,7 +440,7 @@ export class Tailer implements AckListener {
     size: number,
     fp: string,
     truncated: boolean,
-  ): FileReader {
+  ): Promise<FileReader> {
     const id = fileId(dev, ino, fp);
     const positions = this.opts.positions;
     let offset = 0;
@@ -430,7 +448,7 @@ export class Tailer implements AckListener {
     let inherit: { fromId: string; limit: number } | null = null;
     const known = truncated ? undefined : positions.get(id);
     if (known !== undefined) {
-      if (known.offset <= size) {
+      if (known.offset <= size && (await this.holdsSavedContent(fd, size, known))) {
         offset = known.offset;
         acked = known.offset;
         this.event("found", { path, id, offset, size }, "file found; resuming at its acknowledged offset");
@@ -439,11 +457,11 @@ export class Tailer implements AckListener {
         this.event(
           "truncated",
           { path, id, previousOffset: known.offset, size },
-          "file shrank while the shipper was down; reading it from the start",
+          "file shrank or was rewritten while the shipper was down; reading it from the start",
         );
       }
     } else if (!truncated) {
-      const src = this.originalOf(fp, id);
+      const src = await this.originalOf(fd, size, fp, id);
       if (src !== undefined) {
         offset = src.readPos;
         acked = src.acked;
@@ -458,7 +476,8 @@ export class Tailer implements AckListener {
       }
     }
     if (truncated || known === undefined) positions.forget(id);
-    positions.track(id, fp, path, acked);
+    // The bytes before the start offset: what must still be there whenever reading goes on.
+    const anchor = offset > 0 ? await readAnchor(fd, offset, this.anchorScratch) : null;
     const r = new FileReader({
       id,
       path,
@@ -472,10 +491,11 @@ export class Tailer implements AckListener {
       maxLineBytes: this.opts.maxLineBytes,
       sink: this.opts.sink,
       now: this.now,
+      ...(anchor !== null ? { anchor } : {}),
     });
+    positions.track(id, fp, path, acked, r.anchorAt());
     if (inherit !== null) {
       r.inherit = inherit;
-      r.inheritedWait = size < offset;
       const list = this.copiesOf.get(inherit.fromId) ?? [];
       list.push(r);
       this.copiesOf.set(inherit.fromId, list);
@@ -488,20 +508,48 @@ export class Tailer implements AckListener {
     return r;
   }
 
-  /** Where reading stood for another file with this fingerprint (the original of a copy). */
-  private originalOf(
+  /** Whether `fd` still holds the content a saved entry was measured in (its anchor matches). */
+  private async holdsSavedContent(fd: number, size: number, e: PositionEntry): Promise<boolean> {
+    if (e.anchor === undefined || e.anchorOffset === undefined) return true; // written by an older version
+    if (size < e.anchorOffset) return false;
+    const bytes = await readAnchor(fd, e.anchorOffset, this.anchorScratch);
+    return bytes !== null && anchorHash(bytes) === e.anchor;
+  }
+
+  /**
+   * The file `fd` (of `size` bytes, fingerprint `fp`) is a copy of another file when that file has
+   * the same fingerprint AND `fd` holds the very bytes that file had just before where its reading
+   * stood (its anchor). A file with only the same first line (a banner, a CSV header), or shorter
+   * than that offset, is a new file. Of several matches the one read furthest wins.
+   */
+  private async originalOf(
+    fd: number,
+    size: number,
     fp: string,
     exceptId: string,
-  ): { id: string; readPos: number; acked: number } | undefined {
-    let best: { id: string; readPos: number; acked: number } | undefined;
-    const consider = (c: { id: string; readPos: number; acked: number }) => {
-      if (c.id !== exceptId && (best === undefined || c.readPos > best.readPos)) best = c;
+  ): Promise<Original | undefined> {
+    let best: Original | undefined;
+    const consider = (c: Original) => {
+      if (best === undefined || c.readPos > best.readPos) best = c;
     };
-    for (const r of this.byInode.values()) if (r.fingerprint === fp) consider(r);
+    for (const r of this.byInode.values()) {
+      if (r.fingerprint !== fp || r.id === exceptId || size < r.readPos) continue;
+      const bytes = await readAnchor(fd, r.readPos, this.anchorScratch);
+      if (bytes !== null && r.tailEquals(bytes)) consider(r);
+    }
     const retired = this.retiredFp.get(fp);
-    if (retired !== undefined) consider(retired);
-    const saved = this.opts.positions.findByFingerprint(fp, exceptId);
-    if (saved !== undefined) consider({ id: saved.id, readPos: saved.offset, acked: saved.offset });
+    if (retired !== undefined && retired.id !== exceptId && size >= retired.readPos) {
+      const bytes = await readAnchor(fd, retired.readPos, this.anchorScratch);
+      if (bytes !== null && anchorHash(bytes) === retired.anchor) consider(retired);
+    }
+    for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
+      // An entry without an anchor (older version) cannot be verified: reading the file again
+      // (duplicates) is better than skipping a new file's head.
+      if (e.anchor === undefined || e.anchorOffset === undefined || size < e.anchorOffset) continue;
+      const bytes = await readAnchor(fd, e.anchorOffset, this.anchorScratch);
+      if (bytes !== null && anchorHash(bytes) === e.anchor)
+        consider({ id: e.id, readPos: e.offset, acked: e.offset });
+    }
     return best;
   }
 
@@ -525,7 +573,7 @@ export class Tailer implements AckListener {
         this.waiting.add(path);
         return;
       }
-      this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, true);
+      await this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, true);
       used = true;
     } finally {
       if (!used) await closeFd(fd).catch(() => {});
@@ -609,7 +657,7 @@ export class Tailer implements AckListener {
           "file deleted; finishing it from the open descriptor",
         );
       }
-      if (st.size < r.readPos && !r.inheritedWait) {
+      if (st.size < r.readPos) {
         r.atEof = true;
         this.enqueue(r);
         continue;
@@ -676,7 +724,13 @@ export class Tailer implements AckListener {
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
     const prev = this.retiredFp.get(r.fingerprint);
     if (prev === undefined || prev.readPos <= r.readPos) {
-      this.retiredFp.set(r.fingerprint, { id: r.id, readPos: r.readPos, acked: r.acked, at: this.now() });
+      this.retiredFp.set(r.fingerprint, {
+        id: r.id,
+        readPos: r.readPos,
+        acked: r.acked,
+        anchor: r.anchorAt().hash,
+        at: this.now(),
+      });
     }
     if (r.acked >= r.readPos) this.dropRetired(r);
   }

@@ -95,6 +95,46 @@ describe("Tailer", () => {
     expect(t.filter((x) => x.startsWith("new"))).toEqual(names("new", 0, 3));
   });
 
+  it("reads a new file from its start when it only shares its first line (a banner) with a rotated one", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const banner = "=== service starting ===\n";
+    writeFileSync(p, banner + lines("gen1", 0, 50));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 51, "51 lines");
+    renameSync(p, `${p}.1`);
+    writeFileSync(p, banner + lines("gen2", 0, 10));
+    await waitFor(() => src?.sink.texts().filter((x) => x.startsWith("gen2")).length === 10, "gen2 head");
+    appendFileSync(p, lines("gen2", 10, 200)); // now longer than where gen1's reading stood
+    await waitFor(() => src?.sink.texts().filter((x) => x.startsWith("gen2")).length === 200, "all of gen2");
+    const t = src.sink.texts();
+    expect(t.filter((x) => x.startsWith("gen2"))).toEqual(names("gen2", 0, 200));
+    expect(t.filter((x) => x === banner.trim())).toHaveLength(2);
+    expect(t.filter((x) => x.startsWith("gen1"))).toEqual(names("gen1", 0, 50));
+  });
+
+  it("after a restart, takes neither a rewritten file nor a new one with the same first line for the old", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const q = join(d.logs, "other.log");
+    const banner = "timestamp,level,message\n";
+    writeFileSync(p, banner + lines("old", 0, 40));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 41, "41 lines");
+    await waitFor(() => src?.positions.entriesSnapshot()[0]?.offset === src?.tailer.files()[0]?.size, "acks");
+    await src.close();
+    src = undefined;
+    // While the shipper is down: app.log is rewritten in place (same inode, same first line),
+    // and other.log appears with the same header too — both longer than the saved offset.
+    writeFileSync(p, banner + lines("rewritten", 0, 60));
+    writeFileSync(q, banner + lines("other", 0, 60));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 122, "both files from their start");
+    const t = src.sink.texts();
+    expect(t.filter((x) => x.startsWith("rewritten"))).toEqual(names("rewritten", 0, 60));
+    expect(t.filter((x) => x.startsWith("other"))).toEqual(names("other", 0, 60));
+  });
+
   it("restarts a truncated file at 0, also when it grew past the old offset before we looked", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
