@@ -6,7 +6,7 @@
 import { close, fstat, read, type Stats } from "node:fs";
 import { promisify } from "node:util";
 import type { LineSink, SourceFile } from "./contracts.js";
-import { ANCHOR_BYTES, anchorHash, readFingerprint } from "./fingerprint.js";
+import { ANCHOR_BYTES, anchorHash, readAnchor, readFingerprint } from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
 
 const fstatFd = promisify(fstat);
@@ -198,9 +198,11 @@ export class FileReader implements SourceFile, LineEmitter {
   }
 
   /**
-   * Before reading on after an idle spell: is this still the file we were reading? A size below
-   * the read offset means it was truncated; a different fingerprint on the same inode means it was
-   * truncated and written again (possibly past our offset already).
+   * Before every read: is this still the content we were reading? A size below the read offset
+   * means it was truncated; a different fingerprint, or other bytes just before the read offset
+   * than we read there (the anchor), means it was truncated and written again — possibly past our
+   * offset already, possibly with the same first line — while we were not looking (back-pressure,
+   * catching up, an idle spell). `scratch` must hold ANCHOR_BYTES.
    */
   async verify(scratch: Buffer): Promise<VerifyResult> {
     const st = await this.stat();
@@ -208,10 +210,14 @@ export class FileReader implements SourceFile, LineEmitter {
     if (st.nlink === 0) this.deleted = true;
     if (st.size < this.readPos) return "truncated";
     this.noteSize(st.size);
-    if (this.fd === null) return "gone";
-    const fp = await readFingerprint(this.fd, scratch).catch(() => null);
+    const fd = this.fd;
+    if (fd === null) return "gone";
+    const fp = await readFingerprint(fd, scratch).catch(() => null);
     if (fp !== this.fingerprint) return "rewritten";
-    return "ok";
+    if (this.readPos === 0) return "ok";
+    const before = await readAnchor(fd, this.readPos, scratch).catch(() => null);
+    if (before === null) return "truncated";
+    return this.tailEquals(before) ? "ok" : "rewritten";
   }
 
   async closeFd(): Promise<void> {

@@ -344,14 +344,15 @@ export class Tailer implements AckListener {
   private async readOne(r: FileReader): Promise<void> {
     if (r.fd === null || r.retired) return;
     r.lastReadAt = this.now();
-    if (r.atEof) {
-      const v = await r.verify(this.scratch);
-      if (v === "truncated" || v === "rewritten") {
-        await this.restartTruncated(r);
-        return;
-      }
-      if (v === "gone") return;
+    // Verified before every chunk, not only at the end of the file: a file truncated and written
+    // again while reading paused (back-pressure) or lagged behind may already be longer than our
+    // offset, and reading on would ship the new content from the middle (fstat + two 1 KiB reads).
+    const v = await r.verify(this.scratch);
+    if (v === "truncated" || v === "rewritten") {
+      await this.restartTruncated(r);
+      return;
     }
+    if (v === "gone") return;
     const { read, consumed } = await r.readChunk(this.buf);
     if (consumed > 0) this.count(r, consumed);
     if (read === this.buf.length) this.enqueue(r);
@@ -657,7 +658,10 @@ export class Tailer implements AckListener {
           "file deleted; finishing it from the open descriptor",
         );
       }
-      if (st.size < r.readPos) {
+      if (st.size < r.size) {
+        // Shrank since we last looked: truncated (maybe already rewritten past our offset). The
+        // read verifies before it reads on; queue it even when it looks fully read.
+        r.noteSize(st.size);
         r.atEof = true;
         this.enqueue(r);
         continue;

@@ -152,6 +152,35 @@ describe("Tailer", () => {
     expect(t.slice(7)).toEqual(names("third", 0, 40));
   });
 
+  it("notices a truncate-and-rewrite that happened while reading was paused by back-pressure", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const pad = (prefix: string, from: number, to: number) => {
+      let s = "";
+      for (let i = from; i < to; i++) s += `${prefix} ${String(i).padStart(7, "0")} ${"x".repeat(80)}\n`;
+      return s;
+    };
+    writeFileSync(p, pad("old", 0, 16000)); // ~1.5 MiB: the first 1 MiB chunk, then a pause
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    sink.maxPending = 1;
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length > 0, "the first chunk");
+    await waitFor(() => src?.tailer.paused === true, "reading to pause");
+    const before = sink.lines.length;
+    expect(before).toBeLessThan(16000);
+    // Truncated and rewritten with the same first line — longer than our offset, shorter than before.
+    writeFileSync(p, pad("old", 0, 1) + pad("new", 0, 13000));
+    await new Promise((r) => setTimeout(r, 300)); // several polls while paused
+    sink.maxPending = Number.POSITIVE_INFINITY;
+    sink.autoAck = true;
+    sink.ackAll();
+    await waitFor(() => sink.texts().filter((x) => x.startsWith("new")).length >= 13000, "all new lines");
+    const news = sink.texts().filter((x) => x.startsWith("new"));
+    expect(news).toHaveLength(13000);
+    expect(news[0]).toMatch(/^new 0000000 /);
+  });
+
   it("waits while a file is too short to fingerprint", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
