@@ -18,6 +18,7 @@ import {
   str,
 } from "@sidecar/shared";
 import picomatch from "picomatch";
+import { FileSecret } from "./secret-file.js";
 
 /** Loki's push path, appended to a bare base URL (`http://loki:3100` → `.../loki/api/v1/push`). */
 export const LOKI_PUSH_PATH = "/loki/api/v1/push";
@@ -78,6 +79,19 @@ function caFile(name: string): Field<string | undefined> {
   };
 }
 
+/**
+ * A credential file: checked readable now (a bad path is a config error, exit 2), kept by path so
+ * the Loki client follows it when Kubernetes rotates it. The content is never printed.
+ */
+function credentialFile(name: string): Field<FileSecret | undefined> {
+  return {
+    name,
+    expected: "the path of a readable file",
+    default: () => undefined,
+    parse: (raw) => new FileSecret(name, raw.trim()),
+  };
+}
+
 const schema = {
   lokiEndpoint: lokiEndpoint("LOKI_ENDPOINT"),
   logPaths: globList("LOG_PATHS", ["/shared/logs/*.log", "/shared/logs/*.log.*"], true),
@@ -94,8 +108,8 @@ const schema = {
   lokiCompression: oneOf("LOKI_COMPRESSION", ["gzip", "none"] as const, { default: "gzip" }),
   lokiTenantId: optionalStr("LOKI_TENANT_ID", "a tenant id"),
   lokiUsername: optionalStr("LOKI_USERNAME", "a user name"),
-  lokiPassword: secretFile("LOKI_PASSWORD_FILE"),
-  lokiBearerToken: secretFile("LOKI_BEARER_TOKEN_FILE"),
+  lokiPassword: credentialFile("LOKI_PASSWORD_FILE"),
+  lokiBearerToken: credentialFile("LOKI_BEARER_TOKEN_FILE"),
   lokiCa: caFile("LOKI_CA_FILE"),
   lokiTimeoutMs: int("LOKI_TIMEOUT_MS", { default: 10_000, min: 1, max: 600_000 }),
   retryMinMs: int("RETRY_MIN_MS", { default: 500, min: 1, max: 3_600_000 }),

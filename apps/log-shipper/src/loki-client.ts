@@ -3,10 +3,18 @@
 // default trust and a per-request timeout. It does not retry by itself: it classifies the outcome
 // into a typed result (success / retryable with an optional delay hint / failure) and the
 // pipeline decides what to do — errors are values at this boundary, never exceptions.
+//
+// Credentials from files are followed (secret-file.ts): a rotated token or password is picked up
+// within seconds, and at once after a 401/403. 401, 403 and 404 are retryable, not drops: they
+// say nothing about the batch — the credential, the tenant or the URL is wrong (often only for
+// a moment: a token being rotated, a gateway being redeployed) — and dropping would commit the
+// offsets of every batch until someone notices, losing all of it. They carry a `hint` naming the
+// likely cause for the pipeline's error log.
 import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
 import { Agent, type Dispatcher, request } from "undici";
 import type { EncodedBody } from "./encode-protobuf.js";
+import { FileSecret, type SecretSource, secretValue } from "./secret-file.js";
 
 export const PUSH_PATH = "/loki/api/v1/push";
 /** Loki's error message is logged; a body larger than this is cut (and the socket discarded). */
@@ -16,7 +24,15 @@ export type SendResult =
   /** 2xx: Loki stored the batch. `status` 0 means "no HTTP involved" (dry run). */
   | { kind: "success"; status: number }
   /** 429, 5xx, network error or timeout: send the same batch again later. */
-  | { kind: "retryable"; status?: number; reason: string; retryAfterMs?: number; message?: string }
+  | {
+      kind: "retryable";
+      status?: number;
+      reason: string;
+      retryAfterMs?: number;
+      message?: string;
+      /** The likely cause when it is not Loki being away (401/403/404: configuration). */
+      hint?: string;
+    }
   /** Other 4xx: Loki will never take this batch; drop it. `message` is Loki's (truncated) answer. */
   | { kind: "failure"; status: number; reason: string; message: string };
 
@@ -31,8 +47,10 @@ export interface LokiClientOptions {
   endpoint: URL;
   tenantId?: string;
   username?: string;
-  password?: string;
-  bearerToken?: string;
+  /** Password (basic auth): a string, or the LOKI_PASSWORD_FILE followed as it changes. */
+  password?: SecretSource;
+  /** Bearer token: a string, or the LOKI_BEARER_TOKEN_FILE followed as it changes. */
+  bearerToken?: SecretSource;
   /** Extra CA certificate(s), PEM — added to Node's default trust, not replacing it. */
   ca?: string;
   timeoutMs: number;
@@ -51,10 +69,26 @@ export function pushUrl(endpoint: URL): URL {
   return u;
 }
 
-/** A status Loki will never accept on retry: 4xx except 429 (and 408 Request Timeout). */
+/**
+ * A status that condemns the batch itself, so retrying cannot help: 4xx except 408 (Request
+ * Timeout), 429 (rate limited) and the configuration answers in `CONFIG_STATUS_HINTS`.
+ */
 export function isPermanentStatus(status: number): boolean {
-  return status >= 400 && status < 500 && status !== 429 && status !== 408;
+  return (
+    status >= 400 &&
+    status < 500 &&
+    status !== 429 &&
+    status !== 408 &&
+    CONFIG_STATUS_HINTS[status] === undefined
+  );
 }
+
+/** Answers about the shipper's configuration, not the batch: retried, with the likely cause. */
+export const CONFIG_STATUS_HINTS: Readonly<Record<number, string>> = Object.freeze({
+  401: "Loki refused the credentials: check LOKI_BEARER_TOKEN_FILE or LOKI_USERNAME/LOKI_PASSWORD_FILE (re-read when the file changes) and LOKI_TENANT_ID",
+  403: "Loki (or its gateway) forbids this push: check the tenant (LOKI_TENANT_ID) and what the credentials may do",
+  404: "nothing takes pushes at this URL: check LOKI_ENDPOINT (host, path /loki/api/v1/push, gateway routing)",
+});
 
 export class LokiClient implements Transport {
   readonly url: URL;
@@ -62,6 +96,11 @@ export class LokiClient implements Transport {
   private readonly ownDispatcher: boolean;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
+  private readonly username: string | undefined;
+  private readonly password: SecretSource | undefined;
+  private readonly bearerToken: SecretSource | undefined;
+  /** The credential the current `authorization` header was built from. */
+  private authFrom: string | undefined;
 
   constructor(opts: LokiClientOptions) {
     this.url = pushUrl(opts.endpoint);
@@ -81,13 +120,39 @@ export class LokiClient implements Transport {
       });
     const headers: Record<string, string> = { "user-agent": opts.userAgent ?? "sidecar-log-shipper" };
     if (opts.tenantId) headers["x-scope-orgid"] = opts.tenantId;
-    if (opts.bearerToken !== undefined) {
-      headers.authorization = `Bearer ${trimSecret(opts.bearerToken)}`;
-    } else if (opts.username !== undefined) {
-      const cred = `${opts.username}:${trimSecret(opts.password ?? "")}`;
-      headers.authorization = `Basic ${Buffer.from(cred, "utf8").toString("base64")}`;
-    }
     this.headers = headers;
+    this.username = opts.username;
+    this.password = opts.password;
+    this.bearerToken = opts.bearerToken;
+    this.refreshAuth();
+  }
+
+  /** Rebuild the authorization header when the credential (file) changed. Cheap when it did not. */
+  private refreshAuth(): void {
+    let cred: string;
+    let scheme: string;
+    if (this.bearerToken !== undefined) {
+      cred = secretValue(this.bearerToken);
+      scheme = "Bearer";
+    } else if (this.username !== undefined) {
+      cred = `${this.username}:${this.password !== undefined ? secretValue(this.password) : ""}`;
+      scheme = "Basic";
+    } else {
+      return;
+    }
+    if (cred === this.authFrom) return;
+    this.authFrom = cred;
+    this.headers.authorization =
+      scheme === "Bearer" ? `Bearer ${cred}` : `Basic ${Buffer.from(cred, "utf8").toString("base64")}`;
+  }
+
+  /** Credential files whose re-read failed at their last check, as `VARIABLE: CODE` (never content). */
+  private credentialFileErrors(): string | undefined {
+    const errors: string[] = [];
+    for (const s of [this.bearerToken, this.password]) {
+      if (s instanceof FileSecret && s.error !== undefined) errors.push(`${s.variable}: ${s.error}`);
+    }
+    return errors.length > 0 ? errors.join(", ") : undefined;
   }
 
   async send(batch: EncodedBody, signal: AbortSignal): Promise<SendResult> {
@@ -100,6 +165,7 @@ export class LokiClient implements Transport {
     }, this.timeoutMs);
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
+    this.refreshAuth();
     const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
     if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
     try {
@@ -118,6 +184,14 @@ export class LokiClient implements Transport {
       const message = await readLimited(res.body, MAX_ERROR_BODY_BYTES);
       const reason = `http_${status}`;
       if (isPermanentStatus(status)) return { kind: "failure", status, reason, message };
+      let hint = CONFIG_STATUS_HINTS[status];
+      if (status === 401 || status === 403) {
+        // Perhaps the credential was rotated since the last check: look again before the retry.
+        for (const s of [this.bearerToken, this.password]) if (s instanceof FileSecret) s.recheck();
+        const unreadable = this.credentialFileErrors();
+        if (unreadable !== undefined)
+          hint = `${hint} (cannot re-read ${unreadable}; the last value read is used)`;
+      }
       const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
       return {
         kind: "retryable",
@@ -125,6 +199,7 @@ export class LokiClient implements Transport {
         reason,
         message,
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        ...(hint !== undefined ? { hint } : {}),
       };
     } catch (err) {
       if (timedOut)
@@ -145,11 +220,6 @@ export class LokiClient implements Transport {
   async close(): Promise<void> {
     if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
   }
-}
-
-/** Secret files usually end with a newline that is not part of the secret. */
-function trimSecret(s: string): string {
-  return s.replace(/\r?\n$/, "");
 }
 
 /** At most `max` bytes of a response body as text; the rest is discarded. */

@@ -15,7 +15,8 @@
 //   plus queued batches). `canAccept()` is false at MAX_BUFFER_BYTES; the queue of sealed
 //   batches is bounded by the same count, because readers stop feeding it. Sealed batches are
 //   kept encoded and compressed, so the bound in memory is well under MAX_BUFFER_BYTES.
-// - Outcomes: 2xx → acknowledged. 429/5xx/408/network/timeout → the same batch is retried after
+// - Outcomes: 2xx → acknowledged. 429/5xx/408/network/timeout, and 401/403/404 (credentials,
+//   tenant or URL — logged as errors with the likely cause) → the same batch is retried after
 //   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
 //   sends one (honoured in full — at least RETRY_MIN_MS, at most RETRY_AFTER_MAX_MS, not clamped
 //   to RETRY_MAX_MS), for as long as it takes. Other 4xx → dropped,
@@ -37,6 +38,7 @@ import { type BatchEncoder, type EncodedBody, ProtobufEncoder } from "./encode-p
 import { baseLabels } from "./labels.js";
 import { LogLimiter } from "./log-limiter.js";
 import { LokiClient, type SendResult, type Transport } from "./loki-client.js";
+import type { SecretSource } from "./secret-file.js";
 import { createSinkMetrics, type SinkMetrics } from "./sink-metrics.js";
 
 /** The same retry reason or drop message is logged at most once per this interval (counted between). */
@@ -52,10 +54,10 @@ export interface PipelineOptions {
   compression: "gzip" | "none";
   tenantId?: string;
   username?: string;
-  /** Password contents (already read from LOKI_PASSWORD_FILE). */
-  password?: string;
-  /** Bearer token contents (already read from LOKI_BEARER_TOKEN_FILE). */
-  bearerToken?: string;
+  /** Password: the LOKI_PASSWORD_FILE (followed as it changes), or the password itself. */
+  password?: SecretSource;
+  /** Bearer token: the LOKI_BEARER_TOKEN_FILE (followed as it changes), or the token itself. */
+  bearerToken?: SecretSource;
   /** Path of an extra CA (PEM) added to the default trust. */
   caFile?: string;
   /** Extra CA contents (PEM), when the caller already read the file. */
@@ -413,7 +415,10 @@ export class Pipeline implements LineSink {
           });
     if (this.retryLog.shouldLog(result.reason)) {
       const suppressed = this.retryLog.take();
-      this.log.warn(
+      // 401/403/404 are configuration (credentials, tenant, URL), not an outage: said loudly,
+      // with the likely cause, since nothing gets through until someone fixes it.
+      const level = result.hint !== undefined ? "error" : "warn";
+      this.log[level](
         {
           status: result.status,
           reason: result.reason,
@@ -422,6 +427,7 @@ export class Pipeline implements LineSink {
           ...(result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {}),
           lines: head.lines,
           ...(result.message ? { lokiMessage: result.message } : {}),
+          ...(result.hint !== undefined ? { hint: result.hint } : {}),
           ...(suppressed > 0 ? { suppressed } : {}),
         },
         "push to Loki failed; retrying",

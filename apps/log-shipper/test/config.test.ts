@@ -1,11 +1,13 @@
 // Configuration: every variable of the architecture's log-shipper table with its exact default,
 // the bare-URL rule for LOKI_ENDPOINT, and one error naming every bad variable.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { ConfigError } from "@sidecar/shared";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
+import { describeConfig, loadConfig } from "../src/config.js";
+import { FileSecret } from "../src/secret-file.js";
 
 describe("loadConfig", () => {
   it("has the contract's defaults", () => {
@@ -58,10 +60,59 @@ describe("loadConfig", () => {
       LOKI_CA_FILE: join(dir, "ca.pem"),
       STATIC_LABELS: "job=x,team=y",
     });
-    expect(c.lokiPassword).toBe("s3cret");
+    expect(c.lokiPassword?.value()).toBe("s3cret");
+    expect(c.lokiPassword?.path).toBe(join(dir, "pw"));
+    // The secret never shows in the config as logged, stringified or inspected.
+    for (const shown of [JSON.stringify(c), JSON.stringify(describeConfig(c)), inspect(c, { depth: 5 })]) {
+      expect(shown).not.toContain("s3cret");
+    }
     expect(c.lokiCa).toContain("BEGIN CERTIFICATE");
     expect(c.staticLabels).toEqual({ job: "x", team: "y" });
     expect(() => loadConfig({ LOKI_CA_FILE: join(dir, "pw") })).toThrow(/LOKI_CA_FILE/);
+  });
+
+  it("credential files are followed: re-read when replaced or rewritten, checked at most every interval", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    // Kubernetes' layout: the file is a symlink through ..data, swapped atomically on update.
+    const v1 = join(dir, "..2024_01");
+    const v2 = join(dir, "..2024_02");
+    for (const [d, tok] of [
+      [v1, "tok-1\n"],
+      [v2, "tok-2\n"],
+    ] as const) {
+      mkdirSync(d);
+      writeFileSync(join(d, "token"), tok);
+    }
+    symlinkSync("..2024_01", join(dir, "..data"));
+    symlinkSync("..data/token", join(dir, "token"));
+    let now = 1_000_000;
+    const s = new FileSecret("LOKI_BEARER_TOKEN_FILE", join(dir, "token"), {
+      checkIntervalMs: 5000,
+      now: () => now,
+    });
+    expect(s.value()).toBe("tok-1");
+    symlinkSync("..2024_02", join(dir, "..data_tmp"));
+    renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+    expect(s.value()).toBe("tok-1"); // not looked at again within the interval
+    now += 5000;
+    expect(s.value()).toBe("tok-2");
+    // Rewritten in place (same inode, new size); recheck() skips the interval (after a 401).
+    writeFileSync(join(v2, "token"), "tok-three\n");
+    s.recheck();
+    expect(s.value()).toBe("tok-three");
+    // Same size, possibly the same coarse mtime: after recheck() it is read regardless.
+    writeFileSync(join(v2, "token"), "tok-3hree\n");
+    s.recheck();
+    expect(s.value()).toBe("tok-3hree");
+    // Briefly missing: the last value stays in use and the error is known (never the content).
+    rmSync(join(v2, "token"));
+    now += 5000;
+    expect(s.value()).toBe("tok-3hree");
+    expect(s.error).toBe("ENOENT");
+    expect(JSON.stringify(s)).not.toContain("tok-");
+    expect(String(s)).not.toContain("tok-");
+    expect(inspect(s)).not.toContain("tok-");
+    expect(() => new FileSecret("LOKI_PASSWORD_FILE", join(dir, "missing"))).toThrow("cannot read: ENOENT");
   });
 
   it("names every bad variable in one error", () => {

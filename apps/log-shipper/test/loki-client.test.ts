@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPermanentStatus, pushUrl } from "../src/loki-client.js";
+import { FileSecret } from "../src/secret-file.js";
 import { type FakeLoki, type Fault, startFakeLoki } from "./support/fake-loki.js";
 import { harness, lines, metric, until } from "./support/loki-harness.js";
 import { TEST_CA_PEM, TEST_SERVER_CERT_PEM, TEST_SERVER_KEY_PEM } from "./support/loki-tls-fixture.js";
@@ -85,6 +86,36 @@ const cases: Case[] = [
       msg: "Loki rejected a batch for good; dropped it",
       fields: { status: 400, lines: N, lokiMessage: "entry for stream has timestamp too old" },
     },
+  },
+  ...([401, 403, 404] as const).map(
+    (status): Case => ({
+      name: `${status} (credentials, tenant or URL): retried with an error naming the cause, never dropped`,
+      fault: { kind: "status", status, body: `injected ${status}`, times: 3 },
+      statuses: [status, status, status, 204],
+      delivered: true,
+      metrics: [
+        ["log_shipper_retries_total", { reason: `http_${status}` }, 3],
+        ["log_shipper_dropped_lines_total", {}, 0],
+        ["log_shipper_batches_total", { outcome: "dropped" }, 0],
+        ["log_shipper_sent_lines_total", {}, N],
+      ],
+      log: {
+        msg: "push to Loki failed; retrying",
+        fields: {
+          level: 50,
+          status,
+          attempt: 1,
+          hint: expect.stringMatching(status === 404 ? /LOKI_ENDPOINT/ : /LOKI_TENANT_ID/),
+        },
+      },
+    }),
+  ),
+  {
+    name: "422: dropped as http_422",
+    fault: { kind: "status", status: 422, times: 1 },
+    statuses: [422],
+    delivered: false,
+    metrics: [["log_shipper_dropped_lines_total", { reason: "http_422" }, N]],
   },
   {
     name: "413: dropped as http_413",
@@ -206,23 +237,56 @@ describe("Loki client outcomes", () => {
     expect(loki.requests[0]?.headers["content-type"]).toBe("application/x-protobuf");
   });
 
-  it("sends a bearer token; a wrong credential is a 401 drop", async () => {
+  it("follows a rotated bearer token file: 401s are retried, the new token is picked up, nothing lost", async () => {
     await loki.close();
-    loki = await startFakeLoki({ requireAuth: "Bearer tok-1" });
-    const good = harness(loki, { bearerToken: "tok-1\n" });
-    good.pipeline.start();
-    good.write(file, lines("b", 2));
-    expect(await good.pipeline.drain(Date.now() + 10_000)).toBe(true);
-    await good.pipeline.close();
-    expect(loki.entries).toHaveLength(2);
+    loki = await startFakeLoki({ requireAuth: "Bearer tok-2" });
+    const dir = mkdtempSync(join(tmpdir(), "tok-"));
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, "tok-1\n"); // about to expire: Loki already wants the next one
+    const token = new FileSecret("LOKI_BEARER_TOKEN_FILE", tokenFile);
+    const h = harness(loki, { bearerToken: token, retryMinMs: 10, retryMaxMs: 50 });
+    h.pipeline.start();
+    const end = h.write(file, lines("b", 4));
+    await until(() => loki.requests.filter((r) => r.status === 401).length >= 3, "401 answers");
+    expect(h.acks).toEqual([]); // refused batches are not committed
+    writeFileSync(tokenFile, "tok-2\n"); // the kubelet rotates the token
+    expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+    await h.pipeline.close();
+    expect(loki.entries.map((e) => e.line)).toEqual(lines("b", 4));
+    expect(loki.requests.at(-1)?.headers.authorization).toBe("Bearer tok-2");
+    expect(h.acks).toEqual([{ fileId: file.id, offset: end }]);
+    expect(await metric(h.registry, "log_shipper_dropped_lines_total")).toBe(0);
+    // One loud line for the outage (rate-limited), naming the cause but never the token.
+    const errors = h.logs.filter((l) => l.msg === "push to Loki failed; retrying");
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors.length).toBeLessThan(loki.requests.length - 1);
+    expect(errors[0]).toMatchObject({
+      level: 50,
+      status: 401,
+      hint: expect.stringMatching(/LOKI_BEARER_TOKEN_FILE/),
+    });
+    expect(JSON.stringify(h.logs)).not.toMatch(/tok-[12]/);
+  });
 
-    const bad = harness(loki, { bearerToken: "wrong" });
-    bad.pipeline.start();
-    bad.write(file, lines("x", 2));
-    expect(await bad.pipeline.drain(Date.now() + 10_000)).toBe(true);
-    await bad.pipeline.close();
-    expect(loki.entries).toHaveLength(2);
-    expect(await metric(bad.registry, "log_shipper_dropped_lines_total", { reason: "http_401" })).toBe(2);
+  it("follows a rewritten LOKI_PASSWORD_FILE for basic auth", async () => {
+    await loki.close();
+    loki = await startFakeLoki({ requireAuth: `Basic ${Buffer.from("user:new-pw").toString("base64")}` });
+    const dir = mkdtempSync(join(tmpdir(), "pw-"));
+    const pwFile = join(dir, "password");
+    writeFileSync(pwFile, "old-pw");
+    const h = harness(loki, {
+      username: "user",
+      password: new FileSecret("LOKI_PASSWORD_FILE", pwFile),
+      retryMinMs: 10,
+      retryMaxMs: 50,
+    });
+    h.pipeline.start();
+    h.write(file, lines("p", 2));
+    await until(() => loki.requests.some((r) => r.status === 401), "a 401");
+    writeFileSync(pwFile, "new-pw\n");
+    expect(await h.pipeline.drain(Date.now() + 20_000)).toBe(true);
+    await h.pipeline.close();
+    expect(loki.entries.map((e) => e.line)).toEqual(lines("p", 2));
   });
 
   it.each(["gzip", "none"] as const)("JSON encoding (%s) arrives intact", async (compression) => {
@@ -283,7 +347,7 @@ describe("Loki client outcomes", () => {
   });
 
   it("classifies statuses", () => {
-    expect([400, 401, 403, 404, 413, 422].every(isPermanentStatus)).toBe(true);
-    expect([408, 429, 500, 502, 503, 504, 200, 302].some(isPermanentStatus)).toBe(false);
+    expect([400, 405, 409, 413, 415, 422].every(isPermanentStatus)).toBe(true);
+    expect([401, 403, 404, 408, 429, 500, 502, 503, 504, 200, 302].some(isPermanentStatus)).toBe(false);
   });
 });
