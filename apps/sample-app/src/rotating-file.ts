@@ -13,7 +13,17 @@
 //     and a final flush works even from process.on("exit").
 // The volume is a memory-backed emptyDir, where a write is a memcpy into the page cache; blocking
 // on it costs microseconds. The benchmark in bench/sample-app-log-write.mjs measures the result.
-import { closeSync, fstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export interface RotatingFileOptions {
@@ -27,6 +37,8 @@ export interface RotatingFileOptions {
   bufferBytes?: number;
   /** Called for a failed write or rotation; the stream keeps going (default: one line on stderr). */
   onError?: (err: Error, during: "write" | "rotate") => void;
+  /** write(2) as fs.writeSync(fd, buffer, offset, length); injected by tests to simulate a full disk. */
+  writeSync?: (fd: number, buffer: Buffer, offset: number, length: number) => number;
 }
 
 export interface RotatingFileStats {
@@ -51,6 +63,9 @@ export class RotatingFile {
   private readonly onError: NonNullable<RotatingFileOptions["onError"]>;
   /** Bytes in the live file, counting what is still buffered for it. */
   private size: number;
+  /** Bytes really in the live file (ends on a newline): where a failed batch is cut back to. */
+  private diskSize = 0;
+  private readonly writeFn: NonNullable<RotatingFileOptions["writeSync"]>;
   /** -1 while the live file could not be (re)opened; the next flush retries. */
   private fd: number;
   // String concatenation (a V8 rope) is cheaper than an array join for many small lines.
@@ -78,9 +93,14 @@ export class RotatingFile {
     this.onError =
       opts.onError ??
       ((err, during) => process.stderr.write(`rotating-file: ${during} failed: ${err.message}\n`));
+    this.writeFn = opts.writeSync ?? writeSync;
     this.fd = openSync(this.path, "a", 0o644);
     // A restart continues the existing file; it rotates on the first line that would overflow it.
-    this.size = fstatSync(this.fd).size;
+    // A crash (OOM kill, SIGKILL) in the middle of a write can leave a last line without its
+    // newline. Appending to it would glue the next record onto the fragment — one line that is
+    // two broken records to the shipper. The fragment was never a complete record, so it is cut
+    // off (counted in droppedBytes) rather than terminated and shipped as a broken line.
+    this.size = this.diskSize = this.cutToLastNewline();
   }
 
   /**
@@ -120,14 +140,22 @@ export class RotatingFile {
     this.pending = "";
     this.pendingBytes = 0;
     try {
-      if (this.fd < 0) this.fd = openSync(this.path, "a", 0o644);
+      if (this.fd < 0) {
+        this.fd = openSync(this.path, "a", 0o644);
+        this.diskSize = fstatSync(this.fd).size;
+      }
       this.writeAll(data, bytes);
       this.counters.bytes += bytes;
+      this.diskSize += bytes;
     } catch (err) {
-      // The file no longer holds what `size` assumed; resynchronise so rotation stays accurate.
+      // A full volume typically takes part of the batch (a short write) and then fails with
+      // ENOSPC. The part written ends mid-line; the next batch would be appended onto it. Cut the
+      // file back to where the batch began, so the file holds whole lines only and the whole batch
+      // is what was dropped.
       this.counters.writeErrors++;
       this.counters.droppedBytes += bytes;
-      this.size = this.currentSize();
+      this.cutBack();
+      this.size = this.diskSize;
       this.onError(err as Error, "write");
     }
   }
@@ -167,12 +195,51 @@ export class RotatingFile {
   };
 
   private writeAll(data: string, bytes: number): void {
-    const written = writeSync(this.fd, data);
-    if (written === bytes) return;
-    // Short write (disk full, signal): finish from a buffer so no byte is repeated or skipped.
     const buf = Buffer.from(data);
-    let off = written;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    // A short write (disk nearly full, signal) is continued from where it stopped, so no byte is
+    // repeated or skipped; a full disk makes the next call throw ENOSPC.
+    let off = 0;
+    while (off < bytes) off += this.writeFn(this.fd, buf, off, bytes - off);
+  }
+
+  /** After a failed batch: truncate the live file back to its last complete line. */
+  private cutBack(): void {
+    if (this.fd < 0) return;
+    try {
+      ftruncateSync(this.fd, this.diskSize);
+    } catch {
+      // Cannot truncate (the file is gone, EIO): follow what is really there.
+      this.diskSize = this.currentSize();
+    }
+  }
+
+  /** Truncate the file just opened to its last newline; returns the resulting size. */
+  private cutToLastNewline(): number {
+    const size = fstatSync(this.fd).size;
+    if (size === 0) return 0;
+    // The file is opened for appending; reading its tail needs a descriptor of its own.
+    const rfd = openSync(this.path, "r");
+    try {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      let end = size;
+      while (end > 0) {
+        const start = Math.max(0, end - chunk.length);
+        const n = readSync(rfd, chunk, 0, end - start, start);
+        const nl = chunk.subarray(0, n).lastIndexOf(0x0a);
+        if (nl >= 0) {
+          end = start + nl + 1;
+          break;
+        }
+        end = start;
+      }
+      if (end < size) {
+        ftruncateSync(this.fd, end);
+        this.counters.droppedBytes += size - end;
+      }
+      return end;
+    } finally {
+      closeSync(rfd);
+    }
   }
 
   private rotate(): void {
@@ -198,6 +265,8 @@ export class RotatingFile {
     this.size = 0;
     try {
       this.fd = openSync(this.path, "a", 0o644);
+      // 0 after a rotation; the old file's size when the rename failed and it is appended to.
+      this.diskSize = fstatSync(this.fd).size;
     } catch (err) {
       // The directory vanished or filled up: the next flush tries again (and counts its loss).
       this.fd = -1;

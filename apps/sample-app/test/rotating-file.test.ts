@@ -10,6 +10,7 @@ import {
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -210,5 +211,71 @@ process.exit(3); // no event-loop turn: only the exit hook can write the buffer
     const r = spawnSync(process.execPath, ["--import", "tsx", script], { cwd: root, encoding: "utf8" });
     expect(r.status, r.stderr).toBe(3);
     expect(linesOf([path]).map((l) => JSON.parse(l).seq)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  });
+});
+
+describe("RotatingFile on a full volume", () => {
+  /** A write function that fills the volume: the first call writes `room` bytes, then ENOSPC. */
+  function fillingWrite(room: { left: number }) {
+    return (fd: number, buf: Buffer, off: number, len: number): number => {
+      if (room.left <= 0) {
+        const err = new Error("ENOSPC: no space left on device, write") as NodeJS.ErrnoException;
+        err.code = "ENOSPC";
+        err.syscall = "write";
+        throw err;
+      }
+      const n = writeSync(fd, buf, off, Math.min(len, room.left));
+      room.left -= n;
+      return n;
+    };
+  }
+
+  it("takes a short write followed by ENOSPC back out of the file, so the next line is not glued onto a fragment", () => {
+    const path = join(dir, "app.log");
+    const room = { left: Number.POSITIVE_INFINITY };
+    const errors: string[] = [];
+    const f = new RotatingFile({
+      path,
+      maxBytes: 1 << 20,
+      maxFiles: 2,
+      writeSync: fillingWrite(room),
+      onError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? err.message),
+    });
+    f.write('{"n":1}\n');
+    f.flushSync();
+    room.left = 20; // the next batch fits only partly: the kernel writes 20 bytes, then ENOSPC
+    f.write('{"n":2,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n');
+    f.write('{"n":3}\n');
+    f.flushSync();
+    expect(errors).toEqual(["ENOSPC"]);
+    const lost = Buffer.byteLength('{"n":2,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n{"n":3}\n');
+    expect(f.stats()).toMatchObject({ writeErrors: 1, droppedBytes: lost });
+    room.left = Number.POSITIVE_INFINITY; // space freed
+    f.write('{"n":4}\n');
+    f.close();
+    const text = readFileSync(path, "utf8");
+    expect(text).toBe('{"n":1}\n{"n":4}\n');
+    for (const line of text.split("\n").slice(0, -1)) expect(() => JSON.parse(line)).not.toThrow();
+    // Rotation still counts from what is really in the file.
+    expect(f.stats().bytes).toBe(statSync(path).size);
+  });
+
+  it("cuts a half-written last line left by a crash back to the last newline when it reopens the file", () => {
+    const path = join(dir, "app.log");
+    writeFileSync(path, '{"n":1}\n{"n":2}\n{"n":3,"cut');
+    const f = new RotatingFile({ path, maxBytes: 1 << 20, maxFiles: 2 });
+    f.write('{"n":4}\n');
+    f.close();
+    expect(readFileSync(path, "utf8")).toBe('{"n":1}\n{"n":2}\n{"n":4}\n');
+  });
+
+  it("cuts a file that holds only a fragment (no newline at all) to empty", () => {
+    const path = join(dir, "app.log");
+    writeFileSync(path, "x".repeat(200_000)); // longer than one backwards read
+    const f = new RotatingFile({ path, maxBytes: 1 << 20, maxFiles: 2 });
+    f.write('{"n":1}\n');
+    f.close();
+    const text = readFileSync(path, "utf8");
+    expect({ bytes: text.length, head: text.slice(0, 20) }).toEqual({ bytes: 8, head: '{"n":1}\n' });
   });
 });
