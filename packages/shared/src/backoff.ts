@@ -18,6 +18,52 @@ export function backoffDelay(attempt: number, opts: BackoffOptions): number {
   return Math.round(Math.min(opts.maxMs, half + random() * half));
 }
 
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
+const LONG_DAY = "(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)";
+const MON = `(${MONTHS.join("|")})`;
+const TIME = "(\\d{2}):(\\d{2}):(\\d{2})";
+// RFC 9110 §5.6.7: IMF-fixdate, and the two obsolete forms a recipient must still accept.
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MON} (\\d{4}) ${TIME} GMT$`);
+const RFC850 = new RegExp(`^${LONG_DAY}, (\\d{2})-${MON}-(\\d{2}) ${TIME} GMT$`);
+const ASCTIME = new RegExp(`^${DAY} ${MON} ( \\d|\\d{2}) ${TIME} (\\d{4})$`);
+
+/** An HTTP-date in any of its three forms, as epoch ms (always GMT), or undefined. */
+export function parseHttpDate(value: string, now = Date.now()): number | undefined {
+  let day: string | undefined;
+  let mon: string | undefined;
+  let year: number;
+  let hms: (string | undefined)[];
+  let m = IMF_FIXDATE.exec(value);
+  if (m) {
+    [, day, mon] = m;
+    year = Number(m[3]);
+    hms = [m[4], m[5], m[6]];
+  } else if ((m = RFC850.exec(value))) {
+    [, day, mon] = m;
+    // A two-digit year more than 50 years in the future means the most recent past such year.
+    const nowYear = new Date(now).getUTCFullYear();
+    year = Math.floor(nowYear / 100) * 100 + Number(m[3]);
+    if (year > nowYear + 50) year -= 100;
+    hms = [m[4], m[5], m[6]];
+  } else if ((m = ASCTIME.exec(value))) {
+    mon = m[1];
+    day = m[2]?.trim();
+    hms = [m[3], m[4], m[5]];
+    year = Number(m[6]);
+  } else {
+    return undefined;
+  }
+  const [h, min, sec] = hms.map(Number) as [number, number, number];
+  const month = MONTHS.indexOf(mon ?? "");
+  const d = Number(day);
+  if (d < 1 || d > 31 || h > 23 || min > 59 || sec > 60) return undefined;
+  const t = Date.UTC(year, month, d, h, min, Math.min(sec, 59));
+  // Reject dates that do not exist (31 Feb rolls over into March in Date.UTC).
+  if (new Date(t).getUTCDate() !== d) return undefined;
+  return t;
+}
+
 /**
  * Parse a Retry-After header value (RFC 9110: delay-seconds or an HTTP-date) into milliseconds
  * from `now`. Returns undefined when absent or unparseable; a date in the past gives 0.
@@ -31,12 +77,10 @@ export function parseRetryAfter(
   const v = raw.trim();
   if (v === "") return undefined;
   if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // Not RFC 9110, but some proxies send fractional seconds; honour them rather than ignore.
   if (/^\d+\.\d+$/.test(v)) return Math.round(Number(v) * 1000);
-  // HTTP-date in any of RFC 9110's three forms starts with a day name; anything else ("-5",
-  // "2026") is garbage that Date.parse would still accept.
-  if (!/^[A-Za-z]{3}/.test(v)) return undefined;
-  const date = Date.parse(v);
-  if (Number.isNaN(date)) return undefined;
+  const date = parseHttpDate(v, now);
+  if (date === undefined) return undefined;
   return Math.max(0, date - now);
 }
 

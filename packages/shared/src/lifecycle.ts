@@ -59,7 +59,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
       logger.error({ reason: "deadline", timeoutMs }, "shutdown deadline passed; forcing exit");
       finish(1);
     }, timeoutMs);
-    timer.unref();
+    // Not unref()ed: a step that never settles after the others closed every handle would
+    // otherwise let the event loop drain and exit 0 silently. Cleared once the steps finish.
     running = (async () => {
       let code = exitCode;
       for (const step of steps) {

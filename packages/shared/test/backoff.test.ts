@@ -47,7 +47,16 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter("Thu, 26 Nov 2026 09:00:00 GMT", now)).toBe(0);
   });
 
+  it("accepts the two obsolete HTTP-date forms, always as GMT", () => {
+    expect(parseRetryAfter("Thursday, 26-Nov-26 10:00:30 GMT", now)).toBe(30_000);
+    expect(parseRetryAfter("Thu Nov 26 10:00:30 2026", now)).toBe(30_000);
+    expect(parseRetryAfter("Thu Nov  6 10:00:30 2026", now)).toBe(0);
+  });
+
   it("returns undefined for absent or garbage values", () => {
+    expect(parseRetryAfter("Sun garbage 12", now)).toBeUndefined();
+    expect(parseRetryAfter("Thu, 31 Feb 2026 10:00:00 GMT", now)).toBeUndefined();
+    expect(parseRetryAfter("Thu, 26 Nov 2026 10:00:30 PST", now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
     expect(parseRetryAfter("", now)).toBeUndefined();
     expect(parseRetryAfter("soon", now)).toBeUndefined();

@@ -6,10 +6,14 @@ import { createLogger } from "../src/logger.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/lifecycle-child.ts", import.meta.url));
 
-function startChild(stepMs: number, timeoutMs: number) {
-  const child = spawn(process.execPath, ["--import", "tsx", fixture, String(stepMs), String(timeoutMs)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+function startChild(stepMs: number, timeoutMs: number, mode = "") {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fixture, String(stepMs), String(timeoutMs), mode],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   child.stdout.on("data", (d) => {
     out += d;
@@ -55,6 +59,14 @@ describe("lifecycle in a real process", () => {
     kill(c.child, "SIGINT");
     expect(await c.exited).toBe(130);
     expect(c.output()).toContain("second signal during shutdown");
+  });
+
+  it("exits 1 at the deadline even when a step hangs with no handle left open", async () => {
+    const c = startChild(0, 800, "hang");
+    await c.ready;
+    kill(c.child, "SIGTERM");
+    expect(await c.exited).toBe(1);
+    expect(c.output()).toContain("shutdown deadline passed");
   });
 
   it("takes a signal repeated at once (process-group delivery) as the same stop request", async () => {
