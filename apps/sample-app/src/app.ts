@@ -18,6 +18,11 @@ export const METRICS_FILE_NAME = `${SERVICE_NAME}.prom`;
 export interface AppDeps {
   /** Where request logs and app events go (the rotating file, in production). */
   logger: Logger;
+  /**
+   * Operational problems an operator must see in `kubectl logs` (stdout, in production): the
+   * metrics file failing, the traffic generator falling behind. Defaults to `logger`.
+   */
+  opsLogger?: Logger;
   /** A fresh registry owned by this app. */
   registry: Registry;
   version: string;
@@ -43,6 +48,7 @@ export interface SampleApp {
 
 export function buildApp(config: Config, deps: AppDeps): SampleApp {
   const { logger, registry } = deps;
+  const opsLogger = deps.opsLogger ?? logger;
   const metrics = createMetrics({ registry, version: deps.version, logStats: deps.logStats });
   let state: "new" | "started" | "closing" = "new";
   const app = buildServer({
@@ -64,7 +70,7 @@ export function buildApp(config: Config, deps: AppDeps): SampleApp {
     registry,
     path: join(config.metricsDir, METRICS_FILE_NAME),
     intervalMs: config.metricsIntervalMs,
-    logger: logger.child({ component: "metrics-file" }),
+    logger: opsLogger.child({ component: "metrics-file" }),
   });
   let traffic: TrafficGenerator | undefined;
   let closing: Promise<void> | undefined;

@@ -56,6 +56,7 @@ runMain(SERVICE_NAME, async () => {
 
   const app = buildApp(config, {
     logger,
+    opsLogger: stdoutLog,
     registry: new Registry(),
     version: pkg.version,
     logStats: () => logFile.stats(),

@@ -12,6 +12,18 @@ export interface MetricsFileOptions {
   logger: Logger;
   /** Injected for tests; writeFileAtomic by default. */
   write?: (path: string, data: string) => Promise<void>;
+  /** A failure that persists is logged again after this long (default 5 min), with a count. */
+  repeatLogMs?: number;
+}
+
+/**
+ * What makes two failures "the same": errno code and syscall. Never the message — writeFileAtomic's
+ * messages name a random temp file, so every attempt would look new and be logged each tick.
+ */
+function failureKey(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code !== undefined) return `${e.code}:${e.syscall ?? ""}`;
+  return String(e?.message ?? err);
 }
 
 export class MetricsFileWriter {
@@ -22,6 +34,8 @@ export class MetricsFileWriter {
   private inFlight: Promise<void> | undefined;
   private closed = false;
   private lastError: string | undefined;
+  private lastLoggedAt = 0;
+  private suppressed = 0;
 
   constructor(opts: MetricsFileOptions) {
     this.opts = opts;
@@ -44,7 +58,8 @@ export class MetricsFileWriter {
 
   /**
    * One write. Overlapping ticks share the write in progress instead of stacking up behind a slow
-   * disk. Failures are logged once per distinct error (not every tick) and counted.
+   * disk. Failures are counted, and logged once per distinct
+   * error (errno code + syscall), repeated every repeatLogMs while it lasts — not every tick.
    */
   writeNow(): Promise<void> {
     if (this.inFlight) return this.inFlight;
@@ -56,13 +71,29 @@ export class MetricsFileWriter {
         if (this.lastError !== undefined) {
           this.opts.logger.info({ path: this.opts.path }, "metrics file writable again");
           this.lastError = undefined;
+          this.suppressed = 0;
         }
       } catch (err) {
         this.writes.inc({ result: "error" });
-        const message = (err as Error).message;
-        if (message !== this.lastError) {
-          this.opts.logger.error({ err, path: this.opts.path }, "cannot write metrics file");
-          this.lastError = message;
+        const e = err as NodeJS.ErrnoException;
+        const key = failureKey(err);
+        const now = Date.now();
+        if (key !== this.lastError || now - this.lastLoggedAt >= (this.opts.repeatLogMs ?? 300_000)) {
+          this.opts.logger.error(
+            {
+              err,
+              code: e.code,
+              syscall: e.syscall,
+              path: this.opts.path,
+              failuresSinceLastLog: this.suppressed,
+            },
+            "cannot write metrics file",
+          );
+          this.lastError = key;
+          this.lastLoggedAt = now;
+          this.suppressed = 0;
+        } else {
+          this.suppressed++;
         }
       } finally {
         this.inFlight = undefined;

@@ -74,4 +74,18 @@ describe("MetricsFileWriter", () => {
     expect(text).toContain('sample_app_metrics_file_writes_total{result="success"} 1');
     await w.close();
   });
+
+  it("logs a real, repeating directory failure once although each attempt uses a new temp name", async () => {
+    const registry = new Registry();
+    const { logger, lines } = memoryLogger();
+    // METRICS_DIR deleted under the running app: every attempt fails to create its temp file.
+    const gone = join(dir, "metrics");
+    const w = new MetricsFileWriter({ registry, path: join(gone, "x.prom"), intervalMs: 60_000, logger });
+    for (let i = 0; i < 4; i++) await w.writeNow();
+    const errors = lines.filter((l) => l.msg === "cannot write metrics file");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: "ENOENT", syscall: "open" });
+    expect(await registry.metrics()).toContain('sample_app_metrics_file_writes_total{result="error"} 4');
+    await w.close();
+  });
 });
