@@ -108,6 +108,13 @@ describe("negotiation", () => {
       ),
     ).toBe("openmetrics");
     expect(negotiateFormat("application/openmetrics-text; version=1.0.0; charset=utf-8")).toBe("openmetrics");
+    // Prometheus 3's default scrape_protocols.
+    expect(
+      negotiateFormat(
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+      ),
+    ).toBe("openmetrics");
+    expect(negotiateFormat("text/plain;version=0.0.4;q=0.3,*/*;q=0.2")).toBe("text");
     expect(negotiateFormat("application/openmetrics-text;version=1.0.0;q=0.2,text/plain;q=0.9")).toBe("text");
     expect(negotiateFormat("application/openmetrics-text;version=2.0.0")).toBe("text");
     expect(negotiateFormat("application/openmetrics-text;version=1.0.0;q=0")).toBe("text");
