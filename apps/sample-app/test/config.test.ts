@@ -1,5 +1,7 @@
 // The environment contract: names and defaults exactly as the architecture document gives them,
 // and one error naming every bad variable.
+
+import { resolve } from "node:path";
 import { ConfigError } from "@sidecar/shared";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
@@ -83,5 +85,36 @@ describe("loadConfig", () => {
     ["PORT", "70000"],
   ])("rejects %s=%s", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  it("caps METRICS_INTERVAL_MS at the exporter's staleness window (300 s)", () => {
+    expect(loadConfig({ METRICS_INTERVAL_MS: "300000" }).metricsIntervalMs).toBe(300_000);
+    // Slower than STALE_AFTER_MS (300 s) and the exporter would drop the file as stale between writes.
+    expect(() => loadConfig({ METRICS_INTERVAL_MS: "300001" })).toThrow(
+      /METRICS_INTERVAL_MS="300001".*100 to 300000/,
+    );
+  });
+
+  it("rejects WORK_MAX_MS that does not fit inside SHUTDOWN_TIMEOUT_MS, naming both", () => {
+    let err: unknown;
+    try {
+      loadConfig({ WORK_MAX_MS: "10000", SHUTDOWN_TIMEOUT_MS: "10000" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain('WORK_MAX_MS="10000"');
+    expect((err as Error).message).toContain("less than SHUTDOWN_TIMEOUT_MS (10000)");
+    // The default SHUTDOWN_TIMEOUT_MS counts too.
+    expect(() => loadConfig({ WORK_MAX_MS: "20000" })).toThrow("WORK_MAX_MS");
+    expect(loadConfig({ WORK_MAX_MS: "9999" }).workMaxMs).toBe(9999);
+  });
+
+  it("rejects a whitespace-only LOG_DIR / METRICS_DIR and resolves relative ones to absolute paths", () => {
+    expect(() => loadConfig({ LOG_DIR: "   " })).toThrow('LOG_DIR="   "');
+    expect(() => loadConfig({ METRICS_DIR: "\t" })).toThrow("METRICS_DIR");
+    const c = loadConfig({ LOG_DIR: "logs", METRICS_DIR: "./m/../metrics" });
+    expect(c.logDir).toBe(resolve("logs"));
+    expect(c.metricsDir).toBe(resolve("metrics"));
   });
 });

@@ -95,7 +95,7 @@ describe("sample-app process: SIGTERM", () => {
       METRICS_DIR: metricsDir,
       TRAFFIC_RPS: "0",
       // Only the start-up write and the final one can happen during the test.
-      METRICS_INTERVAL_MS: "3600000",
+      METRICS_INTERVAL_MS: "300000",
     });
     const metricsPath = join(metricsDir, "sample-app.prom");
     const before = readFileSync(metricsPath, "utf8");
