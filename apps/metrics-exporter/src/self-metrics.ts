@@ -39,16 +39,21 @@ export interface SelfMetrics {
   lastPushSuccess: Gauge<never>;
 }
 
+// The exporter's own process metrics carry its prefix: the pod's apps write their own `process_*`
+// and `nodejs_*` families into the shared directory, and on the pod's one scrape target those
+// must be the app's, not silently shadowed by (or conflicting with) the sidecar's.
+const PROCESS_PREFIX = "metrics_exporter_";
+
 // prom-client's default metrics include `nodejs_active_*_total` gauges, which duplicate the
 // `nodejs_active_*` gauges and which `promtool check metrics` flags (a gauge named *_total).
 const LINTED_DEFAULTS = [
   "nodejs_active_resources_total",
   "nodejs_active_handles_total",
   "nodejs_active_requests_total",
-];
+].map((n) => PROCESS_PREFIX + n);
 
 export function createSelfMetrics(registry: Registry): SelfMetrics {
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_PREFIX });
   for (const name of LINTED_DEFAULTS) registry.removeSingleMetric(name);
   const registers = [registry];
   const p = "metrics_exporter_";

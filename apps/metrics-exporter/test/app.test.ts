@@ -72,7 +72,7 @@ describe("serving", () => {
     expect(text.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(text.body).toContain('app_requests_total{code="200"} 5\n');
     expect(text.body).toContain('label_test{v="q\\"uote b\\\\sl n\\nl ☃"} 1\n');
-    expect(text.body).toContain("# TYPE process_cpu_seconds_total counter\n");
+    expect(text.body).toContain("# TYPE metrics_exporter_process_cpu_seconds_total counter\n");
     expect(text.body).toContain('metrics_exporter_file_ok{file="app.prom"} 1\n');
     expect(text.body).not.toContain("# EOF");
     // Never two families of one name.
@@ -268,17 +268,33 @@ describe("conflicts", () => {
     expect(fixed).not.toContain('metrics_exporter_file_conflict{file="b.prom"');
   });
 
+  it("serves an app's own process metrics: the exporter's carry its prefix", async () => {
+    const h = await harness();
+    await writeProm(
+      h.dir,
+      "app.prom",
+      "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 42\n" +
+        "# TYPE nodejs_heap_size_used_bytes gauge\nnodejs_heap_size_used_bytes 7\n",
+    );
+    await h.app.collect();
+    const body = await h.scrape();
+    expect(body).toContain("\nprocess_cpu_seconds_total 42\n");
+    expect(body).toContain("\nnodejs_heap_size_used_bytes 7\n");
+    expect(body).toMatch(/^metrics_exporter_process_cpu_seconds_total \d/m);
+    expect(await h.value('metrics_exporter_file_ok{file="app.prom"}', body)).toBe(1);
+  });
+
   it("never serves a collected family that collides with an own family", async () => {
     const h = await harness();
     await writeProm(
       h.dir,
       "evil.prom",
-      "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1e9\n",
+      "# TYPE metrics_exporter_process_cpu_seconds_total counter\nmetrics_exporter_process_cpu_seconds_total 1e9\n",
     );
     await h.app.collect();
     const body = await h.scrape();
-    expect(body.match(/^# TYPE process_cpu_seconds_total /gm)).toHaveLength(1);
-    expect(body).not.toContain("process_cpu_seconds_total 1e9");
+    expect(body.match(/^# TYPE metrics_exporter_process_cpu_seconds_total /gm)).toHaveLength(1);
+    expect(body).not.toContain("metrics_exporter_process_cpu_seconds_total 1e9");
     expect(await h.value('metrics_exporter_file_conflict{file="evil.prom",reason="own_metric"}', body)).toBe(
       1,
     );
