@@ -73,33 +73,44 @@ export function buildApp(config: Config, deps: AppDeps): SampleApp {
     logger: opsLogger.child({ component: "metrics-file" }),
   });
   let traffic: TrafficGenerator | undefined;
+  let starting: Promise<URL> | undefined;
   let closing: Promise<void> | undefined;
 
   return {
     app,
     metrics,
-    async start() {
-      await app.listen({ host: config.host, port: config.port });
-      const url = loopbackUrl(app);
-      await metricsFile.start();
-      if (config.trafficRps > 0) {
-        const random = deps.random ?? Math.random;
-        traffic = new TrafficGenerator({
-          baseUrl: url,
-          rps: config.trafficRps,
-          logger: logger.child({ component: "traffic" }),
-          requests: metrics.trafficRequests,
-          random,
-          mix: defaultMix(random, config.workMaxMs),
-        });
-        traffic.start();
-      }
-      state = "started";
-      return url;
+    start() {
+      if (closing) return Promise.reject(new Error("the app is closed; build a new one"));
+      starting ??= (async () => {
+        await app.listen({ host: config.host, port: config.port });
+        const url = loopbackUrl(app);
+        // close() may have been called at any await: start no more parts (close() waits for this
+        // promise, then closes what exists), and resolve — a shutdown during start is no error.
+        if (closing) return url;
+        await metricsFile.start();
+        if (closing) return url;
+        if (config.trafficRps > 0) {
+          const random = deps.random ?? Math.random;
+          traffic = new TrafficGenerator({
+            baseUrl: url,
+            rps: config.trafficRps,
+            logger: logger.child({ component: "traffic" }),
+            requests: metrics.trafficRequests,
+            random,
+            mix: defaultMix(random, config.workMaxMs),
+          });
+          traffic.start();
+        }
+        state = "started";
+        return url;
+      })();
+      return starting;
     },
     close() {
       closing ??= (async () => {
         state = "closing";
+        // Let a start in progress reach its next step (it starts nothing more once closing is set).
+        await starting?.catch(() => {});
         // The generator stops sending at once; its requests in flight finish with everyone
         // else's while fastify drains, so their response lines are in the log.
         await Promise.all([traffic?.close(), app.close()]);

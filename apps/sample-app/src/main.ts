@@ -82,6 +82,8 @@ runMain(SERVICE_NAME, async () => {
     }
     throw err;
   }
+  // A SIGTERM during start-up stopped it there; the shutdown steps own the rest.
+  if (lifecycle.shuttingDown) return;
   const started = {
     event: "start",
     version: pkg.version,

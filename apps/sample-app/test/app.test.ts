@@ -191,6 +191,29 @@ describe("lifecycle", () => {
   });
 });
 
+describe("close during start", () => {
+  it("stops start-up where it is: no traffic generator, no metrics schedule, start resolves", async () => {
+    const { sample, lines } = setup({ trafficRps: 50, workMaxMs: 20, metricsIntervalMs: 100 });
+    const path = join(dir, METRICS_FILE_NAME);
+    const started = sample.start();
+    const closed = sample.close();
+    await Promise.all([started.catch((err) => err), closed]);
+    const writes = () =>
+      Number(
+        /sample_app_metrics_file_writes_total\{result="success"\} (\d+)/.exec(
+          readFileSync(path, "utf8"),
+        )?.[1],
+      );
+    const after = writes();
+    const count = lines.length;
+    await new Promise((r) => setTimeout(r, 500)); // several metrics intervals and traffic ticks
+    expect(lines.slice(count).map((l) => l.msg)).toEqual([]);
+    expect(lines.some((l) => l.msg === "traffic generator started")).toBe(false);
+    expect(writes()).toBe(after);
+    await expect(sample.start()).rejects.toThrow(/closed/);
+  });
+});
+
 describe("in-flight gauge", () => {
   const inFlight = async (url: URL) =>
     Number(
