@@ -67,6 +67,14 @@ export class FileReader implements SourceFile, LineEmitter {
   queued = false;
   /** The last read reached the end of the file: check identity before reading on. */
   atEof = true;
+  /**
+   * A copy (copytruncate) of a file that is still being read: not read itself until that original
+   * is retired (truncated, rewritten, deleted, forgotten) — reading both would ship what the
+   * original gets after the copy was noticed twice.
+   */
+  holdFor: FileReader | null = null;
+  /** While held: the copy's bytes up to here were checked equal to the original's. */
+  verifiedTo = 0;
   /** Acknowledgements of the original (copytruncate) also cover this copy up to `limit`. */
   inherit: { fromId: string; limit: number } | null = null;
   readonly splitter: LineSplitter;
@@ -117,6 +125,13 @@ export class FileReader implements SourceFile, LineEmitter {
   /** The anchor at readPos: its offset and hash (for positions and for recognising copies). */
   anchorAt(): { offset: number; hash: string } {
     return { offset: this.readPos, hash: anchorHash(this.tail.subarray(0, this.tailLen)) };
+  }
+
+  /** Start reading at `offset` (a line start) with `anchor` the bytes before it. */
+  moveTo(offset: number, acked: number, anchor: Buffer): void {
+    this.readPos = offset;
+    this.acked = acked;
+    this.setTail(anchor);
   }
 
   /** Whether `bytes` (another file's bytes just before this readPos) equal what was read here. */

@@ -71,6 +71,10 @@ interface Original {
   id: string;
   readPos: number;
   acked: number;
+  /** The original is still being read (not truncated yet): hold the copy until it is retired. */
+  live?: FileReader;
+  /** For a live original: how far the copy was checked equal to it. */
+  verifiedTo?: number;
 }
 
 const DEFAULT_CHUNK = 1024 * 1024;
@@ -87,6 +91,10 @@ export class Tailer implements AckListener {
   private readonly byPath = new Map<string, FileReader>();
   /** Every reader whose acknowledgements may still arrive (including retired ones). */
   private readonly byId = new Map<string, FileReader>();
+  /** Copies held until their (live) original is retired, by the original. */
+  private readonly held = new Map<FileReader, FileReader[]>();
+  /** Originals retired since the loop last released their held copies. */
+  private releasing: FileReader[] = [];
   /** Copies (copytruncate) whose original's acknowledgements also cover them. */
   private readonly copiesOf = new Map<string, FileReader[]>();
   /** Paths too short to fingerprint yet. */
@@ -274,6 +282,12 @@ export class Tailer implements AckListener {
           for (const [path, ev] of batch) await this.examine(path, ev);
           continue;
         }
+        if (this.releasing.length > 0) {
+          const originals = this.releasing;
+          this.releasing = [];
+          for (const o of originals) await this.releaseCopies(o);
+          continue;
+        }
         if (this.pendingScan !== null) {
           const scan = this.pendingScan;
           this.pendingScan = null;
@@ -317,7 +331,7 @@ export class Tailer implements AckListener {
   }
 
   private enqueue(r: FileReader): void {
-    if (r.queued || r.fd === null || r.retired) return;
+    if (r.queued || r.fd === null || r.retired || r.holdFor !== null) return;
     r.queued = true;
     this.ready.push(r);
     this.wake();
@@ -342,7 +356,7 @@ export class Tailer implements AckListener {
   }
 
   private async readOne(r: FileReader): Promise<void> {
-    if (r.fd === null || r.retired) return;
+    if (r.fd === null || r.retired || r.holdFor !== null) return;
     r.lastReadAt = this.now();
     // Verified before every chunk, not only at the end of the file: a file truncated and written
     // again while reading paused (back-pressure) or lagged behind may already be longer than our
@@ -447,6 +461,7 @@ export class Tailer implements AckListener {
     let offset = 0;
     let acked = 0;
     let inherit: { fromId: string; limit: number } | null = null;
+    let holdFor: FileReader | null = null;
     const known = truncated ? undefined : positions.get(id);
     if (known !== undefined) {
       if (known.offset <= size && (await this.holdsSavedContent(fd, size, known))) {
@@ -463,7 +478,18 @@ export class Tailer implements AckListener {
       }
     } else if (!truncated) {
       const src = await this.originalOf(fd, size, fp, id);
-      if (src !== undefined) {
+      if (src?.live !== undefined) {
+        // The original is still there and still read: wait for its truncation before reading on.
+        holdFor = src.live;
+        offset = Math.min(src.verifiedTo ?? src.readPos, src.readPos);
+        acked = Math.min(src.acked, offset);
+        inherit = { fromId: src.id, limit: offset };
+        this.event(
+          "copy_held",
+          { path, id, from: src.id, verifiedTo: src.verifiedTo },
+          "copy of a file still being read (copytruncate?); holding it until the original is truncated",
+        );
+      } else if (src !== undefined) {
         offset = src.readPos;
         acked = src.acked;
         inherit = { fromId: src.id, limit: src.readPos };
@@ -495,6 +521,13 @@ export class Tailer implements AckListener {
       ...(anchor !== null ? { anchor } : {}),
     });
     positions.track(id, fp, path, acked, r.anchorAt());
+    if (holdFor !== null) {
+      r.holdFor = holdFor;
+      r.verifiedTo = offset;
+      const list = this.held.get(holdFor) ?? [];
+      list.push(r);
+      this.held.set(holdFor, list);
+    }
     if (inherit !== null) {
       r.inherit = inherit;
       const list = this.copiesOf.get(inherit.fromId) ?? [];
@@ -534,12 +567,23 @@ export class Tailer implements AckListener {
       if (best === undefined || c.readPos > best.readPos) best = c;
     };
     for (const r of this.byInode.values()) {
-      if (r.fingerprint !== fp || r.id === exceptId || size < r.readPos) continue;
-      const bytes = await readAnchor(fd, r.readPos, this.anchorScratch);
-      if (bytes !== null && r.tailEquals(bytes)) consider(r);
+      if (r.fingerprint !== fp || r.id === exceptId || r.retired || r.holdFor !== null) continue;
+      if (r.readPos === 0) continue; // nothing read yet: nothing to carry over
+      if (size >= r.readPos) {
+        // Equal where the original's reading stands, and (while the original still holds them)
+        // equal at the copy's end too: a file that only shares a banner differs right after it.
+        const bytes = await readAnchor(fd, r.readPos, this.anchorScratch);
+        if (bytes === null || !r.tailEquals(bytes)) continue;
+        if (size > r.readPos && !(await this.samePrefix(fd, size, r))) continue;
+        consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: size });
+      } else if (await this.samePrefix(fd, size, r)) {
+        // Shorter than where the original's reading stands, but equal to it so far: a copy still
+        // being written (cp in progress), or one taken before the original grew further.
+        consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: size });
+      }
     }
     const retired = this.retiredFp.get(fp);
-    if (retired !== undefined && retired.id !== exceptId && size >= retired.readPos) {
+    if (retired !== undefined && retired.id !== exceptId && retired.readPos > 0 && size >= retired.readPos) {
       const bytes = await readAnchor(fd, retired.readPos, this.anchorScratch);
       if (bytes !== null && anchorHash(bytes) === retired.anchor) consider(retired);
     }
@@ -552,6 +596,95 @@ export class Tailer implements AckListener {
         consider({ id: e.id, readPos: e.offset, acked: e.offset });
     }
     return best;
+  }
+
+  /** Whether `fd`'s bytes just before `end` equal the live original's bytes there. */
+  private async samePrefix(fd: number, end: number, orig: FileReader): Promise<boolean> {
+    return (await this.compareWith(fd, end, orig)) === "same";
+  }
+
+  /** `fd`'s bytes just before `end` against the original's ("unknown": it lacks them now). */
+  private async compareWith(
+    fd: number,
+    end: number,
+    orig: FileReader,
+  ): Promise<"same" | "differs" | "unknown"> {
+    const ofd = orig.fd;
+    if (ofd === null || end <= 0) return "unknown";
+    const mine = await readAnchor(fd, end, this.anchorScratch).catch(() => null);
+    if (mine === null) return "unknown";
+    const copy = Buffer.from(mine);
+    const theirs = await readAnchor(ofd, end, this.anchorScratch).catch(() => null);
+    if (theirs === null) return "unknown";
+    return theirs.equals(copy) ? "same" : "differs";
+  }
+
+  /**
+   * A held copy grew or time passed: extend how far it is known equal to its original — or, when
+   * its new bytes differ from the original's, it was no copy after all (a new file that began
+   * like the original): read it from its start (at worst a few lines twice, none skipped).
+   */
+  private async recheckHeld(c: FileReader, size: number): Promise<void> {
+    const orig = c.holdFor;
+    if (orig === null || c.fd === null || orig.fd === null || size <= c.verifiedTo) return;
+    const cmp = await this.compareWith(c.fd, size, orig);
+    if (cmp === "same") {
+      c.verifiedTo = size;
+      return;
+    }
+    // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
+    // (then it is retired first and releases the copy at the right offset).
+    if (cmp === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
+    const list = this.held.get(orig)?.filter((x) => x !== c) ?? [];
+    if (list.length > 0) this.held.set(orig, list);
+    else this.held.delete(orig);
+    c.holdFor = null;
+    this.unlinkCopy(c);
+    c.inherit = null;
+    c.moveTo(0, 0, Buffer.alloc(0));
+    this.opts.positions.forget(c.id);
+    this.opts.positions.track(c.id, c.fingerprint, c.path, 0, c.anchorAt());
+    this.event(
+      "found",
+      { path: c.path, id: c.id, size },
+      "file differs from the one it began like; reading it from its start",
+    );
+    this.enqueue(c);
+  }
+
+  /**
+   * `orig` was retired: its held copies start where its reading finally stood when they hold the
+   * same bytes there; otherwise (a copy shorter than that, or not equal there) where they were
+   * last checked equal to it — at worst a few lines come twice, none is skipped.
+   */
+  private async releaseCopies(orig: FileReader): Promise<void> {
+    const copies = this.held.get(orig);
+    this.held.delete(orig);
+    if (copies === undefined) return;
+    for (const c of copies) {
+      if (c.holdFor !== orig) continue;
+      c.holdFor = null;
+      if (c.fd === null || c.retired) continue;
+      const st = await c.stat();
+      const size = st?.size ?? 0;
+      let start = Math.min(c.verifiedTo, orig.readPos);
+      if (size >= orig.readPos) {
+        const bytes = await readAnchor(c.fd, orig.readPos, this.anchorScratch).catch(() => null);
+        if (bytes !== null && orig.tailEquals(bytes)) start = orig.readPos;
+      }
+      const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
+      if (anchor === null) start = 0;
+      const acked = Math.min(orig.acked, start);
+      c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
+      if (c.inherit !== null) c.inherit.limit = start;
+      this.opts.positions.commit(c.id, acked, c.anchorAt());
+      this.event(
+        "copy_recognised",
+        { path: c.path, id: c.id, from: orig.id, offset: start },
+        "copy of a file already read (copytruncate); continuing where its original stood",
+      );
+      this.enqueue(c);
+    }
   }
 
   /** The same inode was truncated (or rewritten): retire the old reader, read again from 0. */
@@ -648,6 +781,11 @@ export class Tailer implements AckListener {
       }
       const st = await r.stat();
       if (st === null) continue;
+      if (r.holdFor !== null) {
+        await this.recheckHeld(r, st.size);
+        r.noteSize(st.size);
+        continue;
+      }
       if (st.nlink === 0 && !r.deleted) {
         r.deleted = true;
         r.rotated = true;
@@ -720,6 +858,7 @@ export class Tailer implements AckListener {
   /** Stop reading `r` for good; keep it reachable by id until its acknowledgements arrive. */
   private retire(r: FileReader): void {
     r.retired = true;
+    if (this.held.has(r)) this.releasing.push(r);
     if (r.fd !== null) void r.closeFd();
     r.queued = false;
     this.ready = this.ready.filter((x) => x !== r);
@@ -747,6 +886,7 @@ export class Tailer implements AckListener {
 
   /** Forget a closed file that is no longer at any watched path. */
   private untrack(r: FileReader): void {
+    if (this.held.has(r)) this.releasing.push(r);
     const key = inodeKey(r.dev, r.ino);
     if (this.byInode.get(key) === r) this.byInode.delete(key);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);

@@ -135,6 +135,30 @@ describe("Tailer", () => {
     expect(t.filter((x) => x.startsWith("other"))).toEqual(names("other", 0, 60));
   });
 
+  for (const copyGetsTail of [true, false]) {
+    it(`copytruncate noticed before the truncate ships nothing twice (copy ${copyGetsTail ? "catches up" : "stays shorter"})`, async () => {
+      const d = dirs();
+      const p = join(d.logs, "app.log");
+      writeFileSync(p, lines("old", 0, 10));
+      src = await startSource(d);
+      await waitFor(() => src?.sink.lines.length === 10, "10 lines");
+      copyFileSync(p, `${p}.1`); // the copy is noticed while the original is still live…
+      await new Promise((r) => setTimeout(r, 300));
+      appendFileSync(p, lines("old", 10, 15)); // …which keeps growing and being read
+      await waitFor(() => src?.sink.lines.length === 15, "15 lines");
+      if (copyGetsTail) appendFileSync(`${p}.1`, lines("old", 10, 15)); // cp copies them too
+      truncateSync(p, 0);
+      appendFileSync(p, lines("new", 0, 3));
+      await waitFor(() => src?.sink.texts().filter((x) => x.startsWith("new")).length === 3, "new lines");
+      appendFileSync(`${p}.1`, lines("old", 15, 17)); // a late write into the copy is read from it
+      await waitFor(() => (src?.sink.lines.length ?? 0) >= 20, "20 lines");
+      await new Promise((r) => setTimeout(r, 500)); // anything read twice would show up by now
+      const t = src.sink.texts();
+      expect(t.filter((x) => x.startsWith("old"))).toEqual(names("old", 0, 17));
+      expect(t.filter((x) => x.startsWith("new"))).toEqual(names("new", 0, 3));
+    });
+  }
+
   it("restarts a truncated file at 0, also when it grew past the old offset before we looked", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
