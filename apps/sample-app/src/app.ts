@@ -95,6 +95,7 @@ export function buildApp(config: Config, deps: AppDeps): SampleApp {
             baseUrl: url,
             rps: config.trafficRps,
             logger: logger.child({ component: "traffic" }),
+            opsLogger: opsLogger.child({ component: "traffic" }),
             requests: metrics.trafficRequests,
             random,
             mix: defaultMix(random, config.workMaxMs),
@@ -111,8 +112,9 @@ export function buildApp(config: Config, deps: AppDeps): SampleApp {
         state = "closing";
         // Let a start in progress reach its next step (it starts nothing more once closing is set).
         await starting?.catch(() => {});
-        // The generator stops sending at once; its requests in flight finish with everyone
-        // else's while fastify drains, so their response lines are in the log.
+        // traffic.close() stops the generator synchronously, before app.close() runs, so no new
+        // request meets a closing server; its requests in flight finish with everyone else's
+        // while fastify drains, so their response lines are in the log.
         await Promise.all([traffic?.close(), app.close()]);
         await metricsFile.close();
       })();

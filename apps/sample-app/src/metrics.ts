@@ -59,7 +59,7 @@ export function createMetrics(opts: MetricsOptions): AppMetrics {
   });
   const trafficRequests = new Counter({
     name: "sample_app_traffic_requests_total",
-    help: "Requests made by the built-in traffic generator, by outcome (response, error, skipped when too many were in flight).",
+    help: "Requests made by the built-in traffic generator, by outcome (response, error, skipped when too many were in flight, aborted by the app's own shutdown).",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });

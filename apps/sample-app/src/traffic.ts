@@ -16,13 +16,19 @@ export interface TrafficOptions {
   /** Where the app listens, e.g. http://127.0.0.1:8080 */
   baseUrl: URL;
   rps: number;
+  /** Debug lines about single failed requests. */
   logger: Logger;
+  /** Where "cannot keep up" is reported (stdout in production, for kubectl logs); `logger` by default. */
+  opsLogger?: Logger;
   requests: Counter<"outcome">;
   /** Injected for deterministic tests; Math.random by default. */
   random?: () => number;
   /** The route mix; DEFAULT_MIX by default. */
   mix?: readonly TrafficRoute[];
-  /** Bound on requests in flight; beyond it ticks are skipped (and counted), not queued. */
+  /**
+   * Bound on requests in flight (default: two seconds' worth, 8 to 256); beyond it ticks are
+   * skipped (and counted), not queued. The HTTP agent gets exactly this many sockets.
+   */
   maxInFlight?: number;
   requestTimeoutMs?: number;
 }
@@ -46,23 +52,44 @@ export function defaultMix(random: () => number, workMaxMs: number): TrafficRout
 // Ticks at most this often; each tick sends what the rate owes since the last one, so the rate
 // holds at high RPS even though timers are coarse.
 const MIN_TICK_MS = 20;
+// Enough for 1000 requests/s at ~250 ms each; more sockets would only hide a stalled server.
+const MAX_IN_FLIGHT = 256;
+// While the generator keeps skipping, remind at most this often.
+const SKIP_WARN_EVERY_MS = 60_000;
+
+/** Requests in flight allowed for a rate: two seconds' worth, at least 8, at most MAX_IN_FLIGHT. */
+export function defaultMaxInFlight(rps: number): number {
+  return Math.min(MAX_IN_FLIGHT, Math.max(8, Math.ceil(rps * 2)));
+}
 
 export class TrafficGenerator {
   private readonly opts: TrafficOptions;
   private readonly random: () => number;
   private readonly mix: readonly TrafficRoute[];
   private readonly totalWeight: number;
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly maxInFlight: number;
+  // One socket per request allowed in flight: a request never waits inside the agent (where no
+  // timeout applies and the rate would silently cap at the agent's socket count).
+  private readonly agent: Agent;
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private owed = 0;
   private last = 0;
+  private stopping = false;
+  private lastSkipWarning = Number.NEGATIVE_INFINITY;
+  private skippedSinceWarning = 0;
 
   constructor(opts: TrafficOptions) {
     this.opts = opts;
     this.random = opts.random ?? Math.random;
     this.mix = opts.mix ?? defaultMix(this.random, 1000);
     this.totalWeight = this.mix.reduce((s, r) => s + r.weight, 0);
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? defaultMaxInFlight(opts.rps));
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: this.maxInFlight,
+      maxFreeSockets: this.maxInFlight,
+    });
   }
 
   start(): void {
@@ -79,6 +106,9 @@ export class TrafficGenerator {
 
   /** Stop sending and wait for the requests in flight (their responses are part of the logs). */
   async close(): Promise<void> {
+    // From here on, a request that fails was cut off by the shutdown (the server closing its
+    // connections), which is not an error of the app.
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await Promise.allSettled([...this.inFlight]);
@@ -89,18 +119,33 @@ export class TrafficGenerator {
     const now = performance.now();
     this.owed += ((now - this.last) * this.opts.rps) / 1000;
     this.last = now;
-    const max = this.opts.maxInFlight ?? Math.max(8, this.opts.rps * 2);
+    const max = this.maxInFlight;
     // Do not let a stalled server build an unbounded backlog of owed requests.
     this.owed = Math.min(this.owed, max);
+    let skipped = 0;
     while (this.owed >= 1) {
       this.owed -= 1;
       if (this.inFlight.size >= max) {
-        this.opts.requests.inc({ outcome: "skipped" });
+        skipped++;
         continue;
       }
       const p = this.send(this.pick()).finally(() => this.inFlight.delete(p));
       this.inFlight.add(p);
     }
+    if (skipped > 0) this.skipped(skipped, now);
+  }
+
+  /** Count skipped requests; say so on the ops log when skipping starts (and every minute it lasts). */
+  private skipped(n: number, now: number): void {
+    this.opts.requests.inc({ outcome: "skipped" }, n);
+    this.skippedSinceWarning += n;
+    if (now - this.lastSkipWarning < SKIP_WARN_EVERY_MS) return;
+    (this.opts.opsLogger ?? this.opts.logger).warn(
+      { rps: this.opts.rps, maxInFlight: this.maxInFlight, skipped: this.skippedSinceWarning },
+      "traffic generator cannot keep up: skipping requests",
+    );
+    this.lastSkipWarning = now;
+    this.skippedSinceWarning = 0;
   }
 
   private pick(): string {
@@ -129,14 +174,14 @@ export class TrafficGenerator {
             resolve();
           });
           res.on("error", () => {
-            this.opts.requests.inc({ outcome: "error" });
+            this.opts.requests.inc({ outcome: this.stopping ? "aborted" : "error" });
             resolve();
           });
         },
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (err) => {
-        this.opts.requests.inc({ outcome: "error" });
+        this.opts.requests.inc({ outcome: this.stopping ? "aborted" : "error" });
         // Refused connections while the server closes are expected; anything else is worth a line.
         this.opts.logger.debug({ err, path }, "traffic request failed");
         resolve();

@@ -188,6 +188,8 @@ describe("lifecycle", () => {
     const responses = Number(/sample_app_traffic_requests_total\{outcome="response"\} (\d+)/.exec(text)?.[1]);
     // Every generated request got its response before close finished.
     expect(responses).toBe(done.length);
+    // Closing (what SIGTERM does) stops the generator before the server: no request fails.
+    expect(text).not.toMatch(/sample_app_traffic_requests_total\{outcome="error"\} [1-9]/);
   });
 });
 
