@@ -11,7 +11,7 @@
 // the app container controls the shared volume, and the shipper's own secrets must not become
 // shippable through a link planted there.
 import { close, constants, type FSWatcher as FsWatcher, fstat, watch as fsWatch, open } from "node:fs";
-import { lstat, readdir, realpath } from "node:fs/promises";
+import { lstat, readdir, readlink, realpath } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
 import { type FSWatcher, watch } from "chokidar";
@@ -33,6 +33,8 @@ export interface DiscoveryOptions {
   onScan: (paths: ReadonlySet<string>) => void;
   /** A path was refused (symlink leaving the watched directories). */
   onRefused?: (path: string, reason: string) => void;
+  /** Opens a resolved path (tests put a race between resolving and opening here). */
+  openFile?: (path: string, flags: number) => Promise<number>;
 }
 
 interface Root {
@@ -240,17 +242,46 @@ export class Discovery {
     }
     let fd: number;
     try {
-      fd = await openFd(real, OPEN_FLAGS);
+      fd = await (this.opts.openFile ?? openFd)(real, OPEN_FLAGS);
     } catch {
       return null; // vanished between lstat and open, or a symlink swapped in (O_NOFOLLOW)
     }
     try {
-      if ((await fstatFd(fd)).isFile()) return { fd, realPath: real };
+      const st = await fstatFd(fd);
+      // O_NOFOLLOW guards only the last component: a directory on the way may have been swapped
+      // for a symlink between resolving and opening. Check what was actually opened.
+      const opened = await this.openedPath(fd, real, st);
+      if (opened === null) {
+        this.refuse(path, `the file opened for ${real} is not the one resolved (changed while opening)`);
+      } else if (!this.insideRoots(opened)) {
+        this.refuse(path, `the file opened is ${opened}, outside the watched directories`);
+      } else if (st.isFile()) {
+        return { fd, realPath: real };
+      }
     } catch {
       /* fall through */
     }
     await closeFd(fd).catch(() => {});
     return null;
+  }
+
+  /**
+   * The path of what `fd` refers to: from /proc/self/fd on Linux; elsewhere the resolved path
+   * re-resolved now, when it still names the same device and inode (null when it does not).
+   */
+  private async openedPath(fd: number, real: string, st: import("node:fs").Stats): Promise<string | null> {
+    try {
+      return (await readlink(`/proc/self/fd/${fd}`)).replace(/ \(deleted\)$/, "");
+    } catch {
+      /* no procfs */
+    }
+    try {
+      const again = await realpath(real);
+      const st2 = await lstat(again);
+      return st2.dev === st.dev && st2.ino === st.ino ? again : null;
+    } catch {
+      return null;
+    }
   }
 
   private refuse(path: string, reason: string): void {

@@ -1,6 +1,6 @@
 // Discovery: globs and excludes, the directories watched, symlinks leaving the watched
 // directories refused, and the rescan finding files that events did not report.
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -107,6 +107,34 @@ describe("Discovery", () => {
     const { closeSync } = await import("node:fs");
     if (ok) closeSync(ok.fd);
     if (plain) closeSync(plain.fd);
+  });
+
+  it("refuses a file reached through a directory swapped for an outside symlink while opening", async () => {
+    const root = mkdtempSync(join(tmpdir(), "disc-"));
+    const logs = join(root, "logs");
+    const secrets = join(root, "secrets");
+    mkdirSync(logs);
+    mkdirSync(secrets);
+    writeFileSync(join(logs, "app.log"), "fine\n");
+    writeFileSync(join(secrets, "app.log"), "password\n");
+    const { open } = await import("node:fs/promises");
+    d = new Discovery({
+      include: [join(logs, "*.log")],
+      exclude: [],
+      rescanIntervalMs: 60_000,
+      logger: silentLogger(),
+      onPath: () => {},
+      onScan: () => {},
+      // The race: after the path was resolved and checked, the directory becomes a symlink.
+      openFile: async (path, flags) => {
+        renameSync(logs, `${logs}-old`);
+        symlinkSync(secrets, logs);
+        const h = await open(path, flags);
+        return h.fd;
+      },
+    });
+    await d.start();
+    expect(await d.openAllowed(join(logs, "app.log"))).toBeNull();
   });
 
   it("does not open directories or FIFOs", async () => {
