@@ -101,6 +101,14 @@ export class RotatingFile {
     // two broken records to the shipper. The fragment was never a complete record, so it is cut
     // off (counted in droppedBytes) rather than terminated and shipped as a broken line.
     this.size = this.diskSize = this.cutToLastNewline();
+    // A restart with a smaller LOG_MAX_FILES: drop the surplus now, not only at the first
+    // rotation (which may be hours away while the files hold memory on a tmpfs volume).
+    try {
+      this.removeBeyondLimit();
+    } catch (err) {
+      this.counters.rotateErrors++;
+      this.onError(err as Error, "rotate");
+    }
   }
 
   /**

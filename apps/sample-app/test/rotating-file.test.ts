@@ -194,6 +194,17 @@ describe("RotatingFile", () => {
     expect(readdirSync(dir).sort()).toEqual(["app.log", "app.log.1", "app.log.2", "app.log.keep-me"]);
   });
 
+  it("removes rotated files above maxFiles already at start, before any rotation", () => {
+    const path = join(dir, "app.log");
+    for (let i = 1; i <= 6; i++) writeFileSync(`${path}.${i}`, `old ${i}\n`);
+    writeFileSync(join(dir, "app.log.keep-me"), "not part of the set\n");
+    const f = new RotatingFile({ path, maxBytes: 1 << 20, maxFiles: 2 });
+    f.write(line(0)); // far below maxBytes: no rotation
+    f.close();
+    expect(f.stats().rotations).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(["app.log", "app.log.1", "app.log.2", "app.log.keep-me"]);
+  });
+
   it("flushes buffered lines from process.on('exit') when the process exits abruptly", () => {
     const path = join(dir, "app.log");
     const script = join(dir, "child.mjs");
