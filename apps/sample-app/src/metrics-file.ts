@@ -1,6 +1,8 @@
 // Writes the registry to METRICS_DIR/sample-app.prom on a schedule, atomically (temp file +
 // rename), in the node_exporter textfile style the metrics-exporter sidecar collects. Readers see
 // the previous file or the next one, never a partial or empty one.
+import { readdir, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "@sidecar/shared";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
@@ -50,6 +52,7 @@ export class MetricsFileWriter {
 
   /** Write once now (so the file exists as soon as the app is up), then on every interval. */
   async start(): Promise<void> {
+    await this.removeStaleTemps();
     await this.writeNow();
     // unref: the schedule alone must not keep a stopping process alive.
     this.timer = setInterval(() => void this.writeNow(), this.opts.intervalMs);
@@ -100,6 +103,27 @@ export class MetricsFileWriter {
       }
     })();
     return this.inFlight;
+  }
+
+  /**
+   * A crash between writeFileAtomic's open and rename leaves its temp file (`.NAME.<pid>.<hex>.tmp`)
+   * behind, and nothing else would ever remove it. At start no write of ours is in flight, so every
+   * such file is stale. Only our own file's temps are touched; failures here are not fatal (the
+   * directory's problems show up in the first write).
+   */
+  private async removeStaleTemps(): Promise<void> {
+    const dir = dirname(this.opts.path);
+    const prefix = `.${basename(this.opts.path)}.`;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
+      await unlink(join(dir, name)).catch(() => {});
+    }
   }
 
   /** Stop the schedule and write the file a last time, so it holds the final counts. Idempotent. */

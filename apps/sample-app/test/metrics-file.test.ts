@@ -1,6 +1,6 @@
 // The metrics file writer: a first write on start, rewrites on the interval, a last write on
 // close, and failures that are counted and logged once instead of crashing or spamming.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -87,5 +87,20 @@ describe("MetricsFileWriter", () => {
     expect(errors[0]).toMatchObject({ code: "ENOENT", syscall: "open" });
     expect(await registry.metrics()).toContain('sample_app_metrics_file_writes_total{result="error"} 4');
     await w.close();
+  });
+
+  it("removes temp files a crash left behind from its own atomic writes on start, and nothing else", async () => {
+    writeFileSync(join(dir, ".x.prom.4242.deadbeef.tmp"), "# half a file");
+    writeFileSync(join(dir, ".other.prom.4242.deadbeef.tmp"), "someone else's");
+    writeFileSync(join(dir, "other.prom"), "kept");
+    const w = new MetricsFileWriter({
+      registry: new Registry(),
+      path: join(dir, "x.prom"),
+      intervalMs: 60_000,
+      logger: memoryLogger().logger,
+    });
+    await w.start();
+    await w.close();
+    expect(readdirSync(dir).sort()).toEqual([".other.prom.4242.deadbeef.tmp", "other.prom", "x.prom"]);
   });
 });
