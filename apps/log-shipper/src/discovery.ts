@@ -46,6 +46,8 @@ interface Root {
 /** Flags for opening a file to tail: never through a final symlink, never block on a FIFO. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const MAX_DEPTH = 16;
+/** Refused paths remembered (to warn once each); beyond this the memory starts over. */
+const MAX_REFUSED_REMEMBERED = 1000;
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
@@ -287,6 +289,8 @@ export class Discovery {
   private refuse(path: string, reason: string): void {
     this.opts.onRefused?.(path, reason);
     if (this.refusedOnce.has(path)) return;
+    // Bounded: a volume full of refused names must not grow this forever (they warn again).
+    if (this.refusedOnce.size >= MAX_REFUSED_REMEMBERED) this.refusedOnce.clear();
     this.refusedOnce.add(path);
     this.opts.logger.warn({ path, reason }, "refusing to read file");
   }

@@ -93,6 +93,12 @@ export class Tailer implements AckListener {
   private readonly byId = new Map<string, FileReader>();
   /** Copies held until their (live) original is retired, by the original. */
   private readonly held = new Map<FileReader, FileReader[]>();
+  /**
+   * Identities of files that left every watched path fully acknowledged: forgotten from positions
+   * after the next rescan unless that rescan found them again (renamed to another matching path).
+   * Keeps the positions file small at high rotation rates instead of waiting for the 24 h prune.
+   */
+  private readonly goneIds = new Set<string>();
   /** Originals retired since the loop last released their held copies. */
   private releasing: FileReader[] = [];
   /** Copies (copytruncate) whose original's acknowledgements also cover them. */
@@ -765,6 +771,13 @@ export class Tailer implements AckListener {
     }
     for (const [path, r] of [...this.byPath]) if (!paths.has(path)) await this.pathGone(path, r);
     for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
+    if (this.goneIds.size > 0) {
+      const live = new Set<string>();
+      for (const r of this.byInode.values()) live.add(r.id);
+      for (const r of this.byId.values()) live.add(r.id);
+      for (const id of this.goneIds) if (!live.has(id)) this.opts.positions.forget(id);
+      this.goneIds.clear();
+    }
   }
 
   /** Periodic check of every open file: renamed away, growth, deletion, rotation drain, idle close. */
@@ -881,6 +894,7 @@ export class Tailer implements AckListener {
   private dropRetired(r: FileReader): void {
     if (this.byId.get(r.id) === r) this.byId.delete(r.id);
     if (r.deleted) this.opts.positions.forget(r.id);
+    else if (this.byInode.get(inodeKey(r.dev, r.ino)) !== r && r.acked >= r.size) this.goneIds.add(r.id);
     this.unlinkCopy(r);
   }
 
@@ -893,6 +907,7 @@ export class Tailer implements AckListener {
     if (r.acked >= r.readPos && this.byId.get(r.id) === r) {
       this.byId.delete(r.id);
       this.unlinkCopy(r);
+      if (r.acked >= r.size) this.goneIds.add(r.id);
     } else {
       r.retired = true;
     }

@@ -137,6 +137,18 @@ describe("Discovery", () => {
     expect(await d.openAllowed(join(logs, "app.log"))).toBeNull();
   });
 
+  it("remembers a bounded number of refused paths", async () => {
+    const { root, logs, d } = setup(60_000);
+    const secret = join(root, "secret.txt");
+    writeFileSync(secret, "password\n");
+    await d.start();
+    for (let i = 0; i < 1100; i++) {
+      symlinkSync(secret, join(logs, `evil-${i}.log`));
+      expect(await d.openAllowed(join(logs, `evil-${i}.log`))).toBeNull();
+    }
+    expect((d as unknown as { refusedOnce: Set<string> }).refusedOnce.size).toBeLessThanOrEqual(1000);
+  });
+
   it("does not open directories or FIFOs", async () => {
     const { logs, d } = setup(60_000);
     mkdirSync(join(logs, "dir.log"));

@@ -259,6 +259,39 @@ describe("Tailer", () => {
     await waitFor(() => src?.positions.size === 0, "its position to be forgotten");
   });
 
+  it("forgets the position of a rotated file once it is closed, deleted and fully acknowledged", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("gen1", 0, 5));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 5, "5 lines");
+    renameSync(p, `${p}.1`);
+    writeFileSync(p, lines("gen2", 0, 5));
+    await waitFor(() => src?.sink.lines.length === 10, "10 lines");
+    await waitFor(() => src?.positions.size === 2, "two entries");
+    // Rotated away and idle: closed; then the rotation deletes it.
+    await waitFor(() => src?.tailer.files().find((f) => f.path === `${p}.1`)?.open === false, "closed");
+    unlinkSync(`${p}.1`);
+    await waitFor(() => src?.positions.size === 1, "the deleted file's entry to be forgotten", 5000);
+    expect(src.positions.entriesSnapshot()[0]?.path).toBe(p);
+  });
+
+  it("keeps the position of a closed rotated file renamed to another matching path", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("gen1", 0, 5));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 5, "5 lines");
+    renameSync(p, `${p}.1`);
+    await waitFor(() => src?.tailer.files().find((f) => f.path === `${p}.1`)?.open === false, "closed");
+    renameSync(`${p}.1`, `${p}.2`);
+    await new Promise((r) => setTimeout(r, 600)); // rescans
+    appendFileSync(`${p}.2`, lines("gen1", 5, 7));
+    await waitFor(() => src?.sink.lines.length === 7, "7 lines");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(src.sink.texts()).toEqual(names("gen1", 0, 7));
+  });
+
   it("pauses reading at the back-pressure bound and resumes on drain", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
