@@ -8,7 +8,11 @@
 
 /** A file being tailed, as the sink sees it. The source side owns and updates it. */
 export interface SourceFile {
-  /** Stable identity key (device/inode + fingerprint); survives renames. Used to acknowledge. */
+  /**
+   * This reader's key: the file identity (device/inode + fingerprint) plus a generation, so a file
+   * truncated and rewritten in place with the same first line gets a new id. Survives renames.
+   * Opaque to the sink: used only to acknowledge.
+   */
   readonly id: string;
   /** Current path (changes when the file is rotated by rename). */
   readonly path: string;

@@ -21,7 +21,10 @@ function pread(fd: number, buf: Buffer, length: number, position: number): Promi
 export type VerifyResult = "ok" | "truncated" | "rewritten" | "gone";
 
 export interface FileReaderInit {
+  /** This reader instance: the identity plus a generation (what the sink acknowledges by). */
   id: string;
+  /** The file identity (device/inode + fingerprint): what positions are keyed by. */
+  key: string;
   path: string;
   dev: number;
   ino: number;
@@ -40,7 +43,13 @@ export interface FileReaderInit {
 }
 
 export class FileReader implements SourceFile, LineEmitter {
+  /**
+   * `key` plus this reader's generation. A file truncated and rewritten in place with the same
+   * first line keeps its identity (`key`) but gets a new reader with a new `id`, so late
+   * acknowledgements of the old content can never move the new content's committed offset.
+   */
   readonly id: string;
+  readonly key: string;
   path: string;
   /** The path the file had when first seen; a different path later means it was rotated. */
   readonly firstPath: string;
@@ -87,6 +96,7 @@ export class FileReader implements SourceFile, LineEmitter {
 
   constructor(init: FileReaderInit) {
     this.id = init.id;
+    this.key = init.key;
     this.path = init.path;
     this.firstPath = init.path;
     this.dev = init.dev;

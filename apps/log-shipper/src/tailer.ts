@@ -59,6 +59,7 @@ export interface TailerOptions {
 
 interface RetiredProgress {
   id: string;
+  key: string;
   readPos: number;
   acked: number;
   /** Hash of the bytes before readPos (fingerprint.ts, anchors). */
@@ -89,8 +90,11 @@ const RETIRED_MEMORY_MS = 10 * 60 * 1000;
 export class Tailer implements AckListener {
   private readonly byInode = new Map<string, FileReader>();
   private readonly byPath = new Map<string, FileReader>();
-  /** Every reader whose acknowledgements may still arrive (including retired ones). */
+  /** Every reader whose acknowledgements may still arrive (including retired ones), by reader id. */
   private readonly byId = new Map<string, FileReader>();
+  /** The newest reader of each identity: the only one whose acknowledgements move positions. */
+  private readonly byKey = new Map<string, FileReader>();
+  private generation = 0;
   /** Copies held until their (live) original is retired, by the original. */
   private readonly held = new Map<FileReader, FileReader[]>();
   /**
@@ -156,14 +160,12 @@ export class Tailer implements AckListener {
   /** AckListener: the sink says everything of `fileId` up to `offset` is done. */
   acknowledged(id: string, offset: number): void {
     const r = this.byId.get(id);
-    // An acknowledgement past what the current reader of this id has read belongs to content that
-    // was truncated away meanwhile; it must not move the new content's offset.
-    if (r !== undefined && offset > r.readPos && !r.retired) return;
-    this.opts.positions.commit(id, offset, r?.anchorAt());
-    if (r !== undefined) {
-      if (offset > r.acked) r.acked = offset;
-      if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
-    }
+    if (r === undefined) return; // a reader fully acknowledged and forgotten: nothing to move
+    // An acknowledgement past what this reader has read cannot be its own (defensive).
+    if (offset > r.readPos && !r.retired) return;
+    if (offset > r.acked) r.acked = offset;
+    this.commit(r, offset);
+    if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
     const copies = this.copiesOf.get(id);
     if (copies !== undefined) {
       for (const c of copies) {
@@ -171,10 +173,20 @@ export class Tailer implements AckListener {
         const covered = Math.min(offset, c.inherit.limit);
         if (covered > c.acked) {
           c.acked = covered;
-          this.opts.positions.commit(c.id, covered, c.anchorAt());
+          this.commit(c, covered);
         }
       }
     }
+  }
+
+  /**
+   * Commit `r`'s acknowledged offset under its identity — unless a newer reader took that identity
+   * over (the file was truncated and rewritten with the same first line): then this offset is of
+   * content that no longer exists.
+   */
+  private commit(r: FileReader, offset: number): void {
+    if (this.byKey.get(r.key) !== r) return;
+    this.opts.positions.commit(r.key, offset, r.anchorAt());
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -425,7 +437,7 @@ export class Tailer implements AckListener {
         existing.path = path;
         existing.rotated = existing.rotated || path !== existing.firstPath;
         this.byPath.set(path, existing);
-        this.opts.positions.touch(existing.id, path);
+        this.opts.positions.touch(existing.key, path);
         this.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
       }
       this.waiting.delete(path);
@@ -462,7 +474,8 @@ export class Tailer implements AckListener {
     fp: string,
     truncated: boolean,
   ): Promise<FileReader> {
-    const id = fileId(dev, ino, fp);
+    const key = fileId(dev, ino, fp);
+    const id = key; // in events and positions: the identity; the reader's own id adds a generation
     const positions = this.opts.positions;
     let offset = 0;
     let acked = 0;
@@ -512,7 +525,8 @@ export class Tailer implements AckListener {
     // The bytes before the start offset: what must still be there whenever reading goes on.
     const anchor = offset > 0 ? await readAnchor(fd, offset, this.anchorScratch) : null;
     const r = new FileReader({
-      id,
+      id: `${key}/${++this.generation}`,
+      key,
       path,
       dev,
       ino,
@@ -540,10 +554,10 @@ export class Tailer implements AckListener {
       list.push(r);
       this.copiesOf.set(inherit.fromId, list);
     }
-    const key = inodeKey(dev, ino);
-    this.byInode.set(key, r);
+    this.byInode.set(inodeKey(dev, ino), r);
     this.byPath.set(path, r);
-    this.byId.set(id, r);
+    this.byId.set(r.id, r);
+    this.byKey.set(key, r);
     this.enqueue(r);
     return r;
   }
@@ -573,7 +587,7 @@ export class Tailer implements AckListener {
       if (best === undefined || c.readPos > best.readPos) best = c;
     };
     for (const r of this.byInode.values()) {
-      if (r.fingerprint !== fp || r.id === exceptId || r.retired || r.holdFor !== null) continue;
+      if (r.fingerprint !== fp || r.key === exceptId || r.retired || r.holdFor !== null) continue;
       if (r.readPos === 0) continue; // nothing read yet: nothing to carry over
       if (size >= r.readPos) {
         // Equal where the original's reading stands, and (while the original still holds them)
@@ -589,7 +603,7 @@ export class Tailer implements AckListener {
       }
     }
     const retired = this.retiredFp.get(fp);
-    if (retired !== undefined && retired.id !== exceptId && retired.readPos > 0 && size >= retired.readPos) {
+    if (retired !== undefined && retired.key !== exceptId && retired.readPos > 0 && size >= retired.readPos) {
       const bytes = await readAnchor(fd, retired.readPos, this.anchorScratch);
       if (bytes !== null && anchorHash(bytes) === retired.anchor) consider(retired);
     }
@@ -648,8 +662,8 @@ export class Tailer implements AckListener {
     this.unlinkCopy(c);
     c.inherit = null;
     c.moveTo(0, 0, Buffer.alloc(0));
-    this.opts.positions.forget(c.id);
-    this.opts.positions.track(c.id, c.fingerprint, c.path, 0, c.anchorAt());
+    this.opts.positions.forget(c.key);
+    this.opts.positions.track(c.key, c.fingerprint, c.path, 0, c.anchorAt());
     this.event(
       "found",
       { path: c.path, id: c.id, size },
@@ -683,7 +697,7 @@ export class Tailer implements AckListener {
       const acked = Math.min(orig.acked, start);
       c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
       if (c.inherit !== null) c.inherit.limit = start;
-      this.opts.positions.commit(c.id, acked, c.anchorAt());
+      this.commit(c, acked);
       this.event(
         "copy_recognised",
         { path: c.path, id: c.id, from: orig.id, offset: start },
@@ -773,8 +787,8 @@ export class Tailer implements AckListener {
     for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
     if (this.goneIds.size > 0) {
       const live = new Set<string>();
-      for (const r of this.byInode.values()) live.add(r.id);
-      for (const r of this.byId.values()) live.add(r.id);
+      for (const r of this.byInode.values()) live.add(r.key);
+      for (const r of this.byId.values()) live.add(r.key);
       for (const id of this.goneIds) if (!live.has(id)) this.opts.positions.forget(id);
       this.goneIds.clear();
     }
@@ -784,7 +798,7 @@ export class Tailer implements AckListener {
   private async poll(): Promise<void> {
     const now = this.now();
     for (const r of [...this.byInode.values()]) {
-      this.opts.positions.touch(r.id, r.path);
+      this.opts.positions.touch(r.key, r.path);
       if (r.fd === null) continue;
       if (this.byPath.get(r.path) === r && !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))) {
         // Renamed away (rotation) without an event reaching us yet: see what is there now.
@@ -882,6 +896,7 @@ export class Tailer implements AckListener {
     if (prev === undefined || prev.readPos <= r.readPos) {
       this.retiredFp.set(r.fingerprint, {
         id: r.id,
+        key: r.key,
         readPos: r.readPos,
         acked: r.acked,
         anchor: r.anchorAt().hash,
@@ -893,8 +908,11 @@ export class Tailer implements AckListener {
 
   private dropRetired(r: FileReader): void {
     if (this.byId.get(r.id) === r) this.byId.delete(r.id);
-    if (r.deleted) this.opts.positions.forget(r.id);
-    else if (this.byInode.get(inodeKey(r.dev, r.ino)) !== r && r.acked >= r.size) this.goneIds.add(r.id);
+    if (this.byKey.get(r.key) === r) {
+      this.byKey.delete(r.key);
+      if (r.deleted) this.opts.positions.forget(r.key);
+      else if (this.byInode.get(inodeKey(r.dev, r.ino)) !== r && r.acked >= r.size) this.goneIds.add(r.key);
+    }
     this.unlinkCopy(r);
   }
 
@@ -907,7 +925,10 @@ export class Tailer implements AckListener {
     if (r.acked >= r.readPos && this.byId.get(r.id) === r) {
       this.byId.delete(r.id);
       this.unlinkCopy(r);
-      if (r.acked >= r.size) this.goneIds.add(r.id);
+      if (this.byKey.get(r.key) === r) {
+        this.byKey.delete(r.key);
+        if (r.acked >= r.size) this.goneIds.add(r.key);
+      }
     } else {
       r.retired = true;
     }

@@ -205,6 +205,25 @@ describe("Tailer", () => {
     expect(news[0]).toMatch(/^new 0000000 /);
   });
 
+  it("a late acknowledgement of old content never moves the offset of the same file rewritten in place", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    writeFileSync(p, `banner\n${lines("old", 0, 20)}`);
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length === 21, "21 lines");
+    const lastOld = sink.lines[20];
+    // Truncated and rewritten with the same first line: same inode, same fingerprint — a longer
+    // file, so the old acknowledgement's offset would fit inside it.
+    writeFileSync(p, `banner\n${lines("new", 0, 40)}`);
+    await waitFor(() => sink.texts().filter((x) => x.startsWith("new")).length === 40, "the new content");
+    // Only now does the acknowledgement of the old content's last batch arrive.
+    src.tailer.acknowledged(lastOld?.id ?? "", lastOld?.offset ?? 0);
+    expect(src.tailer.files()[0]?.acked).toBe(0);
+    expect(src.positions.entriesSnapshot()[0]?.offset).toBe(0);
+  });
+
   it("waits while a file is too short to fingerprint", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
