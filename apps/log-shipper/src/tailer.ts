@@ -500,7 +500,7 @@ export class Tailer implements AckListener {
       if (src?.live !== undefined) {
         // The original is still there and still read: wait for its truncation before reading on.
         holdFor = src.live;
-        offset = Math.min(src.verifiedTo ?? src.readPos, src.readPos);
+        offset = Math.min(src.verifiedTo ?? 0, src.readPos);
         acked = Math.min(src.acked, offset);
         inherit = { fromId: src.id, limit: offset };
         this.event(
@@ -594,12 +594,20 @@ export class Tailer implements AckListener {
         // equal at the copy's end too: a file that only shares a banner differs right after it.
         const bytes = await readAnchor(fd, r.readPos, this.anchorScratch);
         if (bytes === null || !r.tailEquals(bytes)) continue;
-        if (size > r.readPos && !(await this.samePrefix(fd, size, r))) continue;
-        consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: size });
-      } else if (await this.samePrefix(fd, size, r)) {
+        let verifiedTo = r.readPos;
+        if (size > r.readPos) {
+          const c = await this.compareWith(fd, size, r);
+          if (c.state !== "same") continue;
+          verifiedTo = Math.max(verifiedTo, c.lineEnd ?? 0);
+        }
+        consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo });
+      } else {
         // Shorter than where the original's reading stands, but equal to it so far: a copy still
         // being written (cp in progress), or one taken before the original grew further.
-        consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: size });
+        const c = await this.compareWith(fd, size, r);
+        if (c.state === "same") {
+          consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: c.lineEnd ?? 0 });
+        }
       }
     }
     const retired = this.retiredFp.get(fp);
@@ -618,25 +626,25 @@ export class Tailer implements AckListener {
     return best;
   }
 
-  /** Whether `fd`'s bytes just before `end` equal the live original's bytes there. */
-  private async samePrefix(fd: number, end: number, orig: FileReader): Promise<boolean> {
-    return (await this.compareWith(fd, end, orig)) === "same";
-  }
-
-  /** `fd`'s bytes just before `end` against the original's ("unknown": it lacks them now). */
+  /**
+   * `fd`'s bytes just before `end` against the live original's ("unknown": it lacks them now),
+   * and the offset just past the last line end among them (a copy may only start at a line start).
+   */
   private async compareWith(
     fd: number,
     end: number,
     orig: FileReader,
-  ): Promise<"same" | "differs" | "unknown"> {
+  ): Promise<{ state: "same" | "differs" | "unknown"; lineEnd: number | null }> {
     const ofd = orig.fd;
-    if (ofd === null || end <= 0) return "unknown";
+    if (ofd === null || end <= 0) return { state: "unknown", lineEnd: null };
     const mine = await readAnchor(fd, end, this.anchorScratch).catch(() => null);
-    if (mine === null) return "unknown";
+    if (mine === null) return { state: "unknown", lineEnd: null };
     const copy = Buffer.from(mine);
+    const nl = copy.lastIndexOf(10);
+    const lineEnd = nl === -1 ? null : end - copy.length + nl + 1;
     const theirs = await readAnchor(ofd, end, this.anchorScratch).catch(() => null);
-    if (theirs === null) return "unknown";
-    return theirs.equals(copy) ? "same" : "differs";
+    if (theirs === null) return { state: "unknown", lineEnd };
+    return { state: theirs.equals(copy) ? "same" : "differs", lineEnd };
   }
 
   /**
@@ -648,13 +656,24 @@ export class Tailer implements AckListener {
     const orig = c.holdFor;
     if (orig === null || c.fd === null || orig.fd === null || size <= c.verifiedTo) return;
     const cmp = await this.compareWith(c.fd, size, orig);
-    if (cmp === "same") {
-      c.verifiedTo = size;
+    if (cmp.state === "same") {
+      const to = cmp.lineEnd ?? 0;
+      if (to > c.verifiedTo) {
+        // The original's acknowledgements cover the copy's identical bytes too: a restart (or the
+        // release) then does not read them from the copy again.
+        const anchor = await readAnchor(c.fd, to, this.anchorScratch).catch(() => null);
+        if (anchor === null) return;
+        c.verifiedTo = to;
+        const acked = Math.max(c.acked, Math.min(orig.acked, to));
+        c.moveTo(to, acked, anchor);
+        if (c.inherit !== null) c.inherit.limit = to;
+        this.commit(c, acked);
+      }
       return;
     }
     // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
     // (then it is retired first and releases the copy at the right offset).
-    if (cmp === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
+    if (cmp.state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
     const list = this.held.get(orig)?.filter((x) => x !== c) ?? [];
     if (list.length > 0) this.held.set(orig, list);
     else this.held.delete(orig);
