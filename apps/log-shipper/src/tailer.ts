@@ -86,6 +86,7 @@ const DEFAULT_CHUNK = 1024 * 1024;
  */
 const READ_COALESCE_MS = 50;
 const RETIRED_MEMORY_MS = 10 * 60 * 1000;
+const RETIRED_PER_FINGERPRINT = 8;
 
 export class Tailer implements AckListener {
   private readonly byInode = new Map<string, FileReader>();
@@ -110,7 +111,7 @@ export class Tailer implements AckListener {
   /** Paths too short to fingerprint yet. */
   private readonly waiting = new Set<string>();
   /** Reading progress of files that were truncated or vanished, by fingerprint (copytruncate). */
-  private readonly retiredFp = new Map<string, RetiredProgress>();
+  private readonly retiredFp = new Map<string, RetiredProgress[]>();
   private readonly events = new Map<string, PathEvent>();
   private pendingScan: ReadonlySet<string> | null = null;
   private ready: FileReader[] = [];
@@ -582,13 +583,21 @@ export class Tailer implements AckListener {
     fp: string,
     exceptId: string,
   ): Promise<Original | undefined> {
+    // First make sure the readers of this fingerprint still read what they think: a file truncated
+    // and rewritten (same first line) but not noticed yet would otherwise neither match the copy
+    // nor be known as the copy's real original, and both would be read in full.
+    for (const r of [...this.byInode.values()]) {
+      if (r.fingerprint !== fp || r.key === exceptId || r.fd === null || r.retired || r.holdFor !== null)
+        continue;
+      const v = await r.verify(this.scratch);
+      if (v === "truncated" || v === "rewritten") await this.restartTruncated(r);
+    }
     let best: Original | undefined;
     const consider = (c: Original) => {
       if (best === undefined || c.readPos > best.readPos) best = c;
     };
     for (const r of this.byInode.values()) {
       if (r.fingerprint !== fp || r.key === exceptId || r.retired || r.holdFor !== null) continue;
-      if (r.readPos === 0) continue; // nothing read yet: nothing to carry over
       if (size >= r.readPos) {
         // Equal where the original's reading stands, and (while the original still holds them)
         // equal at the copy's end too: a file that only shares a banner differs right after it.
@@ -597,7 +606,13 @@ export class Tailer implements AckListener {
         let verifiedTo = r.readPos;
         if (size > r.readPos) {
           const c = await this.compareWith(fd, size, r);
-          if (c.state !== "same") continue;
+          if (c.state === "differs") continue;
+          if (c.state === "unknown") {
+            // The original no longer has those bytes: it was truncated (not noticed yet), so it
+            // will not read on — the copy continues where it stood, without waiting.
+            consider({ id: r.id, readPos: r.readPos, acked: r.acked });
+            continue;
+          }
           verifiedTo = Math.max(verifiedTo, c.lineEnd ?? 0);
         }
         consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo });
@@ -610,12 +625,14 @@ export class Tailer implements AckListener {
         }
       }
     }
-    const retired = this.retiredFp.get(fp);
-    if (retired !== undefined && retired.key !== exceptId && retired.readPos > 0 && size >= retired.readPos) {
+    for (const retired of this.retiredFp.get(fp) ?? []) {
+      if (retired.key === exceptId || retired.readPos === 0 || size < retired.readPos) continue;
       const bytes = await readAnchor(fd, retired.readPos, this.anchorScratch);
       if (bytes !== null && anchorHash(bytes) === retired.anchor) consider(retired);
     }
     for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
+      // A file still tracked here is judged by its reader (where reading stands), not its entry.
+      if (this.byKey.has(e.id)) continue;
       // An entry without an anchor (older version) cannot be verified: reading the file again
       // (duplicates) is better than skipping a new file's head.
       if (e.anchor === undefined || e.anchorOffset === undefined || size < e.anchorOffset) continue;
@@ -869,7 +886,11 @@ export class Tailer implements AckListener {
       }
     }
     for (const path of this.waiting) if (!this.events.has(path)) this.events.set(path, "add");
-    for (const [fp, p] of this.retiredFp) if (now - p.at > RETIRED_MEMORY_MS) this.retiredFp.delete(fp);
+    for (const [fp, list] of this.retiredFp) {
+      const keep = list.filter((p) => now - p.at <= RETIRED_MEMORY_MS);
+      if (keep.length === 0) this.retiredFp.delete(fp);
+      else if (keep.length < list.length) this.retiredFp.set(fp, keep);
+    }
   }
 
   /** At shutdown: rotated files' writers are gone, so their last partial lines are complete. */
@@ -911,17 +932,19 @@ export class Tailer implements AckListener {
     const key = inodeKey(r.dev, r.ino);
     if (this.byInode.get(key) === r) this.byInode.delete(key);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
-    const prev = this.retiredFp.get(r.fingerprint);
-    if (prev === undefined || prev.readPos <= r.readPos) {
-      this.retiredFp.set(r.fingerprint, {
-        id: r.id,
-        key: r.key,
-        readPos: r.readPos,
-        acked: r.acked,
-        anchor: r.anchorAt().hash,
-        at: this.now(),
-      });
-    }
+    // Several retired files can share a fingerprint (a common banner line): keep the latest few,
+    // each recognisable by its own anchor.
+    const list = this.retiredFp.get(r.fingerprint) ?? [];
+    list.push({
+      id: r.id,
+      key: r.key,
+      readPos: r.readPos,
+      acked: r.acked,
+      anchor: r.anchorAt().hash,
+      at: this.now(),
+    });
+    if (list.length > RETIRED_PER_FINGERPRINT) list.shift();
+    this.retiredFp.set(r.fingerprint, list);
     if (r.acked >= r.readPos) this.dropRetired(r);
   }
 
