@@ -35,7 +35,7 @@ export function createSourceMetrics(registry: Registry, stats: () => SourceStats
     }),
     fileEvents: new Counter({
       name: "log_shipper_file_events_total",
-      help: "Notable file events: found, rotated, truncated, deleted, copy_recognised, refused, closed.",
+      help: "Notable file events: found, rotated, truncated, deleted, copy_held, copy_recognised, refused, closed.",
       labelNames: ["event"] as const,
       registers,
     }),
