@@ -87,7 +87,7 @@ function ciOverrides(
       PORT: String(ports["sample-app"]),
       TRAFFIC_RPS: "20",
       METRICS_INTERVAL_MS: "1000",
-      LOG_MAX_BYTES: "131072",
+      LOG_MAX_BYTES: "32768",
       LOG_MAX_FILES: "50",
     },
   };
@@ -383,6 +383,19 @@ describe("the pod's containers (docker)", () => {
 
   it("stops in pod order and the shipper delivers every line the app wrote, across a Loki outage, then exits 0", async () => {
     if (!loki) throw new Error("no Loki receiver");
+    // The app has rotated its file a few times (the exporter shows its rotation counter), so the
+    // files to deliver include rotated ones.
+    await until(
+      "the app to rotate its log file",
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${ports["metrics-exporter"]}/metrics`)).text();
+        const rotations = Number(
+          /^sample_app_log_rotations_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0,
+        );
+        return rotations >= 2 || undefined;
+      },
+      90_000,
+    );
     // Loki fails for a while: a backlog builds up on the volume while the app keeps writing.
     loki.setFault({ kind: "status", status: 503 });
     await new Promise((r) => setTimeout(r, 3000));
