@@ -34,23 +34,25 @@ export function parseHttpDate(value: string, now = Date.now()): number | undefin
   let mon: string | undefined;
   let year: number;
   let hms: (string | undefined)[];
-  let m = IMF_FIXDATE.exec(value);
-  if (m) {
-    [, day, mon] = m;
-    year = Number(m[3]);
-    hms = [m[4], m[5], m[6]];
-  } else if ((m = RFC850.exec(value))) {
-    [, day, mon] = m;
+  const imf = IMF_FIXDATE.exec(value);
+  const rfc850 = imf ? null : RFC850.exec(value);
+  const asctime = imf || rfc850 ? null : ASCTIME.exec(value);
+  if (imf) {
+    [, day, mon] = imf;
+    year = Number(imf[3]);
+    hms = [imf[4], imf[5], imf[6]];
+  } else if (rfc850) {
+    [, day, mon] = rfc850;
     // A two-digit year more than 50 years in the future means the most recent past such year.
     const nowYear = new Date(now).getUTCFullYear();
-    year = Math.floor(nowYear / 100) * 100 + Number(m[3]);
+    year = Math.floor(nowYear / 100) * 100 + Number(rfc850[3]);
     if (year > nowYear + 50) year -= 100;
-    hms = [m[4], m[5], m[6]];
-  } else if ((m = ASCTIME.exec(value))) {
-    mon = m[1];
-    day = m[2]?.trim();
-    hms = [m[3], m[4], m[5]];
-    year = Number(m[6]);
+    hms = [rfc850[4], rfc850[5], rfc850[6]];
+  } else if (asctime) {
+    mon = asctime[1];
+    day = asctime[2]?.trim();
+    hms = [asctime[3], asctime[4], asctime[5]];
+    year = Number(asctime[6]);
   } else {
     return undefined;
   }
