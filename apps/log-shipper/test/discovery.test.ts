@@ -117,7 +117,9 @@ describe("Discovery", () => {
     mkdirSync(secrets);
     writeFileSync(join(logs, "app.log"), "fine\n");
     writeFileSync(join(secrets, "app.log"), "password\n");
-    const { open } = await import("node:fs/promises");
+    // A raw descriptor, not a FileHandle: Discovery closes the fd itself, and a FileHandle would
+    // close it again when garbage-collected (EBADF, or worse, someone else's descriptor).
+    const { openSync } = await import("node:fs");
     d = new Discovery({
       include: [join(logs, "*.log")],
       exclude: [],
@@ -129,8 +131,7 @@ describe("Discovery", () => {
       openFile: async (path, flags) => {
         renameSync(logs, `${logs}-old`);
         symlinkSync(secrets, logs);
-        const h = await open(path, flags);
-        return h.fd;
+        return openSync(path, flags);
       },
     });
     await d.start();
