@@ -117,7 +117,14 @@ const TIMESTAMP = /^-?\d+$/;
 
 /** A sample value in canonical form (NaN, +Inf, -Inf or the decimal as written), or undefined. */
 export function normalizeValue(token: string): string | undefined {
-  if (FLOAT.test(token)) return token;
+  if (FLOAT.test(token)) {
+    // Syntactically a float but beyond float64 (`1e400`): Go's strconv.ParseFloat fails with
+    // ErrRange, and Prometheus then rejects the whole scrape, not just this series. Only an
+    // exponent or more than 308 digits can overflow, so the common short decimal skips the check.
+    if ((token.length > 308 || token.includes("e") || token.includes("E")) && !Number.isFinite(Number(token)))
+      return undefined;
+    return token;
+  }
   switch (token.toLowerCase()) {
     case "nan":
       return "NaN";

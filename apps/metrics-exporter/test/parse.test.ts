@@ -95,6 +95,20 @@ describe("parseText", () => {
     expect(normalizeValue("0x10")).toBeUndefined();
   });
 
+  it("rejects values and le/quantile labels outside the float64 range (Prometheus fails the whole scrape on them)", () => {
+    // strconv.ParseFloat returns ErrRange for these; Prometheus' scrape parser then drops the
+    // entire target, so one such file must be rejected, not passed through.
+    expect(normalizeValue("1e400")).toBeUndefined();
+    expect(normalizeValue("-1.5e309")).toBeUndefined();
+    expect(normalizeValue(`1${"0".repeat(400)}`)).toBeUndefined();
+    expect(normalizeValue("1e-400")).toBe("1e-400"); // underflow to 0 is not an error in Go
+    expect(normalizeValue("1.7976931348623157e308")).toBe("1.7976931348623157e308");
+    const e = fail("a 1\nb 1e400\n");
+    expect(e).toMatchObject({ reason: "parse_error", line: 2 });
+    expect(e.message).toContain("invalid value");
+    expect(fail('# TYPE h histogram\nh_bucket{le="1e999"} 1\n').message).toContain('"le"');
+  });
+
   it("allows samples of one family anywhere in the file", () => {
     const r = ok('# TYPE g gauge\ng{a="1"} 1\nother 2\ng{a="2"} 3\n');
     expect(r.families.find((f) => f.name === "g")?.series).toBe(2);
