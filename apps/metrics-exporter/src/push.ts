@@ -75,7 +75,9 @@ export class Pusher {
   private async run(): Promise<void> {
     let attempt = 0;
     while (!this.stop.signal.aborted) {
-      const result = await this.pushOnce();
+      // Scheduled pushes are cut short by close(): a hung one must not eat the shutdown budget
+      // that the final push needs.
+      const result = await this.pushOnce(this.opts.timeoutMs, this.stop.signal);
       let delay = this.opts.intervalMs;
       if (result.kind === "retryable") {
         attempt++;
@@ -87,17 +89,17 @@ export class Pusher {
     }
   }
 
-  /** Push now; concurrent callers share one request. */
-  pushOnce(timeoutMs = this.opts.timeoutMs): Promise<PushResult> {
+  /** Push now; concurrent callers share one request. `abort` cancels it early. */
+  pushOnce(timeoutMs = this.opts.timeoutMs, abort?: AbortSignal): Promise<PushResult> {
     if (!this.inFlight) {
-      this.inFlight = this.send(timeoutMs).finally(() => {
+      this.inFlight = this.send(timeoutMs, abort).finally(() => {
         this.inFlight = undefined;
       });
     }
     return this.inFlight;
   }
 
-  private async send(timeoutMs: number): Promise<PushResult> {
+  private async send(timeoutMs: number, abort?: AbortSignal): Promise<PushResult> {
     const endTimer = this.opts.metrics.pushDuration.startTimer();
     const body = this.opts.body();
     let result: PushResult;
@@ -109,7 +111,9 @@ export class Pusher {
         method: "PUT",
         body,
         headers,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: abort
+          ? AbortSignal.any([AbortSignal.timeout(timeoutMs), abort])
+          : AbortSignal.timeout(timeoutMs),
       });
       const text = (await res.text()).slice(0, 500).trim();
       const status = res.status;
@@ -150,9 +154,12 @@ export class Pusher {
     this.closed = true;
     this.stop.abort();
     await this.loop;
+    // Keep a little of the budget for logging and exiting: a push timing out exactly at the
+    // deadline would race the lifecycle's forced exit 1.
     const left = deadline - Date.now();
-    if (left <= 0) return undefined;
-    const result = await this.pushOnce(Math.min(this.opts.timeoutMs, left));
+    const budget = Math.floor(left - Math.min(1000, left / 10));
+    if (budget <= 0) return undefined;
+    const result = await this.pushOnce(Math.min(this.opts.timeoutMs, budget));
     this.log.info({ url: this.target.href, result: result.kind }, "final push at shutdown");
     return result;
   }

@@ -123,6 +123,35 @@ describe("Pusher", () => {
   });
 });
 
+describe("Pusher at shutdown", () => {
+  it("abandons a hung periodic push at close and still makes the final push before the deadline", async () => {
+    // A Pushgateway that accepts the connection but never answers (overloaded, or a proxy that
+    // black-holes): the periodic push in flight at SIGTERM must not eat the shutdown budget, or the
+    // final push never happens and the lifecycle deadline forces exit 1.
+    const seen: string[] = [];
+    const server = createServer((req) => {
+      seen.push(req.url ?? "");
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const addr = server.address();
+    const port = typeof addr === "object" && addr ? addr.port : 0;
+    try {
+      const { p } = pusher(new URL(`http://127.0.0.1:${port}/`), { timeoutMs: 5000 });
+      p.start();
+      await waitFor("the periodic push to be in flight", () => seen.length >= 1, 10_000);
+      const deadline = Date.now() + 2000;
+      const final = await p.close(deadline);
+      expect(final).toMatchObject({ kind: "retryable" });
+      expect(Date.now()).toBeLessThan(deadline);
+      await waitFor("the final push to reach the gateway", () => seen.length >= 2, 5000);
+      expect(seen).toHaveLength(2);
+    } finally {
+      server.closeAllConnections();
+    }
+  });
+});
+
 describe("push body", () => {
   it("renames job/instance labels to exported_* and leaves out Pushgateway-reserved names", () => {
     const r = parseText(
