@@ -26,9 +26,13 @@ export interface PusherOptions {
   readonly metrics: SelfMetrics;
 }
 
-/** One path segment of a grouping key; base64url form when the value has a `/` or is empty. */
+/**
+ * One path segment of a grouping key; base64url form when the value has a `/`, is empty, or is a
+ * dot segment (`.`/`..`), which URL normalisation would otherwise resolve away and so push to a
+ * different group (or a path the Pushgateway rejects).
+ */
 export function groupingSegment(name: string, value: string): string {
-  if (value === "" || value.includes("/")) {
+  if (value === "" || value === "." || value === ".." || value.includes("/")) {
     return `${name}@base64/${Buffer.from(value, "utf8").toString("base64url") || "="}`;
   }
   return `${name}/${encodeURIComponent(value)}`;

@@ -76,6 +76,11 @@ describe("grouping key", () => {
     );
     expect(groupingSegment("instance", "")).toBe("instance@base64/=");
     expect(groupingSegment("job", "a b")).toBe("job/a%20b");
+    // Dot segments would be resolved away by URL normalisation (".." → a different group).
+    expect(pushUrl(new URL("http://gw:9091/"), "..", ".").href).toBe(
+      `http://gw:9091/metrics/job@base64/${Buffer.from("..").toString("base64url")}/instance@base64/${Buffer.from(".").toString("base64url")}`,
+    );
+    expect(groupingSegment("job", "a.b")).toBe("job/a.b");
     expect(pushUrl(new URL("http://u:p@gw:9091/prefix/"), "j", "i").href).toBe(
       "http://gw:9091/prefix/metrics/job/j/instance/i",
     );
