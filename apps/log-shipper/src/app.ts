@@ -2,12 +2,12 @@
 // (the sink side), whose acknowledgements flow back into positions; one prom-client Registry for
 // both sides, served with /healthz and /readyz. buildApp() wires, start() begins, close() drains
 // within a deadline — no process-level concerns here (those are in main.ts).
-import { buildHealthServer, type Readiness, StartupError } from "@sidecar/shared";
-import type { FastifyInstance } from "fastify";
+import { type Readiness, StartupError } from "@sidecar/shared";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { type Config, describeConfig } from "./config.js";
 import { Discovery } from "./discovery.js";
+import { HealthServer } from "./http-server.js";
 import type { Transport } from "./loki-client.js";
 import { Pipeline } from "./pipeline.js";
 import { Positions } from "./positions.js";
@@ -36,7 +36,7 @@ export interface ShutdownReport {
 
 export interface App {
   readonly registry: Registry;
-  readonly server: FastifyInstance;
+  readonly server: HealthServer;
   readonly positions: Positions;
   readonly tailer: Tailer;
   readonly pipeline: Pipeline;
@@ -146,7 +146,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     if (discovery.lastScanAt === 0) return { ready: false, reason: "not watching yet" };
     return { ready: true };
   };
-  const server = buildHealthServer({ logger, registry, readiness });
+  const server = new HealthServer({ logger, registry, readiness });
 
   let starting: Promise<void> | null = null;
   let closed: Promise<ShutdownReport> | null = null;
