@@ -13,7 +13,7 @@ export interface Family {
   readonly type: FamilyType;
   /** Unescaped HELP text; undefined when the source had no HELP line. */
   readonly help: string | undefined;
-  /** Normalised text-0.0.4 sample lines (UTF-8), each ending in "\n"; labels sorted by name. */
+  /** Normalised text-0.0.4 sample lines (UTF-8), each ending in "\n"; labels sorted by name, empty-valued labels left out. */
   readonly lines: Buffer;
   /** Number of sample lines (series) in `lines`. */
   readonly series: number;

@@ -436,6 +436,9 @@ class TextParser {
           this.i++;
         }
         // The escaped text is already canonical (only three escapes exist), so it is kept as is.
+        // An empty value means "no such label" to Prometheus: it is left out of the stored line
+        // (below), so `a{b=""}` and `a` are one series to the duplicate checks, as they are to it.
+        if (this.i === vStart) canonical = false;
         names.push(label);
         vStarts.push(vStart);
         vEnds.push(this.i);
@@ -496,6 +499,7 @@ class TextParser {
       out.asciiFrom(line, keyEnd, len);
     } else {
       let text = name;
+      let written = 0;
       if (names.length > 0) {
         const order = this.order;
         order.length = 0;
@@ -510,9 +514,12 @@ class TextParser {
         }
         for (let k = 0; k < order.length; k++) {
           const idx = order[k] as number;
-          text += `${k === 0 ? "{" : ","}${names[idx]}="${line.slice(vStarts[idx] as number, vEnds[idx] as number)}"`;
+          const vs = vStarts[idx] as number;
+          const ve = vEnds[idx] as number;
+          if (vs === ve) continue;
+          text += `${written++ === 0 ? "{" : ","}${names[idx]}="${line.slice(vs, ve)}"`;
         }
-        text += "}";
+        if (written > 0) text += "}";
       }
       out.str(text, ascii);
       keyEndByte = out.used;

@@ -32,6 +32,11 @@ describe("mergeFiles", () => {
     ["help_conflict", '# HELP jobs_total Other.\n# TYPE jobs_total counter\njobs_total{app="b"} 2\n'],
     ["help_conflict", '# TYPE jobs_total counter\njobs_total{app="b"} 2\n'],
     ["duplicate_series", '# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{app="a"} 5\n'],
+    // An empty label value is no label at all to Prometheus: the same series as in a.prom.
+    [
+      "duplicate_series",
+      '# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{app="a",shard=""} 5\n',
+    ],
     ["name_collision", "# TYPE jobs gauge\njobs 1\n"],
     ["name_collision", "# TYPE a_only_total counter\na_only_total 1\n"],
   ])("%s leaves the later file out whole", (reason, text) => {

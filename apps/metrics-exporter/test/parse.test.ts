@@ -109,6 +109,17 @@ describe("parseText", () => {
     expect(fail('# TYPE h histogram\nh_bucket{le="1e999"} 1\n').message).toContain('"le"');
   });
 
+  it("drops labels with empty values (Prometheus treats them as absent), so such duplicates are caught", () => {
+    // For Prometheus `a{b=""}` IS `a`: served side by side they are one series with two values
+    // (a duplicate-timestamp error and an arbitrary winner), which the duplicate check must see.
+    expect(ok('a{b="",c="1"} 1\n').families[0]?.lines.toString()).toBe('a{c="1"} 1\n');
+    expect(ok('a{c="1",d=""} 1\n').families[0]?.lines.toString()).toBe('a{c="1"} 1\n');
+    expect(ok('a{b=""} 1\n').families[0]?.lines.toString()).toBe("a 1\n");
+    expect(fail('a 1\na{b=""} 2\n')).toMatchObject({ reason: "duplicate_series", line: 2 });
+    expect(fail('a{x="1"} 1\na{x="1",y=""} 2\n')).toMatchObject({ reason: "duplicate_series", line: 2 });
+    expect(fail('# TYPE h histogram\nh_bucket{le=""} 1\n').message).toContain('"le"');
+  });
+
   it("allows samples of one family anywhere in the file", () => {
     const r = ok('# TYPE g gauge\ng{a="1"} 1\nother 2\ng{a="2"} 3\n');
     expect(r.families.find((f) => f.name === "g")?.series).toBe(2);
