@@ -88,10 +88,16 @@ export class Exposition {
       }
       let lines = "";
       let series = 0;
+      // Renaming can make two series equal (`{instance="i"}` next to `{exported_instance="i"}`);
+      // the Pushgateway rejects the whole PUT for a duplicate, so the later one is left out.
+      const keys = new Set<string>();
       for (const line of f.lines.toString("utf8").split("\n")) {
         if (line === "") continue;
         const renamed = renameGroupingLabels(line);
         if (renamed === undefined) continue;
+        const key = renamed.slice(0, renamed.lastIndexOf(" "));
+        if (keys.has(key)) continue;
+        keys.add(key);
         lines += `${renamed}\n`;
         series++;
       }
@@ -102,16 +108,27 @@ export class Exposition {
   }
 }
 
+// One label pair of a normalised line; inside a value every `"` and `\` is escaped.
+const LABEL = /([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * The line with `job`/`instance` renamed to `exported_*` and its labels sorted again (so equal
+ * series have equal text); undefined when the series already has the `exported_*` label too.
+ */
 function renameGroupingLabels(line: string): string | undefined {
-  let out = line;
-  for (const label of ["job", "instance"]) {
-    // Inside a label value every `"` is escaped, so `{job="` / `,job="` can only start a label.
-    for (const sep of ["{", ","]) {
-      const needle = `${sep}${label}="`;
-      if (!out.includes(needle)) continue;
-      if (out.includes(`{exported_${label}="`) || out.includes(`,exported_${label}="`)) return undefined;
-      out = out.replace(needle, `${sep}exported_${label}="`);
-    }
+  const brace = line.indexOf("{");
+  const valueAt = line.lastIndexOf(" ");
+  if (brace === -1 || brace > valueAt) return line;
+  const pairs: [string, string][] = [];
+  for (const m of line.slice(brace + 1, line.lastIndexOf("}", valueAt)).matchAll(LABEL)) {
+    pairs.push([m[1] as string, m[2] as string]);
   }
-  return out;
+  const names = new Set(pairs.map((p) => p[0]));
+  for (const label of ["job", "instance"]) {
+    if (!names.has(label)) continue;
+    if (names.has(`exported_${label}`)) return undefined;
+    for (const p of pairs) if (p[0] === label) p[0] = `exported_${label}`;
+  }
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return `${line.slice(0, brace)}{${pairs.map(([n, v]) => `${n}="${v}"`).join(",")}}${line.slice(valueAt)}`;
 }

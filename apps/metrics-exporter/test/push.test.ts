@@ -178,4 +178,20 @@ describe("push body", () => {
     expect(body).not.toContain("b{exported_job");
     expect(body).toContain('b{y="1"} 4\n');
   });
+
+  it("leaves out a series whose renamed labels would duplicate another (the Pushgateway rejects the whole push)", () => {
+    // A real Pushgateway answers 400 "was collected before with the same name and label values"
+    // for the whole PUT, so one such pair would make every push fail.
+    const r = parseText(
+      '# TYPE a gauge\na{b="1",exported_instance="i"} 1\na{b="1",instance="i"} 2\na{job="j"} 3\n',
+      { maxSeries: 100 },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.error));
+    const e = new Exposition();
+    e.update(r.families);
+    const body = e.push().toString();
+    expect(body).toContain('a{b="1",exported_instance="i"} 1\n');
+    expect(body.match(/exported_instance="i"/g)).toHaveLength(1);
+    expect(body).toContain('a{exported_job="j"} 3\n');
+  });
 });
