@@ -16,6 +16,7 @@ import {
   parseEnv,
   secretFile,
   str,
+  url,
 } from "@sidecar/shared";
 import picomatch from "picomatch";
 import { FileSecret } from "./secret-file.js";
@@ -25,19 +26,13 @@ export const LOKI_PUSH_PATH = "/loki/api/v1/push";
 
 /** An http(s) URL; a URL without a path gets Loki's push path appended. */
 function lokiEndpoint(name: string): Field<URL | undefined> {
+  const base = url(name);
   return {
-    name,
+    ...base,
     expected: `an http:// or https:// URL (a bare base URL gets ${LOKI_PUSH_PATH} appended)`,
-    default: () => undefined,
-    parse: (raw) => {
-      let u: URL;
-      try {
-        u = new URL(raw.trim());
-      } catch {
-        throw new Error("not a URL");
-      }
-      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("scheme must be http or https");
-      if (u.pathname === "" || u.pathname === "/") u.pathname = LOKI_PUSH_PATH;
+    parse: (raw, env) => {
+      const u = base.parse(raw, env);
+      if (u && (u.pathname === "" || u.pathname === "/")) u.pathname = LOKI_PUSH_PATH;
       return u;
     },
   };
