@@ -1,5 +1,5 @@
 // One collection of the metrics directory: list `*.prom`, re-parse only files whose version (inode,
-// size, mtime) changed, keep each file's last good version while a newer one is rejected, drop
+// size, mtime, ctime) changed, keep each file's last good version while a newer one is rejected, drop
 // versions older than STALE_AFTER_MS, and merge what is servable. The merged result is recomputed
 // only when the set of served versions changed, so an idle directory costs a readdir and a stat
 // per file. Every outcome is reported once per transition (logs) and as per-file metrics.

@@ -71,9 +71,13 @@ export async function listFiles(dir: string): Promise<ListResult> {
   return { ok: true, files, skipped };
 }
 
-/** Identity of one version of a file: a rename-into-place changes the inode even within one mtime tick. */
+/**
+ * Identity of one version of a file: a rename-into-place changes the inode even within one mtime
+ * tick; the ctime catches metadata-only changes (a chmod that makes an unreadable file readable),
+ * which would otherwise leave a rejection standing until the next rewrite.
+ */
 export function versionOf(st: Stats): string {
-  return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 export type StatResult =

@@ -2,7 +2,7 @@
 // serving and formats, re-parsing only on change, rejected files and the last good version,
 // staleness, deletion, conflicts, limits, symlinks and an unreadable directory.
 import { spawnSync } from "node:child_process";
-import { mkdir, rename, symlink, truncate, unlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rename, stat, symlink, truncate, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
@@ -108,6 +108,27 @@ describe("serving", () => {
     const body = await h.scrape();
     expect(await h.value("metrics_exporter_file_parses_total", body)).toBe(3);
     expect(await h.value("b_value", body)).toBe(2);
+  });
+
+  it("looks at a file again after a metadata-only change (a chmod that makes it readable)", async () => {
+    // A file written 0600 by another uid is rejected (EACCES) without a change of size, mtime or
+    // inode when an operator fixes its mode; only the ctime moves. Without it in the version the
+    // exporter kept the rejection until the file was rewritten. (Root reads regardless, so the
+    // re-read itself is what is asserted.)
+    const h = await harness();
+    await writeProm(h.dir, "a.prom", APP);
+    await h.app.collect();
+    await h.app.collect();
+    expect(await h.value("metrics_exporter_file_parses_total")).toBe(1);
+    const path = join(h.dir, "a.prom");
+    const before = (await stat(path)).ctimeMs;
+    // ctime has the file system's timestamp granularity: change modes until it moves.
+    for (let mode = 0o640; (await stat(path)).ctimeMs === before; mode ^= 0o004) {
+      await chmod(path, mode);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await h.app.collect();
+    expect(await h.value("metrics_exporter_file_parses_total")).toBe(2);
   });
 
   it("ignores hidden, temporary and non-.prom files; skips directories and FIFOs named *.prom", async () => {
