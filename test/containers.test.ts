@@ -538,7 +538,7 @@ describe("docker-compose up of the pod's services (docker-compose.yml on the hos
     await until(
       "the app's health check to pass under compose",
       async () => (await health("sample-app")).Status === "healthy" || undefined,
-      60_000,
+      120_000,
     );
 
     await loki.waitForEntries(20, 60_000);
