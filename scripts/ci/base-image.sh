@@ -8,7 +8,7 @@
 #   - a `node` user and group with uid/gid 1000 and home /home/node, as in the official image,
 #   - this machine's CA bundle with NODE_EXTRA_CA_CERTS pointing at it, so npm/pnpm inside builds
 #     trust the same TLS roots as the host (CI-only; never part of the Dockerfiles).
-# Skips everything when the image already exists; the debootstrap tarball is cached under
+# Skips everything when the image already exists or can be pulled; the debootstrap tarball is cached under
 # /var/cache/sidecar-ci so a rebuild of the image does not download Debian again.
 set -euo pipefail
 
@@ -24,6 +24,13 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "$IMAGE already present; nothing to do"
   exit 0
 fi
+# Where a registry answers, the real image is the right base; the stand-in is only for machines
+# that reach none (the pull then fails at once: no route, no DNS).
+if timeout 120 docker pull -q "$IMAGE" >/dev/null 2>&1; then
+  log "pulled $IMAGE from a registry"
+  exit 0
+fi
+log "no registry answered for $IMAGE; building a local stand-in"
 
 debian_mirror() {
   if [[ -n "${DEBIAN_MIRROR:-}" ]]; then echo "$DEBIAN_MIRROR"; return; fi
