@@ -183,7 +183,14 @@ describe("Prometheus server", () => {
 
 describe("Pushgateway", () => {
   it("receives the pushes: grouped by job and instance, series with job/instance labels kept as exported_*", async () => {
-    const gw = await startBinary(PUSHGATEWAY, (p) => [`--web.listen-address=127.0.0.1:${p}`], "/-/ready");
+    // Debian builds the Pushgateway with --persistence.file=/var/lib/prometheus/pushgateway.data
+    // as its default, which would carry groups from one run into the next: keep this run's state in
+    // its own directory.
+    const gw = await startBinary(
+      PUSHGATEWAY,
+      (p) => [`--web.listen-address=127.0.0.1:${p}`, `--persistence.file=${join(root, "pushgateway.data")}`],
+      "/-/ready",
+    );
     started.push(gw);
     const { app } = await startExporter({
       pushgatewayUrl: new URL(`http://127.0.0.1:${gw.port}`),
