@@ -5,7 +5,8 @@
 #   - Debian packages for the real tools the tests use: prometheus (promtool and a real server),
 #     prometheus-pushgateway, docker.io + docker-compose (container and compose tests),
 #     debootstrap (the locally built node:24-bookworm-slim base image when no registry is reachable)
-#   - a Docker daemon (started here if none answers, and stopped again at the end)
+#   - a Docker daemon (started here if none answers, and then stopped again at the end; a daemon
+#     that already answers is used and left running)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,9 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v kubectl >/dev/null || { echo "kubectl is required (kubectl kustomize renders k8s/)" >&2; exit 1; }
 
-log "starting the Docker daemon if none answers"
-bash scripts/ci/dockerd.sh start
-trap 'bash scripts/ci/dockerd.sh stop' EXIT
+if bash scripts/ci/dockerd.sh status >/dev/null 2>&1; then
+  log "using the Docker daemon that already answers (left running)"
+else
+  log "starting a Docker daemon (stopped again at the end)"
+  bash scripts/ci/dockerd.sh start
+  trap 'bash scripts/ci/dockerd.sh stop' EXIT
+fi
 log "making the node:24-bookworm-slim base image if it is missing"
 bash scripts/ci/base-image.sh
 
