@@ -6,7 +6,8 @@
 //   - the cost of re-collecting after one file changed (node_exporter has no such thing: it
 //     re-parses every file on every scrape, so its "re-collect" cost is its scrape cost);
 //   - RSS (current and peak) of both processes; and the exporter's RSS once more with the memory
-//     settings recommended for the image (TUNED_ENV: small V8 young generation, fewer malloc arenas).
+//     settings its image sets (IMAGE_ENV: small V8 young generation, fewer malloc arenas) and once
+//     more with Node's defaults.
 // Usage: pnpm build && node bench/metrics-exporter.mjs   (env: BENCH_FILES, BENCH_SERIES_PER_FILE,
 // BENCH_SCRAPES, BENCH_CHANGES, NODE_EXPORTER). Needs /usr/bin/prometheus-node-exporter.
 import { execFileSync, spawn } from "node:child_process";
@@ -24,11 +25,18 @@ const CHANGES = Number(process.env.BENCH_CHANGES ?? 8);
 const NODE_EXPORTER = process.env.NODE_EXPORTER ?? "/usr/bin/prometheus-node-exporter";
 const MAIN = resolve(import.meta.dirname, "../apps/metrics-exporter/dist/main.js");
 const COLLECT_INTERVAL_MS = 1000;
-const TUNED_ENV = {
-  NODE_OPTIONS: "--max-semi-space-size=1",
-  MALLOC_ARENA_MAX: "2",
-  MALLOC_MMAP_THRESHOLD_: "262144",
-};
+// The exporter runs with the memory settings its image sets (ENV lines of its Dockerfile), so the
+// numbers are the image's; one more run with Node's defaults shows what those settings buy.
+const IMAGE_ENV = Object.fromEntries(
+  [
+    ...readFileSync(resolve(import.meta.dirname, "../apps/metrics-exporter/Dockerfile"), "utf8")
+      .replaceAll("\\\n", " ")
+      .matchAll(/^ENV\s+(.+)$/gm),
+  ]
+    .flatMap((m) => m[1].trim().split(/\s+/))
+    .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])
+    .filter(([k]) => k === "NODE_OPTIONS" || k.startsWith("MALLOC_")),
+);
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 
 const PROMETHEUS_HEADERS = {
@@ -117,8 +125,13 @@ function cpuTicks(pid) {
 
 function memory(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (k) => Number(status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
-  return { rssMiB: kb("VmRSS") / 1024, peakMiB: kb("VmHWM") / 1024 };
+  const kb = (k) => Number(status.match(new RegExp(`^${k}:\\s+(\\d+)`, "m"))?.[1] ?? Number.NaN);
+  return {
+    rssMiB: kb("VmRSS") / 1024,
+    peakMiB: kb("VmHWM") / 1024,
+    anonMiB: kb("RssAnon") / 1024,
+    fileMiB: kb("RssFile") / 1024,
+  };
 }
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -195,7 +208,7 @@ try {
   };
   const exPort = await freePort();
   const nePort = await freePort();
-  const exporter = startExporter(exPort);
+  const exporter = startExporter(exPort, IMAGE_ENV);
   const nodeExporter = spawn(
     NODE_EXPORTER,
     [
@@ -260,10 +273,10 @@ try {
   const neMem = memory(nodeExporter.pid);
   exporter.kill("SIGTERM");
 
-  // The same routine (start, Prometheus-style scrapes, changes) with the recommended memory settings.
+  // The same routine (start, Prometheus-style scrapes, changes) with Node's default memory settings.
   const tunedPort = await freePort();
-  const tuned = startExporter(tunedPort, TUNED_ENV);
-  await waitUp(tunedPort, "/readyz", tuned, "metrics-exporter (tuned)");
+  const tuned = startExporter(tunedPort);
+  await waitUp(tunedPort, "/readyz", tuned, "metrics-exporter (Node defaults)");
   for (let i = 0; i < SCRAPES; i++) await scrape(tunedPort, PROMETHEUS_HEADERS);
   for (let k = 1; k <= CHANGES; k++) {
     await writeAtomic(
@@ -307,15 +320,14 @@ try {
   console.log(
     `  node_exporter re-parses all files on every scrape: its cost per change = its scrape cost above`,
   );
-  console.log(
-    `\nmemory: metrics-exporter RSS ${exMem.rssMiB.toFixed(1)} MiB (peak ${exMem.peakMiB.toFixed(1)} MiB); node_exporter RSS ${neMem.rssMiB.toFixed(1)} MiB (peak ${neMem.peakMiB.toFixed(1)} MiB)`,
-  );
-  const tunedEnv = Object.entries(TUNED_ENV)
+  const mem = (m) =>
+    `RSS ${m.rssMiB.toFixed(1)} MiB (peak ${m.peakMiB.toFixed(1)} MiB; now ${m.anonMiB.toFixed(1)} MiB anonymous + ${m.fileMiB.toFixed(1)} MiB file-backed)`;
+  const imageEnv = Object.entries(IMAGE_ENV)
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
-  console.log(
-    `memory with ${tunedEnv}: metrics-exporter RSS ${tunedMem.rssMiB.toFixed(1)} MiB (peak ${tunedMem.peakMiB.toFixed(1)} MiB)`,
-  );
+  console.log(`\nmemory: metrics-exporter with the image's ${imageEnv}: ${mem(exMem)}`);
+  console.log(`memory: node_exporter ${mem(neMem)}`);
+  console.log(`memory: metrics-exporter with Node's defaults: ${mem(tunedMem)}`);
 } finally {
   for (const p of procs) {
     if (p.exitCode === null) {

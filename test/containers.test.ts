@@ -243,6 +243,7 @@ describe("the pod's containers (docker)", () => {
       expect(cfg.Cmd, app).toEqual(["node", "dist/main.js"]);
       expect(cfg.WorkingDir, app).toBe("/app");
       expect(cfg.Env, app).toContain("NODE_ENV=production");
+      if (app === "metrics-exporter") expect(cfg.Env, app).toContain("NODE_OPTIONS=--max-semi-space-size=1");
       expect(cfg.Healthcheck?.Test?.[1], app).toBe("node");
       expect(cfg.Labels["org.opencontainers.image.title"], app).toBe(`sidecar-pod/${app}`);
       expect(

@@ -101,6 +101,18 @@ describe("Dockerfiles", () => {
     });
   }
 
+  it("metrics-exporter: the runtime stage sets the memory settings its README and benchmark assume", () => {
+    const ins = instructions(readFileSync(join(ROOT, "apps", "metrics-exporter", "Dockerfile"), "utf8"));
+    const lastFrom = ins.map((i) => i.op).lastIndexOf("FROM");
+    const env = ins
+      .slice(lastFrom)
+      .filter((i) => i.op === "ENV")
+      .map((i) => i.args)
+      .join(" ");
+    expect(env).toMatch(/(^|\s)NODE_OPTIONS=--max-semi-space-size=1(\s|$)/);
+    expect(env).toMatch(/(^|\s)MALLOC_ARENA_MAX=2(\s|$)/);
+  });
+
   it(".dockerignore keeps host node_modules, build output, VCS data and env files out of the context", () => {
     const lines = readFileSync(join(ROOT, ".dockerignore"), "utf8")
       .split("\n")
