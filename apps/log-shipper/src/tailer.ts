@@ -62,8 +62,10 @@ interface RetiredProgress {
   key: string;
   readPos: number;
   acked: number;
-  /** Hash of the bytes before readPos (fingerprint.ts, anchors). */
+  /** Hash of the bytes before anchorOffset (default readPos; fingerprint.ts, anchors). */
   anchor: string;
+  /** Where the anchor ends when not at readPos (a saved entry: where reading stood, ≥ acked). */
+  anchorOffset?: number;
   at: number;
 }
 
@@ -483,20 +485,50 @@ export class Tailer implements AckListener {
     let inherit: { fromId: string; limit: number } | null = null;
     let holdFor: FileReader | null = null;
     const known = truncated ? undefined : positions.get(id);
+    let resumed = false;
     if (known !== undefined) {
       if (known.offset <= size && (await this.holdsSavedContent(fd, size, known))) {
         offset = known.offset;
         acked = known.offset;
-        this.event("found", { path, id, offset, size }, "file found; resuming at its acknowledged offset");
+        resumed = true;
+        // Maybe a copy (copytruncate) of a file already being read, whose original was not
+        // truncated yet when the shipper stopped (or was found again first after the restart):
+        // held again like before the restart, or both would read on from their own offsets.
+        const src = await this.originalOf(fd, size, fp, id);
+        if (src?.live !== undefined) {
+          holdFor = src.live;
+          inherit = { fromId: src.id, limit: Math.min(src.verifiedTo ?? 0, src.readPos) };
+          this.event(
+            "copy_held",
+            { path, id, offset, from: src.id, verifiedTo: src.verifiedTo },
+            "file found again: a copy of a file still being read; holding it until the original is truncated",
+          );
+        } else {
+          this.event("found", { path, id, offset, size }, "file found; resuming at its acknowledged offset");
+        }
       } else {
         positions.forget(id);
-        this.event(
-          "truncated",
-          { path, id, previousOffset: known.offset, size },
-          "file shrank or was rewritten while the shipper was down; reading it from the start",
-        );
+        // Its progress stays known for a while: the content it was measured in may live on in a
+        // copy found next (copytruncate while the shipper was down: the copy has a new inode,
+        // the original was truncated and written again).
+        if (known.anchor !== undefined && known.anchorOffset !== undefined && known.offset > 0) {
+          this.rememberRetired(fp, {
+            id,
+            key: id,
+            readPos: known.offset,
+            acked: known.offset,
+            anchor: known.anchor,
+            anchorOffset: known.anchorOffset,
+            at: this.now(),
+          });
+        }
       }
-    } else if (!truncated) {
+    }
+    if (!truncated && !resumed) {
+      // Also when an entry of this identity exists but its content does not match: inode numbers
+      // are reused as soon as a file is deleted, so a copytruncate's copy (which starts with the
+      // same banner as everything else) can get the inode of a deleted file whose entry is still
+      // remembered. It is judged like any other new file — maybe a copy of a file already read.
       const src = await this.originalOf(fd, size, fp, id);
       if (src?.live !== undefined) {
         // The original is still there and still read: wait for its truncation before reading on.
@@ -518,11 +550,17 @@ export class Tailer implements AckListener {
           { path, id, from: src.id, offset },
           "copy of a file already read (copytruncate); continuing where its original stood",
         );
+      } else if (known !== undefined) {
+        this.event(
+          "truncated",
+          { path, id, previousOffset: known.offset, size },
+          "file shrank or was rewritten while the shipper was down (or its inode was reused); reading it from the start",
+        );
       } else {
         this.event("found", { path, id, size }, "file found");
       }
     }
-    if (truncated || known === undefined) positions.forget(id);
+    if (!resumed) positions.forget(id);
     // The bytes before the start offset: what must still be there whenever reading goes on.
     const anchor = offset > 0 ? await readAnchor(fd, offset, this.anchorScratch) : null;
     const r = new FileReader({
@@ -608,8 +646,19 @@ export class Tailer implements AckListener {
           const c = await this.compareWith(fd, size, r);
           if (c.state === "differs") continue;
           if (c.state === "unknown") {
-            // The original no longer has those bytes: it was truncated (not noticed yet), so it
-            // will not read on — the copy continues where it stood, without waiting.
+            // The other file lacks those bytes. It was just verified to still hold what it read,
+            // so it is most likely shorter, not truncated: a copy still being written (cp in
+            // progress), found before the file it copies — e.g. that one was empty or unreadable
+            // until now. When this file equals it up to its end, hold this one for now; the
+            // held-copy check swaps the two roles once this one has grown past it.
+            const shorter = await this.shorterSame(fd, size, r);
+            if (shorter === "differs") continue;
+            if (shorter !== null) {
+              consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: r.readPos });
+              continue;
+            }
+            // It no longer has those bytes: truncated (not noticed yet), so it will not read on —
+            // the copy continues where it stood, without waiting.
             consider({ id: r.id, readPos: r.readPos, acked: r.acked });
             continue;
           }
@@ -626,8 +675,9 @@ export class Tailer implements AckListener {
       }
     }
     for (const retired of this.retiredFp.get(fp) ?? []) {
-      if (retired.key === exceptId || retired.readPos === 0 || size < retired.readPos) continue;
-      const bytes = await readAnchor(fd, retired.readPos, this.anchorScratch);
+      const at = retired.anchorOffset ?? retired.readPos;
+      if (retired.key === exceptId || retired.readPos === 0 || size < at) continue;
+      const bytes = await readAnchor(fd, at, this.anchorScratch);
       if (bytes !== null && anchorHash(bytes) === retired.anchor) consider(retired);
     }
     for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
@@ -665,6 +715,79 @@ export class Tailer implements AckListener {
   }
 
   /**
+   * Whether `fd` (of `size` bytes) equals live reader `r`'s file over all of that file, when that
+   * file is shorter than `size` but still at least as long as where `r`'s reading stands: its size
+   * when so, "differs" when the bytes differ, null when it cannot tell (closed, gone, too short).
+   */
+  private async shorterSame(fd: number, size: number, r: FileReader): Promise<number | "differs" | null> {
+    const st = await r.stat();
+    if (st === null || st.size >= size || st.size < r.readPos || st.size === 0) return null;
+    const cmp = await this.compareWith(fd, st.size, r);
+    if (cmp.state === "differs") return "differs";
+    return cmp.state === "same" ? st.size : null;
+  }
+
+  /** `c` is no longer held for its original (released, found to differ, truncated itself). */
+  private unhold(c: FileReader): void {
+    const orig = c.holdFor;
+    if (orig === null) return;
+    const list = this.held.get(orig)?.filter((x) => x !== c) ?? [];
+    if (list.length > 0) this.held.set(orig, list);
+    else this.held.delete(orig);
+    c.holdFor = null;
+  }
+
+  /**
+   * A held copy `c` grew past its "original" `orig`, which still holds what it read and equals
+   * `c` over all of its (shorter) length: `orig` is the copy (a cp that finished or lags behind,
+   * found first), `c` the file being written. Swap their roles: `c` reads on from where `orig`'s
+   * reading stands (every byte before it was read from `orig`, and `c` has the same bytes there),
+   * and `orig` is held as a copy of `c` — nothing read twice, nothing skipped.
+   */
+  private async swapHeld(
+    c: FileReader,
+    orig: FileReader,
+    origSize: number,
+    origLineEnd: number | null,
+  ): Promise<void> {
+    if (c.fd === null || orig.splitter.inLongLine) return;
+    // Where `orig`'s reading stands — or further, where `c` itself was acknowledged before (it
+    // was found again after a restart with an offset of its own).
+    const start = Math.max(orig.readPos, c.acked);
+    const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
+    if (anchor === null || (start === orig.readPos && !orig.tailEquals(anchor))) return;
+    this.unhold(c);
+    const acked = Math.max(c.acked, Math.min(orig.acked, start));
+    c.moveTo(start, acked, anchor);
+    this.unlinkCopy(c);
+    this.linkCopy(c, orig.id, start);
+    this.commit(c, acked);
+    orig.holdFor = c;
+    orig.verifiedTo = Math.min(origSize, Math.max(start, origLineEnd ?? 0));
+    orig.queued = false;
+    this.ready = this.ready.filter((x) => x !== orig);
+    const list = this.held.get(c) ?? [];
+    list.push(orig);
+    this.held.set(c, list);
+    this.unlinkCopy(orig);
+    this.linkCopy(orig, c.id, orig.readPos);
+    this.event(
+      "copy_held",
+      { path: orig.path, id: orig.id, from: c.id, verifiedTo: orig.verifiedTo },
+      "file turned out to be the copy of one found after it; holding it, reading the other on",
+    );
+    this.enqueue(c);
+  }
+
+  /** Acknowledgements of `fromId` up to `limit` also cover copy `c` (identical bytes). */
+  private linkCopy(c: FileReader, fromId: string, limit: number): void {
+    c.inherit = { fromId, limit };
+    const list = this.copiesOf.get(fromId) ?? [];
+    list.push(c);
+    this.copiesOf.set(fromId, list);
+  }
+
+  /**
    * A held copy grew or time passed: extend how far it is known equal to its original — or, when
    * its new bytes differ from the original's, it was no copy after all (a new file that began
    * like the original): read it from its start (at worst a few lines twice, none skipped).
@@ -673,6 +796,17 @@ export class Tailer implements AckListener {
     const orig = c.holdFor;
     if (orig === null || c.fd === null || orig.fd === null || size <= c.verifiedTo) return;
     const cmp = await this.compareWith(c.fd, size, orig);
+    if (cmp.state === "unknown" && (await orig.verify(this.scratch)) === "ok") {
+      // The original lacks those bytes but still holds what it read: it is shorter. Equal over
+      // all of it: it is the copy, and this one the file being written (see swapHeld).
+      const shorter = await this.shorterSame(c.fd, size, orig);
+      if (typeof shorter === "number") {
+        const lineEnd = (await this.compareWith(c.fd, shorter, orig)).lineEnd;
+        await this.swapHeld(c, orig, shorter, lineEnd);
+        return;
+      }
+      if (shorter === null) return;
+    }
     if (cmp.state === "same") {
       const to = cmp.lineEnd ?? 0;
       if (to > c.verifiedTo) {
@@ -691,10 +825,7 @@ export class Tailer implements AckListener {
     // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
     // (then it is retired first and releases the copy at the right offset).
     if (cmp.state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
-    const list = this.held.get(orig)?.filter((x) => x !== c) ?? [];
-    if (list.length > 0) this.held.set(orig, list);
-    else this.held.delete(orig);
-    c.holdFor = null;
+    this.unhold(c);
     this.unlinkCopy(c);
     c.inherit = null;
     c.moveTo(0, 0, Buffer.alloc(0));
@@ -728,9 +859,11 @@ export class Tailer implements AckListener {
         const bytes = await readAnchor(c.fd, orig.readPos, this.anchorScratch).catch(() => null);
         if (bytes !== null && orig.tailEquals(bytes)) start = orig.readPos;
       }
+      // What was acknowledged of the copy itself (before a restart) is never read again.
+      if (c.acked > start && c.acked <= size) start = c.acked;
       const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
       if (anchor === null) start = 0;
-      const acked = Math.min(orig.acked, start);
+      const acked = Math.min(Math.max(orig.acked, c.acked), start);
       c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
       if (c.inherit !== null) c.inherit.limit = start;
       this.commit(c, acked);
@@ -845,6 +978,14 @@ export class Tailer implements AckListener {
       const st = await r.stat();
       if (st === null) continue;
       if (r.holdFor !== null) {
+        // A held copy can be truncated or rewritten itself (it was the file being written after
+        // all, and its copytruncate finished): then it is a new file, read from its start.
+        const v = await r.verify(this.scratch);
+        if (v === "truncated" || v === "rewritten") {
+          this.unhold(r);
+          await this.restartTruncated(r);
+          continue;
+        }
         await this.recheckHeld(r, st.size);
         r.noteSize(st.size);
         continue;
@@ -932,10 +1073,7 @@ export class Tailer implements AckListener {
     const key = inodeKey(r.dev, r.ino);
     if (this.byInode.get(key) === r) this.byInode.delete(key);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
-    // Several retired files can share a fingerprint (a common banner line): keep the latest few,
-    // each recognisable by its own anchor.
-    const list = this.retiredFp.get(r.fingerprint) ?? [];
-    list.push({
+    this.rememberRetired(r.fingerprint, {
       id: r.id,
       key: r.key,
       readPos: r.readPos,
@@ -943,9 +1081,16 @@ export class Tailer implements AckListener {
       anchor: r.anchorAt().hash,
       at: this.now(),
     });
-    if (list.length > RETIRED_PER_FINGERPRINT) list.shift();
-    this.retiredFp.set(r.fingerprint, list);
     if (r.acked >= r.readPos) this.dropRetired(r);
+  }
+
+  private rememberRetired(fp: string, p: RetiredProgress): void {
+    // Several retired files can share a fingerprint (a common banner line): keep the latest few,
+    // each recognisable by its own anchor.
+    const list = this.retiredFp.get(fp) ?? [];
+    list.push(p);
+    if (list.length > RETIRED_PER_FINGERPRINT) list.shift();
+    this.retiredFp.set(fp, list);
   }
 
   private dropRetired(r: FileReader): void {
