@@ -4,6 +4,7 @@
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import { type App, buildApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "./logger.js";
@@ -24,7 +25,7 @@ export function tempDirs(prefix = "ls-"): Dirs {
   return { root, logs, state, positionsFile: join(state, "positions.json") };
 }
 
-export function buildTestApp(dirs: Dirs, env: Record<string, string>): App {
+export function buildTestApp(dirs: Dirs, env: Record<string, string>, logger: Logger = silentLogger()): App {
   const config = loadConfig({
     LOG_PATHS: `${dirs.logs}/*.log,${dirs.logs}/*.log.*`,
     POSITIONS_FILE: dirs.positionsFile,
@@ -39,5 +40,5 @@ export function buildTestApp(dirs: Dirs, env: Record<string, string>): App {
     HTTP_HOST: "127.0.0.1",
     ...env,
   });
-  return buildApp(config, { logger: silentLogger(), processMetrics: false, listen: false });
+  return buildApp(config, { logger, processMetrics: false, listen: false });
 }
