@@ -10,15 +10,18 @@
 // so far has arrived — so nothing is exempt. Per-file order: for each physical file generation,
 // the first arrivals of its lines are in the order they were written. Duplicates are allowed
 // only in runs with an abrupt restart (at least once), and must be absent otherwise (every other
-// run restarts only gracefully, so exactly-once is checked too).
+// run restarts only gracefully, so exactly-once is checked too) — in every variant.
 //
-// Variants by run (run % 3): plain; every file generation starting with the same banner line
+// Variants by seed (seed % 3): plain; every file generation starting with the same banner line
 // (identity by first line alone cannot tell them apart); and the banner plus back-pressure — a
 // small MAX_BUFFER_BYTES, a slow Loki, bursts, and truncate-and-rewrite while reading is paused
-// (the lines truncated away before they were read are the only ones exempt from arriving).
-// Duplicates are tolerated in the banner variants (a known open issue). Every run also
-// does "copy now, truncate later" (copytruncate with the writer appending in between, the copy
-// sometimes catching up), which must not duplicate a line.
+// (the lines truncated away before they were read are the only ones exempt from arriving; the
+// banner line itself is not checked, as every generation has it). Every run also does "copy now,
+// truncate later" (copytruncate with the writer appending in between, the copy sometimes
+// catching up — also across restarts, and also of a file just truncated to empty, whose copy is
+// then found before it). Deleted files free their inode numbers, which new files and copies reuse.
+// MODEL_DEBUG=1 traces what was read, the ops and the shipper's file events, printed around the
+// first missing or duplicated lines.
 import { appendFileSync, copyFileSync, existsSync, renameSync, truncateSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
