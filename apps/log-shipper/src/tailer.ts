@@ -796,18 +796,21 @@ export class Tailer implements AckListener {
     const orig = c.holdFor;
     if (orig === null || c.fd === null || orig.fd === null || size <= c.verifiedTo) return;
     const cmp = await this.compareWith(c.fd, size, orig);
-    if (cmp.state === "unknown" && (await orig.verify(this.scratch)) === "ok") {
+    let state = cmp.state;
+    if (state === "unknown" && (await orig.verify(this.scratch)) === "ok") {
       // The original lacks those bytes but still holds what it read: it is shorter. Equal over
-      // all of it: it is the copy, and this one the file being written (see swapHeld).
+      // all of it: it is the copy, and this one the file being written (see swapHeld); not
+      // equal: this one is no copy of it.
       const shorter = await this.shorterSame(c.fd, size, orig);
-      if (typeof shorter === "number") {
+      if (shorter === null) return;
+      if (shorter !== "differs") {
         const lineEnd = (await this.compareWith(c.fd, shorter, orig)).lineEnd;
         await this.swapHeld(c, orig, shorter, lineEnd);
         return;
       }
-      if (shorter === null) return;
+      state = "differs";
     }
-    if (cmp.state === "same") {
+    if (state === "same") {
       const to = cmp.lineEnd ?? 0;
       if (to > c.verifiedTo) {
         // The original's acknowledgements cover the copy's identical bytes too: a restart (or the
@@ -824,7 +827,7 @@ export class Tailer implements AckListener {
     }
     // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
     // (then it is retired first and releases the copy at the right offset).
-    if (cmp.state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
+    if (state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
     this.unhold(c);
     this.unlinkCopy(c);
     c.inherit = null;
