@@ -111,6 +111,7 @@ describe("Dockerfiles", () => {
       .join(" ");
     expect(env).toMatch(/(^|\s)NODE_OPTIONS=--max-semi-space-size=1(\s|$)/);
     expect(env).toMatch(/(^|\s)MALLOC_ARENA_MAX=2(\s|$)/);
+    expect(env).toMatch(/(^|\s)MALLOC_MMAP_THRESHOLD_=131072(\s|$)/);
   });
 
   it(".dockerignore keeps host node_modules, build output, VCS data and env files out of the context", () => {

@@ -11,7 +11,10 @@ import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
 import { registerMetricsRoute } from "./http.js";
 import { Pusher } from "./push.js";
+import { createReclaimer } from "./reclaim.js";
 import { createSelfMetrics, ownFamilyNames } from "./self-metrics.js";
+
+const RECLAIM_SLACK_BYTES = 8 * 1024 * 1024;
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -50,6 +53,20 @@ export function buildApp(config: Config, deps: AppDeps): App {
     now: deps.now,
   });
 
+  // Dead collections are returned to the system after the collection that superseded them
+  // (reclaim.ts); this much dead buffer memory is tolerated before a full GC.
+  const reclaimer = createReclaimer({
+    slackBytes: RECLAIM_SLACK_BYTES,
+    liveBytes: () => {
+      const live = new Set<ArrayBufferLike>();
+      collector.retainedMemory(live);
+      exposition.retainedMemory(live);
+      let n = 0;
+      for (const b of live) n += b.byteLength;
+      return n;
+    },
+  });
+
   let collectedOnce = false;
   const server = buildHealthServer({
     logger,
@@ -85,6 +102,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
           metrics.expositionBytes.set(exposition.sampleBytes);
         }
         collectedOnce = true;
+        if (reclaimer.check()) logger.debug({ runs: reclaimer.runs }, "freed superseded collections");
       } catch (err) {
         // Bad input is handled as values inside the collector; reaching here is a bug. Keep serving.
         logger.error({ err }, "collection failed");

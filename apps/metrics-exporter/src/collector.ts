@@ -260,6 +260,11 @@ export class Collector {
     return s;
   }
 
+  /** Adds the memory behind every kept file version's sample lines (for the reclaimer). */
+  retainedMemory(into: Set<ArrayBufferLike>): void {
+    for (const s of this.files.values()) for (const f of s.good?.families ?? []) into.add(f.lines.buffer);
+  }
+
   private storedSeries(): number {
     let n = 0;
     for (const s of this.files.values()) n += s.good?.series ?? 0;

@@ -64,6 +64,14 @@ export class Exposition {
     return g;
   }
 
+  /** Adds the memory behind the served families and every cached body (for the reclaimer). */
+  retainedMemory(into: Set<ArrayBufferLike>): void {
+    for (const f of this.families) into.add(f.lines.buffer);
+    for (const b of this.bodies.values()) for (const p of b.pieces) into.add(p.buffer);
+    for (const g of this.gzipped.values()) for (const d of g.deflated) into.add(d.buffer);
+    if (this.pushBody) into.add(this.pushBody.buffer);
+  }
+
   /** Bytes of collected sample text (uncompressed, without HELP/TYPE lines). */
   get sampleBytes(): number {
     let n = 0;

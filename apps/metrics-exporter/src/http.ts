@@ -4,9 +4,9 @@
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
 import type { Exposition } from "./exposition.js";
-import { gzipWithPrefix } from "./gzip.js";
+import { gzipPiecesWithPrefix } from "./gzip.js";
 import { acceptsGzip, negotiateFormat } from "./negotiate.js";
-import { CONTENT_TYPES, OPENMETRICS_EOF, renderFamilies } from "./render.js";
+import { CONTENT_TYPES, type Format, OPENMETRICS_EOF, renderFamilies } from "./render.js";
 import { ownFamilies, type SelfMetrics } from "./self-metrics.js";
 
 export interface MetricsRouteDeps {
@@ -25,28 +25,40 @@ export function registerMetricsRoute(app: FastifyInstance, deps: MetricsRouteDep
       format === "openmetrics" ? OPENMETRICS_EOF : "",
     );
     const gzip = acceptsGzip(req.headers["accept-encoding"]);
-    const body = gzip ? undefined : deps.exposition.body(format);
-    const payload = gzip ? gzipWithPrefix(deps.exposition.gzip(format), tail) : undefined;
+    const body = responseBody(deps.exposition, format, tail, gzip);
     const headers: Record<string, string | number> = {
       "content-type": CONTENT_TYPES[format],
       vary: "Accept, Accept-Encoding",
-      "content-length": payload ? payload.length : (body?.length ?? 0) + tail.length,
+      "content-length": body.length,
     };
     if (gzip) headers["content-encoding"] = "gzip";
-    // Written straight to the socket: the cached part (megabytes at 100k series) is never copied
-    // per scrape.
+    // Written straight to the socket: the cached part (megabytes at 100k series uncompressed,
+    // about a megabyte deflated) is never copied per scrape.
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, headers);
     if (req.method === "HEAD") {
       res.end();
-    } else if (payload) {
-      res.end(payload);
     } else {
       res.cork();
-      for (const piece of body?.pieces ?? []) res.write(piece);
-      res.end(tail); // end() uncorks
+      for (const piece of body.pieces) res.write(piece);
+      res.end(); // end() uncorks
     }
     return reply;
   });
+}
+
+/**
+ * The response as pieces whose big part is cached: the collected families' own buffers, or their
+ * deflated prefix followed by this scrape's deflated tail.
+ */
+function responseBody(
+  exposition: Exposition,
+  format: Format,
+  tail: Buffer,
+  gzip: boolean,
+): { pieces: readonly Buffer[]; length: number } {
+  if (gzip) return gzipPiecesWithPrefix(exposition.gzip(format), tail);
+  const b = exposition.body(format);
+  return { pieces: [...b.pieces, tail], length: b.length + tail.length };
 }
