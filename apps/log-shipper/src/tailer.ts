@@ -721,7 +721,14 @@ export class Tailer implements AckListener {
    */
   private async shorterSame(fd: number, size: number, r: FileReader): Promise<number | "differs" | null> {
     const st = await r.stat();
-    if (st === null || st.size >= size || st.size < r.readPos || st.size === 0) return null;
+    if (st === null || r.fd === null || st.size >= size || st.size < r.readPos || st.size === 0) return null;
+    if (st.size <= ANCHOR_BYTES) {
+      // A file that holds nothing but its first line (a banner) says nothing: every file of this
+      // fingerprint begins like that.
+      const all = await readAnchor(r.fd, st.size, this.anchorScratch).catch(() => null);
+      const nl = all?.indexOf(10) ?? -1;
+      if (nl === -1 || nl + 1 >= st.size) return null;
+    }
     const cmp = await this.compareWith(fd, st.size, r);
     if (cmp.state === "differs") return "differs";
     return cmp.state === "same" ? st.size : null;

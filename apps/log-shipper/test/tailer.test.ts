@@ -244,6 +244,30 @@ describe("Tailer", () => {
     expect(sink.texts().filter((x) => x.startsWith("old"))).toEqual(names("old", 10, 15));
   });
 
+  it("after a restart, a rotated file is not taken for a copy of a new file that holds only the same banner", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const banner = "=== service starting ===\n";
+    writeFileSync(p, banner + lines("gen1", 0, 20));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 21, "21 lines");
+    renameSync(p, `${p}.1`);
+    writeFileSync(p, banner); // the app restarted: so far only its banner
+    await waitFor(() => src?.positions.size === 2, "the new file tracked");
+    await waitFor(() => (src?.positions.entriesSnapshot() ?? []).every((e) => e.offset > 0), "acks");
+    await src.close();
+    const sink = new RecordingSink();
+    src = await startSource({ ...d, sink });
+    await new Promise((r) => setTimeout(r, 300));
+    appendFileSync(`${p}.1`, lines("gen1", 20, 21)); // the old writer's last line
+    appendFileSync(p, lines("gen2", 0, 5));
+    await waitFor(() => sink.texts().filter((x) => x.startsWith("gen2")).length === 5, "gen2");
+    await waitFor(() => sink.texts().includes("gen1 20"), "the late line");
+    await new Promise((r) => setTimeout(r, 400));
+    expect(sink.texts().filter((x) => x.startsWith("gen1"))).toEqual(["gen1 20"]);
+    expect(sink.texts().filter((x) => x.startsWith("gen2"))).toEqual(names("gen2", 0, 5));
+  });
+
   it("a copy found before the file it copies (which was empty) is not read twice, and the original is not stuck", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
