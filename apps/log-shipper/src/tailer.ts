@@ -391,6 +391,15 @@ export class Tailer implements AckListener {
     const { read, consumed } = await r.readChunk(this.buf);
     if (consumed > 0) this.count(r, consumed);
     if (read === this.buf.length) this.enqueue(r);
+    // Copies held for this file (copytruncate in progress, rare) are compared again right away,
+    // while this file still has the bytes: once it is truncated, how far a copy equals it can no
+    // longer be checked, and what is not known equal is read from the copy again.
+    if (consumed > 0 && this.held.size > 0) {
+      for (const c of this.held.get(r) ?? []) {
+        const st = await c.stat();
+        if (st !== null) await this.recheckHeld(c, st.size);
+      }
+    }
   }
 
   // ---- identity -----------------------------------------------------------------------------
@@ -524,12 +533,16 @@ export class Tailer implements AckListener {
         }
       }
     }
-    if (!truncated && !resumed) {
+    if (!resumed) {
       // Also when an entry of this identity exists but its content does not match: inode numbers
       // are reused as soon as a file is deleted, so a copytruncate's copy (which starts with the
       // same banner as everything else) can get the inode of a deleted file whose entry is still
       // remembered. It is judged like any other new file — maybe a copy of a file already read.
-      const src = await this.originalOf(fd, size, fp, id);
+      // A file truncated and written again in place is only checked against files still being
+      // read: its copy may have been found first (copied after the truncation was done but
+      // before it was noticed here), or it was overwritten with a copy of another (`cp a b`).
+      const found = await this.originalOf(fd, size, fp, id);
+      const src = truncated && found?.live === undefined ? undefined : found;
       if (src?.live !== undefined) {
         // The original is still there and still read: wait for its truncation before reading on.
         holdFor = src.live;
@@ -550,14 +563,17 @@ export class Tailer implements AckListener {
           { path, id, from: src.id, offset },
           "copy of a file already read (copytruncate); continuing where its original stood",
         );
-      } else if (known !== undefined) {
-        this.event(
-          "truncated",
-          { path, id, previousOffset: known.offset, size },
-          "file shrank or was rewritten while the shipper was down (or its inode was reused); reading it from the start",
-        );
-      } else {
-        this.event("found", { path, id, size }, "file found");
+      } else if (!truncated) {
+        // (A truncation noticed here was logged by the caller.)
+        if (known !== undefined) {
+          this.event(
+            "truncated",
+            { path, id, previousOffset: known.offset, size },
+            "file shrank or was rewritten while the shipper was down (or its inode was reused); reading it from the start",
+          );
+        } else {
+          this.event("found", { path, id, size }, "file found");
+        }
       }
     }
     if (!resumed) positions.forget(id);
@@ -678,7 +694,14 @@ export class Tailer implements AckListener {
       const at = retired.anchorOffset ?? retired.readPos;
       if (retired.key === exceptId || retired.readPos === 0 || size < at) continue;
       const bytes = await readAnchor(fd, at, this.anchorScratch);
-      if (bytes !== null && anchorHash(bytes) === retired.anchor) consider(retired);
+      // Its acknowledgements may have come in since it was retired: a reader no longer waiting
+      // for any (gone from byId) was acknowledged up to where it stood.
+      if (bytes !== null && anchorHash(bytes) === retired.anchor)
+        consider({
+          id: retired.id,
+          readPos: retired.readPos,
+          acked: this.byId.get(retired.id)?.acked ?? retired.readPos,
+        });
     }
     for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
       // A file still tracked here is judged by its reader (where reading stands), not its entry.
