@@ -27,7 +27,15 @@ export interface ServerOptions {
 const DEFAULT_WORK_MS = 50;
 
 export function buildServer(opts: ServerOptions): FastifyInstance {
-  const app = buildHealthServer({ logger: opts.logger, registry: opts.registry, readiness: opts.readiness });
+  const app = buildHealthServer({
+    logger: opts.logger,
+    registry: opts.registry,
+    readiness: opts.readiness,
+    // A request already on its way over a kept-alive connection when shutdown begins is in flight
+    // too: it is answered by its route (with Connection: close, below), logged and counted, not
+    // turned away with a bare 503 that no hook sees.
+    return503OnClosing: false,
+  });
   const startedAt = Date.now();
 
   // A keep-alive client whose request was in flight at SIGTERM would otherwise hold its idle

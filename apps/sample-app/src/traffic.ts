@@ -112,6 +112,10 @@ export class TrafficGenerator {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await Promise.allSettled([...this.inFlight]);
+    // A response can be read here before the server has seen its own write complete; closing the
+    // socket at once would cut that request off before the server logs it. Two turns of the
+    // event loop let the server's write callbacks run first.
+    for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
     this.agent.destroy();
   }
 

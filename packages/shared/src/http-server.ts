@@ -14,6 +14,12 @@ export interface HealthServerOptions {
   readiness?: () => Readiness;
   /** Liveness beyond "the event loop answered": e.g. a watchdog on a stuck pipeline. */
   liveness?: () => Readiness;
+  /**
+   * Once close() began, answer requests arriving on open connections with a bare 503 that no
+   * route or hook sees (fastify's default; right for probes and scrapes). An app that finishes
+   * such requests itself while it drains passes false.
+   */
+  return503OnClosing?: boolean;
 }
 
 export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
@@ -23,7 +29,7 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     // Probes and scrapes are tiny; refuse anything large.
     bodyLimit: 64 * 1024,
-    return503OnClosing: true,
+    return503OnClosing: opts.return503OnClosing ?? true,
     forceCloseConnections: "idle",
   });
 
