@@ -84,7 +84,10 @@ export function buildApp(config: Config, deps: AppDeps): App {
     podLabels,
     registry,
     logger: logger.child({ component: "pipeline" }),
-    ack: { acknowledged: (id, offset) => tailer?.acknowledged(id, offset) },
+    ack: {
+      acknowledged: (id, offset) => tailer?.acknowledged(id, offset),
+      persisted: () => positions.save(),
+    },
     ...(deps.transport !== undefined ? { transport: deps.transport } : {}),
     ...(deps.dryRunOut !== undefined ? { dryRunOut: deps.dryRunOut } : {}),
   });

@@ -61,4 +61,10 @@ export interface AckListener {
    * Calls for one file arrive in increasing offset order.
    */
   acknowledged(fileId: string, offset: number): void;
+  /**
+   * Resolves once every acknowledgement made so far is durable (the positions file written, or
+   * the write failed and was reported). The sink sends its next batch only then, so a kill -9
+   * re-sends at most the one batch that was in flight.
+   */
+  persisted?(): Promise<void>;
 }

@@ -11,6 +11,8 @@
 //   without acknowledging anything more.
 // - One request in flight, batches sent in the order they were sealed: per-file order holds in
 //   Loki and acknowledgements arrive in increasing offset order per file, as AckListener needs.
+//   The next batch goes out only once the acknowledgements of the last one are persisted
+//   (AckListener.persisted), so a kill -9 re-sends at most the batch in flight.
 // - Back-pressure: `pendingBytes` counts file bytes read but not yet acknowledged (open batch
 //   plus queued batches). `canAccept()` is false at MAX_BUFFER_BYTES; the queue of sealed
 //   batches is bounded by the same count, because readers stop feeding it. Sealed batches are
@@ -333,9 +335,11 @@ export class Pipeline implements LineSink {
       if (result.kind === "success") {
         this.metrics.sendDuration.observe({ outcome: "success" }, seconds);
         this.onSuccess(head, result.status);
+        await this.persisted();
       } else if (result.kind === "failure") {
         this.metrics.sendDuration.observe({ outcome: "dropped" }, seconds);
         this.onDropped(head, result);
+        await this.persisted();
       } else {
         if (this.stopped) break; // aborted by drain's deadline or close(): not a failure to report
         this.metrics.sendDuration.observe({ outcome: "retry" }, seconds);
@@ -434,6 +438,15 @@ export class Pipeline implements LineSink {
       );
     }
     await sleep(delayMs, signal);
+  }
+
+  /** Wait until the acknowledgements just made are durable before sending the next batch. */
+  private async persisted(): Promise<void> {
+    try {
+      await this.opts.ack.persisted?.();
+    } catch (err) {
+      this.log.error({ err }, "acknowledgement listener failed to persist");
+    }
   }
 
   /** The head batch is done (sent or dropped): acknowledge its offsets and make room. */

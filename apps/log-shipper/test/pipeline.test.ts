@@ -16,6 +16,47 @@ afterEach(async () => {
 });
 
 describe("Pipeline", () => {
+  it("sends the next batch only once the last batch's acknowledgements are persisted", async () => {
+    const acks: { fileId: string; offset: number }[] = [];
+    let release: (() => void) | undefined;
+    let persistCalls = 0;
+    let failing = false;
+    const h = harness(loki, {
+      batchMaxBytes: 1024,
+      ack: {
+        acknowledged: (fileId, offset) => acks.push({ fileId, offset }),
+        persisted: () => {
+          persistCalls++;
+          if (failing) return Promise.reject(new Error("ENOSPC: no space left on device"));
+          return new Promise<void>((r) => {
+            release = r;
+          });
+        },
+      },
+    });
+    const p = h.pipeline;
+    p.start();
+    const file: SourceFile = { id: "f", path: "/shared/logs/app.log" };
+    h.write(file, lines("gate", 100)); // several sealed batches of ~1 KiB
+    await until(() => persistCalls === 1, "the first batch acknowledged");
+    const sent = loki.requests.length;
+    expect(sent).toBe(1);
+    expect(acks.length).toBeGreaterThan(0);
+    // Held: while the positions write is pending, nothing more goes out.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(loki.requests.length).toBe(sent);
+    release?.();
+    await until(() => persistCalls === 2, "the second batch acknowledged");
+    expect(loki.requests.length).toBe(2);
+    // A positions write that fails is reported and does not wedge the pipeline.
+    failing = true;
+    release?.();
+    expect(await p.drain(Date.now() + 20_000)).toBe(true);
+    expect(h.logs.some((l) => l.msg === "acknowledgement listener failed to persist")).toBe(true);
+    await p.close();
+    expect(loki.entries.map((e) => e.line)).toEqual(lines("gate", 100));
+  });
+
   it("pauses readers at MAX_BUFFER_BYTES while Loki is down, then delivers everything once, in order", async () => {
     loki.setFault({ kind: "status", status: 503 });
     const h = harness(loki, { maxBufferBytes: 20_000, batchMaxBytes: 4096, retryMinMs: 10, retryMaxMs: 50 });
