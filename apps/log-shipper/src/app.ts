@@ -49,7 +49,11 @@ export interface App {
 export function buildApp(config: Config, deps: AppDeps): App {
   const logger = deps.logger;
   const registry = new Registry();
-  if (deps.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  // Event-loop lag sampled every 100 ms instead of prom-client's 10 ms: the 10 ms timer alone
+  // cost ~0.8 % of a core in an idle sidecar.
+  if (deps.processMetrics !== false) {
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  }
 
   const positions = new Positions({
     file: config.positionsFile,

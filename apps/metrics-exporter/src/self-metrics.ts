@@ -53,7 +53,9 @@ const LINTED_DEFAULTS = [
 ].map((n) => PROCESS_PREFIX + n);
 
 export function createSelfMetrics(registry: Registry): SelfMetrics {
-  collectDefaultMetrics({ register: registry, prefix: PROCESS_PREFIX });
+  // Event-loop lag sampled every 100 ms instead of prom-client's 10 ms: the 10 ms timer alone
+  // cost ~0.8 % of a core in an idle sidecar.
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_PREFIX, eventLoopMonitoringPrecision: 100 });
   for (const name of LINTED_DEFAULTS) registry.removeSingleMetric(name);
   const registers = [registry];
   const p = "metrics_exporter_";
