@@ -48,6 +48,8 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 const MAX_DEPTH = 16;
 /** Refused paths remembered (to warn once each); beyond this the memory starts over. */
 const MAX_REFUSED_REMEMBERED = 1000;
+// Names remembered per watched directory for the fs.watch hints (see watchHints).
+const KNOWN_NAMES_MAX = 4096;
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
@@ -159,11 +161,21 @@ export class Discovery {
     for (const root of this.roots) {
       if (root.depth !== 0 || this.hintWatchers.has(root.dir) || this.closed) continue;
       let w: FsWatcher;
+      // A busy log file fires an event per write: remember per name whether it is watched (and
+      // its path) rather than joining and matching globs every time. Bounded: cleared when full.
+      const known = new Map<string, string | null>();
       try {
         w = fsWatch(root.dir, { persistent: false }, (event, name) => {
           if (this.closed || name === null) return;
-          const path = join(root.dir, name.toString());
-          if (this.matches(path)) this.opts.onPath(path, event === "rename" ? "add" : "change");
+          const key = name.toString();
+          let path = known.get(key);
+          if (path === undefined) {
+            if (known.size >= KNOWN_NAMES_MAX) known.clear();
+            const full = join(root.dir, key);
+            path = this.matches(full) ? full : null;
+            known.set(key, path);
+          }
+          if (path !== null) this.opts.onPath(path, event === "rename" ? "add" : "change");
         });
       } catch {
         continue; // not there yet: the next scan tries again
