@@ -40,6 +40,21 @@ export function buildApp(config: Config, deps: AppDeps): App {
   const registry = deps.registry ?? new Registry();
   const metrics = createSelfMetrics(registry);
   const exposition = new Exposition();
+  // Dead collections (and parsing's working buffers) are returned to the system after each parsed
+  // file and each collection (reclaim.ts); this much dead buffer memory is tolerated before a
+  // full GC.
+  const reclaimer = createReclaimer({
+    slackBytes: RECLAIM_SLACK_BYTES,
+    liveBytes: () => {
+      const live = new Set<ArrayBufferLike>();
+      collector.retainedMemory(live);
+      exposition.retainedMemory(live);
+      let n = 0;
+      for (const b of live) n += b.byteLength;
+      return n;
+    },
+  });
+
   const collector = new Collector({
     dir: config.metricsDir,
     maxFileBytes: config.maxFileBytes,
@@ -51,19 +66,8 @@ export function buildApp(config: Config, deps: AppDeps): App {
     metrics,
     ownFamilies: () => ownFamilyNames(registry),
     now: deps.now,
-  });
-
-  // Dead collections are returned to the system after the collection that superseded them
-  // (reclaim.ts); this much dead buffer memory is tolerated before a full GC.
-  const reclaimer = createReclaimer({
-    slackBytes: RECLAIM_SLACK_BYTES,
-    liveBytes: () => {
-      const live = new Set<ArrayBufferLike>();
-      collector.retainedMemory(live);
-      exposition.retainedMemory(live);
-      let n = 0;
-      for (const b of live) n += b.byteLength;
-      return n;
+    afterParse: () => {
+      reclaimer.check();
     },
   });
 

@@ -23,6 +23,12 @@ export interface CollectorOptions {
   /** The exporter's own families, which collected files may not shadow. */
   readonly ownFamilies: () => readonly { name: string; type: FamilyType }[];
   readonly now?: () => number;
+  /**
+   * Called after each file that was parsed (accepted or rejected), with its result kept: parsing
+   * leaves megabytes of working buffers, which a collection of many changed files (the first
+   * one) would otherwise pile up before anything can free them.
+   */
+  readonly afterParse?: () => void;
 }
 
 export interface CollectionResult {
@@ -70,6 +76,7 @@ export class Collector {
   private dirReadable: boolean | undefined;
   private signature: string | undefined;
   private merged: MergeResult = { families: [], series: 0, included: new Set(), excluded: new Map() };
+  private parses = 0;
 
   constructor(opts: CollectorOptions) {
     this.opts = opts;
@@ -105,7 +112,9 @@ export class Collector {
       const listed = new Set(candidates.map((c) => c.name));
       for (const name of [...this.files.keys()]) if (!listed.has(name)) this.forget(name);
       for (const c of candidates) {
+        const parsesBefore = this.parses;
         if (!(await this.visit(c))) this.forget(c.name);
+        if (this.parses !== parsesBefore) this.opts.afterParse?.();
       }
     }
 
@@ -196,6 +205,7 @@ export class Collector {
     const budget = Math.max(0, this.opts.maxTotalSeries - storedOthers);
     const perFileBinds = this.opts.maxSeriesPerFile <= budget;
     this.m.fileParses.inc();
+    this.parses++;
     const parsed = parseText(text, {
       maxSeries: perFileBinds ? this.opts.maxSeriesPerFile : budget,
       seriesLimitReason: perFileBinds ? "too_many_series" : "total_series_cap",
