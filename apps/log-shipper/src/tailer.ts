@@ -669,7 +669,7 @@ export class Tailer implements AckListener {
             // held-copy check swaps the two roles once this one has grown past it.
             const shorter = await this.shorterSame(fd, size, r);
             if (shorter === "differs") continue;
-            if (shorter !== null) {
+            if (shorter !== null && shorter !== "banner") {
               consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: r.readPos });
               continue;
             }
@@ -740,17 +740,24 @@ export class Tailer implements AckListener {
   /**
    * Whether `fd` (of `size` bytes) equals live reader `r`'s file over all of that file, when that
    * file is shorter than `size` but still at least as long as where `r`'s reading stands: its size
-   * when so, "differs" when the bytes differ, null when it cannot tell (closed, gone, too short).
+   * when so, "differs" when the bytes differ, "banner" when that file holds nothing but its first
+   * line (which every file of the fingerprint shares, so it says nothing), null when it cannot
+   * tell (closed, gone, too short).
    */
-  private async shorterSame(fd: number, size: number, r: FileReader): Promise<number | "differs" | null> {
+  private async shorterSame(
+    fd: number,
+    size: number,
+    r: FileReader,
+  ): Promise<number | "differs" | "banner" | null> {
     const st = await r.stat();
     if (st === null || r.fd === null || st.size >= size || st.size < r.readPos || st.size === 0) return null;
     if (st.size <= ANCHOR_BYTES) {
       // A file that holds nothing but its first line (a banner) says nothing: every file of this
       // fingerprint begins like that.
       const all = await readAnchor(r.fd, st.size, this.anchorScratch).catch(() => null);
-      const nl = all?.indexOf(10) ?? -1;
-      if (nl === -1 || nl + 1 >= st.size) return null;
+      if (all === null) return null;
+      const nl = all.indexOf(10);
+      if (nl === -1 || nl + 1 >= st.size) return "banner";
     }
     const cmp = await this.compareWith(fd, st.size, r);
     if (cmp.state === "differs") return "differs";
@@ -833,11 +840,14 @@ export class Tailer implements AckListener {
       // equal: this one is no copy of it.
       const shorter = await this.shorterSame(c.fd, size, orig);
       if (shorter === null) return;
-      if (shorter !== "differs") {
+      if (shorter !== "differs" && shorter !== "banner") {
         const lineEnd = (await this.compareWith(c.fd, shorter, orig)).lineEnd;
         await this.swapHeld(c, orig, shorter, lineEnd);
         return;
       }
+      // Differs — or the other file holds nothing but the banner both begin with, which cannot
+      // tell a copy from a new file: holding this one until the other grows could hold it for
+      // good (its lines never read), so it is read from its start (the banner perhaps twice).
       state = "differs";
     }
     if (state === "same") {

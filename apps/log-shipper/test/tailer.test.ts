@@ -268,6 +268,21 @@ describe("Tailer", () => {
     expect(sink.texts().filter((x) => x.startsWith("gen2"))).toEqual(names("gen2", 0, 5));
   });
 
+  it("a new file that began like one holding only the banner is read when it grows (not held for good)", async () => {
+    const d = dirs();
+    const banner = "=== service starting ===\n";
+    const a = join(d.logs, "a.log");
+    const b = join(d.logs, "b.log");
+    writeFileSync(a, banner);
+    src = await startSource(d);
+    await waitFor(() => src?.sink.texts().includes(banner.trim()) === true, "a.log's banner");
+    writeFileSync(b, banner); // the same banner only: cannot be told from a copy of a.log yet
+    await new Promise((r) => setTimeout(r, 300));
+    appendFileSync(b, lines("b", 0, 50)); // b grows; a stays banner-only
+    await waitFor(() => src?.sink.texts().filter((x) => x.startsWith("b ")).length === 50, "b.log's lines");
+    expect(src.sink.texts().filter((x) => x.startsWith("b "))).toEqual(names("b", 0, 50));
+  });
+
   it("a copy found before the file it copies (which was empty) is not read twice, and the original is not stuck", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
