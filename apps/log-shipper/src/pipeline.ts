@@ -440,12 +440,27 @@ export class Pipeline implements LineSink {
     await sleep(delayMs, signal);
   }
 
-  /** Wait until the acknowledgements just made are durable before sending the next batch. */
+  /**
+   * Wait until the acknowledgements just made are durable before sending the next batch — but not
+   * past close() or drain's deadline (abort): a hung state volume must not hold the shutdown.
+   */
   private async persisted(): Promise<void> {
-    try {
-      await this.opts.ack.persisted?.();
-    } catch (err) {
+    const signal = this.abort.signal;
+    const pending = this.opts.ack.persisted?.();
+    if (pending === undefined) return;
+    const done = pending.catch((err: unknown) => {
       this.log.error({ err }, "acknowledgement listener failed to persist");
+    });
+    if (signal.aborted) return;
+    let onAbort = () => {};
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await Promise.race([done, aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
     }
   }
 

@@ -57,6 +57,29 @@ describe("Pipeline", () => {
     expect(loki.entries.map((e) => e.line)).toEqual(lines("gate", 100));
   });
 
+  it("a positions write that never finishes does not hold drain's deadline or close()", async () => {
+    let persistCalls = 0;
+    const h = harness(loki, {
+      batchMaxBytes: 1024,
+      ack: {
+        acknowledged: () => {},
+        persisted: () => {
+          persistCalls++;
+          return new Promise<void>(() => {}); // a hung state volume
+        },
+      },
+    });
+    const p = h.pipeline;
+    p.start();
+    h.write({ id: "f", path: "/shared/logs/app.log" }, lines("hung", 100));
+    await until(() => persistCalls === 1, "the first batch acknowledged");
+    const t0 = Date.now();
+    expect(await p.drain(Date.now() + 300)).toBe(false);
+    await p.close();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(loki.requests.length).toBe(1);
+  });
+
   it("pauses readers at MAX_BUFFER_BYTES while Loki is down, then delivers everything once, in order", async () => {
     loki.setFault({ kind: "status", status: 503 });
     const h = harness(loki, { maxBufferBytes: 20_000, batchMaxBytes: 4096, retryMinMs: 10, retryMaxMs: 50 });
