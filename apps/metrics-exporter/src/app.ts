@@ -67,7 +67,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     ownFamilies: () => ownFamilyNames(registry),
     now: deps.now,
     afterParse: () => {
-      reclaimer.check();
+      if (reclaimer.check()) metrics.memoryReclaims.inc();
     },
   });
 
@@ -106,7 +106,10 @@ export function buildApp(config: Config, deps: AppDeps): App {
           metrics.expositionBytes.set(exposition.sampleBytes);
         }
         collectedOnce = true;
-        if (reclaimer.check()) logger.debug({ runs: reclaimer.runs }, "freed superseded collections");
+        if (reclaimer.check()) {
+          metrics.memoryReclaims.inc();
+          logger.debug({ runs: reclaimer.runs }, "freed superseded collections");
+        }
       } catch (err) {
         // Bad input is handled as values inside the collector; reaching here is a bug. Keep serving.
         logger.error({ err }, "collection failed");

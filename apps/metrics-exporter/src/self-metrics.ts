@@ -33,6 +33,7 @@ export interface SelfMetrics {
   series: Gauge<never>;
   families: Gauge<never>;
   expositionBytes: Gauge<never>;
+  memoryReclaims: Counter<never>;
   scrapes: Counter<"format">;
   pushes: Counter<"result">;
   pushDuration: Histogram<never>;
@@ -167,6 +168,11 @@ export function createSelfMetrics(registry: Registry): SelfMetrics {
     expositionBytes: new Gauge({
       name: `${p}exposition_bytes`,
       help: "Size of the collected sample lines in /metrics (uncompressed, without HELP and TYPE lines).",
+      registers,
+    }),
+    memoryReclaims: new CounterClass({
+      name: `${p}memory_reclaims_total`,
+      help: "Full garbage collections run to free the buffers of superseded collections.",
       registers,
     }),
     scrapes: new CounterClass({

@@ -98,6 +98,7 @@ describe("dist/main.js", () => {
       // Node's buffer pool and this scrape's garbage. Measured: ≈ 10.8 MB with the reclaimer,
       // ≈ 28 MB without it.
       expect(maxDead).toBeLessThan(12 * 1024 * 1024);
+      expect(await own("memory_reclaims_total")).toBeGreaterThan(0);
       p.child.kill("SIGTERM");
       expect(await p.exit).toBe(0);
     } finally {
