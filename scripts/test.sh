@@ -38,8 +38,9 @@ if bash scripts/ci/dockerd.sh status >/dev/null 2>&1; then
   log "using the Docker daemon that already answers (left running)"
 else
   log "starting a Docker daemon (stopped again at the end)"
-  bash scripts/ci/dockerd.sh start
+  # Trap first: a start that times out leaves its daemon running (and its PID file) behind.
   trap 'bash scripts/ci/dockerd.sh stop' EXIT
+  bash scripts/ci/dockerd.sh start
 fi
 log "making the node:24-bookworm-slim base image if it is missing"
 bash scripts/ci/base-image.sh
