@@ -54,6 +54,11 @@ export function buildApp(config: Config, deps: AppDeps): App {
       return n;
     },
   });
+  const reclaim = () => {
+    if (!reclaimer.check()) return;
+    metrics.memoryReclaims.inc();
+    logger.debug({ runs: reclaimer.runs }, "freed superseded collections");
+  };
 
   const collector = new Collector({
     dir: config.metricsDir,
@@ -66,9 +71,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     metrics,
     ownFamilies: () => ownFamilyNames(registry),
     now: deps.now,
-    afterParse: () => {
-      if (reclaimer.check()) metrics.memoryReclaims.inc();
-    },
+    afterParse: reclaim,
   });
 
   let collectedOnce = false;
@@ -106,10 +109,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
           metrics.expositionBytes.set(exposition.sampleBytes);
         }
         collectedOnce = true;
-        if (reclaimer.check()) {
-          metrics.memoryReclaims.inc();
-          logger.debug({ runs: reclaimer.runs }, "freed superseded collections");
-        }
+        reclaim();
       } catch (err) {
         // Bad input is handled as values inside the collector; reaching here is a bug. Keep serving.
         logger.error({ err }, "collection failed");
