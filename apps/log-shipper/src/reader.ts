@@ -20,6 +20,17 @@ function pread(fd: number, buf: Buffer, length: number, position: number): Promi
 
 export type VerifyResult = "ok" | "truncated" | "rewritten" | "gone";
 
+export interface ChunkResult {
+  read: number;
+  consumed: number;
+  /** The read filled the buffer: more may be waiting. */
+  full: boolean;
+  /** The bytes before readPos are not the ones this reader consumed there (rewritten, truncated). */
+  changed: boolean;
+}
+const NOTHING: ChunkResult = Object.freeze({ read: 0, consumed: 0, full: false, changed: false });
+const CHANGED: ChunkResult = Object.freeze({ read: 0, consumed: 0, full: false, changed: true });
+
 export interface FileReaderInit {
   /** This reader instance: the identity plus a generation (what the sink acknowledges by). */
   id: string;
@@ -144,6 +155,15 @@ export class FileReader implements SourceFile, LineEmitter {
     this.setTail(anchor);
   }
 
+  /**
+   * Whether readPos is a line start as far as this reader knows: offset 0, or right after a
+   * newline (the last byte of its tail). A position taken from elsewhere (positions file, an
+   * original's reading, a re-check) must pass this before anything is read from it.
+   */
+  get atLineStart(): boolean {
+    return this.readPos === 0 || (this.tailLen > 0 && this.tail[this.tailLen - 1] === 10);
+  }
+
   /** Whether `bytes` (another file's bytes just before this readPos) equal what was read here. */
   tailEquals(bytes: Buffer): boolean {
     return bytes.length === this.tailLen && bytes.equals(this.tail.subarray(0, this.tailLen));
@@ -160,43 +180,60 @@ export class FileReader implements SourceFile, LineEmitter {
   }
 
   /**
-   * Read one chunk at readPos into `buf` and hand its complete lines to the sink.
-   * Returns bytes read (0 = nothing new) and bytes consumed (lines and terminators).
+   * Read one chunk at readPos into `buf` and hand its complete lines to the sink. The same read
+   * also fetches the bytes just before readPos and compares them with what this reader consumed
+   * there (its tail): a file truncated and written again between an identity check and this read
+   * would otherwise be read from the middle of a line of its new content. Checked in the read
+   * itself, there is no window between check and use. `buf` must hold ANCHOR_BYTES more than the
+   * chunk. Returns bytes read, bytes consumed (lines and terminators), whether `buf` was filled
+   * (more may follow), and `changed` when the bytes before readPos are not the ones read there.
    */
-  async readChunk(buf: Buffer): Promise<{ read: number; consumed: number }> {
+  async readChunk(buf: Buffer): Promise<ChunkResult> {
     const fd = this.fd;
-    if (fd === null) return { read: 0, consumed: 0 };
+    if (fd === null) return NOTHING;
     const start = this.readPos;
-    const n = await pread(fd, buf, buf.length, start);
-    if (n === 0) {
-      this.atEof = true;
-      return { read: 0, consumed: 0 };
-    }
-    if (this.readPos !== start || this.fd !== fd) return { read: 0, consumed: 0 }; // reset meanwhile
+    const pre = this.tailLen;
+    const n = await pread(fd, buf, buf.length, start - pre);
+    if (this.readPos !== start || this.fd !== fd) return NOTHING; // reset meanwhile
+    if (!this.tailMatches(buf, n)) return CHANGED;
+    const data = buf.subarray(pre);
+    const got = n - pre;
+    this.atEof = got < data.length;
+    if (got === 0) return NOTHING;
     this.readTime = Date.now();
-    const consumed = this.splitter.push(buf, n, start, this);
+    const consumed = this.splitter.push(data, got, start, this);
     this.readPos = start + consumed;
-    if (consumed > 0) this.pushTail(buf, consumed);
-    this.noteSize(start + n);
-    this.atEof = n < buf.length;
-    return { read: n, consumed };
+    if (consumed > 0) this.pushTail(data, consumed);
+    this.noteSize(start + got);
+    return { read: got, consumed, full: !this.atEof, changed: false };
+  }
+
+  /** `buf[0, n)` was read from readPos − tailLen: does it begin with this reader's tail? */
+  private tailMatches(buf: Buffer, n: number): boolean {
+    const pre = this.tailLen;
+    return n >= pre && buf.compare(this.tail, 0, pre, 0, pre) === 0;
   }
 
   /**
    * Ship the incomplete last line as it is (the file was rotated away and has stopped growing).
-   * Returns bytes consumed.
+   * Returns bytes consumed, or null when the bytes before readPos changed (see readChunk).
    */
-  async flushPartial(buf: Buffer): Promise<number> {
+  async flushPartial(buf: Buffer): Promise<number | null> {
     const fd = this.fd;
     if (fd === null) return 0;
     const start = this.readPos;
-    const want = Math.min(buf.length, Math.max(0, this.size - start));
-    const n = want > 0 ? await pread(fd, buf, want, start) : 0;
-    if (n > 0 && buf.subarray(0, n).indexOf(10) !== -1) return 0; // a newline arrived: read normally
+    const pre = this.tailLen;
+    const want = Math.min(buf.length - pre, Math.max(0, this.size - start));
+    const n = await pread(fd, buf, pre + want, start - pre);
+    if (this.readPos !== start || this.fd !== fd) return 0;
+    if (!this.tailMatches(buf, n)) return null;
+    const data = buf.subarray(pre);
+    const got = n - pre;
+    if (got > 0 && data.subarray(0, got).indexOf(10) !== -1) return 0; // a newline arrived: read normally
     this.readTime = Date.now();
-    const consumed = this.splitter.flushPartial(buf, n, start, this);
+    const consumed = this.splitter.flushPartial(data, got, start, this);
     this.readPos = start + consumed;
-    if (consumed > 0) this.pushTail(buf, consumed);
+    if (consumed > 0) this.pushTail(data, consumed);
     return consumed;
   }
 
@@ -229,7 +266,7 @@ export class FileReader implements SourceFile, LineEmitter {
    * offset already, possibly with the same first line — while we were not looking (back-pressure,
    * catching up, an idle spell). `scratch` must hold ANCHOR_BYTES.
    */
-  async verify(scratch: Buffer): Promise<VerifyResult> {
+  async verify(scratch: Buffer, checkAnchor = true): Promise<VerifyResult> {
     const st = await this.stat();
     if (st === null) return "gone";
     if (st.nlink === 0) this.deleted = true;
@@ -239,7 +276,7 @@ export class FileReader implements SourceFile, LineEmitter {
     if (fd === null) return "gone";
     const fp = await readFingerprint(fd, scratch).catch(() => null);
     if (fp !== this.fingerprint) return "rewritten";
-    if (this.readPos === 0) return "ok";
+    if (this.readPos === 0 || !checkAnchor) return "ok";
     const before = await readAnchor(fd, this.readPos, scratch).catch(() => null);
     if (before === null) return "truncated";
     return this.tailEquals(before) ? "ok" : "rewritten";

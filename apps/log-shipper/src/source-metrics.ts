@@ -39,6 +39,12 @@ export function createSourceMetrics(registry: Registry, stats: () => SourceStats
       labelNames: ["event"] as const,
       registers,
     }),
+    resyncs: new Counter({
+      name: "log_shipper_resyncs_total",
+      help: "Times reading was to go on at an offset that is not a line start of the file's current content (reason: saved, inherited, rechecked, changed); the file was read from its start instead.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
     positionsSaves: new Counter({
       name: "log_shipper_positions_saves_total",
       help: "Positions file writes by result.",

@@ -78,9 +78,31 @@ interface Original {
   live?: FileReader;
   /** For a live original: how far the copy was checked equal to it. */
   verifiedTo?: number;
+  /** The copy's bytes before this offset (ANCHOR_BYTES of them) were checked equal to the original's. */
+  anchorAt: number;
+  /** Run that check again (after the copy's bytes before its start offset were read: see createReader). */
+  confirm: (fd: number) => Promise<boolean>;
 }
 
 const DEFAULT_CHUNK = 1024 * 1024;
+
+/**
+ * Why reading did not go on at an offset (log_shipper_resyncs_total{reason}): a saved offset on
+ * restart, an offset inherited from an original (copytruncate), one re-checked against a held
+ * copy's original, or a file whose bytes before the offset changed under the reader.
+ */
+export type ResyncReason = "saved" | "inherited" | "rechecked" | "changed";
+
+/**
+ * A reader may only start at offset 0, right after a newline (`anchor`: the file's bytes before
+ * `offset`), or where the bytes before it were just verified equal to what a reader consumed there
+ * (`verifiedAt`: the end of ANCHOR_BYTES compared) — a rotated file's last partial line was shipped
+ * up to such an offset, and a copy of it continues there.
+ */
+export function isLineStart(offset: number, anchor: Buffer, verifiedAt?: number): boolean {
+  if (offset === 0 || (anchor.length > 0 && anchor[anchor.length - 1] === 10)) return true;
+  return verifiedAt !== undefined && verifiedAt - ANCHOR_BYTES < offset && offset <= verifiedAt;
+}
 /**
  * A file hinted again within this time after its last read waits for the rest of it: a writer
  * that writes every few milliseconds would otherwise cost a read cycle (fstat, identity check,
@@ -142,7 +164,8 @@ export class Tailer implements AckListener {
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
     this.idleCloseMs = opts.idleCloseMs ?? 5 * 60 * 1000;
     const chunk = Math.max(opts.chunkBytes ?? DEFAULT_CHUNK, LineSplitter.minChunkBytes(opts.maxLineBytes));
-    this.buf = Buffer.allocUnsafe(chunk);
+    // Each read also fetches the ≤ ANCHOR_BYTES before its offset (see FileReader.readChunk).
+    this.buf = Buffer.allocUnsafe(chunk + ANCHOR_BYTES);
   }
 
   // ---- inputs -------------------------------------------------------------------------------
@@ -382,15 +405,22 @@ export class Tailer implements AckListener {
     // Verified before every chunk, not only at the end of the file: a file truncated and written
     // again while reading paused (back-pressure) or lagged behind may already be longer than our
     // offset, and reading on would ship the new content from the middle (fstat + two 1 KiB reads).
-    const v = await r.verify(this.scratch);
+    // The bytes just before the offset are compared in the read itself (readChunk), so this check
+    // leaves them out.
+    const v = await r.verify(this.scratch, false);
     if (v === "truncated" || v === "rewritten") {
       await this.restartTruncated(r);
       return;
     }
     if (v === "gone") return;
-    const { read, consumed } = await r.readChunk(this.buf);
+    const res = await r.readChunk(this.buf);
+    if (res.changed) {
+      await this.restartTruncated(r, "changed");
+      return;
+    }
+    const consumed = res.consumed;
     if (consumed > 0) this.count(r, consumed);
-    if (read === this.buf.length) this.enqueue(r);
+    if (res.full) this.enqueue(r);
     // Copies held for this file (copytruncate in progress, rare) are compared again right away,
     // while this file still has the bytes: once it is truncated, how far a copy equals it can no
     // longer be checked, and what is not known equal is read from the copy again.
@@ -432,7 +462,20 @@ export class Tailer implements AckListener {
     const key = inodeKey(st.dev, st.ino);
     const fp = await readFingerprint(fd, this.scratch);
     const existing = this.byInode.get(key);
-    if (existing !== undefined && fp === existing.fingerprint) {
+    // A reader whose fd is closed (idle, rotated) does not keep its inode alive: the number may
+    // now be another file's — a copy that begins with the same banner has the same fingerprint.
+    // Only the bytes before where its reading stands tell.
+    let replaced = false;
+    if (
+      existing !== undefined &&
+      fp === existing.fingerprint &&
+      existing.fd === null &&
+      existing.readPos > 0
+    ) {
+      const bytes = await readAnchor(fd, existing.readPos, this.anchorScratch).catch(() => null);
+      replaced = bytes === null || !existing.tailEquals(bytes);
+    }
+    if (existing !== undefined && fp === existing.fingerprint && !replaced) {
       let used = false;
       if (existing.fd === null) {
         existing.fd = fd;
@@ -473,7 +516,17 @@ export class Tailer implements AckListener {
     }
     this.waiting.delete(path);
     if (current !== undefined && current !== existing) await this.pathGone(path, current);
-    await this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, existing !== undefined);
+    // A file replaced while its reader was closed is judged like any new file (maybe a copy of one
+    // already read); one whose content changed under an open reader was truncated in place.
+    await this.createReader(
+      path,
+      fd,
+      Number(st.dev),
+      Number(st.ino),
+      st.size,
+      fp,
+      existing !== undefined && !replaced,
+    );
     return true;
   }
 
@@ -493,6 +546,10 @@ export class Tailer implements AckListener {
     let acked = 0;
     let inherit: { fromId: string; limit: number } | null = null;
     let holdFor: FileReader | null = null;
+    /** Where the bytes before the start offset were verified against the content it comes from. */
+    let verifiedAt: number | undefined;
+    /** That verification, to run again once those bytes are read (see below). */
+    let confirm: ((fd: number) => Promise<boolean>) | undefined;
     const known = truncated ? undefined : positions.get(id);
     let resumed = false;
     if (known !== undefined) {
@@ -500,6 +557,8 @@ export class Tailer implements AckListener {
         offset = known.offset;
         acked = known.offset;
         resumed = true;
+        verifiedAt = known.anchorOffset;
+        confirm = (f) => this.holdsSavedContent(f, Number.MAX_SAFE_INTEGER, known);
         // Maybe a copy (copytruncate) of a file already being read, whose original was not
         // truncated yet when the shipper stopped (or was found again first after the restart):
         // held again like before the restart, or both would read on from their own offsets.
@@ -520,17 +579,7 @@ export class Tailer implements AckListener {
         // Its progress stays known for a while: the content it was measured in may live on in a
         // copy found next (copytruncate while the shipper was down: the copy has a new inode,
         // the original was truncated and written again).
-        if (known.anchor !== undefined && known.anchorOffset !== undefined && known.offset > 0) {
-          this.rememberRetired(fp, {
-            id,
-            key: id,
-            readPos: known.offset,
-            acked: known.offset,
-            anchor: known.anchor,
-            anchorOffset: known.anchorOffset,
-            at: this.now(),
-          });
-        }
+        this.rememberSaved(fp, id, known);
       }
     }
     if (!resumed) {
@@ -549,6 +598,8 @@ export class Tailer implements AckListener {
         offset = Math.min(src.verifiedTo ?? 0, src.readPos);
         acked = Math.min(src.acked, offset);
         inherit = { fromId: src.id, limit: offset };
+        verifiedAt = src.anchorAt;
+        confirm = src.confirm;
         this.event(
           "copy_held",
           { path, id, from: src.id, verifiedTo: src.verifiedTo },
@@ -558,6 +609,8 @@ export class Tailer implements AckListener {
         offset = src.readPos;
         acked = src.acked;
         inherit = { fromId: src.id, limit: src.readPos };
+        verifiedAt = src.anchorAt;
+        confirm = src.confirm;
         this.event(
           "copy_recognised",
           { path, id, from: src.id, offset },
@@ -576,9 +629,37 @@ export class Tailer implements AckListener {
         }
       }
     }
-    if (!resumed) positions.forget(id);
     // The bytes before the start offset: what must still be there whenever reading goes on.
-    const anchor = offset > 0 ? await readAnchor(fd, offset, this.anchorScratch) : null;
+    let anchor = offset > 0 ? await readAnchor(fd, offset, this.anchorScratch) : null;
+    if (anchor !== null) anchor = Buffer.from(anchor); // the scratch buffer is reused below
+    // These bytes become the reader's tail, which every read compares in the read itself. So they
+    // must be the bytes that were verified above: the file may have been truncated and written
+    // again since (a restart's first look at a file takes a while). Verifying once more, now that
+    // they are read, closes that window — the content would have to change back to the verified
+    // bytes to slip through.
+    // An offset from elsewhere (the positions file, an original's reading) must also be a line
+    // start in this file (see isLineStart). Otherwise this is not
+    // the content the offset was measured in: read it from its start, which loses nothing (at
+    // worst lines come twice), where the next line start could skip lines never read.
+    if (
+      anchor === null
+        ? offset > 0
+        : !isLineStart(offset, anchor, verifiedAt) || (confirm !== undefined && !(await confirm(fd)))
+    ) {
+      this.resyncEvent(resumed ? "saved" : "inherited", path, id, offset);
+      if (resumed && known !== undefined) {
+        // The content the saved offset was measured in may live on in a copy found next (as for a
+        // saved entry whose anchor does not match, above).
+        this.rememberSaved(fp, id, known);
+        resumed = false;
+      }
+      offset = 0;
+      acked = 0;
+      inherit = null;
+      holdFor = null;
+      anchor = null;
+    }
+    if (!resumed) positions.forget(id);
     const r = new FileReader({
       id: `${key}/${++this.generation}`,
       key,
@@ -615,6 +696,38 @@ export class Tailer implements AckListener {
     this.byKey.set(key, r);
     this.enqueue(r);
     return r;
+  }
+
+  /** A saved entry's progress, kept for a while for a copy of its content (see originalOf). */
+  private rememberSaved(fp: string, id: string, known: PositionEntry): void {
+    if (known.anchor === undefined || known.anchorOffset === undefined || known.offset <= 0) return;
+    this.rememberRetired(fp, {
+      id,
+      key: id,
+      readPos: known.offset,
+      acked: known.offset,
+      anchor: known.anchor,
+      anchorOffset: known.anchorOffset,
+      at: this.now(),
+    });
+  }
+
+  /** A check that `fd` has the bytes live reader `r` consumed just before where it stands now. */
+  private confirmTail(r: FileReader): (fd: number) => Promise<boolean> {
+    const at = r.readPos;
+    return async (fd) => {
+      if (r.readPos !== at) return false;
+      const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
+      return bytes !== null && r.tailEquals(bytes);
+    };
+  }
+
+  /** A check that `fd`'s bytes just before `at` hash to `hash` (a saved or retired anchor). */
+  private confirmHash(at: number, hash: string): (fd: number) => Promise<boolean> {
+    return async (fd) => {
+      const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
+      return bytes !== null && anchorHash(bytes) === hash;
+    };
   }
 
   /** Whether `fd` still holds the content a saved entry was measured in (its anchor matches). */
@@ -670,23 +783,53 @@ export class Tailer implements AckListener {
             const shorter = await this.shorterSame(fd, size, r);
             if (shorter === "differs") continue;
             if (shorter !== null && shorter !== "banner") {
-              consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: r.readPos });
+              consider({
+                id: r.id,
+                readPos: r.readPos,
+                acked: r.acked,
+                live: r,
+                verifiedTo: r.readPos,
+                anchorAt: r.readPos,
+                confirm: this.confirmTail(r),
+              });
               continue;
             }
             // It no longer has those bytes: truncated (not noticed yet), so it will not read on —
             // the copy continues where it stood, without waiting.
-            consider({ id: r.id, readPos: r.readPos, acked: r.acked });
+            consider({
+              id: r.id,
+              readPos: r.readPos,
+              acked: r.acked,
+              anchorAt: r.readPos,
+              confirm: this.confirmTail(r),
+            });
             continue;
           }
           verifiedTo = Math.max(verifiedTo, c.lineEnd ?? 0);
         }
-        consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo });
+        consider({
+          id: r.id,
+          readPos: r.readPos,
+          acked: r.acked,
+          live: r,
+          verifiedTo,
+          anchorAt: r.readPos,
+          confirm: this.confirmTail(r),
+        });
       } else {
         // Shorter than where the original's reading stands, but equal to it so far: a copy still
         // being written (cp in progress), or one taken before the original grew further.
         const c = await this.compareWith(fd, size, r);
         if (c.state === "same") {
-          consider({ id: r.id, readPos: r.readPos, acked: r.acked, live: r, verifiedTo: c.lineEnd ?? 0 });
+          consider({
+            id: r.id,
+            readPos: r.readPos,
+            acked: r.acked,
+            live: r,
+            verifiedTo: c.lineEnd ?? 0,
+            anchorAt: size,
+            confirm: async (cfd) => (await this.compareWith(cfd, size, r)).state === "same",
+          });
         }
       }
     }
@@ -701,6 +844,8 @@ export class Tailer implements AckListener {
           id: retired.id,
           readPos: retired.readPos,
           acked: this.byId.get(retired.id)?.acked ?? retired.readPos,
+          anchorAt: at,
+          confirm: this.confirmHash(at, retired.anchor),
         });
     }
     for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
@@ -711,7 +856,13 @@ export class Tailer implements AckListener {
       if (e.anchor === undefined || e.anchorOffset === undefined || size < e.anchorOffset) continue;
       const bytes = await readAnchor(fd, e.anchorOffset, this.anchorScratch);
       if (bytes !== null && anchorHash(bytes) === e.anchor)
-        consider({ id: e.id, readPos: e.offset, acked: e.offset });
+        consider({
+          id: e.id,
+          readPos: e.offset,
+          acked: e.offset,
+          anchorAt: e.anchorOffset,
+          confirm: this.confirmHash(e.anchorOffset, e.anchor),
+        });
     }
     return best;
   }
@@ -793,6 +944,10 @@ export class Tailer implements AckListener {
     const start = Math.max(orig.readPos, c.acked);
     const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
     if (anchor === null || (start === orig.readPos && !orig.tailEquals(anchor))) return;
+    if (!isLineStart(start, anchor, start === orig.readPos ? start : undefined)) {
+      this.resetToStart(c, "rechecked");
+      return;
+    }
     this.unhold(c);
     const acked = Math.max(c.acked, Math.min(orig.acked, start));
     c.moveTo(start, acked, anchor);
@@ -855,8 +1010,15 @@ export class Tailer implements AckListener {
       if (to > c.verifiedTo) {
         // The original's acknowledgements cover the copy's identical bytes too: a restart (or the
         // release) then does not read them from the copy again.
-        const anchor = await readAnchor(c.fd, to, this.anchorScratch).catch(() => null);
-        if (anchor === null) return;
+        const read = await readAnchor(c.fd, to, this.anchorScratch).catch(() => null);
+        if (read === null || c.fd === null) return;
+        const anchor = Buffer.from(read);
+        // Compared again now that the tail is read: it must be the bytes found equal.
+        if ((await this.compareWith(c.fd, to, orig)).state !== "same") return;
+        if (!isLineStart(to, anchor)) {
+          this.resetToStart(c, "rechecked");
+          return;
+        }
         c.verifiedTo = to;
         const acked = Math.max(c.acked, Math.min(orig.acked, to));
         c.moveTo(to, acked, anchor);
@@ -868,18 +1030,41 @@ export class Tailer implements AckListener {
     // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
     // (then it is retired first and releases the copy at the right offset).
     if (state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
+    this.event(
+      "found",
+      { path: c.path, id: c.id, size },
+      "file differs from the one it began like; reading it from its start",
+    );
+    this.readFromStart(c);
+  }
+
+  /** A reader that has nothing in flight (held, or not read yet) starts over at offset 0. */
+  private readFromStart(c: FileReader): void {
     this.unhold(c);
     this.unlinkCopy(c);
     c.inherit = null;
     c.moveTo(0, 0, Buffer.alloc(0));
     this.opts.positions.forget(c.key);
     this.opts.positions.track(c.key, c.fingerprint, c.path, 0, c.anchorAt());
-    this.event(
-      "found",
-      { path: c.path, id: c.id, size },
-      "file differs from the one it began like; reading it from its start",
-    );
     this.enqueue(c);
+  }
+
+  /** `c`'s offset, taken from elsewhere, is not a line start of its file: read it from 0. */
+  private resetToStart(c: FileReader, reason: ResyncReason): void {
+    this.resyncEvent(reason, c.path, c.id, c.readPos);
+    this.readFromStart(c);
+  }
+
+  /**
+   * Reading was about to go on at `offset` of `path`, but the bytes before it are not the ones that
+   * offset was measured in (not a line start, or changed under the reader): it starts over at 0.
+   */
+  private resyncEvent(reason: ResyncReason, path: string, id: string, offset: number): void {
+    this.opts.metrics?.resyncs.inc({ reason });
+    this.opts.logger.warn(
+      { event: "resync", reason, path, id, offset },
+      "offset is not a line start of this file's content (changed, or not the file it was taken from); reading it from the start",
+    );
   }
 
   /**
@@ -904,8 +1089,15 @@ export class Tailer implements AckListener {
       }
       // What was acknowledged of the copy itself (before a restart) is never read again.
       if (c.acked > start && c.acked <= size) start = c.acked;
-      const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
+      let anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
       if (anchor === null) start = 0;
+      else if (
+        !isLineStart(start, anchor, start === orig.readPos && orig.tailEquals(anchor) ? start : undefined)
+      ) {
+        this.resyncEvent("rechecked", c.path, c.id, start);
+        start = 0;
+        anchor = null;
+      }
       const acked = Math.min(Math.max(orig.acked, c.acked), start);
       c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
       if (c.inherit !== null) c.inherit.limit = start;
@@ -920,14 +1112,16 @@ export class Tailer implements AckListener {
   }
 
   /** The same inode was truncated (or rewritten): retire the old reader, read again from 0. */
-  private async restartTruncated(r: FileReader): Promise<void> {
+  private async restartTruncated(r: FileReader, resync?: ResyncReason): Promise<void> {
     const fd = r.fd;
     const path = r.path;
-    this.event(
-      "truncated",
-      { path, id: r.id, previousOffset: r.readPos, size: r.size },
-      "file truncated; reading it from the start",
-    );
+    if (resync !== undefined) this.resyncEvent(resync, r.path, r.id, r.readPos);
+    else
+      this.event(
+        "truncated",
+        { path, id: r.id, previousOffset: r.readPos, size: r.size },
+        "file truncated; reading it from the start",
+      );
     r.fd = null; // hand the fd over to the new reader instead of closing it
     this.retire(r);
     if (fd === null) return;
@@ -1088,6 +1282,10 @@ export class Tailer implements AckListener {
   private async flushPartial(r: FileReader): Promise<void> {
     if (!this.opts.sink.canAccept()) return;
     const consumed = await r.flushPartial(this.buf);
+    if (consumed === null) {
+      await this.restartTruncated(r, "changed");
+      return;
+    }
     if (consumed > 0 || r.splitter.lines > 0) this.count(r, consumed);
   }
 

@@ -1,9 +1,12 @@
 // Test harness for the source side alone: a real Discovery, Positions and Tailer on a temp
 // directory, feeding an in-memory LineSink that records every line and acknowledges on demand
 // (or at once), with back-pressure that tests can switch on.
+
+import { Registry } from "prom-client";
 import type { AckListener, LineSink, SourceFile } from "../../src/contracts.js";
 import { Discovery } from "../../src/discovery.js";
 import { Positions } from "../../src/positions.js";
+import { createSourceMetrics, type SourceMetrics } from "../../src/source-metrics.js";
 import { Tailer } from "../../src/tailer.js";
 import { silentLogger } from "./logger.js";
 
@@ -78,8 +81,13 @@ export interface Source {
   positions: Positions;
   discovery: Discovery;
   tailer: Tailer;
+  /** The source's metrics, in a registry of its own. */
+  metrics: SourceMetrics;
+  registry: Registry;
   close(): Promise<void>;
 }
+
+const EMPTY_STATS = { filesWatched: 0, filesOpen: 0, lag: [], readPaused: false };
 
 export async function startSource(opts: {
   include: string[];
@@ -104,11 +112,14 @@ export async function startSource(opts: {
     onPath: (p, ev) => tailer?.notePath(p, ev),
     onScan: (paths) => tailer?.noteScan(paths),
   });
+  const registry = new Registry();
+  const metrics = createSourceMetrics(registry, () => tailer?.stats() ?? EMPTY_STATS);
   tailer = new Tailer({
     sink,
     positions,
     opener: discovery,
     logger,
+    metrics,
     maxLineBytes: opts.maxLineBytes ?? 262_144,
     pollIntervalMs: opts.pollIntervalMs ?? 50,
     rotatedIdleMs: opts.rotatedIdleMs ?? 300,
@@ -122,6 +133,8 @@ export async function startSource(opts: {
     positions,
     discovery,
     tailer: t,
+    metrics,
+    registry,
     async close() {
       await discovery.close();
       await t.close();

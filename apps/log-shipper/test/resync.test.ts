@@ -1,0 +1,274 @@
+// No fragment of a line, whatever the timing: reading only ever goes on at offset 0 or right after
+// bytes that this reader consumed (or verified) there. Each way an offset reaches a reader is forced
+// here: the race between an identity check and the read (the file truncated and written again in
+// between — the model test's seed 3489316589 under CPU pressure), a saved offset, an offset
+// inherited from another file (copytruncate), and an offset re-checked against a held copy.
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { ANCHOR_BYTES, anchorHash, FINGERPRINT_BYTES, fileId, fingerprintOf } from "../src/fingerprint.js";
+import { FileReader } from "../src/reader.js";
+import { isLineStart } from "../src/tailer.js";
+import { RecordingSink, type Source, startSource, waitFor } from "./support/source-harness.js";
+
+const BANNER = "=== service starting ===\n";
+
+function lines(prefix: string, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < to; i++) s += `${prefix}-${i}-${"x".repeat(20 + (i % 40))}\n`;
+  return s;
+}
+
+function tempDirs() {
+  const root = mkdtempSync(join(tmpdir(), "resync-"));
+  const logs = join(root, "logs");
+  mkdirSync(logs);
+  return {
+    logs,
+    positionsFile: join(root, "positions.json"),
+    include: [join(logs, "*.log"), join(logs, "*.log.*")],
+  };
+}
+
+async function resyncs(src: Source, reason: string): Promise<number> {
+  const m = await src.metrics.resyncs.get();
+  return m.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+/** A positions file holding one entry (what an earlier run, or another file's identity, left). */
+function plantEntry(positionsFile: string, entry: Record<string, unknown>): void {
+  writeFileSync(
+    positionsFile,
+    JSON.stringify({ version: 1, savedAt: new Date().toISOString(), files: [entry] }),
+  );
+}
+
+describe("FileReader: the bytes before the read offset are checked in the read itself", () => {
+  it("a file truncated and written again after the identity check is not read from the middle", async () => {
+    const d = tempDirs();
+    const p = join(d.logs, "app.log");
+    const first = BANNER + lines("old", 0, 40);
+    writeFileSync(p, first);
+    const fd = openSync(p, "r");
+    try {
+      const st = statSync(p);
+      const offset = first.length;
+      const sink = new RecordingSink();
+      const anchor = Buffer.from(first).subarray(offset - Math.min(offset, ANCHOR_BYTES));
+      const r = new FileReader({
+        id: "r/1",
+        key: "r",
+        path: p,
+        dev: st.dev,
+        ino: st.ino,
+        fingerprint: fingerprintOf(Buffer.from(first), offset) ?? "",
+        fd,
+        offset,
+        acked: offset,
+        anchor,
+        size: offset,
+        maxLineBytes: 1024,
+        sink,
+        now: Date.now,
+      });
+      // The check before a read passes: the file is what the reader thinks.
+      expect(await r.verify(Buffer.allocUnsafe(ANCHOR_BYTES))).toBe("ok");
+      // … then, before the read, the app truncates it and writes more than before, with the same
+      // first line (so the fingerprint stays the same).
+      truncateSync(p, 0);
+      const second = BANNER + lines("new", 0, 80);
+      writeFileSync(p, second);
+      const res = await r.readChunk(Buffer.allocUnsafe(64 * 1024 + ANCHOR_BYTES));
+      expect(res.changed).toBe(true);
+      expect(sink.texts()).toEqual([]);
+      expect(r.readPos).toBe(offset);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+describe("Tailer: an offset from elsewhere must be a line start of this content", () => {
+  let src: Source | undefined;
+  afterEach(async () => {
+    await src?.close();
+    src = undefined;
+  });
+
+  it("saved: an offset in the middle of a line is not resumed; the file is read from its start", async () => {
+    const d = tempDirs();
+    const p = join(d.logs, "app.log");
+    const text = BANNER + lines("a", 0, 200);
+    writeFileSync(p, text);
+    const st = statSync(p);
+    const fp = fingerprintOf(Buffer.from(text), FINGERPRINT_BYTES) ?? "";
+    // An offset inside a line whose anchor (taken further on) matches this file: the anchor does
+    // not cover the bytes before the offset, so only the line-start check can refuse it.
+    const offset = text.indexOf("a-10-") + 3;
+    const anchorOffset = offset + 3 * ANCHOR_BYTES;
+    plantEntry(d.positionsFile, {
+      id: fileId(st.dev, st.ino, fp),
+      path: p,
+      fingerprint: fp,
+      offset,
+      seenAt: Date.now(),
+      anchorOffset,
+      anchor: anchorHash(Buffer.from(text).subarray(anchorOffset - ANCHOR_BYTES, anchorOffset)),
+    });
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 201, "every line of app.log");
+    const written = new Set(text.split("\n").filter((l) => l !== ""));
+    expect(src.sink.texts().filter((l) => !written.has(l))).toEqual([]);
+    expect(await resyncs(src, "saved")).toBe(1);
+  });
+
+  it("inherited: a copy is not continued from a position that is not a line start in it", async () => {
+    const d = tempDirs();
+    const p = join(d.logs, "app.log.1");
+    const text = BANNER + lines("c", 0, 200);
+    writeFileSync(p, text);
+    const fp = fingerprintOf(Buffer.from(text), FINGERPRINT_BYTES) ?? "";
+    // Another file's saved progress (its inode is gone) whose anchor this file matches: this file
+    // would be taken for its copy (copytruncate while the shipper was down) and continued there.
+    const offset = text.indexOf("c-20-") + 5;
+    const anchorOffset = offset + 2 * ANCHOR_BYTES;
+    plantEntry(d.positionsFile, {
+      id: fileId(1, 999_999_999, fp),
+      path: join(d.logs, "app.log"),
+      fingerprint: fp,
+      offset,
+      seenAt: Date.now(),
+      anchorOffset,
+      anchor: anchorHash(Buffer.from(text).subarray(anchorOffset - ANCHOR_BYTES, anchorOffset)),
+    });
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 201, "every line of app.log.1");
+    const written = new Set(text.split("\n").filter((l) => l !== ""));
+    expect(src.sink.texts().filter((l) => !written.has(l))).toEqual([]);
+    expect(await resyncs(src, "inherited")).toBe(1);
+  });
+
+  it("inherited: a copy continued at a line start is not resynced (nothing read twice)", async () => {
+    const d = tempDirs();
+    const p = join(d.logs, "app.log.1");
+    const text = BANNER + lines("e", 0, 200);
+    writeFileSync(p, text);
+    const fp = fingerprintOf(Buffer.from(text), FINGERPRINT_BYTES) ?? "";
+    const offset = text.indexOf("e-150-");
+    plantEntry(d.positionsFile, {
+      id: fileId(1, 999_999_998, fp),
+      path: join(d.logs, "app.log"),
+      fingerprint: fp,
+      offset,
+      seenAt: Date.now(),
+      anchorOffset: offset,
+      anchor: anchorHash(Buffer.from(text).subarray(offset - ANCHOR_BYTES, offset)),
+    });
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 50, "the lines after the inherited offset");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(src.sink.texts()[0]).toBe(`e-150-${"x".repeat(20 + 30)}`);
+    expect(src.sink.lines.length).toBe(50);
+    expect(await resyncs(src, "inherited")).toBe(0);
+  });
+
+  it("the positions file afterwards holds the file at its real end, not the bad offset", async () => {
+    const d = tempDirs();
+    const p = join(d.logs, "app.log");
+    const text = BANNER + lines("f", 0, 50);
+    writeFileSync(p, text);
+    const st = statSync(p);
+    const fp = fingerprintOf(Buffer.from(text), FINGERPRINT_BYTES) ?? "";
+    const offset = text.indexOf("f-5-") + 1;
+    plantEntry(d.positionsFile, {
+      id: fileId(st.dev, st.ino, fp),
+      path: p,
+      fingerprint: fp,
+      offset,
+      seenAt: Date.now(),
+    }); // an entry without an anchor (written by an older version): only the line start can tell
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 51, "every line");
+    await waitFor(
+      () => src?.positions.entriesSnapshot()[0]?.offset === text.length,
+      "acknowledged to the end",
+    );
+    await src.close();
+    src = undefined;
+    const saved = JSON.parse(readFileSync(d.positionsFile, "utf8")) as { files: { offset: number }[] };
+    expect(saved.files.map((f) => f.offset)).toEqual([text.length]);
+  });
+});
+
+describe("Tailer: a file replaced while its reader was closed", () => {
+  let src: Source | undefined;
+  afterEach(async () => {
+    await src?.close();
+    src = undefined;
+  });
+
+  it("same inode and first line, other content (inode reused by a copy): judged as a new file, nothing read twice", async () => {
+    // A closed reader does not keep its inode alive, so the number can come back as another file —
+    // here simulated by writing over the file in place — and with a common banner the fingerprint
+    // is the same. The content is a copy of a file already read and gone: it must be recognised
+    // as that copy (continue at its end), not read again from 0 as a "truncated" file.
+    const d = tempDirs();
+    const x = join(d.logs, "x.log");
+    const y = join(d.logs, "app.log.1");
+    const xText = BANNER + lines("x", 0, 80);
+    writeFileSync(x, xText);
+    writeFileSync(y, BANNER + lines("y", 0, 30));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 112, "both files read");
+    // Rotate y further: a rotated file that stops growing is closed after rotatedIdleMs.
+    renameSync(y, join(d.logs, "app.log.2"));
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.path.endsWith("app.log.2") && !f.open) === true,
+      "app.log.2 closed",
+    );
+    // x is deleted (fully read: its progress is remembered for a while), and its content lands in
+    // app.log.2's inode.
+    unlinkSync(x);
+    await waitFor(
+      () => src?.tailer.files().every((f) => !f.path.endsWith("x.log")) === true,
+      "x.log forgotten",
+    );
+    writeFileSync(join(d.logs, "app.log.2"), xText);
+    await new Promise((r) => setTimeout(r, 1500)); // several polls and rescans
+    const counts = new Map<string, number>();
+    // (The banner is every file's first line: x.log's and app.log.1's were each read once.)
+    for (const t of src.sink.texts()) if (`${t}\n` !== BANNER) counts.set(t, (counts.get(t) ?? 0) + 1);
+    expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
+    // … and a line the "copy" gets later is read from it.
+    writeFileSync(join(d.logs, "app.log.2"), `${xText}x-late\n`);
+    await waitFor(() => src?.sink.texts().includes("x-late") === true, "the late line");
+  });
+});
+
+describe("isLineStart: the rule every start offset passes (also for offsets re-checked against a held copy)", () => {
+  const nl = Buffer.from("abc\n");
+  const mid = Buffer.from("abc");
+  it.each([
+    ["offset 0", 0, Buffer.alloc(0), undefined, true],
+    ["right after a newline", 4, nl, undefined, true],
+    ["inside a line", 3, mid, undefined, false],
+    ["inside a line, bytes before it verified there", 3, mid, 3, true],
+    ["inside a line, verified further on but not covering it", 3, mid, 3 + ANCHOR_BYTES, false],
+    ["inside a line, verified further on and covering it", 3000, mid, 3000 + ANCHOR_BYTES - 1, true],
+    ["inside a line, verified before it", 3000, mid, 2999, false],
+  ] as const)("%s", (_what, offset, anchor, verifiedAt, ok) => {
+    expect(isLineStart(offset, anchor, verifiedAt)).toBe(ok);
+  });
+});
