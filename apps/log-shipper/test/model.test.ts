@@ -241,6 +241,15 @@ class Model {
   }
 }
 
+/**
+ * 3489316589: a fragment of a line under CPU pressure (a file truncated and written again between
+ * the identity check and the read, and between a restart's check of a saved offset and reading
+ * the bytes before it), and a copy taken for a renamed file when its inode number was reused.
+ * 2960237189 … 2960237194: the previous fixed range (2960237189-203 found the held-banner case),
+ * one of each kind × variant.
+ */
+const REGRESSION_SEEDS = [3489316589, 2960237189, 2960237190, 2960237191, 2960237192, 2960237193, 2960237194];
+
 describe("randomized model: write / rotate / copytruncate / truncate / delete / restart", () => {
   let loki: FakeLoki | undefined;
   let app: App | undefined;
@@ -249,15 +258,20 @@ describe("randomized model: write / rotate / copytruncate / truncate / delete / 
     await loki?.close();
   });
 
-  const runs = Number(process.env.MODEL_RUNS ?? 3);
-  const base = testSeed();
-  for (let run = 0; run < runs; run++) {
+  // Without SEED the suite runs a fixed list: every seed that ever found a bug, and one seed for
+  // each of the six kind × variant combinations (seed % 2, seed % 3). Fresh seeds are explored by
+  // the soak command (`pnpm soak`, scripts/soak.mjs), never here. SEED=<n> MODEL_RUNS=<k> runs
+  // seeds n … n+k−1 instead.
+  const seeds =
+    process.env.SEED !== undefined && process.env.SEED !== ""
+      ? Array.from({ length: Number(process.env.MODEL_RUNS ?? 1) }, (_, i) => (testSeed(0) + i) >>> 0)
+      : REGRESSION_SEEDS;
+  for (const [run, seed] of seeds.entries()) {
     // Kind and variant follow from the seed, so SEED=<seed> MODEL_RUNS=1 replays a run exactly.
-    const gracefulOnly = (base + run) % 2 === 1;
+    const gracefulOnly = seed % 2 === 1;
     const kind = gracefulOnly ? "graceful restarts only" : "crashes too";
-    const variant = (["plain", "banner", "banner + back-pressure"] as const)[(base + run) % 3] ?? "plain";
-    it(`run ${run} (seed ${base + run}, ${kind}, ${variant})`, { timeout: 120_000 }, async () => {
-      const seed = base + run;
+    const variant = (["plain", "banner", "banner + back-pressure"] as const)[seed % 3] ?? "plain";
+    it(`run ${run} (seed ${seed}, ${kind}, ${variant})`, { timeout: 120_000 }, async () => {
       console.log(`model test seed=${seed} (replay: SEED=${seed} MODEL_RUNS=1)`);
       const rng = seededRng(seed);
       const dirs: Dirs = tempDirs("model-");
@@ -441,6 +455,17 @@ describe("randomized model: write / rotate / copytruncate / truncate / delete / 
         `seed ${seed}: ${model.written.size} lines (${model.optional.size} truncated before read), ${model.ops.length} ops, ${abrupt} crash-restarts, ${duplicates} duplicated`,
       );
       const ctx = `seed ${seed}; ops: ${model.ops.join(", ")}`;
+      if (process.env.MODEL_DEBUG && unknown !== null) {
+        // Debugging aid: where the line that was never written was read, with the ops and the
+        // shipper's file events before it.
+        for (; opsTraced < model.ops.length; opsTraced++) trace.push(`OP ${model.ops[opsTraced]}`);
+        const at = trace.findIndex((t) => !/^(OP|EV)/.test(t) && !/ (g\d+-s\d+|===)/.test(t));
+        console.log(
+          `UNKNOWN ${unknown.slice(0, 40)} read at trace index ${at}:\n${trace
+            .slice(Math.max(0, at - 80), at + 5)
+            .join("\n")}`,
+        );
+      }
       expect(unknown, ctx).toBeNull();
       expect(missing.slice(0, 10), ctx).toEqual([]);
       expect(disorder, ctx).toBeNull();
