@@ -16,6 +16,7 @@ import type { SourceFile } from "./contracts.js";
 import { appendEntry, type BatchStream, GrowableBuffer } from "./encode-protobuf.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "./entry.js";
 import { formatLabels, streamLabels, stripRotationSuffix } from "./labels.js";
+import { displayPath } from "./path-bytes.js";
 
 export const DEFAULT_BATCH_WAIT_MS = 1000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
@@ -304,7 +305,7 @@ export class Batcher {
 
   private bindPath(fs: FileState, path: string): void {
     fs.path = path;
-    const filename = stripRotationSuffix(path);
+    const filename = stripRotationSuffix(displayPath(path));
     let group = this.groups.get(filename);
     if (group === undefined) {
       group = new StreamGroup(filename);

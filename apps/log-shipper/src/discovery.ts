@@ -17,6 +17,7 @@ import { promisify } from "node:util";
 import { type FSWatcher, watch } from "chokidar";
 import picomatch from "picomatch";
 import type { Logger } from "pino";
+import { decodeName, fsPath } from "./path-bytes.js";
 
 export interface DiscoveryOptions {
   /** Absolute globs of files to tail. */
@@ -34,7 +35,7 @@ export interface DiscoveryOptions {
   /** A path was refused (symlink leaving the watched directories). */
   onRefused?: (path: string, reason: string) => void;
   /** Opens a resolved path (tests put a race between resolving and opening here). */
-  openFile?: (path: string, flags: number) => Promise<number>;
+  openFile?: (path: string | Buffer, flags: number) => Promise<number>;
 }
 
 interface Root {
@@ -165,9 +166,10 @@ export class Discovery {
       // its path) rather than joining and matching globs every time. Bounded: cleared when full.
       const known = new Map<string, string | null>();
       try {
-        w = fsWatch(root.dir, { persistent: false }, (event, name) => {
+        // Names as bytes: one that is not valid UTF-8 keeps them (path-bytes.ts).
+        w = fsWatch(root.dir, { persistent: false, encoding: "buffer" }, (event, name) => {
           if (this.closed || name === null) return;
-          const key = name.toString();
+          const key = decodeName(name);
           let path = known.get(key);
           if (path === undefined) {
             if (known.size >= KNOWN_NAMES_MAX) known.clear();
@@ -199,14 +201,14 @@ export class Discovery {
   }
 
   private async walk(dir: string, depth: number, found: Set<string>): Promise<void> {
-    let entries: import("node:fs").Dirent[];
+    let entries: import("node:fs").Dirent<Buffer>[];
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = await readdir(fsPath(dir), { withFileTypes: true, encoding: "buffer" });
     } catch {
       return; // not there (yet) or not readable: the next scan tries again
     }
     for (const e of entries) {
-      const p = join(dir, e.name);
+      const p = join(dir, decodeName(e.name));
       if (e.isDirectory()) {
         if (depth > 0) await this.walk(p, depth - 1, found);
       } else if ((e.isFile() || e.isSymbolicLink()) && this.matches(p)) {
@@ -239,11 +241,14 @@ export class Discovery {
   async openAllowed(path: string): Promise<{ fd: number; realPath: string } | null> {
     let real: string;
     try {
-      const st = await lstat(path);
+      const st = await lstat(fsPath(path));
       if (st.isSymbolicLink()) {
-        real = await realpath(path);
+        real = decodeName(await realpath(fsPath(path), { encoding: "buffer" }));
       } else if (st.isFile()) {
-        real = join(await realpath(dirname(path)), basename(path));
+        real = join(
+          decodeName(await realpath(fsPath(dirname(path)), { encoding: "buffer" })),
+          basename(path),
+        );
       } else {
         return null;
       }
@@ -256,7 +261,7 @@ export class Discovery {
     }
     let fd: number;
     try {
-      fd = await (this.opts.openFile ?? openFd)(real, OPEN_FLAGS);
+      fd = await (this.opts.openFile ?? openFd)(fsPath(real), OPEN_FLAGS);
     } catch {
       return null; // vanished between lstat and open, or a symlink swapped in (O_NOFOLLOW)
     }
@@ -285,13 +290,16 @@ export class Discovery {
    */
   private async openedPath(fd: number, real: string, st: import("node:fs").Stats): Promise<string | null> {
     try {
-      return (await readlink(`/proc/self/fd/${fd}`)).replace(/ \(deleted\)$/, "");
+      return decodeName(await readlink(`/proc/self/fd/${fd}`, { encoding: "buffer" })).replace(
+        / \(deleted\)$/,
+        "",
+      );
     } catch {
       /* no procfs */
     }
     try {
-      const again = await realpath(real);
-      const st2 = await lstat(again);
+      const again = decodeName(await realpath(fsPath(real), { encoding: "buffer" }));
+      const st2 = await lstat(fsPath(again));
       return st2.dev === st.dev && st2.ino === st.ino ? again : null;
     } catch {
       return null;

@@ -25,6 +25,7 @@ import {
   readFingerprint,
 } from "./fingerprint.js";
 import { LineSplitter } from "./line-splitter.js";
+import { displayPath, fsPath } from "./path-bytes.js";
 import type { PositionEntry, Positions } from "./positions.js";
 import { FileReader } from "./reader.js";
 import type { SourceMetrics, SourceStats } from "./source-metrics.js";
@@ -272,7 +273,7 @@ export class Tailer implements AckListener {
     const lag: { path: string; bytes: number }[] = [];
     for (const r of this.byInode.values()) {
       if (r.fd !== null) open++;
-      lag.push({ path: r.path, bytes: r.lagBytes });
+      lag.push({ path: displayPath(r.path), bytes: r.lagBytes });
     }
     return { filesWatched: this.byInode.size, filesOpen: open, lag, readPaused: this.paused };
   }
@@ -1142,7 +1143,7 @@ export class Tailer implements AckListener {
 
   private async pathHoldsInode(path: string, key: string): Promise<boolean> {
     try {
-      const st = await statPath(path);
+      const st = await statPath(fsPath(path));
       return inodeKey(st.dev, st.ino) === key;
     } catch {
       return false;
@@ -1180,7 +1181,7 @@ export class Tailer implements AckListener {
       }
       let st: import("node:fs").Stats;
       try {
-        st = await statPath(path);
+        st = await statPath(fsPath(path));
       } catch {
         await this.pathGone(path, r);
         continue;
