@@ -114,6 +114,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     metrics: sourceMetrics,
     maxLineBytes: config.maxLineBytes,
     pollIntervalMs: config.pollIntervalMs,
+    maxOpenFiles: config.maxOpenFiles,
   });
   const t = tailer;
 

@@ -1,16 +1,25 @@
-// Which files to tail. chokidar (v5 has no glob support) watches the directories the LOG_PATHS globs
-// start from; picomatch decides which paths match LOG_PATHS and not EXCLUDE_PATHS; a periodic
-// rescan (readdir) catches whatever the events missed (inotify overflow, a directory created late).
-//
-// chokidar runs in polling mode: in its inotify mode every write to a tailed file makes it stat the
-// file and re-read the directory (lstat of every entry) — measured at about a quarter of the
-// shipper's CPU at 50k lines/s. Instead, one raw fs.watch per directory (no stat, no readdir)
-// gives the tailer immediate hints — a name changed (created, renamed, deleted) or a file grew —
-// and chokidar's stat polling plus the rescan are the safety net behind it.
+// Which files to tail. picomatch decides which paths match LOG_PATHS and not EXCLUDE_PATHS. Each
+// directory the globs start from gets one raw fs.watch (no stat, no readdir): immediate hints to
+// the tailer — a name changed (created, renamed, deleted) or a file grew. A periodic rescan
+// (readdir) catches whatever the events missed (inotify overflow, a directory created late).
+// Globs that reach into subdirectories (`**`, `*/…`), which a raw fs.watch cannot see, are also
+// watched by chokidar (v5 has no glob support) in polling mode — in its inotify mode every write
+// to a tailed file makes it stat the file and re-read the directory, measured at about a quarter
+// of the shipper's CPU at 50k lines/s. Its polling stats every file every interval, so it is
+// not used where fs.watch suffices: with thousands of quiet files that polling alone is a steady
+// cost (see bench/log-shipper-many-files.mjs).
 // Symlinks are resolved here and refused when their target lies outside the watched directories:
 // the app container controls the shared volume, and the shipper's own secrets must not become
 // shippable through a link planted there.
-import { close, constants, type FSWatcher as FsWatcher, fstat, watch as fsWatch, open } from "node:fs";
+import {
+  close,
+  constants,
+  type FSWatcher as FsWatcher,
+  fstat,
+  watch as fsWatch,
+  open,
+  type Stats,
+} from "node:fs";
 import { lstat, readdir, readlink, realpath } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
@@ -99,6 +108,7 @@ export class Discovery {
   private scanning: Promise<void> | null = null;
   private closed = false;
   private readonly refusedOnce = new Set<string>();
+  private readonly realDirs = new Map<string, string>();
   /** Time of the last completed scan (readiness: we are watching). */
   lastScanAt = 0;
 
@@ -117,9 +127,20 @@ export class Discovery {
 
   async start(): Promise<void> {
     await this.refreshRealRoots();
-    const depth = Math.min(MAX_DEPTH, Math.max(...this.roots.map((r) => r.depth)));
+    this.watchHints();
+    // Directories matched one level deep (`/shared/logs/*.log`, the default) are watched by one
+    // raw fs.watch each, with the rescan behind it; chokidar only for deeper globs (see above).
+    const deep = this.roots.filter((r) => r.depth > 0);
+    if (deep.length > 0) await this.watchDeep(deep);
+    await this.scan();
+    this.timer = setInterval(() => void this.scan(), this.opts.rescanIntervalMs);
+    this.timer.unref();
+  }
+
+  private async watchDeep(deep: Root[]): Promise<void> {
+    const depth = Math.min(MAX_DEPTH, Math.max(...deep.map((r) => r.depth)));
     const watcher = watch(
-      this.roots.map((r) => r.dir),
+      deep.map((r) => r.dir),
       {
         persistent: false,
         ignoreInitial: true,
@@ -141,11 +162,7 @@ export class Discovery {
     watcher.on("unlink", hint("unlink"));
     watcher.on("error", (err) => this.opts.logger.warn({ err }, "file watcher error; relying on rescans"));
     this.watcher = watcher;
-    this.watchHints();
     await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
-    await this.scan();
-    this.timer = setInterval(() => void this.scan(), this.opts.rescanIntervalMs);
-    this.timer.unref();
   }
 
   /** List every matching path now and report it (concurrent calls share one scan). */
@@ -217,7 +234,22 @@ export class Discovery {
     }
   }
 
+  /**
+   * The real path of a directory, remembered until the next rescan: thousands of files appearing
+   * in one directory need one realpath, not one each. (What is opened is checked through the fd
+   * itself — openedPath — so a directory swapped for a symlink meanwhile is still refused.)
+   */
+  private async realDir(dir: string): Promise<string> {
+    const known = this.realDirs.get(dir);
+    if (known !== undefined) return known;
+    const real = decodeName(await realpath(fsPath(dir), { encoding: "buffer" }));
+    if (this.realDirs.size >= KNOWN_NAMES_MAX) this.realDirs.clear();
+    this.realDirs.set(dir, real);
+    return real;
+  }
+
   private async refreshRealRoots(): Promise<void> {
+    this.realDirs.clear();
     const real: string[] = [];
     for (const r of this.roots) {
       try {
@@ -238,17 +270,14 @@ export class Discovery {
    * symlink only when its target stays inside them). Returns the file handle's fd and the real path,
    * or null (gone, refused, not a regular file).
    */
-  async openAllowed(path: string): Promise<{ fd: number; realPath: string } | null> {
+  async openAllowed(path: string): Promise<{ fd: number; realPath: string; stats: Stats } | null> {
     let real: string;
     try {
       const st = await lstat(fsPath(path));
       if (st.isSymbolicLink()) {
         real = decodeName(await realpath(fsPath(path), { encoding: "buffer" }));
       } else if (st.isFile()) {
-        real = join(
-          decodeName(await realpath(fsPath(dirname(path)), { encoding: "buffer" })),
-          basename(path),
-        );
+        real = join(await this.realDir(dirname(path)), basename(path));
       } else {
         return null;
       }
@@ -275,7 +304,7 @@ export class Discovery {
       } else if (!this.insideRoots(opened)) {
         this.refuse(path, `the file opened is ${opened}, outside the watched directories`);
       } else if (st.isFile()) {
-        return { fd, realPath: real };
+        return { fd, realPath: real, stats: st };
       }
     } catch {
       /* fall through */

@@ -56,7 +56,7 @@ export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_MAX_ENTRIES = 10_000;
 
 export class Positions {
-  private readonly entries = new Map<string, PositionEntry>();
+  private readonly entries = new EntryMap();
   private dirty = false;
   private saving: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -127,8 +127,8 @@ export class Positions {
   /** The entry with this fingerprint and the highest offset (a copy of a known file), if any. */
   findByFingerprint(fingerprint: string, exceptId?: string): PositionEntry | undefined {
     let best: PositionEntry | undefined;
-    for (const e of this.entries.values()) {
-      if (e.fingerprint !== fingerprint || e.id === exceptId) continue;
+    for (const e of this.entries.withFingerprint(fingerprint)) {
+      if (e.id === exceptId) continue;
       if (best === undefined || e.offset > best.offset) best = e;
     }
     return best;
@@ -137,8 +137,7 @@ export class Positions {
   /** Every entry with this fingerprint except `exceptId` (candidates for the original of a copy). */
   withFingerprint(fingerprint: string, exceptId?: string): PositionEntry[] {
     const out: PositionEntry[] = [];
-    for (const e of this.entries.values())
-      if (e.fingerprint === fingerprint && e.id !== exceptId) out.push(e);
+    for (const e of this.entries.withFingerprint(fingerprint)) if (e.id !== exceptId) out.push(e);
     return out;
   }
 
@@ -309,4 +308,49 @@ function parse(text: string): PositionsFileV1 | null {
     files.push(entry);
   }
   return { version: 1, savedAt: typeof d.savedAt === "string" ? d.savedAt : "", files };
+}
+
+/**
+ * The entries by id, also indexed by fingerprint: looking for the original of a new file is then
+ * O(entries with its fingerprint), not O(all entries) — thousands of files appearing at once made
+ * that quadratic.
+ */
+class EntryMap extends Map<string, PositionEntry> {
+  private readonly byFp = new Map<string, Set<PositionEntry>>();
+
+  override set(id: string, e: PositionEntry): this {
+    const prev = super.get(id);
+    if (prev !== undefined && prev !== e) this.unindex(prev);
+    super.set(id, e);
+    let set = this.byFp.get(e.fingerprint);
+    if (set === undefined) {
+      set = new Set();
+      this.byFp.set(e.fingerprint, set);
+    }
+    set.add(e);
+    return this;
+  }
+
+  override delete(id: string): boolean {
+    const e = super.get(id);
+    if (e === undefined) return false;
+    this.unindex(e);
+    return super.delete(id);
+  }
+
+  override clear(): void {
+    this.byFp.clear();
+    super.clear();
+  }
+
+  withFingerprint(fp: string): Iterable<PositionEntry> {
+    return this.byFp.get(fp) ?? [];
+  }
+
+  private unindex(e: PositionEntry): void {
+    const set = this.byFp.get(e.fingerprint);
+    if (set === undefined) return;
+    set.delete(e);
+    if (set.size === 0) this.byFp.delete(e.fingerprint);
+  }
 }

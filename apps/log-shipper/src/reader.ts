@@ -51,6 +51,8 @@ export interface FileReaderInit {
   maxLineBytes: number;
   sink: LineSink;
   now: () => number;
+  /** Shared count of open descriptors, kept up to date as this reader opens and closes. */
+  openCount?: { n: number };
 }
 
 export class FileReader implements SourceFile, LineEmitter {
@@ -67,7 +69,9 @@ export class FileReader implements SourceFile, LineEmitter {
   readonly dev: number;
   readonly ino: number;
   readonly fingerprint: string;
-  fd: number | null;
+  private fdValue: number | null = null;
+  /** Open descriptors of all readers sharing this counter (the tailer's MAX_OPEN_FILES bound). */
+  private readonly openCount: { n: number };
   /** Next byte to read; always the start of a line (or inside a long line being skipped). */
   readPos: number;
   /** Highest offset the sink acknowledged. */
@@ -113,6 +117,7 @@ export class FileReader implements SourceFile, LineEmitter {
     this.dev = init.dev;
     this.ino = init.ino;
     this.fingerprint = init.fingerprint;
+    this.openCount = init.openCount ?? { n: 0 };
     this.fd = init.fd;
     this.readPos = init.offset;
     this.acked = init.acked;
@@ -122,6 +127,15 @@ export class FileReader implements SourceFile, LineEmitter {
     this.lastGrowthAt = init.now();
     this.splitter = new LineSplitter(init.maxLineBytes);
     if (init.anchor !== undefined) this.setTail(init.anchor);
+  }
+
+  get fd(): number | null {
+    return this.fdValue;
+  }
+
+  set fd(fd: number | null) {
+    if ((this.fdValue === null) !== (fd === null)) this.openCount.n += fd === null ? -1 : 1;
+    this.fdValue = fd;
   }
 
   private setTail(bytes: Buffer): void {

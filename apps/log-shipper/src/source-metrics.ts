@@ -45,6 +45,11 @@ export function createSourceMetrics(registry: Registry, stats: () => SourceStats
       labelNames: ["reason"] as const,
       registers,
     }),
+    openLimitWaits: new Counter({
+      name: "log_shipper_open_limit_waits_total",
+      help: "Times a new file had to wait for a descriptor: MAX_OPEN_FILES were open, none of them quiet and fully read.",
+      registers,
+    }),
     positionsSaves: new Counter({
       name: "log_shipper_positions_saves_total",
       help: "Positions file writes by result.",

@@ -38,7 +38,9 @@ export type PathEvent = "add" | "change" | "unlink";
 
 export interface Opener {
   /** Open a path for reading if it is allowed (see Discovery.openAllowed). */
-  openAllowed(path: string): Promise<{ fd: number; realPath: string } | null>;
+  openAllowed(
+    path: string,
+  ): Promise<{ fd: number; realPath: string; stats?: import("node:fs").Stats } | null>;
 }
 
 export interface TailerOptions {
@@ -55,6 +57,11 @@ export interface TailerOptions {
   rotatedIdleMs?: number;
   /** An active-path file that has not grown for this long has its fd closed (reopened on change). */
   idleCloseMs?: number;
+  /**
+   * At most this many files open at once (default 1024): quiet, fully read files are closed to
+   * make room (reopened on change); when none can be, a new file waits until one can.
+   */
+  maxOpenFiles?: number;
   now?: () => number;
 }
 
@@ -111,10 +118,20 @@ export function isLineStart(offset: number, anchor: Buffer, verifiedAt?: number)
  */
 const READ_COALESCE_MS = 50;
 const RETIRED_MEMORY_MS = 10 * 60 * 1000;
+/**
+ * Housekeeping (hints, rescans, polls) over many files never starves reading: after this many
+ * files examined, reconciled or polled, one chunk is read (see yieldToReads).
+ */
+const HOUSEKEEPING_SLICE = 32;
+/** A file that has not grown for this long is quiet: polled every QUIET_POLL_MS, not every tick. */
+const QUIET_AFTER_MS = 10_000;
+const QUIET_POLL_MS = 5_000;
 const RETIRED_PER_FINGERPRINT = 8;
 
 export class Tailer implements AckListener {
   private readonly byInode = new Map<string, FileReader>();
+  /** The readers of byInode by fingerprint (originalOf looks at those only: O(1), not O(files)). */
+  private readonly byFingerprint = new Map<string, Set<FileReader>>();
   private readonly byPath = new Map<string, FileReader>();
   /** Every reader whose acknowledgements may still arrive (including retired ones), by reader id. */
   private readonly byId = new Map<string, FileReader>();
@@ -146,6 +163,7 @@ export class Tailer implements AckListener {
   private wakeFn: (() => void) | null = null;
   private idleWaiters: Array<() => void> = [];
   private pollDue = false;
+  private lastQuietPoll = 0;
   private stopped = false;
   private loopDone: Promise<void> | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -155,6 +173,16 @@ export class Tailer implements AckListener {
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
   private readonly idleCloseMs: number;
+  private readonly maxOpenFiles: number;
+  /** Open descriptors of all readers (FileReader keeps it up to date). */
+  readonly openCount = { n: 0 };
+  /** Paths waiting for a free descriptor (MAX_OPEN_FILES reached). */
+  private readonly openWaiting = new Set<string>();
+  /** MAX_OPEN_FILES was reached and not yet relieved (logged once per episode). */
+  private atOpenLimit = false;
+  /** At the bound with no file to close; cleared by the next read (see roomToOpen). */
+  private openBlocked = false;
+  private housekeeping = 0;
   /** True while reading waits for acknowledgements. */
   paused = false;
   /** Running totals for the periodic summary line (the metrics hold the same counts). */
@@ -163,7 +191,8 @@ export class Tailer implements AckListener {
   constructor(private readonly opts: TailerOptions) {
     this.now = opts.now ?? Date.now;
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
-    this.idleCloseMs = opts.idleCloseMs ?? 5 * 60 * 1000;
+    this.idleCloseMs = opts.idleCloseMs ?? 60 * 1000;
+    this.maxOpenFiles = opts.maxOpenFiles ?? 1024;
     const chunk = Math.max(opts.chunkBytes ?? DEFAULT_CHUNK, LineSplitter.minChunkBytes(opts.maxLineBytes));
     // Each read also fetches the ≤ ANCHOR_BYTES before its offset (see FileReader.readChunk).
     this.buf = Buffer.allocUnsafe(chunk + ANCHOR_BYTES);
@@ -324,7 +353,10 @@ export class Tailer implements AckListener {
         if (this.events.size > 0) {
           const batch = [...this.events];
           this.events.clear();
-          for (const [path, ev] of batch) await this.examine(path, ev);
+          for (const [path, ev] of batch) {
+            await this.examine(path, ev);
+            await this.yieldToReads();
+          }
           continue;
         }
         if (this.releasing.length > 0) {
@@ -367,6 +399,21 @@ export class Tailer implements AckListener {
         this.opts.logger.error({ err }, "file tailing step failed; continuing");
       }
     }
+  }
+
+  /**
+   * Called once per file by long housekeeping passes: every HOUSEKEEPING_SLICE files, read one
+   * chunk if a file is ready and the sink takes it — thousands of files appearing at once, or a
+   * poll over many files, then delay reading a little instead of stopping it.
+   */
+  private async yieldToReads(): Promise<void> {
+    if (++this.housekeeping < HOUSEKEEPING_SLICE) return;
+    this.housekeeping = 0;
+    const r = this.ready[0];
+    if (r === undefined || !this.opts.sink.canAccept()) return;
+    this.ready.shift();
+    r.queued = false;
+    await this.readOne(r);
   }
 
   private sleep(): Promise<void> {
@@ -415,6 +462,7 @@ export class Tailer implements AckListener {
     }
     if (v === "gone") return;
     const res = await r.readChunk(this.buf);
+    this.openBlocked = false;
     if (res.changed) {
       await this.restartTruncated(r, "changed");
       return;
@@ -442,6 +490,7 @@ export class Tailer implements AckListener {
       this.hinted(current);
       return;
     }
+    if ((current === undefined || current.fd === null) && !(await this.roomToOpen(path))) return;
     const opened = await this.opts.opener.openAllowed(path);
     if (opened === null) {
       this.waiting.delete(path);
@@ -451,15 +500,57 @@ export class Tailer implements AckListener {
     const { fd } = opened;
     let used = false;
     try {
-      used = await this.identify(path, fd, current);
+      used = await this.identify(path, fd, current, opened.stats);
     } finally {
       if (!used) await closeFd(fd).catch(() => {});
     }
   }
 
+  /**
+   * Whether one more file may be opened (MAX_OPEN_FILES). At the bound, the quietest file that is
+   * fully read and not held is closed to make room; when there is none, `path` waits (retried by
+   * the poll) and the first wait of an episode is logged.
+   */
+  private async roomToOpen(path: string): Promise<boolean> {
+    if (this.openCount.n < this.maxOpenFiles) return true;
+    if (this.openBlocked) {
+      // Nothing could be closed, and nothing was read since: do not look again for every path.
+      this.openWaiting.add(path);
+      return false;
+    }
+    // Close an eighth of the bound at once (the quietest first), so that a stream of new files
+    // costs one pass over the open files per many opens, not one per open.
+    const closable: FileReader[] = [];
+    for (const r of this.byInode.values()) {
+      if (r.fd === null || r.queued || r.holdFor !== null || this.held.has(r) || r.hasUnread) continue;
+      if (!r.splitter.inLongLine) closable.push(r);
+    }
+    if (closable.length > 0) {
+      closable.sort((a, b) => a.lastGrowthAt - b.lastGrowthAt);
+      for (const r of closable.slice(0, Math.max(1, this.maxOpenFiles >> 3))) await r.closeFd();
+      return true;
+    }
+    this.openBlocked = true;
+    this.openWaiting.add(path);
+    this.opts.metrics?.openLimitWaits.inc();
+    if (!this.atOpenLimit) {
+      this.atOpenLimit = true;
+      this.opts.logger.warn(
+        { event: "open_limit", maxOpenFiles: this.maxOpenFiles, path },
+        "MAX_OPEN_FILES reached and every open file still has unread lines; new files wait until one is read",
+      );
+    }
+    return false;
+  }
+
   /** Returns true when `fd` was handed to a reader (else the caller closes it). */
-  private async identify(path: string, fd: number, current: FileReader | undefined): Promise<boolean> {
-    const st = await fstatFd(fd);
+  private async identify(
+    path: string,
+    fd: number,
+    current: FileReader | undefined,
+    stats?: import("node:fs").Stats,
+  ): Promise<boolean> {
+    const st = stats ?? (await fstatFd(fd));
     const key = inodeKey(st.dev, st.ino);
     const fp = await readFingerprint(fd, this.scratch);
     const existing = this.byInode.get(key);
@@ -675,6 +766,7 @@ export class Tailer implements AckListener {
       maxLineBytes: this.opts.maxLineBytes,
       sink: this.opts.sink,
       now: this.now,
+      openCount: this.openCount,
       ...(anchor !== null ? { anchor } : {}),
     });
     positions.track(id, fp, path, acked, r.anchorAt());
@@ -691,7 +783,7 @@ export class Tailer implements AckListener {
       list.push(r);
       this.copiesOf.set(inherit.fromId, list);
     }
-    this.byInode.set(inodeKey(dev, ino), r);
+    this.setInode(inodeKey(dev, ino), r);
     this.byPath.set(path, r);
     this.byId.set(r.id, r);
     this.byKey.set(key, r);
@@ -754,7 +846,8 @@ export class Tailer implements AckListener {
     // First make sure the readers of this fingerprint still read what they think: a file truncated
     // and rewritten (same first line) but not noticed yet would otherwise neither match the copy
     // nor be known as the copy's real original, and both would be read in full.
-    for (const r of [...this.byInode.values()]) {
+    const sameFp = this.byFingerprint.get(fp);
+    for (const r of sameFp === undefined ? [] : [...sameFp]) {
       if (r.fingerprint !== fp || r.key === exceptId || r.fd === null || r.retired || r.holdFor !== null)
         continue;
       const v = await r.verify(this.scratch);
@@ -764,7 +857,7 @@ export class Tailer implements AckListener {
     const consider = (c: Original) => {
       if (best === undefined || c.readPos > best.readPos) best = c;
     };
-    for (const r of this.byInode.values()) {
+    for (const r of [...(this.byFingerprint.get(fp) ?? [])]) {
       if (r.fingerprint !== fp || r.key === exceptId || r.retired || r.holdFor !== null) continue;
       if (size >= r.readPos) {
         // Equal where the original's reading stands, and (while the original still holds them)
@@ -1174,6 +1267,7 @@ export class Tailer implements AckListener {
   /** A rescan's full listing: pick up missed files and notice files gone from their path. */
   private async reconcile(paths: ReadonlySet<string>): Promise<void> {
     for (const path of paths) {
+      await this.yieldToReads();
       const r = this.byPath.get(path);
       if (r === undefined) {
         await this.examine(path, "add");
@@ -1204,9 +1298,16 @@ export class Tailer implements AckListener {
   /** Periodic check of every open file: renamed away, growth, deletion, rotation drain, idle close. */
   private async poll(): Promise<void> {
     const now = this.now();
+    // A new quiet-poll round every QUIET_POLL_MS; between rounds only files that grew recently
+    // are looked at (hints from fs.watch cover the rest; this poll is the safety net).
+    const quietRound = now - this.lastQuietPoll >= QUIET_POLL_MS;
+    if (quietRound) this.lastQuietPoll = now;
     for (const r of [...this.byInode.values()]) {
       this.opts.positions.touch(r.key, r.path);
       if (r.fd === null) continue;
+      if (!quietRound && now - r.lastGrowthAt >= QUIET_AFTER_MS && r.holdFor === null && !r.rotated) continue;
+      await this.yieldToReads();
+      if (r.fd === null || r.retired) continue;
       if (this.byPath.get(r.path) === r && !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))) {
         // Renamed away (rotation) without an event reaching us yet: see what is there now.
         const path = r.path;
@@ -1265,6 +1366,16 @@ export class Tailer implements AckListener {
       }
     }
     for (const path of this.waiting) if (!this.events.has(path)) this.events.set(path, "add");
+    if (this.openWaiting.size > 0) {
+      for (const path of this.openWaiting) if (!this.events.has(path)) this.events.set(path, "add");
+      this.openWaiting.clear();
+    } else if (this.atOpenLimit && this.openCount.n < this.maxOpenFiles) {
+      this.atOpenLimit = false;
+      this.opts.logger.info(
+        { event: "open_limit_relieved", open: this.openCount.n },
+        "below MAX_OPEN_FILES again",
+      );
+    }
     for (const [fp, list] of this.retiredFp) {
       const keep = list.filter((p) => now - p.at <= RETIRED_MEMORY_MS);
       if (keep.length === 0) this.retiredFp.delete(fp);
@@ -1305,6 +1416,26 @@ export class Tailer implements AckListener {
     }
   }
 
+  private setInode(key: string, r: FileReader): void {
+    const prev = this.byInode.get(key);
+    if (prev !== undefined && prev !== r) this.deleteInode(key, prev);
+    this.byInode.set(key, r);
+    let set = this.byFingerprint.get(r.fingerprint);
+    if (set === undefined) {
+      set = new Set();
+      this.byFingerprint.set(r.fingerprint, set);
+    }
+    set.add(r);
+  }
+
+  private deleteInode(key: string, r: FileReader): void {
+    this.byInode.delete(key);
+    const set = this.byFingerprint.get(r.fingerprint);
+    if (set === undefined) return;
+    set.delete(r);
+    if (set.size === 0) this.byFingerprint.delete(r.fingerprint);
+  }
+
   /** Stop reading `r` for good; keep it reachable by id until its acknowledgements arrive. */
   private retire(r: FileReader): void {
     r.retired = true;
@@ -1313,7 +1444,7 @@ export class Tailer implements AckListener {
     r.queued = false;
     this.ready = this.ready.filter((x) => x !== r);
     const key = inodeKey(r.dev, r.ino);
-    if (this.byInode.get(key) === r) this.byInode.delete(key);
+    if (this.byInode.get(key) === r) this.deleteInode(key, r);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
     this.rememberRetired(r.fingerprint, {
       id: r.id,
@@ -1349,7 +1480,7 @@ export class Tailer implements AckListener {
   private untrack(r: FileReader): void {
     if (this.held.has(r)) this.releasing.push(r);
     const key = inodeKey(r.dev, r.ino);
-    if (this.byInode.get(key) === r) this.byInode.delete(key);
+    if (this.byInode.get(key) === r) this.deleteInode(key, r);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
     if (r.acked >= r.readPos && this.byId.get(r.id) === r) {
       this.byId.delete(r.id);

@@ -1,6 +1,6 @@
 // Process tests on the BUILT shipper for odd file systems: a file name that is not valid UTF-8,
 // and many files at once.
-import { writeFileSync } from "node:fs";
+import { readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
@@ -48,6 +48,44 @@ describe("log shipper process (dist/main.js): odd file names, many files", () =>
     const latin = loki.entries.filter((e) => e.line.startsWith("latin"));
     expect(latin.map((e) => e.line)).toEqual(["latin one", "latin two", "latin three"]);
     expect(new Set(latin.map((e) => e.labels.filename))).toEqual(new Set([`${dirs.logs}/lat\\xe9.log`]));
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code).toBe(0);
+  });
+
+  it("2,000 files appearing at once are all shipped with at most MAX_OPEN_FILES of them open", async () => {
+    const dirs = tempDirs("proc-many-");
+    loki = await startFakeLoki({ store: "lines" });
+    const s = spawnShipper({ ...baseEnv(dirs, loki), MAX_OPEN_FILES: "50" });
+    shippers.push(s);
+    await s.waitForLog((l) => l.msg === "log shipper started", "start");
+    const n = 2000;
+    for (let i = 0; i < n; i++) writeFileSync(join(dirs.logs, `f${i}.log`), `line of file ${i}\n`);
+    /** Descriptors the shipper holds on files in the logs directory. */
+    const openLogs = () => {
+      let k = 0;
+      for (const fd of readdirSync(`/proc/${s.pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${s.pid}/fd/${fd}`).startsWith(dirs.logs)) k++;
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+      return k;
+    };
+    let maxOpen = 0;
+    const distinct = new Set<string>();
+    await waitFor(
+      () => {
+        maxOpen = Math.max(maxOpen, openLogs());
+        for (const e of loki?.entries ?? []) distinct.add(e.line);
+        return distinct.size === n;
+      },
+      `all ${n} files' lines`,
+      120_000,
+    );
+    // The bound is on files being read; one more may be open for a moment while a path is identified.
+    expect(maxOpen).toBeLessThanOrEqual(51);
+    expect(loki.entries.length).toBe(n); // none twice
     s.child.kill("SIGTERM");
     expect((await s.exited).code).toBe(0);
   });
