@@ -62,10 +62,15 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("builds the three apps from their Dockerfiles and pins every image by tag", () => {
+  it("builds the three apps from the root Dockerfile's per-app targets and pins every image by tag", () => {
+    const stages = [
+      ...readFileSync(join(ROOT, "Dockerfile"), "utf8").matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim),
+    ].map((m) => m[1]);
     for (const app of APPS) {
       const s = config.services[app];
-      expect(s.build.dockerfile, app).toBe(`apps/${app}/Dockerfile`);
+      expect(s.build.dockerfile, app).toBe("Dockerfile");
+      expect(s.build.target, app).toBe(app);
+      expect(stages, `the Dockerfile has a ${app} target`).toContain(app);
       expect(resolve(s.build.context), app).toBe(ROOT);
       expect(s.image, app).toBe(`sidecar-pod/${app}:0.1.0`);
     }

@@ -1,4 +1,5 @@
-// The pod's containers for real: builds the three images from the real Dockerfiles, runs them the
+// The pod's containers for real: builds the three images from the root Dockerfile's per-app
+// targets (checking each image's contract: user, command, environment, labels), runs them the
 // way docker-compose.yml does (one tmpfs volume owned by uid 1000, read-only root, no capabilities,
 // the compose file's environment), on the host network because the CI daemon has no bridge
 // (dockerd --bridge=none), with the shipper pushing to a Loki-compatible receiver in this process.
@@ -25,6 +26,23 @@ const TAG = "test";
 const RUN_ID = `sidecar-test-${process.pid}`;
 const VOLUME = `${RUN_ID}-shared`;
 const BUILD_TIMEOUT_MS = 8 * 60_000;
+const BASE_IMAGE = "node:24-bookworm-slim";
+/** What each target adds to the base image's environment (see the Dockerfile's comments). */
+const IMAGE_ENV: Record<AppName, string[]> = {
+  "sample-app": ["NODE_ENV=production"],
+  "log-shipper": ["NODE_ENV=production"],
+  "metrics-exporter": [
+    "MALLOC_ARENA_MAX=2",
+    "MALLOC_MMAP_THRESHOLD_=131072",
+    "NODE_ENV=production",
+    "NODE_OPTIONS=--max-semi-space-size=1",
+  ],
+};
+const HEALTH_PORT: Record<AppName, { port: number; variable: string }> = {
+  "sample-app": { port: 8080, variable: "PORT" },
+  "log-shipper": { port: 9080, variable: "HTTP_PORT" },
+  "metrics-exporter": { port: 9100, variable: "HTTP_PORT" },
+};
 /** Marks what this test builds, so earlier runs' superseded images can be pruned. */
 const TEST_LABEL = "sidecar-pod.test=1";
 
@@ -135,7 +153,7 @@ beforeAll(async () => {
 
   // Images of earlier runs that a rebuild left untagged.
   await docker(["image", "prune", "--force", "--filter", `label=${TEST_LABEL}`]);
-  // Build from the real Dockerfiles, one after the other (they share the lockfile layers).
+  // Build each app's target of the root Dockerfile, one after the other (they share the builder stage).
   for (const app of APPS) {
     const started = Date.now();
     const r = await docker(
@@ -145,8 +163,8 @@ beforeAll(async () => {
         "--force-rm",
         "--network",
         "host",
-        "-f",
-        `apps/${app}/Dockerfile`,
+        "--target",
+        app,
         "-t",
         image(app),
         "--label",
@@ -156,7 +174,7 @@ beforeAll(async () => {
       { cwd: ROOT, timeoutMs: BUILD_TIMEOUT_MS },
     );
     if (r.code !== 0) {
-      const base = await docker(["image", "inspect", "node:24-bookworm-slim"]);
+      const base = await docker(["image", "inspect", BASE_IMAGE]);
       const hint =
         base.code === 0
           ? ""
@@ -235,6 +253,9 @@ describe("the pod's containers (docker)", () => {
   }, 60_000);
 
   it("builds images that run node dist/main.js as uid 1000 with production dependencies only", async () => {
+    const baseEnv: string[] =
+      JSON.parse(await dockerOk(["image", "inspect", "--format", "{{json .Config.Env}}", BASE_IMAGE])) ?? [];
+    const descriptions = new Set<string>();
     for (const app of APPS) {
       const cfg = JSON.parse(
         await dockerOk(["image", "inspect", "--format", "{{json .Config}}", image(app)]),
@@ -242,14 +263,20 @@ describe("the pod's containers (docker)", () => {
       expect(cfg.User, app).toBe("1000:1000");
       expect(cfg.Cmd, app).toEqual(["node", "dist/main.js"]);
       expect(cfg.WorkingDir, app).toBe("/app");
-      expect(cfg.Env, app).toContain("NODE_ENV=production");
-      if (app === "metrics-exporter") expect(cfg.Env, app).toContain("NODE_OPTIONS=--max-semi-space-size=1");
-      expect(cfg.Healthcheck?.Test?.[1], app).toBe("node");
+      // Exactly the environment each app's image set before the three Dockerfiles became one
+      // target each: the exporter's memory settings and nothing of one target in another.
+      const added = (cfg.Env as string[]).filter((e) => !baseEnv.includes(e)).sort();
+      expect(added, app).toEqual(IMAGE_ENV[app]);
+      expect(Object.keys(cfg.ExposedPorts ?? {}), app).toEqual([`${HEALTH_PORT[app].port}/tcp`]);
+      expect(cfg.Healthcheck?.Test?.slice(0, 3), app).toEqual(["CMD", "node", "-e"]);
+      expect(cfg.Healthcheck?.Test?.[3], app).toContain(
+        `process.env.${HEALTH_PORT[app].variable} || ${HEALTH_PORT[app].port}`,
+      );
       expect(cfg.Labels["org.opencontainers.image.title"], app).toBe(`sidecar-pod/${app}`);
-      expect(
-        cfg.Labels["org.opencontainers.image.source"] ?? cfg.Labels["org.opencontainers.image.version"],
-        app,
-      ).toBeDefined();
+      for (const l of ["description", "version", "revision", "licenses", "base.name"]) {
+        expect(cfg.Labels[`org.opencontainers.image.${l}`], `${app}: ${l}`).toMatch(/\S/);
+      }
+      descriptions.add(cfg.Labels["org.opencontainers.image.description"]);
       // No build tooling or dev dependencies in the runtime image.
       const listing = await dockerOk([
         "run",
@@ -274,6 +301,8 @@ describe("the pod's containers (docker)", () => {
       }
       expect(sizes[app], app).toBeGreaterThan(0);
     }
+    // Each target carries its own description, not the last one a shared stage set.
+    expect(descriptions.size).toBe(APPS.length);
     // The shipper's native snappy binding is installed for the image's platform.
     const snappy = await dockerOk([
       "run",
