@@ -1,9 +1,12 @@
-// The kustomize deployment as users apply it: `kubectl kustomize k8s/` renders, every object is
-// valid against the Kubernetes API schema (offline, kubernetes-models), and the pod keeps the
-// invariants the design depends on — native sidecars in order, mounts per the architecture table,
-// Pod Security Standards "restricted", resources, probes, the shutdown and memory budgets, and
-// only environment variables the programs' config schemas know.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// The kustomize deployment as users apply it, in every combination of sidecars — k8s/ (the full
+// pod) and k8s/overlays/app-only, with-log-shipper, with-metrics-exporter: each renders with
+// `kubectl kustomize`, every object is valid against the Kubernetes API schema (offline,
+// kubernetes-models), and the pod keeps the invariants the design depends on — native sidecars in
+// order, mounts per the architecture table, Pod Security Standards "restricted", resources, probes,
+// the shutdown and memory budgets, and only environment variables the programs' config schemas
+// know. Then the layout itself (component order, namespaces, configuration components) and the
+// optional components.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import * as models from "kubernetes-models";
@@ -145,34 +148,72 @@ function assertRestricted(where: string, spec: Any): void {
   }
 }
 
-let objects: K8sObject[] = [];
+type Sidecar = "log-shipper" | "metrics-exporter";
+
+/**
+ * Every combination of the guide's switches (enable_sidecar_log_shipper, enable_sidecar_metrics),
+ * each one `kubectl apply -k` away. Sidecars in their declaration order: the shipper first, so it
+ * is stopped last.
+ */
+const COMBINATIONS: { dir: string; sidecars: Sidecar[] }[] = [
+  { dir: ".", sidecars: ["log-shipper", "metrics-exporter"] },
+  { dir: "overlays/app-only", sidecars: [] },
+  { dir: "overlays/with-log-shipper", sidecars: ["log-shipper"] },
+  { dir: "overlays/with-metrics-exporter", sidecars: ["metrics-exporter"] },
+];
+
+const PORTS: Record<AppName, { name: string; port: number; variable: string }> = {
+  "sample-app": { name: "http", port: 8080, variable: "PORT" },
+  "log-shipper": { name: "shipper-metrics", port: 9080, variable: "HTTP_PORT" },
+  "metrics-exporter": { name: "metrics", port: 9100, variable: "HTTP_PORT" },
+};
+
+/** The architecture's mount table: container, subPath, mountPath, access. */
+const MOUNTS: [AppName, string, string, "ro" | "rw"][] = [
+  ["sample-app", "logs", "/app/logs", "rw"],
+  ["sample-app", "metrics", "/app/metrics", "rw"],
+  ["log-shipper", "logs", "/shared/logs", "ro"],
+  ["log-shipper", "state", "/var/lib/log-shipper", "rw"],
+  ["metrics-exporter", "metrics", "/shared/metrics", "ro"],
+];
+
 let known: Record<AppName, Set<string>>;
 
 beforeAll(async () => {
-  objects = kustomize(K8S);
   known = {} as Record<AppName, Set<string>>;
   for (const app of APPS) known[app] = await knownEnvNames(app, ROOT);
 });
 
-describe("kubectl kustomize k8s/", () => {
-  it("renders the namespace, the pod's Deployment and Service, three ConfigMaps and the demo Loki", () => {
+/** The sample-app pod's spec in a rendering. */
+const podOf = (objs: K8sObject[]): Any => find(objs, "Deployment", "sample-app").spec.template.spec;
+const containersOf = (objs: K8sObject[]): Any[] => {
+  const spec = podOf(objs);
+  return [...(spec.initContainers ?? []), ...spec.containers];
+};
+
+describe.each(COMBINATIONS)("kubectl kustomize k8s/$dir", ({ dir, sidecars }) => {
+  let objects: K8sObject[] = [];
+  const present: AppName[] = ["sample-app", ...sidecars];
+  beforeAll(() => {
+    objects = kustomize(join(K8S, dir));
+  });
+
+  it(`renders the app's namespace, Deployment, Service and ConfigMap, plus what each of [${sidecars}] brings`, () => {
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort();
-    expect(kinds).toEqual(
-      [
-        "ConfigMap/log-shipper-config",
-        "ConfigMap/loki-config",
-        "ConfigMap/metrics-exporter-config",
-        "ConfigMap/sample-app-config",
-        "Deployment/loki",
-        "Deployment/sample-app",
-        "Namespace/sample-app",
-        "Service/loki",
-        "Service/sample-app",
-      ].sort(),
-    );
+    const expected = [
+      "Namespace/sample-app",
+      "Deployment/sample-app",
+      "Service/sample-app",
+      ...present.map((c) => `ConfigMap/${c}-config`),
+    ];
+    // The demo Loki comes with the shipper (components/external-loki removes it).
+    if (sidecars.includes("log-shipper"))
+      expected.push("ConfigMap/loki-config", "Deployment/loki", "Service/loki");
+    expect(kinds).toEqual(expected.sort());
     for (const o of objects) {
-      if (o.kind !== "Namespace")
-        expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("sample-app");
+      const at = `${o.kind}/${o.metadata.name}`;
+      if (o.kind !== "Namespace") expect(o.metadata.namespace, at).toBe("sample-app");
+      expect(o.metadata.labels?.["app.kubernetes.io/part-of"], at).toBe("sidecar-pod");
     }
     expect(
       find(objects, "Namespace", "sample-app").metadata.labels["pod-security.kubernetes.io/enforce"],
@@ -187,40 +228,34 @@ describe("kubectl kustomize k8s/", () => {
     expect(() => validateAll([bad])).toThrow(/containerPort/);
   });
 
-  it("runs log-shipper then metrics-exporter as native sidecars before the sample-app main container", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
-    expect(spec.initContainers.map((c: Any) => c.name)).toEqual(["log-shipper", "metrics-exporter"]);
+  it("runs the enabled sidecars as native sidecars, the shipper first, before the sample-app main container", () => {
+    const spec = podOf(objects);
+    expect((spec.initContainers ?? []).map((c: Any) => c.name)).toEqual(sidecars);
     expect(spec.containers.map((c: Any) => c.name)).toEqual(["sample-app"]);
-    for (const c of spec.initContainers) expect(c.restartPolicy, c.name).toBe("Always");
+    for (const c of spec.initContainers ?? []) expect(c.restartPolicy, c.name).toBe("Always");
     // The app starts only once the shipper's startup probe passed.
-    const shipper = spec.initContainers[0];
-    expect(shipper.startupProbe?.httpGet?.path).toBe("/healthz");
-    const images = [...spec.initContainers, ...spec.containers].map((c: Any) => c.image);
-    expect(images).toEqual([
-      "sidecar-pod/log-shipper:0.1.0",
-      "sidecar-pod/metrics-exporter:0.1.0",
-      "sidecar-pod/sample-app:0.1.0",
-    ]);
+    if (sidecars.includes("log-shipper"))
+      expect(spec.initContainers[0].startupProbe?.httpGet?.path).toBe("/healthz");
+    // Every image pinned by components/images (none left to default to :latest).
+    expect(containersOf(objects).map((c: Any) => c.image)).toEqual(
+      [...sidecars, "sample-app"].map((c) => `sidecar-pod/${c}:0.1.0`),
+    );
   });
 
   it("mounts one memory-backed emptyDir by subPath exactly as the architecture table says", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    const spec = podOf(objects);
     const shared = spec.volumes.find((v: Any) => v.name === "shared");
     expect(shared.emptyDir).toEqual({ medium: "Memory", sizeLimit: "100Mi" });
-    const all = [...spec.initContainers, ...spec.containers];
+    const all = containersOf(objects);
     const mounts = all.flatMap((c: Any) =>
       c.volumeMounts
         .filter((m: Any) => m.name === "shared")
         .map((m: Any) => [c.name, m.subPath, m.mountPath, m.readOnly === true ? "ro" : "rw"].join(" ")),
     );
     expect(mounts.sort()).toEqual(
-      [
-        "sample-app logs /app/logs rw",
-        "sample-app metrics /app/metrics rw",
-        "log-shipper logs /shared/logs ro",
-        "log-shipper state /var/lib/log-shipper rw",
-        "metrics-exporter metrics /shared/metrics ro",
-      ].sort(),
+      MOUNTS.filter(([c]) => present.includes(c))
+        .map((row) => row.join(" "))
+        .sort(),
     );
     // The programs look where they are mounted.
     const env = (name: string) =>
@@ -230,36 +265,64 @@ describe("kubectl kustomize k8s/", () => {
       );
     expect(env("sample-app").get("LOG_DIR")).toBe("/app/logs");
     expect(env("sample-app").get("METRICS_DIR")).toBe("/app/metrics");
-    expect(env("metrics-exporter").get("METRICS_DIR")).toBe("/shared/metrics");
-    expect(String(env("log-shipper").get("POSITIONS_FILE"))).toMatch(/^\/var\/lib\/log-shipper\//);
-    for (const glob of String(env("log-shipper").get("LOG_PATHS")).split(","))
-      expect(glob).toMatch(/^\/shared\/logs\//);
+    if (sidecars.includes("metrics-exporter"))
+      expect(env("metrics-exporter").get("METRICS_DIR")).toBe("/shared/metrics");
+    if (sidecars.includes("log-shipper")) {
+      expect(String(env("log-shipper").get("POSITIONS_FILE"))).toMatch(/^\/var\/lib\/log-shipper\//);
+      for (const glob of String(env("log-shipper").get("LOG_PATHS")).split(","))
+        expect(glob).toMatch(/^\/shared\/logs\//);
+    }
   });
 
   it("gives each sidecar the design's resources and every container probes on its own port", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
-    for (const c of spec.initContainers) {
+    const spec = podOf(objects);
+    for (const c of spec.initContainers ?? []) {
       expect(c.resources, c.name).toEqual({
         requests: { cpu: "50m", memory: "64Mi" },
         limits: { cpu: "200m", memory: "128Mi" },
       });
     }
-    const ports: Record<string, number> = {
-      "sample-app": 8080,
-      "log-shipper": 9080,
-      "metrics-exporter": 9100,
-    };
-    for (const c of [...spec.initContainers, ...spec.containers]) {
+    for (const c of containersOf(objects)) {
+      const own = PORTS[c.name as AppName];
       const portByName = new Map(c.ports.map((p: Any) => [p.name, p.containerPort]));
-      expect([...portByName.values()], c.name).toEqual([ports[c.name]]);
+      expect([...portByName.entries()], c.name).toEqual([[own.name, own.port]]);
       expect(c.livenessProbe?.httpGet?.path, c.name).toBe("/healthz");
       expect(c.readinessProbe?.httpGet?.path, c.name).toBe("/readyz");
       for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe].filter(Boolean)) {
-        expect(portByName.get(probe.httpGet.port) ?? probe.httpGet.port, c.name).toBe(ports[c.name]);
+        expect(portByName.get(probe.httpGet.port) ?? probe.httpGet.port, c.name).toBe(own.port);
       }
-      const env = envOf(objects, c);
-      expect(Number(env.get(c.name === "sample-app" ? "PORT" : "HTTP_PORT")), c.name).toBe(ports[c.name]);
+      expect(Number(envOf(objects, c).get(own.variable)), c.name).toBe(own.port);
       expect(c.resources?.limits?.memory, `${c.name} memory limit`).toBeDefined();
+    }
+  });
+
+  it("exposes exactly the enabled containers' ports on the app's Service, by the pod's port names", () => {
+    const svc = find(objects, "Service", "sample-app");
+    expect(svc.spec.selector).toEqual({ "app.kubernetes.io/name": "sample-app" });
+    expect(find(objects, "Deployment", "sample-app").spec.template.metadata.labels).toMatchObject(
+      svc.spec.selector,
+    );
+    expect(svc.spec.ports.map((p: Any) => [p.name, p.port, p.targetPort])).toEqual(
+      present.map((c) => [PORTS[c].name, PORTS[c].port, PORTS[c].name]),
+    );
+  });
+
+  it("points the prometheus.io annotations at the metrics exporter, and only when it is there", () => {
+    const svc = find(objects, "Service", "sample-app");
+    const podAnnotations = find(objects, "Deployment", "sample-app").spec.template.metadata.annotations;
+    expect(podAnnotations["kubectl.kubernetes.io/default-container"]).toBe("sample-app");
+    const scrape = {
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "9100",
+      "prometheus.io/path": "/metrics",
+    };
+    if (sidecars.includes("metrics-exporter")) {
+      expect(svc.metadata.annotations).toMatchObject(scrape);
+      expect(podAnnotations).toMatchObject(scrape);
+    } else {
+      // Nothing listens on 9100 without the exporter: a scrape there would only ever fail.
+      for (const a of [svc.metadata.annotations ?? {}, podAnnotations])
+        expect(Object.keys(a).filter((k) => k.startsWith("prometheus.io/"))).toEqual([]);
     }
   });
 
@@ -268,25 +331,32 @@ describe("kubectl kustomize k8s/", () => {
       const spec = (d as Any).spec.template.spec;
       assertRestricted(d.metadata.name, spec);
     }
-    const pod = find(objects, "Deployment", "sample-app").spec.template.spec;
-    expect(pod.securityContext).toMatchObject({ runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 });
+    expect(podOf(objects).securityContext).toMatchObject({
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+    });
   });
 
-  it("passes pod metadata from the downward API and names the shipped container literally", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
-    const shipper = envOf(objects, spec.initContainers[0]);
-    expect(shipper.get("POD_NAME")).toEqual({ from: "metadata.name" });
-    expect(shipper.get("POD_NAMESPACE")).toEqual({ from: "metadata.namespace" });
-    expect(shipper.get("NODE_NAME")).toEqual({ from: "spec.nodeName" });
-    expect(shipper.get("CONTAINER_NAME")).toBe("sample-app");
-    for (const c of [spec.initContainers[1], spec.containers[0]]) {
-      expect(envOf(objects, c).get("POD_NAME"), c.name).toEqual({ from: "metadata.name" });
+  it("passes pod metadata from the downward API, feeds each container its own rendered ConfigMap", () => {
+    for (const c of containersOf(objects)) {
+      const env = envOf(objects, c); // throws when an envFrom names a ConfigMap that was not rendered
+      expect(env.get("POD_NAME"), c.name).toEqual({ from: "metadata.name" });
+      expect(env.get("POD_NAMESPACE"), c.name).toEqual({ from: "metadata.namespace" });
+      expect(
+        c.envFrom.map((e: Any) => e.configMapRef.name.replace(/-[a-z0-9]{10}$/, "")),
+        c.name,
+      ).toEqual([`${c.name}-config`]);
+    }
+    if (sidecars.includes("log-shipper")) {
+      const shipper = envOf(objects, podOf(objects).initContainers[0]);
+      expect(shipper.get("NODE_NAME")).toEqual({ from: "spec.nodeName" });
+      expect(shipper.get("CONTAINER_NAME")).toBe("sample-app");
     }
   });
 
   it("sets only environment variables the programs' config schemas know", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
-    for (const c of [...spec.initContainers, ...spec.containers]) {
+    for (const c of containersOf(objects)) {
       const app = c.name as AppName;
       expect(APPS).toContain(app);
       const unknown = [...envOf(objects, c).keys()].filter((k) => !known[app].has(k));
@@ -299,8 +369,8 @@ describe("kubectl kustomize k8s/", () => {
   });
 
   it("gives the pod a termination grace period that covers the app's and the sidecars' shutdown budgets", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
-    const budgetMs = [...spec.containers, ...spec.initContainers].map((c: Any) => {
+    const spec = podOf(objects);
+    const budgetMs = containersOf(objects).map((c: Any) => {
       const v = envOf(objects, c).get("SHUTDOWN_TIMEOUT_MS");
       if (typeof v !== "string") throw new Error(`${c.name}: SHUTDOWN_TIMEOUT_MS must be set explicitly`);
       return Number(v);
@@ -308,12 +378,14 @@ describe("kubectl kustomize k8s/", () => {
     // Sidecars are stopped after the app, one after the other: the budgets add up.
     const needed = budgetMs.reduce((a, b) => a + b, 0) / 1000 + GRACE_MARGIN_S;
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(needed);
-    const shipperMs = Number(envOf(objects, spec.initContainers[0]).get("SHUTDOWN_TIMEOUT_MS"));
-    expect(shipperMs).toBeGreaterThanOrEqual(10_000);
+    if (sidecars.includes("log-shipper")) {
+      const shipperMs = Number(envOf(objects, spec.initContainers[0]).get("SHUTDOWN_TIMEOUT_MS"));
+      expect(shipperMs).toBeGreaterThanOrEqual(10_000);
+    }
   });
 
   it("budgets memory for the tmpfs log files: in the app's limit and under the volume's sizeLimit", () => {
-    const spec = find(objects, "Deployment", "sample-app").spec.template.spec;
+    const spec = podOf(objects);
     const app = spec.containers[0];
     const env = envOf(objects, app);
     const logBytes = Number(env.get("LOG_MAX_BYTES")) * (Number(env.get("LOG_MAX_FILES")) + 1);
@@ -321,29 +393,23 @@ describe("kubectl kustomize k8s/", () => {
     expect(quantity(app.resources.limits.memory)).toBeGreaterThanOrEqual(logBytes + APP_PROCESS_ALLOWANCE);
     const sizeLimit = quantity(spec.volumes.find((v: Any) => v.name === "shared").emptyDir.sizeLimit);
     expect(logBytes + VOLUME_OVERHEAD_ALLOWANCE).toBeLessThanOrEqual(sizeLimit);
-    // The shipper's read-ahead bound fits its own limit with room for the process itself.
-    const shipper = spec.initContainers[0];
-    expect(Number(envOf(objects, shipper).get("MAX_BUFFER_BYTES")) * 2).toBeLessThanOrEqual(
-      quantity(shipper.resources.limits.memory) - 32 * Mi,
-    );
+    if (sidecars.includes("log-shipper")) {
+      // The shipper's read-ahead bound fits its own limit with room for the process itself.
+      const shipper = spec.initContainers[0];
+      expect(Number(envOf(objects, shipper).get("MAX_BUFFER_BYTES")) * 2).toBeLessThanOrEqual(
+        quantity(shipper.resources.limits.memory) - 32 * Mi,
+      );
+    }
+  });
+});
+
+describe("kubectl kustomize k8s/ (the full pod): the demo Loki", () => {
+  let objects: K8sObject[] = [];
+  beforeAll(() => {
+    objects = kustomize(K8S);
   });
 
-  it("exposes the app and metrics ports on a Service with prometheus.io annotations; Loki is reachable", () => {
-    const svc = find(objects, "Service", "sample-app");
-    expect(svc.spec.selector).toEqual({ "app.kubernetes.io/name": "sample-app" });
-    expect(svc.metadata.annotations).toMatchObject({
-      "prometheus.io/scrape": "true",
-      "prometheus.io/port": "9100",
-      "prometheus.io/path": "/metrics",
-    });
-    expect(svc.spec.ports.map((p: Any) => [p.name, p.port])).toEqual([
-      ["http", 8080],
-      ["metrics", 9100],
-      ["shipper-metrics", 9080],
-    ]);
-    const podLabels = find(objects, "Deployment", "sample-app").spec.template.metadata.labels;
-    expect(podLabels).toMatchObject(svc.spec.selector);
-    // The shipper's endpoint names the demo Loki's Service and port.
+  it("is reachable at the shipper's endpoint and runs a pinned Loki 3", () => {
     const loki = find(objects, "Service", "loki");
     const endpoint = new URL(configMap(objects, "log-shipper-config").LOKI_ENDPOINT as string);
     expect(endpoint.hostname).toBe("loki");
@@ -354,12 +420,84 @@ describe("kubectl kustomize k8s/", () => {
   });
 
   it("ships the same Loki configuration as docker compose, and it selects filesystem storage", () => {
-    const k8sLoki = readFileSync(join(K8S, "config/loki.yaml"), "utf8");
+    const k8sLoki = readFileSync(join(K8S, "components/log-shipper/loki.yaml"), "utf8");
     const composeLoki = readFileSync(join(ROOT, "deploy/loki/loki.yaml"), "utf8");
     expect(parseYaml(k8sLoki)).toEqual(parseYaml(composeLoki));
     const cfg = parseYaml(k8sLoki);
     expect(cfg.common.storage.filesystem).toBeDefined();
     expect(cfg.schema_config.configs[0].object_store).toBe("filesystem");
+  });
+});
+
+describe("the layout: a base and one component per sidecar", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "k8s-layout-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A user's own overlay of k8s/base with the given components (paths under k8s/). */
+  function overlay(name: string, components: string[], extra = ""): K8sObject[] {
+    const d = join(dir, name);
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d);
+    const rel = (p: string) => relative(d, join(K8S, p));
+    writeFileSync(
+      join(d, "kustomization.yaml"),
+      `resources: [${rel("base")}]\ncomponents: [${components.map(rel).join(", ")}]\n${extra}`,
+    );
+    return kustomize(d);
+  }
+
+  it("has an overlay for each combination of sidecars, and k8s/ is the full pod", () => {
+    const overlays = readdirSync(join(K8S, "overlays"), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => `overlays/${d.name}`)
+      .sort();
+    expect(overlays).toEqual(
+      COMBINATIONS.map((c) => c.dir)
+        .filter((d) => d !== ".")
+        .sort(),
+    );
+    const combos = COMBINATIONS.map((c) => c.sidecars.join("+")).sort();
+    expect(combos).toEqual(["", "log-shipper", "log-shipper+metrics-exporter", "metrics-exporter"]);
+  });
+
+  it("puts the shipper first whichever order the components are listed in", () => {
+    const out = overlay("reversed", [
+      "components/metrics-exporter",
+      "components/log-shipper",
+      "components/images",
+    ]);
+    validateAll(out);
+    expect(podOf(out).initContainers.map((c: Any) => c.name)).toEqual(["log-shipper", "metrics-exporter"]);
+    // The same pod as k8s/ (only the Service's port order follows the components' order).
+    const full = kustomize(K8S);
+    expect(find(out, "Deployment", "sample-app")).toEqual(find(full, "Deployment", "sample-app"));
+  });
+
+  it("moves every object, the components' too, to the namespace an overlay sets, and references still resolve", () => {
+    const out = overlay(
+      "namespaced",
+      ["components/log-shipper", "components/metrics-exporter", "components/images"],
+      "namespace: observability\n",
+    );
+    validateAll(out);
+    for (const o of out.filter((o) => o.kind !== "Namespace"))
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("observability");
+    for (const c of containersOf(out)) expect(envOf(out, c).size, c.name).toBeGreaterThan(0);
+  });
+
+  it("takes a configuration component after a sidecar's: external-loki on the app + log shipper", () => {
+    const out = overlay("shipper-external", [
+      "components/log-shipper",
+      "components/external-loki",
+      "components/images",
+    ]);
+    validateAll(out);
+    expect(out.filter((o) => o.metadata.name.startsWith("loki"))).toEqual([]);
+    expect(configMap(out, "log-shipper-config").LOKI_ENDPOINT).toMatch(/^https?:\/\/loki-gateway\./);
+    expect(podOf(out).initContainers.map((c: Any) => c.name)).toEqual(["log-shipper"]);
   });
 });
 
