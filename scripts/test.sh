@@ -4,7 +4,8 @@
 #   - pnpm at exactly the version pinned in package.json's packageManager
 #   - Debian packages for the real tools the tests use: prometheus (promtool and a real server),
 #     prometheus-pushgateway, docker.io + docker-compose (container and compose tests),
-#     debootstrap (the locally built node:24-bookworm-slim base image when no registry is reachable)
+#     debootstrap (the locally built node:24-bookworm-slim base image when no registry is reachable),
+#     docker-registry (a real registry on loopback that `pnpm images --registry` pushes to)
 #   - a Docker daemon (started here if none answers, and then stopped again at the end; a daemon
 #     that already answers is used and left running)
 set -euo pipefail
@@ -25,6 +26,7 @@ command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   sudo_cmd=()

@@ -2,11 +2,12 @@
 // and the loads into kind / k3d / minikube or the pushes to a named registry, and the images: it
 // would set; bad options stop it with exit 2 and one message. Its kustomization edit, applied to a
 // temporary copy of k8s/ (never the repository's), makes every combination render with the new
-// image names. Then a real run: the three images are built, the push to a registry that does not
-// answer fails, and the kustomization is left as it was.
-// No kind, k3d, minikube or reachable registry here: loading into a cluster and a successful push
-// are not run (README: "Images a cluster can pull").
-import { spawnSync } from "node:child_process";
+// image names. Then real runs: the three images built and pushed to a real registry on loopback
+// (Debian's docker-registry), the edited copy naming exactly what was pushed, and pulled back; and
+// a refused push that leaves the kustomization as it was.
+// No kind, k3d or minikube here: loading into a cluster is tested as a dry run only (README:
+// "Images a cluster can pull"). Needs a Docker daemon and docker-registry; fails, never skips, without.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -215,54 +216,139 @@ describe("the kustomization edit (on a copy of k8s/)", () => {
   });
 });
 
-describe("pnpm images, for real (Docker)", () => {
+describe("pnpm images, for real (Docker and a local registry)", () => {
   const tag = `images-test-${process.pid}`;
+  let registryDir = "";
+  let registryProc: ChildProcess | undefined;
   let registry = "";
+  let refused = "";
 
-  afterAll(async () => {
-    for (const app of APPS) {
-      await docker(["rmi", "--force", `sidecar-pod/${app}:${tag}`, `${registry}/sidecar-pod/${app}:${tag}`]);
+  /** The registry's HTTP API (distribution v2), JSON. */
+  async function api(path: string): Promise<Any> {
+    const res = await fetch(`http://${registry}/v2/${path}`);
+    if (!res.ok) throw new Error(`GET /v2/${path}: ${res.status}`);
+    return res.json();
+  }
+
+  beforeAll(async () => {
+    const info = await docker(["info", "--format", "{{.ServerVersion}}"]).catch((e: Error) => ({
+      code: 1,
+      stdout: "",
+      stderr: e.message,
+    }));
+    if (info.code !== 0)
+      throw new Error(`dockerd is not running: run scripts/ci/dockerd.sh start (${info.stderr.trim()})`);
+    // A real registry (Debian's docker-registry, the distribution project's) on loopback, which
+    // Docker pushes to without TLS; and a loopback port nothing listens on, for a refused push.
+    const [port, closed] = await freePorts(2);
+    registry = `127.0.0.1:${port}`;
+    refused = `127.0.0.1:${closed}`;
+    registryDir = mkdtempSync(join(tmpdir(), "images-registry-"));
+    const config = join(registryDir, "config.yml");
+    writeFileSync(
+      config,
+      `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${join(registryDir, "data")}}}\nhttp: {addr: "${registry}"}\n`,
+    );
+    registryProc = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    registryProc.stderr?.on("data", (b: Buffer) => {
+      stderr += b.toString("utf8");
+    });
+    const spawned = new Promise<void>((ok, fail) => {
+      registryProc?.once("error", (e) =>
+        fail(
+          (e as NodeJS.ErrnoException).code === "ENOENT"
+            ? new Error("docker-registry is not installed (apt-get install docker-registry)")
+            : e,
+        ),
+      );
+      registryProc?.once("spawn", ok);
+    });
+    await spawned;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const up = await fetch(`http://${registry}/v2/`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (up) break;
+      if (Date.now() > deadline || registryProc.exitCode !== null)
+        throw new Error(`the local registry did not answer: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 200));
     }
   }, 60_000);
 
+  afterAll(async () => {
+    for (const app of APPS) {
+      await docker([
+        "rmi",
+        "--force",
+        `sidecar-pod/${app}:${tag}`,
+        `${registry}/sidecar-pod/${app}:${tag}`,
+        `${refused}/sidecar-pod/${app}:${tag}`,
+      ]);
+    }
+    if (registryProc && registryProc.exitCode === null) {
+      const exited = new Promise((r) => registryProc?.once("exit", r));
+      registryProc.kill("SIGTERM");
+      await exited;
+    }
+    if (registryDir) rmSync(registryDir, { recursive: true, force: true });
+  }, 60_000);
+
+  /** The script, run as a user would (synchronous: nothing in this process must answer meanwhile). */
+  function realRun(to: string) {
+    const child = spawnSync(
+      process.execPath,
+      [SCRIPT, "--registry", to, "--tag", tag, "--network", "host", "--kustomization", imagesFile],
+      { cwd: ROOT, encoding: "utf8", timeout: BUILD_TIMEOUT_MS },
+    );
+    return { code: child.status, out: `${child.stdout}${child.stderr}` };
+  }
+
   it(
-    "builds the three targets, and when the push fails leaves the kustomization unchanged, exit 1",
+    "builds the three targets, pushes them, and sets the names the cluster will pull",
     async () => {
-      const info = await docker(["info", "--format", "{{.ServerVersion}}"]).catch((e: Error) => ({
-        code: 1,
-        stderr: e.message,
-      }));
-      if (info.code !== 0)
-        throw new Error(`dockerd is not running: run scripts/ci/dockerd.sh start (${info.stderr.trim()})`);
-      // A loopback port nothing listens on: the push is refused.
-      const [port] = await freePorts(1);
-      registry = `127.0.0.1:${port}`;
       writeFileSync(imagesFile, original);
-      // Synchronous is fine: nothing in this process needs to answer meanwhile.
-      const child = spawnSync(
-        process.execPath,
-        [SCRIPT, "--registry", registry, "--tag", tag, "--network", "host", "--kustomization", imagesFile],
-        { cwd: ROOT, encoding: "utf8", timeout: BUILD_TIMEOUT_MS },
-      );
-      const r = { code: child.status, out: `${child.stdout}${child.stderr}` };
+      const r = realRun(registry);
+      expect(r.code, r.out.slice(-3000)).toBe(0);
+      // In the registry, under the names the kustomization now gives the pod.
+      const catalog = await api("_catalog");
+      for (const app of APPS) {
+        expect(catalog.repositories).toContain(`sidecar-pod/${app}`);
+        expect((await api(`sidecar-pod/${app}/tags/list`)).tags).toEqual([tag]);
+      }
+      const rendered = podImages(kustomize(k8s));
+      for (const app of APPS) expect(rendered[app]).toBe(`${registry}/sidecar-pod/${app}:${tag}`);
+      // What a node would pull is the image that was built: drop the local copies, pull, inspect.
+      for (const app of APPS) {
+        const name = `${registry}/sidecar-pod/${app}:${tag}`;
+        await docker(["rmi", "--force", name]);
+        const pull = await docker(["pull", name]);
+        expect(pull.code, `${pull.stdout}${pull.stderr}`).toBe(0);
+        const labels = await docker([
+          "image",
+          "inspect",
+          "--format",
+          '{{index .Config.Labels "org.opencontainers.image.title"}} {{index .Config.Labels "org.opencontainers.image.version"}} {{index .Config.Labels "org.opencontainers.image.revision"}}',
+          name,
+        ]);
+        expect(labels.stdout.trim(), name).toBe(`sidecar-pod/${app} ${tag} ${REVISION}`);
+      }
+      writeFileSync(imagesFile, original);
+    },
+    BUILD_TIMEOUT_MS + 120_000,
+  );
+
+  it(
+    "leaves the kustomization unchanged and exits 1 when the push is refused",
+    async () => {
+      writeFileSync(imagesFile, original);
+      const r = realRun(refused);
       expect(r.code, r.out.slice(-3000)).toBe(1);
-      expect(r.out).toContain(`+ docker push ${registry}/sidecar-pod/sample-app:${tag}`);
+      expect(r.out).toContain(`+ docker push ${refused}/sidecar-pod/sample-app:${tag}`);
       expect(r.out).toMatch(/images: docker push .* exited 1; .* left unchanged/);
       expect(readFileSync(imagesFile, "utf8")).toBe(original);
-      // Each target was built under both names, with the tag as its version label.
-      for (const app of APPS) {
-        for (const name of [`sidecar-pod/${app}:${tag}`, `${registry}/sidecar-pod/${app}:${tag}`]) {
-          const inspect = await docker([
-            "image",
-            "inspect",
-            "--format",
-            '{{index .Config.Labels "org.opencontainers.image.title"}} {{index .Config.Labels "org.opencontainers.image.version"}} {{index .Config.Labels "org.opencontainers.image.revision"}}',
-            name,
-          ]);
-          expect(inspect.code, name).toBe(0);
-          expect(inspect.stdout.trim(), name).toBe(`sidecar-pod/${app} ${tag} ${REVISION}`);
-        }
-      }
     },
     BUILD_TIMEOUT_MS + 60_000,
   );
