@@ -429,6 +429,21 @@ describe("kubectl kustomize k8s/ (the full pod): the demo Loki", () => {
   });
 });
 
+/**
+ * A user's own overlay in a temporary directory: `resource` (a path under k8s/) with the given
+ * components (paths under k8s/) and any extra kustomization text, rendered.
+ */
+function userOverlay(d: string, resource: string, components: string[], extra = ""): K8sObject[] {
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(d, { recursive: true });
+  const rel = (p: string) => relative(d, join(K8S, p));
+  writeFileSync(
+    join(d, "kustomization.yaml"),
+    `resources: [${rel(resource)}]\ncomponents: [${components.map(rel).join(", ")}]\n${extra}`,
+  );
+  return kustomize(d);
+}
+
 describe("the layout: a base and one component per sidecar", () => {
   let dir: string;
   beforeAll(() => {
@@ -436,18 +451,9 @@ describe("the layout: a base and one component per sidecar", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** A user's own overlay of k8s/base with the given components (paths under k8s/). */
-  function overlay(name: string, components: string[], extra = ""): K8sObject[] {
-    const d = join(dir, name);
-    rmSync(d, { recursive: true, force: true });
-    mkdirSync(d);
-    const rel = (p: string) => relative(d, join(K8S, p));
-    writeFileSync(
-      join(d, "kustomization.yaml"),
-      `resources: [${rel("base")}]\ncomponents: [${components.map(rel).join(", ")}]\n${extra}`,
-    );
-    return kustomize(d);
-  }
+  /** An overlay of k8s/base: the app alone plus the given components. */
+  const overlay = (name: string, components: string[], extra = "") =>
+    userOverlay(join(dir, name), "base", components, extra);
 
   it("has an overlay for each combination of sidecars, and k8s/ is the full pod", () => {
     const overlays = readdirSync(join(K8S, "overlays"), { withFileTypes: true })
@@ -508,17 +514,9 @@ describe("kustomize components", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function overlay(name: string, components: string[], extra = ""): K8sObject[] {
-    const d = join(dir, name);
-    rmSync(d, { recursive: true, force: true });
-    mkdirSync(d);
-    const rel = (p: string) => relative(d, join(K8S, p));
-    writeFileSync(
-      join(d, "kustomization.yaml"),
-      `resources: [${rel(".")}]\ncomponents: [${components.map(rel).join(", ")}]\n${extra}`,
-    );
-    return kustomize(d);
-  }
+  /** An overlay of k8s/ (the full pod) plus the given components. */
+  const overlay = (name: string, components: string[], extra = "") =>
+    userOverlay(join(dir, name), ".", components, extra);
 
   it("external-loki points the shipper at another Loki and removes the demo Loki", () => {
     const plain = overlay("external-default", ["components/external-loki"]);
