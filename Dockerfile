@@ -3,7 +3,7 @@
 #   docker build --target sample-app       -t sidecar-pod/sample-app:0.1.0 .
 #   docker build --target log-shipper      -t sidecar-pod/log-shipper:0.1.0 .
 #   docker build --target metrics-exporter -t sidecar-pod/metrics-exporter:0.1.0 .
-# (or all three at once, with a cluster or a registry to put them in: scripts/images.sh)
+# (or all three at once, loaded into a local cluster or pushed to a registry: `pnpm images`)
 # Multi-stage: `builder` installs the whole workspace from the frozen lockfile once; each app's
 # build stage bundles its src/main.ts into dist/main.js and copies its production dependencies
 # out with `pnpm deploy`; each app's target holds only dist/, those node_modules and package.json,

@@ -107,7 +107,8 @@ export function parseOptions(argv, env = process.env) {
     }
   }
   const tag = values.tag ?? defaultTag();
-  // Docker's tag grammar; "latest" would make kubelet pull (and miss) instead of using the load.
+  // Docker's tag grammar. Not "latest": an unchanged tag leaves the pod spec unchanged, so
+  // `kubectl apply` would not roll the pod onto the new build (nor would nodes re-pull it).
   if (!/^[\w][\w.-]{0,127}$/.test(tag) || tag === "latest") {
     throw new UsageError(
       `--tag ${JSON.stringify(tag)} is not usable (expected [A-Za-z0-9_][A-Za-z0-9_.-]*, up to 128 characters, not "latest")`,
@@ -124,7 +125,10 @@ export function parseOptions(argv, env = process.env) {
       cluster === undefined ? undefined : (values["cluster-name"] ?? DEFAULT_CLUSTER_NAME[cluster]),
     tag,
     network: values.network,
-    kustomization: resolve(values.kustomization ?? join(ROOT, DEFAULT_KUSTOMIZATION)),
+    // pnpm runs scripts from the package root; INIT_CWD is where the user typed the command.
+    kustomization: values.kustomization
+      ? resolve(env.INIT_CWD ?? process.cwd(), values.kustomization)
+      : join(ROOT, DEFAULT_KUSTOMIZATION),
     dryRun: values["dry-run"],
   };
 }
