@@ -120,16 +120,17 @@ function runJob(job, slot) {
     child.on("close", (code) => {
       if (cg) rmSync(cg.dir, { recursive: false, force: true });
       // Which seeds of the job failed: vitest names each failing test "run i (seed n, …)".
+      const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
       const failed = new Set();
-      for (const m of out.matchAll(/FAIL .*?\(seed (\d+)/g)) failed.add(Number(m[1]));
+      for (const m of plain.matchAll(/FAIL .*?\(seed (\d+)/g)) failed.add(Number(m[1]));
       if (code !== 0 && failed.size === 0) failed.add(job.seed); // crashed before naming one
       for (const seed of failed) {
         const file = join(outDir, `seed-${seed}-${slot}-${Date.now()}.log`);
         writeFileSync(file, out);
-        const why = /AssertionError: (.*)|Error: (seed .*)/.exec(out);
+        const why = new RegExp(`(?:AssertionError|Error): (seed ${seed}\\b.*)`).exec(plain);
         failures.push({ seed, file });
         console.log(
-          `FAIL seed ${seed}: ${(why?.[1] ?? why?.[2] ?? `exit ${code}`).slice(0, 300)}\n  full output: ${file}`,
+          `FAIL seed ${seed}: ${(why?.[1] ?? `exit ${code}`).slice(0, 300)}\n  full output: ${file}`,
         );
       }
       passedRuns += job.count - failed.size;
