@@ -107,6 +107,7 @@ function runJob(job, slot) {
         MODEL_RUNS: String(job.count),
         MODEL_DEBUG: "1",
         CI: "true",
+        NO_COLOR: "1",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -120,7 +121,7 @@ function runJob(job, slot) {
     child.on("close", (code) => {
       if (cg) rmSync(cg.dir, { recursive: false, force: true });
       // Which seeds of the job failed: vitest names each failing test "run i (seed n, …)".
-      const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
+      const plain = out; // NO_COLOR: the reporter writes no colour codes
       const failed = new Set();
       for (const m of plain.matchAll(/FAIL .*?\(seed (\d+)/g)) failed.add(Number(m[1]));
       if (code !== 0 && failed.size === 0) failed.add(job.seed); // crashed before naming one
