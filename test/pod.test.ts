@@ -7,14 +7,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseDryRunLine } from "../apps/log-shipper/src/dry-run.js";
 import { APPS } from "./support/config-names.js";
 import { freePorts } from "./support/free-port.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
-interface DryRunBatch {
-  dry_run: true;
-  streams: { labels: Record<string, string>; entries: { ts: string; line: string }[] }[];
+/** One entry the shipper printed in dry run: `<time> <labels> <line>` (apps/log-shipper/src/dry-run.ts). */
+interface DryRunEntry {
+  ts: string;
+  labels: Record<string, string>;
+  line: string;
 }
 
 describe("scripts/pod.mjs (pnpm pod)", () => {
@@ -49,11 +52,12 @@ describe("scripts/pod.mjs (pnpm pod)", () => {
     }
   }
 
-  /** The dry-run batches the shipper printed, parsed from its prefixed output lines. */
-  function batches(): DryRunBatch[] {
+  /** The dry-run entries the shipper printed, parsed from its prefixed output lines. */
+  function entries(): DryRunEntry[] {
     return outputLines()
-      .filter((l) => l.startsWith("log-shipper") && l.includes('"dry_run":true'))
-      .map((l) => JSON.parse(l.slice(l.indexOf("|") + 2)) as DryRunBatch);
+      .filter((l) => l.startsWith("log-shipper"))
+      .map((l) => parseDryRunLine(l.slice(l.indexOf("|") + 2)))
+      .filter((e) => e !== null);
   }
 
   it("starts the sidecars before the app, ships the app's lines in dry run, and stops in pod order with exit 0", async () => {
@@ -92,20 +96,15 @@ describe("scripts/pod.mjs (pnpm pod)", () => {
     // The shipper (dry run) prints the app's own lines with the stream labels.
     await until(
       "the shipper's dry run to print the app's lines",
-      () =>
-        batches().some((b) => b.streams.some((s) => s.labels.job === "sample-app" && s.entries.length > 0)),
+      () => entries().some((e) => e.labels.job === "sample-app"),
       45_000,
     );
-    const stream = batches().flatMap((b) => b.streams)[0];
+    const stream = entries()[0];
     expect(stream?.labels).toMatchObject({ job: "sample-app", filename: join(dir, "logs", "app.log") });
     expect(stream?.labels.level).toBeDefined();
     // Let it run a little, so the stop has a tail to ship.
-    const lines = batches().reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);
-    await until(
-      "more lines",
-      () => batches().reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0) > lines,
-      30_000,
-    );
+    const lines = entries().length;
+    await until("more lines", () => entries().length > lines, 30_000);
 
     child.kill("SIGTERM");
     const code = await exited;
@@ -126,7 +125,7 @@ describe("scripts/pod.mjs (pnpm pod)", () => {
     expect(idx("metrics-exporter exited")).toBeLessThan(idx("stopping log-shipper"));
 
     // Every line the app wrote, up to its exit, was shipped before the shipper exited.
-    const shipped = new Set(batches().flatMap((b) => b.streams.flatMap((s) => s.entries.map((e) => e.line))));
+    const shipped = new Set(entries().map((e) => e.line));
     const logDir = join(dir, "logs");
     const written = readdirSync(logDir)
       .filter((f) => /^app\.log(\.\d+)?$/.test(f))

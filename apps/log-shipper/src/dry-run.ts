@@ -1,7 +1,8 @@
-// Dry run (LOKI_ENDPOINT unset): each batch is printed to stdout as one readable JSON line —
-// its streams' labels and their entries with ISO-8601 timestamps — instead of being sent, and is
-// acknowledged right away, so positions advance exactly as they would against a real Loki.
+// Dry run (no destination set): each entry is printed to stdout as one line a person can read —
+// `<time> <labels> <line>`, like `logcli` prints query results — instead of being sent, and each
+// batch is acknowledged right away, so positions advance exactly as they would against a real Loki.
 import { type BatchEncoder, type BatchStream, type EncodedBody, forEachEntry } from "./encode-protobuf.js";
+import { formatLabels } from "./labels.js";
 import type { SendResult, Transport } from "./loki-client.js";
 
 /** RFC 3339 with nanoseconds: `2024-01-31T12:00:00.123456789Z`. */
@@ -10,21 +11,36 @@ export function isoNanos(sec: number, nanos: number): string {
   return `${iso.slice(0, 19)}.${String(nanos).padStart(9, "0")}Z`;
 }
 
-/** Renders a batch as `{"dry_run":true,"streams":[{"labels":{..},"entries":[{"ts":..,"line":..}]}]}`. */
+/**
+ * Renders a batch as one line per entry: `2024-01-31T12:00:00.123000000Z {filename="…", job="…",
+ * level="info"} the line`. A line's own newline-free bytes are printed as they are.
+ */
 export class DryRunEncoder implements BatchEncoder {
   encode(streams: readonly BatchStream[]): EncodedBody {
-    const doc = {
-      dry_run: true,
-      streams: streams.map((s) => {
-        const entries: { ts: string; line: string }[] = [];
-        forEachEntry(s.entries, (sec, nanos, line) => {
-          entries.push({ ts: isoNanos(sec, nanos), line: line.toString("utf8") });
-        });
-        return { labels: s.labels, entries };
-      }),
-    };
-    return { body: Buffer.from(`${JSON.stringify(doc)}\n`, "utf8"), contentType: "application/json" };
+    let out = "";
+    for (const s of streams) {
+      const labels = formatLabels(s.labels);
+      forEachEntry(s.entries, (sec, nanos, line) => {
+        out += `${isoNanos(sec, nanos)} ${labels} ${line.toString("utf8")}\n`;
+      });
+    }
+    return { body: Buffer.from(out, "utf8"), contentType: "text/plain" };
   }
+}
+
+const UNESCAPE: Record<string, string> = { n: "\n", r: "\r", t: "\t" };
+
+/** One printed dry-run line, parsed (for tests and tools): null when `text` is not one. */
+export function parseDryRunLine(
+  text: string,
+): { ts: string; labels: Record<string, string>; line: string } | null {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) \{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (.*)$/s.exec(text);
+  if (m === null) return null;
+  const labels: Record<string, string> = {};
+  for (const l of (m[2] as string).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+    labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_, c: string) => UNESCAPE[c] ?? c);
+  }
+  return { ts: m[1] as string, labels, line: m[3] as string };
 }
 
 /** Writes each body to `out` (stdout by default) and reports success. */

@@ -3,7 +3,7 @@
 // lines that went in — including escaped label values, unicode, empty and large lines.
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { DryRunEncoder, isoNanos } from "../src/dry-run.js";
+import { DryRunEncoder, isoNanos, parseDryRunLine } from "../src/dry-run.js";
 import { JsonEncoder, unixNanosString } from "../src/encode-json.js";
 import {
   appendEntry,
@@ -132,18 +132,28 @@ describe("JSON", () => {
 });
 
 describe("dry run", () => {
-  it("renders readable JSON with labels, ISO timestamps and lines", () => {
+  it("renders one readable line per entry: time, labels, line", () => {
     const enc = new DryRunEncoder().encode(streamsOf(inputs));
     const text = enc.body.toString();
-    expect(text.endsWith("\n")).toBe(true);
-    expect(text.trimEnd()).not.toContain("\n");
-    const doc = JSON.parse(text);
-    expect(doc.dry_run).toBe(true);
-    expect(doc.streams[0].labels).toEqual(inputs[0]?.labels);
-    expect(doc.streams[0].entries[0]).toEqual({
+    const lines = text.split("\n");
+    expect(lines.pop()).toBe("");
+    const total = inputs.reduce((n, s) => n + s.entries.length, 0);
+    expect(lines).toHaveLength(total);
+    const first = parseDryRunLine(lines[0] as string);
+    expect(first).toEqual({
       ts: "2023-11-14T22:13:20.123000000Z",
+      labels: inputs[0]?.labels,
       line: inputs[0]?.entries[0]?.line,
     });
+    expect(lines[0]).toMatch(/^2023-11-14T22:13:20\.123000000Z \{\w+="/);
     expect(isoNanos(0, 1)).toBe("1970-01-01T00:00:00.000000001Z");
+  });
+
+  it("label values with quotes, backslashes and newlines survive the round trip", () => {
+    const labels = { filename: 'a "b"\\c\nd}', job: "j" };
+    const enc = new DryRunEncoder().encode(
+      streamsOf([{ labels, entries: [{ sec: 1_700_000_000, nanos: 0, line: "x {y} z" }] }]),
+    );
+    expect(parseDryRunLine(enc.body.toString().trimEnd())).toMatchObject({ labels, line: "x {y} z" });
   });
 });

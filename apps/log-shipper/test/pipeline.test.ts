@@ -4,6 +4,7 @@
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SourceFile } from "../src/contracts.js";
+import { parseDryRunLine } from "../src/dry-run.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
 import { harness, lines, metric, until } from "./support/loki-harness.js";
 
@@ -290,22 +291,17 @@ describe("Pipeline", () => {
     expect(await h.pipeline.drain(Date.now() + 5000)).toBe(true);
     await h.pipeline.close();
     expect(h.acks).toEqual([{ fileId: "f", offset: end }]);
-    const docs = printed
+    const entries = printed
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l));
-    expect(docs).toHaveLength(1);
-    const streams = docs[0].streams as {
-      labels: Record<string, string>;
-      entries: { ts: string; line: string }[];
-    }[];
-    expect(streams).toContainEqual({
+      .map((l) => parseDryRunLine(l));
+    expect(entries).toHaveLength(2);
+    expect(entries).toContainEqual({
+      ts: "2023-11-14T22:13:20.000000000Z",
       labels: { pod: "p-1", namespace: "ns", job: "test", filename: "/shared/logs/app.log", level: "error" },
-      entries: [
-        { ts: "2023-11-14T22:13:20.000000000Z", line: '{"level":50,"time":1700000000000,"msg":"boom"}' },
-      ],
+      line: '{"level":50,"time":1700000000000,"msg":"boom"}',
     });
-    expect(streams.flatMap((s) => s.entries.map((e) => e.line))).toContain("plain");
+    expect(entries.map((e) => e?.line)).toContain("plain");
     expect(await metric(h.registry, "log_shipper_sent_lines_total")).toBe(2);
   });
 

@@ -4,6 +4,7 @@
 import { appendFileSync, closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseDryRunLine } from "../src/dry-run.js";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
 import { assertBuilt, memoryOf, type Shipper, spawnShipper } from "./support/process.js";
@@ -281,11 +282,16 @@ describe("log shipper process (dist/main.js)", () => {
     await s.waitForLog(started, "start");
     expect(s.logs.some((l) => typeof l.msg === "string" && l.msg.includes("dry run"))).toBe(true);
     appendFileSync(join(dirs.logs, "app.log"), `{"level":40,"msg":"dry one"}\nplain two\n`);
-    await s.waitForLog((l) => l.dry_run === true, "a printed batch");
-    const batch = s.logs.find((l) => l.dry_run === true) as {
-      streams: { labels: object; entries: { line: string }[] }[];
-    };
-    const lines = batch.streams.flatMap((st) => st.entries.map((e) => e.line));
+    // One readable line per entry (`<time> <labels> <line>`), among the shipper's own JSON logs.
+    const printed = () =>
+      s
+        .stdout()
+        .split("\n")
+        .map((l) => parseDryRunLine(l))
+        .filter((e) => e !== null);
+    await waitFor(() => printed().length >= 2, "two printed entries");
+    const lines = printed().map((e) => e.line);
+    expect(printed()[0]?.labels).toMatchObject({ job: "sample-app", filename: join(dirs.logs, "app.log") });
     expect(lines.sort()).toEqual([`{"level":40,"msg":"dry one"}`, "plain two"].sort());
     s.child.kill("SIGTERM");
     expect((await s.exited).code).toBe(0);
