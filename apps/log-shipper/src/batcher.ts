@@ -26,6 +26,20 @@ const STREAM_INITIAL_BYTES = 1024;
 const STREAM_KEEP_BYTES = 64 * 1024;
 /** A (filename) stream group unused for this many batches is forgotten (rotated-away names). */
 const GROUP_IDLE_BATCHES = 600;
+/**
+ * A line's own time more than this far ahead of its read time is not used: Loki refuses entries
+ * beyond its `creation_grace_period` (default 10 min) with a 400. Such a time is a wrong clock
+ * or a hostile line, and the entry gets its read time instead (counted).
+ */
+export const MAX_FUTURE_MS = 10 * 60 * 1000;
+/**
+ * Latest second each encoding can carry: protobuf's google.protobuf.Timestamp ends at
+ * 9999-12-31T23:59:59Z; the JSON push carries nanoseconds as an int64 (2262-04-11T23:47:16Z).
+ * A later time makes Loki fail to decode the whole push.
+ */
+export const MAX_ENCODABLE_SEC = { protobuf: 253_402_300_799, json: 9_223_372_035 } as const;
+/** At most this much of a line is kept as the example of a replaced timestamp. */
+const EXAMPLE_BYTES = 200;
 
 /** One Loki stream: a label set and the entries encoded for the open batch. */
 class Stream {
@@ -90,6 +104,10 @@ export interface SealedBatch {
   readonly pendingBytes: number;
   /** Lines whose invalid UTF-8 was replaced with U+FFFD. */
   readonly repairedLines: number;
+  /** Lines whose own time was out of range and replaced by the read time. */
+  readonly replacedTimestamps: number;
+  /** The head of the first such line (for the log), when there was one. */
+  readonly replacedExample?: string;
 }
 
 export interface BatcherOptions {
@@ -97,6 +115,12 @@ export interface BatcherOptions {
   baseLabels: Readonly<Record<string, string>>;
   batchMaxBytes: number;
   batchWaitMs: number;
+  /**
+   * Latest own time (epoch seconds) the destination can decode (MAX_ENCODABLE_SEC); later times,
+   * times before 1970 and times more than MAX_FUTURE_MS after the read are replaced by the read
+   * time. Default: the protobuf limit.
+   */
+  maxOwnSec?: number;
   onSeal: (batch: SealedBatch) => void;
 }
 
@@ -116,11 +140,15 @@ export class Batcher {
   private openLineBytes = 0;
   private openPending = 0;
   private openRepaired = 0;
+  private openReplaced = 0;
+  private openReplacedExample: string | undefined;
+  private readonly maxOwnSec: number;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(opts: BatcherOptions) {
     this.opts = opts;
+    this.maxOwnSec = opts.maxOwnSec ?? MAX_ENCODABLE_SEC.protobuf;
   }
 
   /** Encoded bytes in the open batch. */
@@ -161,7 +189,21 @@ export class Batcher {
     const lineLen = line.length;
 
     const scanner = this.scanner;
-    const ownTime = scanner.scan(buf, start, end) && scanner.sec >= 0;
+    let ownTime = scanner.scan(buf, start, end);
+    // A time the destination cannot take would cost the whole push (a decode error) or the
+    // entry (Loki's "timestamp too new"): such a line gets its read time, counted. Old times
+    // that can be encoded are kept as the app wrote them (see the README: Loki's
+    // reject_old_samples_max_age is the server's call, and it stores the other entries).
+    if (
+      ownTime &&
+      (scanner.sec < 0 ||
+        scanner.sec > this.maxOwnSec ||
+        scanner.sec * 1000 + scanner.nanos / 1e6 > readTimeMs + MAX_FUTURE_MS)
+    ) {
+      ownTime = false;
+      this.openReplaced++;
+      this.openReplacedExample ??= Buffer.from(line.subarray(0, EXAMPLE_BYTES)).toString("utf8");
+    }
     const level = scanner.level;
     const stream = group.streams[level] ?? this.createStream(group, level);
     // Loki silently drops an entry whose stream, timestamp and line equal one it holds, so
@@ -271,6 +313,8 @@ export class Batcher {
       lineBytes: this.openLineBytes,
       pendingBytes: this.openPending,
       repairedLines: this.openRepaired,
+      replacedTimestamps: this.openReplaced,
+      ...(this.openReplacedExample !== undefined ? { replacedExample: this.openReplacedExample } : {}),
     };
     this.seq++;
     this.openStreams = [];
@@ -280,6 +324,8 @@ export class Batcher {
     this.openLineBytes = 0;
     this.openPending = 0;
     this.openRepaired = 0;
+    this.openReplaced = 0;
+    this.openReplacedExample = undefined;
     try {
       this.opts.onSeal(batch);
     } finally {

@@ -21,8 +21,14 @@
 //   tenant or URL — logged as errors with the likely cause) → the same batch is retried after
 //   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
 //   sends one (honoured in full — at least RETRY_MIN_MS, at most RETRY_AFTER_MAX_MS, not clamped
-//   to RETRY_MAX_MS), for as long as it takes. Other 4xx → dropped,
-//   counted by reason, Loki's message logged, and its offsets acknowledged so commits move on.
+//   to RETRY_MAX_MS), for as long as it takes. Other 4xx: when Loki's answer is its per-entry
+//   verdict ("entry for stream … has timestamp too old", "N errors like: …"), Loki stored every
+//   other entry of the push, so the batch is done and the entries it names are counted as
+//   dropped. Any other 4xx (a decode error fails the whole push for one bad entry) never costs
+//   good lines: the batch is split in halves that are sent again (batch-split.ts), until the
+//   entries still refused are single ones — those are dropped, counted by reason, logged with
+//   an example. A batch's offsets are acknowledged once its last part is done, so commits move
+//   on only after the rest was acknowledged.
 // - Logs: one line per retry, per drop and on recovery — never per line; repeats of the same
 //   retry reason or drop message within REPEAT_LOG_INTERVAL_MS are counted into the next line
 //   (`suppressed`) instead of flooding the log during a long outage or a misconfiguration.
@@ -32,7 +38,8 @@ import { readFileSync } from "node:fs";
 import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
 import type { Registry } from "prom-client";
 import type { Dispatcher } from "undici";
-import { Batcher, type SealedBatch } from "./batcher.js";
+import { decodeBody, describeEntry, part } from "./batch-split.js";
+import { Batcher, MAX_ENCODABLE_SEC, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { DryRunEncoder, DryRunTransport } from "./dry-run.js";
 import { JsonEncoder } from "./encode-json.js";
@@ -95,6 +102,10 @@ export interface PipelineStats {
   retries: number;
   batchesDropped: number;
   linesDropped: number;
+  /** Rejected batches sent again as halves. */
+  batchesSplit: number;
+  /** Lines sent with their read time because their own time was out of range. */
+  timestampsReplaced: number;
   /** Lines whose invalid UTF-8 was replaced. */
   linesRepaired: number;
   pendingBytes: number;
@@ -134,6 +145,7 @@ export class Pipeline implements LineSink {
   /** Repeats of the same retry reason / drop message are logged at most this often. */
   private readonly retryLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
   private readonly dropLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
+  private readonly replacedLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
   private outageStartMs = 0;
   private readonly counters = {
     linesSent: 0,
@@ -142,6 +154,8 @@ export class Pipeline implements LineSink {
     retries: 0,
     batchesDropped: 0,
     linesDropped: 0,
+    batchesSplit: 0,
+    timestampsReplaced: 0,
     linesRepaired: 0,
     lastSuccessMs: 0,
   };
@@ -177,6 +191,8 @@ export class Pipeline implements LineSink {
       baseLabels: baseLabels(opts.staticLabels, opts.podLabels),
       batchMaxBytes: opts.batchMaxBytes,
       batchWaitMs: opts.batchWaitMs,
+      maxOwnSec:
+        opts.encoding === "json" && !this.dryRun ? MAX_ENCODABLE_SEC.json : MAX_ENCODABLE_SEC.protobuf,
       onSeal: (b) => this.onSeal(b),
     });
     this.metrics = createSinkMetrics(opts.registry, () => ({
@@ -294,6 +310,21 @@ export class Pipeline implements LineSink {
   private onSeal(batch: SealedBatch): void {
     const body = this.encoder.encode(batch.streams);
     this.counters.linesRepaired += batch.repairedLines;
+    if (batch.replacedTimestamps > 0) {
+      this.counters.timestampsReplaced += batch.replacedTimestamps;
+      this.metrics.timestampsReplaced.inc(batch.replacedTimestamps);
+      if (this.replacedLog.shouldLog("replaced")) {
+        const suppressed = this.replacedLog.take();
+        this.log.warn(
+          {
+            lines: batch.replacedTimestamps,
+            example: batch.replacedExample,
+            ...(suppressed > 0 ? { suppressed } : {}),
+          },
+          "lines with a time Loki cannot take (beyond what it can decode, before 1970, or more than 10 min ahead) were sent with their read time",
+        );
+      }
+    }
     this.queue.push({
       body,
       acks: batch.acks,
@@ -338,7 +369,9 @@ export class Pipeline implements LineSink {
         await this.persisted();
       } else if (result.kind === "failure") {
         this.metrics.sendDuration.observe({ outcome: "dropped" }, seconds);
-        this.onDropped(head, result);
+        const named = lokiEntryVerdict(result.message);
+        if (named === undefined && head.lines > 1 && this.split(head)) continue;
+        this.onDropped(head, result, named);
         await this.persisted();
       } else {
         if (this.stopped) break; // aborted by drain's deadline or close(): not a failure to report
@@ -372,23 +405,85 @@ export class Pipeline implements LineSink {
     this.complete(head);
   }
 
-  private onDropped(head: QueuedBatch, result: Extract<SendResult, { kind: "failure" }>): void {
+  /**
+   * Replace the head batch by its two halves (sent next, in order). The first half acknowledges
+   * nothing; the second carries the batch's acknowledgements and pending bytes, so offsets move
+   * only once every part is done. False when the body cannot be read back (then it is dropped).
+   */
+  private split(head: QueuedBatch): boolean {
+    let decoded: ReturnType<typeof decodeBody>;
+    try {
+      decoded = decodeBody(head.body);
+    } catch (err) {
+      this.log.error({ err }, "cannot read a rejected batch back to split it");
+      return false;
+    }
+    const n = decoded.entries.length;
+    if (n < 2) return false;
+    const mid = Math.ceil(n / 2);
+    const a = part(decoded, 0, mid);
+    const b = part(decoded, mid, n);
+    const first: QueuedBatch = {
+      body: this.encoder.encode(a.streams),
+      acks: [],
+      lines: a.lines,
+      lineBytes: a.lineBytes,
+      pendingBytes: 0,
+    };
+    const second: QueuedBatch = {
+      body: this.encoder.encode(b.streams),
+      acks: head.acks,
+      lines: b.lines,
+      lineBytes: b.lineBytes,
+      pendingBytes: head.pendingBytes,
+    };
+    this.queue.splice(0, 1, first, second);
+    this.counters.batchesSplit++;
+    this.metrics.batches.inc({ outcome: "split" });
+    return true;
+  }
+
+  private onDropped(
+    head: QueuedBatch,
+    result: Extract<SendResult, { kind: "failure" }>,
+    /** Entries Loki's per-entry verdict names (it stored the others), when it gave one. */
+    named?: number,
+  ): void {
     const c = this.counters;
+    const dropped = named === undefined ? head.lines : Math.min(named, head.lines);
     c.batchesDropped++;
-    c.linesDropped += head.lines;
+    c.linesDropped += dropped;
     this.metrics.batches.inc({ outcome: "dropped" });
-    this.metrics.droppedLines.inc({ reason: result.reason }, head.lines);
+    this.metrics.droppedLines.inc({ reason: result.reason }, dropped);
+    if (dropped < head.lines) {
+      // Loki stored the rest of the push (its validation drops single entries).
+      c.linesSent += head.lines - dropped;
+      this.metrics.sentLines.inc(head.lines - dropped);
+    }
     if (this.dropLog.shouldLog(`${result.status} ${result.message}`)) {
       const suppressed = this.dropLog.take();
+      let example: ReturnType<typeof describeEntry> | undefined;
+      if (head.lines === 1) {
+        try {
+          const e = decodeBody(head.body).entries[0];
+          if (e !== undefined) example = describeEntry(e);
+        } catch {
+          // the example is best effort
+        }
+      }
       this.log.error(
         {
           status: result.status,
           reason: result.reason,
-          lines: head.lines,
+          lines: dropped,
+          ...(dropped < head.lines ? { storedByLoki: head.lines - dropped } : {}),
           lokiMessage: result.message,
+          ...(example !== undefined ? { example } : {}),
           ...(suppressed > 0 ? { suppressed } : {}),
         },
-        "Loki rejected a batch for good; dropped it",
+        named !== undefined
+          ? "Loki refused entries of a batch for good (it stored the others); dropped them"
+          : "Loki rejected a batch for good; dropped it",
       );
     }
     // A 4xx is Loki judging this batch, not Loki being away: the outage bookkeeping resets.
@@ -489,4 +584,18 @@ function readCa(opts: PipelineOptions): string {
   } catch (err) {
     throw new StartupError(`LOKI_CA_FILE=${file}: cannot read the CA file (${(err as Error).message})`);
   }
+}
+
+/**
+ * When a 4xx answer is Loki's per-entry validation verdict — `entry for stream '…' has timestamp
+ * too old: …`, `Max entry size '…' bytes exceeded for stream '…'`, grouped as `N errors like: …;
+ * M errors like: …` — Loki stored every other entry of the push (its distributor validates
+ * entries one by one and pushes the valid ones before answering). Returns how many entries it
+ * refused, or undefined when the answer is anything else (a decode error: nothing stored).
+ */
+export function lokiEntryVerdict(message: string): number | undefined {
+  if (!/^(?:\d+ errors like: )?(?:entry for stream '|Max entry size ')/.test(message)) return undefined;
+  let n = 0;
+  for (const m of message.matchAll(/(?:^|; )(\d+) errors like: /g)) n += Number(m[1]);
+  return n > 0 ? n : 1;
 }

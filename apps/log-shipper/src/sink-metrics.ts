@@ -11,6 +11,7 @@ export interface SinkMetrics {
   sendDuration: Histogram<"outcome">;
   retries: Counter<"reason">;
   droppedLines: Counter<"reason">;
+  timestampsReplaced: Counter;
   lastSuccess: Gauge;
 }
 
@@ -62,7 +63,7 @@ export function createSinkMetrics(
     }),
     batches: new Counter({
       name: "log_shipper_batches_total",
-      help: "Push attempts by outcome: success, retry (429, 5xx, network error, timeout) or dropped (other 4xx).",
+      help: "Push attempts by outcome: success, retry (429, 5xx, network error, timeout), split (a 4xx that did not say which entries were bad: the halves are sent again) or dropped (other 4xx).",
       labelNames: ["outcome"],
       registers,
     }),
@@ -83,6 +84,11 @@ export function createSinkMetrics(
       name: "log_shipper_dropped_lines_total",
       help: "Lines Loki rejected for good (a 4xx other than 429), by reason (http_<status>).",
       labelNames: ["reason"],
+      registers,
+    }),
+    timestampsReplaced: new Counter({
+      name: "log_shipper_timestamps_replaced_total",
+      help: "Lines whose own time Loki could not take (not encodable, before 1970, or more than 10 min ahead of the read) and that were sent with their read time instead.",
       registers,
     }),
     lastSuccess: new Gauge({

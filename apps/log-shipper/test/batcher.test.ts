@@ -7,6 +7,8 @@ import type { SourceFile } from "../src/contracts.js";
 import { ProtobufEncoder } from "../src/encode-protobuf.js";
 import { decodeProtobufPush, type ReceivedEntry } from "./support/fake-loki.js";
 
+const READ_TIME_MS = 1_800_000_000_000;
+
 interface Sealed {
   batch: Omit<SealedBatch, "streams">;
   entries: ReceivedEntry[];
@@ -26,8 +28,11 @@ function setup(opts: { batchMaxBytes?: number; batchWaitMs?: number } = {}) {
     },
   });
   const offsets = new Map<SourceFile, number>();
-  /** Write lines as a reader would: one chunk, each line a slice of it. */
-  const write = (file: SourceFile, lines: string[], readTimeMs = 1_000_000) => {
+  /**
+   * Write lines as a reader would: one chunk, each line a slice of it. The default read time
+   * (2027) lies after the lines' own times, as it does for real lines.
+   */
+  const write = (file: SourceFile, lines: string[], readTimeMs = READ_TIME_MS) => {
     const chunk = Buffer.from(lines.map((l) => `${l}\n`).join(""));
     let pos = 0;
     let total = 0;
@@ -190,8 +195,8 @@ describe("Batcher", () => {
     const { batcher, sealed } = setup();
     const f: SourceFile = { id: "f", path: "/logs/f.log" };
     const line = Buffer.from('{"time":"2024-01-01T00:00:00.999999999Z"}');
-    batcher.add(f, line, 0, line.length, line.length + 1, 0);
-    batcher.add(f, line, 0, line.length, 2 * (line.length + 1), 0);
+    batcher.add(f, line, 0, line.length, line.length + 1, READ_TIME_MS);
+    batcher.add(f, line, 0, line.length, 2 * (line.length + 1), READ_TIME_MS);
     batcher.flush();
     expect(sealed[0]?.entries.map((e) => e.tsNs)).toEqual([1704067200999999999n, 1704067201000000000n]);
   });

@@ -54,6 +54,78 @@ describe("fake Loki", () => {
     expect(loki.entries).toEqual([]);
   });
 
+  it("fails the whole push on a timestamp Loki cannot decode: JSON past int64, protobuf past year 9999", async () => {
+    const now = `${Date.now()}000000`;
+    const json = (ts: string) =>
+      Buffer.from(
+        JSON.stringify({
+          streams: [
+            {
+              stream: { job: "x" },
+              values: [
+                [now, "good"],
+                [ts, "bad"],
+              ],
+            },
+          ],
+        }),
+      );
+    const r1 = await post(json("10413792000000000000"), { "content-type": "application/json" }); // 2300
+    expect(r1.status).toBe(400);
+    expect(await r1.text()).toMatch(/value out of range/);
+    // One stream, two entries: now, and 10000-01-01T00:30:00Z (seconds 253402302600).
+    const entry = (sec: number, line: string) => {
+      const ts = [0x08, ...varint(sec)];
+      const body = [0x0a, ts.length, ...ts, 0x12, line.length, ...Buffer.from(line)];
+      return [0x12, body.length, ...body];
+    };
+    const labels = Buffer.from('{job="x"}');
+    const stream = [
+      0x0a,
+      labels.length,
+      ...labels,
+      ...entry(Math.floor(Date.now() / 1000), "good"),
+      ...entry(253402302600, "bad"),
+    ];
+    const pb = Buffer.from([0x0a, stream.length, ...stream]);
+    const r2 = await post(snappy.compressSync(pb), { "content-type": "application/x-protobuf" });
+    expect(r2.status).toBe(400);
+    expect(await r2.text()).toMatch(/after 10000-01-01/);
+    expect(loki.entries).toEqual([]); // nothing of either push stored
+  });
+
+  it("refuses entries outside its window one by one, stores the rest, answers 400 as Loki does", async () => {
+    await loki.close();
+    loki = await startFakeLoki({ rejectOldSamplesMaxAgeMs: 7 * 24 * 3600 * 1000 });
+    const nowMs = Date.now();
+    const ns = (ms: number) => `${ms}000000`;
+    const body = Buffer.from(
+      JSON.stringify({
+        streams: [
+          {
+            stream: { job: "x" },
+            values: [
+              [ns(nowMs), "now"],
+              [ns(nowMs + 11 * 60 * 1000), "too new"],
+              [ns(nowMs + 9 * 60 * 1000), "within the grace period"],
+              [ns(1700000000000), "too old 1"],
+              [ns(1700000000000), "too old 2"],
+            ],
+          },
+        ],
+      }),
+    );
+    const res = await post(body, { "content-type": "application/json" });
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    expect(text).toMatch(/1 errors like: entry for stream '\{job="x"\}' has timestamp too new: /);
+    expect(text).toMatch(
+      /2 errors like: entry for stream '\{job="x"\}' has timestamp too old: 2023-11-14 22:13:20 \+0000 UTC/,
+    );
+    expect(loki.entries.map((e) => e.line)).toEqual(["now", "within the grace period"]);
+    expect(loki.refused.map((e) => e.line)).toEqual(["too new", "too old 1", "too old 2"]);
+  });
+
   it("parses label strings like Loki and rejects malformed ones", () => {
     expect(parseLabels('{a="1", b_2="x\\"y\\\\z\\n"}')).toEqual({ a: "1", b_2: 'x"y\\z\n' });
     for (const bad of ["{}", "a=1", '{a="1"', '{1a="x"}', '{a="x\ny"}', '{a="1", a="2"}', '{a="\\q"}']) {
@@ -156,3 +228,13 @@ describe("fake Loki", () => {
     }
   });
 });
+
+function varint(v: number): number[] {
+  const out: number[] = [];
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return out;
+}

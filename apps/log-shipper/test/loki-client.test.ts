@@ -72,20 +72,17 @@ const cases: Case[] = [
     },
   },
   {
-    name: "400: dropped, counted by reason, Loki's message logged, offsets acknowledged",
-    fault: { kind: "status", status: 400, body: "entry for stream has timestamp too old", times: 1 },
-    statuses: [400],
-    delivered: false,
+    name: "400 that does not say which entries were bad: split, both halves sent again, nothing lost",
+    fault: { kind: "status", status: 400, body: "error parsing push request", times: 1 },
+    statuses: [400, 204, 204],
+    delivered: true,
     metrics: [
-      ["log_shipper_dropped_lines_total", { reason: "http_400" }, N],
-      ["log_shipper_batches_total", { outcome: "dropped" }, 1],
-      ["log_shipper_sent_lines_total", {}, 0],
+      ["log_shipper_batches_total", { outcome: "split" }, 1],
+      ["log_shipper_batches_total", { outcome: "success" }, 2],
+      ["log_shipper_dropped_lines_total", {}, 0],
+      ["log_shipper_sent_lines_total", {}, N],
       ["log_shipper_retries_total", {}, 0],
     ],
-    log: {
-      msg: "Loki rejected a batch for good; dropped it",
-      fields: { status: 400, lines: N, lokiMessage: "entry for stream has timestamp too old" },
-    },
   },
   ...([401, 403, 404] as const).map(
     (status): Case => ({
@@ -111,18 +108,39 @@ const cases: Case[] = [
     }),
   ),
   {
-    name: "422: dropped as http_422",
-    fault: { kind: "status", status: 422, times: 1 },
-    statuses: [422],
+    name: "422 to every part: split down to single lines, each dropped as http_422 and logged once",
+    fault: { kind: "status", status: 422, body: "unprocessable" },
+    // 50 lines: 49 splits, then 50 single-line parts — 99 requests.
+    statuses: Array(2 * N - 1).fill(422),
     delivered: false,
-    metrics: [["log_shipper_dropped_lines_total", { reason: "http_422" }, N]],
+    metrics: [
+      ["log_shipper_dropped_lines_total", { reason: "http_422" }, N],
+      ["log_shipper_batches_total", { outcome: "split" }, N - 1],
+      ["log_shipper_batches_total", { outcome: "dropped" }, N],
+      ["log_shipper_sent_lines_total", {}, 0],
+    ],
+    log: {
+      msg: "Loki rejected a batch for good; dropped it",
+      fields: {
+        status: 422,
+        lines: 1,
+        lokiMessage: "unprocessable",
+        example: {
+          timestamp: "2023-11-14T22:13:20.000000000Z",
+          line: '{"level":30,"time":1700000000000,"msg":"l-0"}',
+        },
+      },
+    },
   },
   {
-    name: "413: dropped as http_413",
+    name: "413 once: split, the halves delivered",
     fault: { kind: "status", status: 413, times: 1 },
-    statuses: [413],
-    delivered: false,
-    metrics: [["log_shipper_dropped_lines_total", { reason: "http_413" }, N]],
+    statuses: [413, 204, 204],
+    delivered: true,
+    metrics: [
+      ["log_shipper_dropped_lines_total", {}, 0],
+      ["log_shipper_sent_lines_total", {}, N],
+    ],
   },
   {
     name: "connection reset without an answer: retried",

@@ -1,8 +1,15 @@
 // A Loki-compatible push receiver for tests and benchmarks: POST /loki/api/v1/push with
 // protobuf+snappy (hand-written protobuf decoder, independent of the shipper's encoder) or JSON
 // (gzip or not), decoded and validated like real Loki — labels string parsed with Loki's quoting
-// rules, protobuf strings checked for valid UTF-8 — answering 204 on success and 400 with a
-// message on an undecodable body. Like Loki's ingester it silently drops an entry whose stream,
+// rules, protobuf strings checked for valid UTF-8, protobuf timestamps within
+// google.protobuf.Timestamp's range (years 1–9999), JSON nanoseconds within int64 — answering
+// 204 on success and 400 with a message on an undecodable body (nothing of it stored, as Loki).
+// Like Loki's distributor it then validates each entry's timestamp against its window (newer
+// than now + creation_grace_period, default 10 min as Loki's; older than now −
+// reject_old_samples_max_age, off unless asked since tests use fixed 2023 times — Loki's
+// default is 1 week): refused entries are not stored, the rest of the push is, and the answer
+// is 400 with Loki's message ("entry for stream '…' has timestamp too new: …", grouped as
+// "N errors like: …" when several). Like Loki's ingester it silently drops an entry whose stream,
 // timestamp and line all equal an entry it already holds (204 all the same, counted in
 // `deduplicated`), so a shipper that gives distinct lines the same timestamp is caught losing
 // them. Faults can be injected: a status (503, 429 + Retry-After, 400)
@@ -36,6 +43,11 @@
 //     tls: { cert, key } serves HTTPS (test CA and certificate in loki-tls-fixture.ts).
 //     onEntry: called for every accepted entry, in arrival order (e.g. latency measurement).
 //     dedup: false turns off Loki's duplicate-entry drop (default on).
+//     creationGracePeriodMs / rejectOldSamplesMaxAgeMs: Loki's timestamp window (10 min / off).
+//   loki.refused: entries refused by that window (not stored).
+//   loki.setPoison(text): from now on a push holding an entry whose line contains `text` fails
+//     whole with 400 and nothing of it is stored — as one undecodable entry fails a real push
+//     (a 400 that does not say which entry was bad). setPoison(undefined) ends it.
 //   loki.deduplicated: entries dropped as duplicates (same stream, timestamp and line).
 
 import { isUtf8 } from "node:buffer";
@@ -76,7 +88,15 @@ export interface FakeLokiOptions {
   onEntry?: (entry: ReceivedEntry) => void;
   /** Drop entries equal (stream, timestamp, line) to one already held, as Loki does. Default true. */
   dedup?: boolean;
+  /** Refuse entries newer than now + this (Loki's creation_grace_period). Default 10 min. */
+  creationGracePeriodMs?: number;
+  /** Refuse entries older than now − this (Loki's reject_old_samples_max_age). Default: off. */
+  rejectOldSamplesMaxAgeMs?: number;
 }
+
+/** Loki's defaults for its timestamp window (limits_config). */
+export const LOKI_CREATION_GRACE_PERIOD_MS = 10 * 60 * 1000;
+export const LOKI_REJECT_OLD_SAMPLES_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
 export interface FakeLoki {
   /** Base URL, http://127.0.0.1:<port>. */
@@ -89,8 +109,12 @@ export interface FakeLoki {
   readonly entryCount: number;
   /** Entries dropped silently because stream, timestamp and line equal an entry already held. */
   readonly deduplicated: number;
+  /** Entries refused by the timestamp window (too new / too old), in arrival order. */
+  refused: ReceivedEntry[];
   requests: ReceivedRequest[];
   setFault(f: Fault | undefined): void;
+  /** Fail every push holding an entry whose line contains `text` (400, nothing stored). */
+  setPoison(text: string | undefined): void;
   /** Resolves once at least `n` entries were accepted; rejects after `timeoutMs` (default 30 s). */
   waitForEntries(n: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -142,9 +166,13 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
   const dedup = opts.dedup ?? true;
   const seenByStream = new Map<string, SeenLines>();
   let fault: Fault | undefined;
+  let poison: string | undefined;
   let faultLeft = Number.POSITIVE_INFINITY;
   let waiters: { n: number; resolve: () => void }[] = [];
   const store = opts.store ?? "full";
+  const grace = opts.creationGracePeriodMs ?? LOKI_CREATION_GRACE_PERIOD_MS;
+  const maxAge = opts.rejectOldSamplesMaxAgeMs;
+  const refused: ReceivedEntry[] = [];
 
   const takeFault = (): Fault | undefined => {
     if (fault === undefined) return undefined;
@@ -266,8 +294,36 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
       record(400);
       return reply(res, 400, `error parsing push request: ${(err as Error).message}`);
     }
+    if (poison !== undefined && decoded.some((e) => e.line.includes(poison as string))) {
+      record(400);
+      return reply(res, 400, "error parsing push request: injected: an entry this receiver cannot decode");
+    }
+    // Loki's distributor: entries outside the window are refused one by one, the rest is stored,
+    // and the answer is a 400 naming what was refused (util.GroupedErrors' format).
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const newest = nowNs + BigInt(grace) * 1_000_000n;
+    const oldest = maxAge === undefined ? undefined : nowNs - BigInt(maxAge) * 1_000_000n;
+    const errors = new Map<string, number>();
+    const valid: ReceivedEntry[] = [];
+    for (const e of decoded) {
+      let why: string | undefined;
+      if (e.tsNs > newest) why = "too new";
+      else if (oldest !== undefined && e.tsNs < oldest) why = "too old";
+      if (why === undefined) {
+        valid.push(e);
+        continue;
+      }
+      refused.push(e);
+      const msg = `entry for stream '${formatStream(e.labels)}' has timestamp ${why}: ${goTime(e.tsNs)}`;
+      errors.set(msg, (errors.get(msg) ?? 0) + 1);
+    }
+    accept(valid);
+    if (errors.size > 0) {
+      record(400);
+      const parts = [...errors].map(([m, n]) => (errors.size > 1 || n > 1 ? `${n} errors like: ${m}` : m));
+      return reply(res, 400, parts.join("; "));
+    }
     record(204);
-    accept(decoded);
     res.statusCode = 204;
     res.end();
   }
@@ -292,9 +348,13 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
     get deduplicated() {
       return deduplicated;
     },
+    refused,
     setFault(f) {
       fault = f;
       faultLeft = f?.times ?? Number.POSITIVE_INFINITY;
+    },
+    setPoison(text) {
+      poison = text;
     },
     waitForEntries(n, timeoutMs = 30_000) {
       if (count >= n) return Promise.resolve();
@@ -322,6 +382,22 @@ export async function startFakeLoki(opts: FakeLokiOptions = {}): Promise<FakeLok
       });
     },
   };
+}
+
+/** Labels as Loki prints a stream: `{a="x", b="y"}`, sorted. */
+function formatStream(labels: Record<string, string>): string {
+  const parts = Object.entries(labels)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return `{${parts.join(", ")}}`;
+}
+
+/** A timestamp as Go's time.Time prints it (`2300-01-01 00:00:00 +0000 UTC`), to the second. */
+function goTime(tsNs: bigint): string {
+  const d = new Date(Number(tsNs / 1_000_000n));
+  return Number.isNaN(d.getTime())
+    ? `${tsNs}ns`
+    : `${d.toISOString().slice(0, 19).replace("T", " ")} +0000 UTC`;
 }
 
 function reply(res: ServerResponse, status: number, body: string): void {
@@ -370,6 +446,9 @@ function decodeStream(r: Reader, out: ReceivedEntry[]): void {
 }
 
 const NO_LABELS_YET: Record<string, string> = {};
+/** 10000-01-01T00:00:00Z: the first second google.protobuf.Timestamp cannot hold. */
+const MAX_TIMESTAMP_SECONDS = 253_402_300_800;
+const MAX_INT64 = 9_223_372_036_854_775_807n;
 
 function decodeEntry(r: Reader, out: ReceivedEntry[]): void {
   let sec = 0;
@@ -395,6 +474,8 @@ function decodeEntry(r: Reader, out: ReceivedEntry[]): void {
   }
   if (!haveTs) throw new Error("entry without timestamp");
   if (nanos >= 1_000_000_000) throw new Error(`timestamp nanos out of range: ${nanos}`);
+  // google.protobuf.Timestamp (gogo's StdTimeUnmarshal, as Loki decodes it) ends with year 9999.
+  if (sec >= MAX_TIMESTAMP_SECONDS) throw new Error(`timestamp: seconds:${sec} after 10000-01-01`);
   out.push({ labels: NO_LABELS_YET, tsNs: BigInt(sec) * 1_000_000_000n + BigInt(nanos), line });
 }
 
@@ -536,7 +617,11 @@ export function decodeJsonPush(raw: Buffer, contentEncoding?: string): ReceivedE
       if (!Array.isArray(v) || typeof v[0] !== "string" || typeof v[1] !== "string" || !/^\d+$/.test(v[0])) {
         throw new Error(`bad value ${JSON.stringify(v)}`);
       }
-      out.push({ labels, tsNs: BigInt(v[0]), line: v[1] });
+      const tsNs = BigInt(v[0]);
+      // Loki parses the nanoseconds with strconv.ParseInt(…, 10, 64).
+      if (tsNs > MAX_INT64)
+        throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(v[0])}: value out of range`);
+      out.push({ labels, tsNs, line: v[1] });
     }
   }
   return out;
