@@ -1,7 +1,7 @@
 // Configuration from the environment: one schema, parsed once at the edge, returned frozen.
 // Every bad variable is collected into a single ConfigError so a user fixes them all in one go;
 // the program's entry point turns that error into one message and exit code 2.
-import { readFileSync } from "node:fs";
+import { readRegularFileSync } from "./regular-file.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -237,7 +237,7 @@ export function secretFile(name: string): Field<string | undefined> {
     parse: (raw) => {
       let content: string;
       try {
-        content = readFileSync(raw.trim(), "utf8");
+        content = readRegularFileSync(raw.trim());
       } catch (err) {
         throw new Error(`cannot read: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
       }

@@ -6,3 +6,4 @@ export * from "./http-server.js";
 export * from "./lifecycle.js";
 export * from "./logger.js";
 export * from "./main.js";
+export * from "./regular-file.js";

@@ -5,14 +5,20 @@ import type { Logger } from "pino";
 
 export interface ShutdownStep {
   name: string;
-  run: (deadline: number) => Promise<void> | void;
+  /**
+   * Returns (or resolves to) nothing, or an exit code: a step that finished but not cleanly (a
+   * drain that missed its deadline, state that could not be saved) returns non-zero, and the
+   * process exits with it — the `shutdown complete` line says the same code.
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: steps written as `async () => {}` (Promise<void>) must fit
+  run: (deadline: number) => Promise<number | undefined | void> | number | undefined | void;
 }
 
 export interface LifecycleOptions {
   logger: Logger;
   /** Total time the steps may take, from the first signal. */
   timeoutMs: number;
-  /** Injected for tests; defaults to process.exit. */
+  /** Injected for tests; defaults to exitNow (process.exit that cannot be held by a stuck thread). */
   exit?: (code: number) => void;
   /** Signals to handle; defaults to SIGTERM and SIGINT. */
   signals?: readonly NodeJS.Signals[];
@@ -36,7 +42,7 @@ export interface Lifecycle {
 
 export function createLifecycle(opts: LifecycleOptions): Lifecycle {
   const { logger, timeoutMs } = opts;
-  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const exit = opts.exit ?? exitNow;
   const signals = opts.signals ?? ["SIGTERM", "SIGINT"];
   const repeatGraceMs = opts.repeatGraceMs ?? 1000;
   let firstSignalAt = 0;
@@ -65,7 +71,8 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
       let code = exitCode;
       for (const step of steps) {
         try {
-          await step.run(deadline);
+          const stepCode = await step.run(deadline);
+          if (typeof stepCode === "number" && stepCode !== 0) code = code || stepCode;
         } catch (err) {
           code = code || 1;
           logger.error({ err, step: step.name }, "shutdown step failed");
@@ -105,4 +112,41 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
       return running !== undefined;
     },
   };
+}
+
+/** libuv threadpool requests, as process.getActiveResourcesInfo() names them. */
+const THREADPOOL_WORK: ReadonlySet<string> = new Set([
+  "FSReqCallback",
+  "FSReqPromise",
+  "FileHandleCloseReq",
+  "GetAddrInfoReqWrap",
+  "GetNameInfoReqWrap",
+  "ZlibWork",
+]);
+/** How long exitNow lets pending threadpool work finish before it ends the process by a signal. */
+export const EXIT_GRACE_MS = 200;
+
+/**
+ * Exit with `code`, for certain. Node's exit waits for libuv's threadpool to finish its work, so a
+ * worker stuck in the kernel — open() of a FIFO nobody writes to, a hung network mount — would
+ * hold process.exit() (and process.reallyExit()) forever. Pending threadpool work gets
+ * EXIT_GRACE_MS to finish; if some is still pending then, the process ends itself by a signal:
+ * SIGINT for 130 (shells and Kubernetes report 128 + 2 = 130, as for an exit 130), SIGKILL
+ * otherwise (reported as 137).
+ */
+export function exitNow(code: number): void {
+  const pending = () => process.getActiveResourcesInfo().some((r) => THREADPOOL_WORK.has(r));
+  if (!pending()) process.exit(code);
+  const giveUpAt = Date.now() + EXIT_GRACE_MS;
+  const poll = setInterval(() => {
+    if (!pending()) process.exit(code);
+    if (Date.now() < giveUpAt) return;
+    clearInterval(poll);
+    if (code === 130) {
+      // Without listeners the signal's default action applies: the process ends at once.
+      process.removeAllListeners("SIGINT");
+      process.kill(process.pid, "SIGINT");
+    }
+    process.kill(process.pid, "SIGKILL");
+  }, 10);
 }

@@ -1,7 +1,9 @@
 // Program entry helpers shared by the three apps' main.ts: turn a configuration error into one
 // clear message and exit code 2, and refuse to start on a directory that cannot be written.
-import { access, constants, mkdir } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { access, constants, mkdir, stat } from "node:fs/promises";
 import { ConfigError } from "./env.js";
+import { fileKind } from "./regular-file.js";
 
 export const EXIT_CONFIG = 2;
 
@@ -40,4 +42,25 @@ export async function ensureWritableDir(dir: string, variable: string): Promise<
         `check the volume mount and that it is writable by uid ${process.getuid?.() ?? "?"}`,
     );
   }
+}
+
+/**
+ * `path` must be a regular file (symlinks followed) or not exist; else a StartupError naming
+ * `variable`. A FIFO would block the first read for good (open() waits for a writer, on a
+ * threadpool thread that even process.exit() then waits for), a device would hand out endless
+ * bytes. stat() itself never blocks on them.
+ */
+export async function ensureRegularFileOrAbsent(
+  path: string,
+  variable: string,
+  opts: { allowDirectory?: boolean } = {},
+): Promise<void> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch {
+    return; // absent (or unreadable: the reader reports that itself)
+  }
+  if (st.isFile() || (opts.allowDirectory === true && st.isDirectory())) return;
+  throw new StartupError(`${variable}=${JSON.stringify(path)} is ${fileKind(st)}, not a regular file`);
 }

@@ -1,15 +1,19 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { createLifecycle } from "../src/lifecycle.js";
 import { createLogger } from "../src/logger.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/lifecycle-child.ts", import.meta.url));
 
-function startChild(stepMs: number, timeoutMs: number, mode = "") {
+function startChild(stepMs: number, timeoutMs: number, mode = "", arg = "") {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", fixture, String(stepMs), String(timeoutMs), mode],
+    ["--import", "tsx", fixture, String(stepMs), String(timeoutMs), mode, arg],
     {
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -31,7 +35,10 @@ function startChild(stepMs: number, timeoutMs: number, mode = "") {
     });
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, ready, exited, output: () => out };
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, ready, exited, ended, output: () => out };
 }
 
 function kill(child: ChildProcess, signal: NodeJS.Signals) {
@@ -69,6 +76,56 @@ describe("lifecycle in a real process", () => {
     expect(c.output()).toContain("shutdown deadline passed");
   });
 
+  // process.exit() waits for libuv's threadpool; a thread blocked in open() of a FIFO held the
+  // process forever after "forcing exit" (issue 15.3).
+  describe("with a threadpool thread stuck in open() of a FIFO nobody writes to", () => {
+    const fifo = () => {
+      const dir = mkdtempSync(join(tmpdir(), "lifecycle-fifo-"));
+      const path = join(dir, "fifo");
+      execFileSync("mkfifo", [path]);
+      return path;
+    };
+    /** The child's end, or null if it is still running after `ms` (then it is killed). */
+    async function endWithin(c: ReturnType<typeof startChild>, ms: number) {
+      const timer = new Promise<null>((r) => setTimeout(() => r(null), ms));
+      const r = await Promise.race([c.ended, timer]);
+      if (r === null) kill(c.child, "SIGKILL");
+      return r;
+    }
+
+    it("a second signal really exits, as 130", async () => {
+      const c = startChild(20_000, 30_000, "fifo", fifo());
+      await c.ready;
+      kill(c.child, "SIGTERM");
+      await new Promise((r) => setTimeout(r, 1500));
+      kill(c.child, "SIGINT");
+      const r = await endWithin(c, 10_000);
+      expect(r, `still running after "forcing exit": ${c.output()}`).not.toBeNull();
+      // Exit code 130, or (threadpool still stuck) ended by SIGINT's default action: 128 + 2.
+      expect(r?.code === 130 || r?.signal === "SIGINT", JSON.stringify(r)).toBe(true);
+      expect(c.output()).toContain("second signal during shutdown");
+    });
+
+    it("the shutdown deadline really exits", async () => {
+      const c = startChild(20_000, 800, "fifo", fifo());
+      await c.ready;
+      kill(c.child, "SIGTERM");
+      const r = await endWithin(c, 10_000);
+      expect(r, `still running after the deadline: ${c.output()}`).not.toBeNull();
+      expect(r?.code === 1 || r?.signal === "SIGKILL", JSON.stringify(r)).toBe(true);
+      expect(c.output()).toContain("shutdown deadline passed");
+    });
+
+    it("a clean shutdown is not held either", async () => {
+      const c = startChild(0, 5000, "fifo", fifo());
+      await c.ready;
+      kill(c.child, "SIGTERM");
+      const r = await endWithin(c, 10_000);
+      expect(r, `still running after shutdown complete: ${c.output()}`).not.toBeNull();
+      expect(c.output()).toContain('"msg":"shutdown complete"');
+    });
+  });
+
   it("takes a signal repeated at once (process-group delivery) as the same stop request", async () => {
     const c = startChild(1500, 30_000);
     await c.ready;
@@ -91,6 +148,25 @@ describe("lifecycle in a real process", () => {
 });
 
 describe("lifecycle.shutdown", () => {
+  it("exits with a step's non-zero code, and the last line says that code", async () => {
+    const codes: number[] = [];
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: "info" },
+      {
+        write: (l: string) => {
+          lines.push(JSON.parse(l));
+        },
+      },
+    );
+    const lc = createLifecycle({ logger, timeoutMs: 1000, exit: (c) => codes.push(c) });
+    lc.onShutdown("drain", async () => 1);
+    lc.onShutdown("after", () => {});
+    expect(await lc.shutdown("test")).toBe(1);
+    expect(codes).toEqual([1]);
+    expect(lines.at(-1)).toMatchObject({ msg: "shutdown complete", code: 1 });
+  });
+
   it("runs once even when called repeatedly, and a failing step makes the code non-zero", async () => {
     const codes: number[] = [];
     const logger = createLogger({ service: "t", level: "silent" });
