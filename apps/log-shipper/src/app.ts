@@ -30,6 +30,8 @@ export interface AppDeps {
 export interface ShutdownReport {
   /** Everything read to its end, sent and acknowledged, positions saved. */
   clean: boolean;
+  /** The final positions write succeeded (false: the next start re-sends what was delivered since the last good write). */
+  positionsSaved: boolean;
   /** Bytes on disk not yet acknowledged: what the next start will (re)send. */
   remainingBytes: number;
 }
@@ -90,13 +92,19 @@ export function buildApp(config: Config, deps: AppDeps): App {
     logger: logger.child({ component: "pipeline" }),
     ack: {
       acknowledged: (id, offset) => tailer?.acknowledged(id, offset),
-      persisted: () => positions.save(),
+      persisted: async () => {
+        await positions.save();
+      },
     },
     ...(deps.transport !== undefined ? { transport: deps.transport } : {}),
     ...(deps.dryRunOut !== undefined ? { dryRunOut: deps.dryRunOut } : {}),
   });
 
-  const sourceMetrics = createSourceMetrics(registry, () => (tailer as Tailer).stats());
+  const sourceMetrics = createSourceMetrics(
+    registry,
+    () => (tailer as Tailer).stats(),
+    () => positions.lastSaveError !== null,
+  );
   const discovery = new Discovery({
     include: config.logPaths,
     exclude: config.excludePaths,
@@ -215,12 +223,17 @@ export function buildApp(config: Config, deps: AppDeps): App {
         await pipeline.close();
         summary.stop();
         positions.stopAutoSave();
-        await positions.save(true);
+        const positionsSaved = await positions.save(true);
         const remainingBytes = t.unacknowledgedBytes;
-        const clean = readAll && drained;
+        const delivered = readAll && drained;
+        const clean = delivered && positionsSaved;
         const p = pipeline.stats();
         const fields = {
           clean,
+          positionsSaved,
+          ...(positionsSaved
+            ? {}
+            : { positionsError: positions.lastSaveError, positionsFile: config.positionsFile }),
           linesRead: t.totals.lines,
           linesSent: p.linesSent,
           linesDropped: p.linesDropped,
@@ -229,14 +242,21 @@ export function buildApp(config: Config, deps: AppDeps): App {
           files: t.stats().filesWatched,
         };
         if (clean) logger.info(fields, "shutdown summary: everything read was delivered; positions saved");
-        else {
+        else if (!positionsSaved) {
+          logger.error(
+            fields,
+            delivered
+              ? "shutdown summary: everything read was delivered, but positions were NOT saved; the next start re-sends what was delivered since the last successful save"
+              : "shutdown summary: deadline passed before everything was delivered, and positions were NOT saved; the next start re-sends what was delivered since the last successful save, and the rest",
+          );
+        } else {
           logger.error(
             fields,
             "shutdown summary: deadline passed before everything was delivered; acknowledged positions saved, the rest is sent after the next start",
           );
         }
         await server.close();
-        return { clean, remainingBytes };
+        return { clean, positionsSaved, remainingBytes };
       })();
       return closed;
     },

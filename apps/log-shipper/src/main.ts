@@ -2,7 +2,13 @@
 // app, listen, and turn SIGTERM/SIGINT into a drain within SHUTDOWN_TIMEOUT_MS. Wiring only.
 import "./v8-flags.js"; // first: process-wide V8 settings must precede everything else
 import { dirname } from "node:path";
-import { createLifecycle, createLogger, ensureWritableDir, runMain } from "@sidecar/shared";
+import {
+  createLifecycle,
+  createLogger,
+  ensureRegularFileOrAbsent,
+  ensureWritableDir,
+  runMain,
+} from "@sidecar/shared";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
 
@@ -10,17 +16,16 @@ runMain("log-shipper", async () => {
   const config = loadConfig(process.env);
   const logger = createLogger({ service: "log-shipper", level: config.logLevel });
   await ensureWritableDir(dirname(config.positionsFile), "POSITIONS_FILE");
+  // A FIFO, socket or device there would block the read at start for good (a directory is set
+  // aside by Positions.load like a corrupt file).
+  await ensureRegularFileOrAbsent(config.positionsFile, "POSITIONS_FILE", { allowDirectory: true });
   const app = buildApp(config, { logger });
-  let clean = true;
-  const lifecycle = createLifecycle({
-    logger,
-    timeoutMs: config.shutdownTimeoutMs,
-    // A shutdown that could not deliver everything in time exits 1 (the rest is sent next start).
-    exit: (code) => process.exit(code === 0 && !clean ? 1 : code),
-  });
-  lifecycle.onShutdown("drain and save positions", async (deadline) => {
-    clean = (await app.close(deadline)).clean;
-  });
+  const lifecycle = createLifecycle({ logger, timeoutMs: config.shutdownTimeoutMs });
+  // A shutdown that could not deliver everything in time, or could not save the positions,
+  // exits 1 (the rest is sent next start) — and `shutdown complete` says code 1.
+  lifecycle.onShutdown("drain and save positions", async (deadline) =>
+    (await app.close(deadline)).clean ? 0 : 1,
+  );
   lifecycle.install();
   await app.start();
 });

@@ -6,8 +6,9 @@
 // when something else changed (paths, pruning), and at shutdown.
 // A corrupt file is set aside with a loud warning and the shipper starts fresh: it never
 // crash-loops on its own state.
-import { readFile, rename } from "node:fs/promises";
-import { writeFileAtomic } from "@sidecar/shared";
+import { constants } from "node:fs";
+import { open, rename } from "node:fs/promises";
+import { fileKind, writeFileAtomic } from "@sidecar/shared";
 import type { Logger } from "pino";
 
 export interface PositionEntry {
@@ -66,6 +67,8 @@ export class Positions {
   private readonly maxEntries: number;
   /** Set when the file on disk was corrupt and set aside (path of the copy). */
   corruptSetAside: string | null = null;
+  /** The error code of the last write when it failed (ENOSPC, EROFS …); null once one succeeds. */
+  lastSaveError: string | null = null;
 
   constructor(private readonly opts: PositionsOptions) {
     this.now = opts.now ?? Date.now;
@@ -82,7 +85,7 @@ export class Positions {
   async load(): Promise<void> {
     let text: string;
     try {
-      text = await readFile(this.opts.file, "utf8");
+      text = await readPositionsText(this.opts.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       await this.setAside(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
@@ -217,10 +220,14 @@ export class Positions {
     return removed;
   }
 
-  /** Write the file if anything changed. Concurrent calls share one write. */
-  async save(force = false): Promise<void> {
+  /**
+   * Write the file if anything changed. Concurrent calls share one write. Resolves true when
+   * what is in memory is on disk (written now or before), false when the write failed (logged,
+   * counted; retried by the next save).
+   */
+  async save(force = false): Promise<boolean> {
     while (this.saving) await this.saving;
-    if (!this.dirty && !force) return;
+    if (!this.dirty && !force) return this.lastSaveError === null;
     this.prune();
     this.dirty = false;
     const doc: PositionsFileV1 = {
@@ -230,9 +237,13 @@ export class Positions {
     };
     const text = `${JSON.stringify(doc, null, 1)}\n`;
     this.saving = writeFileAtomic(this.opts.file, text)
-      .then(() => this.opts.onSave?.(true))
+      .then(() => {
+        this.lastSaveError = null;
+        this.opts.onSave?.(true);
+      })
       .catch((err: unknown) => {
         this.dirty = true;
+        this.lastSaveError = (err as NodeJS.ErrnoException).code ?? String(err);
         this.opts.onSave?.(false);
         this.opts.logger.error({ err, positionsFile: this.opts.file }, "cannot save positions; will retry");
       })
@@ -240,6 +251,7 @@ export class Positions {
         this.saving = null;
       });
     await this.saving;
+    return this.lastSaveError === null;
   }
 
   /** Save about every `intervalMs` while something changed. */
@@ -352,5 +364,25 @@ class EntryMap extends Map<string, PositionEntry> {
     if (set === undefined) return;
     set.delete(e);
     if (set.size === 0) this.byFp.delete(e.fingerprint);
+  }
+}
+
+/**
+ * The file's text. Opened with O_NONBLOCK: a FIFO in its place (main.ts refuses one at start; this
+ * covers one that appears after the check) must not hold a threadpool thread and the start for
+ * good. Anything but a regular file is an error with a code, like EISDIR for a directory.
+ */
+async function readPositionsText(path: string): Promise<string> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      const err = new Error(`${path} is ${fileKind(st)}`) as NodeJS.ErrnoException;
+      err.code = st.isDirectory() ? "EISDIR" : `not a regular file: ${fileKind(st)}`;
+      throw err;
+    }
+    return await fh.readFile("utf8");
+  } finally {
+    await fh.close();
   }
 }

@@ -7,8 +7,9 @@
 // after `recheck()`, which the client calls on a 401/403.
 //
 // The value is never printed: `toJSON`, `toString` and `util.inspect` show the path only.
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { inspect } from "node:util";
+import { readRegularFileSync } from "@sidecar/shared";
 
 /** How often, at most, the file is stat'ed for a change while requests succeed. */
 export const SECRET_CHECK_INTERVAL_MS = 5000;
@@ -103,8 +104,9 @@ export function trimSecret(s: string): string {
   return s.replace(/\r?\n$/, "");
 }
 
+/** Never blocks: a FIFO or device in the file's place is an error (the last value stays in use). */
 function readSecret(path: string): string {
-  return trimSecret(readFileSync(path, "utf8"));
+  return trimSecret(readRegularFileSync(path));
 }
 
 /** What changes when the file is replaced or rewritten (stat follows the rotation symlinks). */

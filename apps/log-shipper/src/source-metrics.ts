@@ -13,7 +13,12 @@ export interface SourceStats {
 
 export type SourceMetrics = ReturnType<typeof createSourceMetrics>;
 
-export function createSourceMetrics(registry: Registry, stats: () => SourceStats) {
+/** `saveFailing`: whether the last positions write failed (until one succeeds). */
+export function createSourceMetrics(
+  registry: Registry,
+  stats: () => SourceStats,
+  saveFailing: () => boolean = () => false,
+) {
   const registers = [registry];
   // stats() walks the tracked files (a handful): cheap enough to call once per gauge per scrape.
   const snapshot = stats;
@@ -55,6 +60,14 @@ export function createSourceMetrics(registry: Registry, stats: () => SourceStats
       help: "Positions file writes by result.",
       labelNames: ["result"] as const,
       registers,
+    }),
+    positionsSaveFailing: new Gauge({
+      name: "log_shipper_positions_save_failing",
+      help: "1 while the last positions file write failed (ENOSPC, EROFS …): a restart would re-send what was delivered since the last successful write.",
+      registers,
+      collect() {
+        this.set(saveFailing() ? 1 : 0);
+      },
     }),
     backpressureWaits: new Counter({
       name: "log_shipper_read_backpressure_waits_total",

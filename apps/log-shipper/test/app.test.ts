@@ -84,7 +84,7 @@ describe("log shipper app", () => {
     appendFileSync(p, "one\ntwo\n");
     await waitFor(() => app?.tailer.totals.lines === 2, "2 lines read");
     const report = await app.close(Date.now() + 5000);
-    expect(report).toEqual({ clean: true, remainingBytes: 0 });
+    expect(report).toEqual({ clean: true, positionsSaved: true, remainingBytes: 0 });
     expect(loki.entries.map((e) => e.line)).toEqual(["one", "two"]);
 
     // Loki down: the deadline passes; what was acknowledged is saved, the rest remains.

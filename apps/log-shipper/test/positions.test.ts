@@ -1,10 +1,12 @@
 // Positions: atomic saves, monotonic commits, a corrupt file set aside (never a crash loop), pruning.
+import { execFileSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
@@ -20,6 +22,33 @@ function fresh() {
 }
 
 describe("Positions", () => {
+  it("a FIFO in the file's place: load() does not wait for a writer; it is set aside like an unreadable file", async () => {
+    const { dir, file } = fresh();
+    execFileSync("mkfifo", [file]);
+    const p = new Positions({ file, logger: silentLogger() });
+    await p.load();
+    expect(p.size).toBe(0);
+    expect(p.corruptSetAside).toMatch(/positions\.json\.corrupt-/);
+    expect(readdirSync(dir)).toHaveLength(1);
+  });
+
+  it("save() says whether the file is written; lastSaveError keeps the code until a save succeeds", async () => {
+    const { dir, file } = fresh();
+    const p = new Positions({ file, logger: silentLogger() });
+    p.track("1:2:abc", "abc", "/logs/app.log", 0);
+    expect(await p.save(true)).toBe(true);
+    expect(p.lastSaveError).toBeNull();
+    // The directory is gone: the temp file cannot be created.
+    rmSync(dir, { recursive: true });
+    p.commit("1:2:abc", 10);
+    expect(await p.save()).toBe(false);
+    expect(p.lastSaveError).toBe("ENOENT");
+    expect(await p.save()).toBe(false); // still dirty, still failing
+    mkdirSync(dir);
+    expect(await p.save()).toBe(true);
+    expect(p.lastSaveError).toBeNull();
+  });
+
   it("saves atomically and loads what it saved", async () => {
     const { dir, file } = fresh();
     const p = new Positions({ file, logger: silentLogger() });
