@@ -368,9 +368,12 @@ export class Pipeline implements LineSink {
         this.onSuccess(head, result.status);
         await this.persisted();
       } else if (result.kind === "failure") {
-        this.metrics.sendDuration.observe({ outcome: "dropped" }, seconds);
         const named = lokiEntryVerdict(result.message);
-        if (named === undefined && head.lines > 1 && this.split(head)) continue;
+        if (named === undefined && head.lines > 1 && this.split(head)) {
+          this.metrics.sendDuration.observe({ outcome: "split" }, seconds);
+          continue;
+        }
+        this.metrics.sendDuration.observe({ outcome: "dropped" }, seconds);
         this.onDropped(head, result, named);
         await this.persisted();
       } else {
