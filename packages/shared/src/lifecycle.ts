@@ -79,6 +79,9 @@ export function createLifecycle(opts: LifecycleOptions): Lifecycle {
         }
       }
       clearTimeout(timer);
+      // Forced out already (deadline, second signal) with another code: a late "complete" line
+      // would contradict the exit code.
+      if (exited) return code;
       logger.info({ code, durationMs: Date.now() - started }, "shutdown complete");
       finish(code);
       return code;

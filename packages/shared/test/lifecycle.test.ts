@@ -148,6 +148,19 @@ describe("lifecycle in a real process", () => {
 });
 
 describe("lifecycle.shutdown", () => {
+  it("after a forced exit, steps that finish late log no contradicting 'shutdown complete'", async () => {
+    const codes: number[] = [];
+    const msgs: string[] = [];
+    const logger = pino({ level: "info" }, { write: (l: string) => msgs.push(JSON.parse(l).msg) });
+    // The injected exit does not end this process: the step goes on past the deadline.
+    const lc = createLifecycle({ logger, timeoutMs: 50, exit: (c) => codes.push(c) });
+    lc.onShutdown("slow", () => new Promise<void>((r) => setTimeout(r, 300)));
+    await lc.shutdown("test");
+    expect(codes).toEqual([1]);
+    expect(msgs.at(-1)).toBe("shutdown deadline passed; forcing exit");
+    expect(msgs).not.toContain("shutdown complete");
+  });
+
   it("exits with a step's non-zero code, and the last line says that code", async () => {
     const codes: number[] = [];
     const lines: Record<string, unknown>[] = [];
