@@ -2,7 +2,15 @@
 // a line whose own time Loki cannot take, a positions file that cannot be saved, the shutdown
 // deadline's exit code, a positions file or secret file that is not a regular file.
 import { execFileSync } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
@@ -53,7 +61,17 @@ function canMountTmpfs(): boolean {
   }
 }
 const TMPFS = canMountTmpfs();
-if (!TMPFS) console.warn("process-bad-input: cannot mount a tmpfs here; the ENOSPC test is skipped");
+/**
+ * How this machine can make positions writes fail for real: a full tmpfs (ENOSPC) where one can
+ * be mounted, else — not root — a directory made read-only (EACCES; root would write anyway).
+ */
+const SAVE_FAILURE: "ENOSPC" | "EACCES" | undefined = TMPFS
+  ? "ENOSPC"
+  : process.getuid?.() !== 0
+    ? "EACCES"
+    : undefined;
+if (SAVE_FAILURE === undefined)
+  console.warn("process-bad-input: root without mount: no honest way to fail a write; that test is skipped");
 
 async function fetchFrom(s: Shipper, path: string): Promise<{ status: number; text: string }> {
   const listening = s.logs.find(started) as { address?: string } | undefined;
@@ -108,13 +126,13 @@ describe("log shipper process: bad input (dist/main.js)", () => {
     });
   }
 
-  it.skipIf(!TMPFS)(
-    "positions on a full filesystem (ENOSPC): failing saves shown while running; at SIGTERM the summary says positions were not saved, exit 1",
+  it.skipIf(SAVE_FAILURE === undefined)(
+    `positions on a full filesystem (here ${SAVE_FAILURE}): failing saves shown while running; at SIGTERM the summary says positions were not saved, exit 1`,
     async () => {
       const dirs = tempDirs("proc-enospc-");
       const fsDir = join(dirs.root, "full-fs");
       mkdirSync(fsDir);
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", fsDir]);
+      if (SAVE_FAILURE === "ENOSPC") execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", fsDir]);
       let s: Shipper | undefined;
       try {
         loki = await startFakeLoki();
@@ -134,13 +152,18 @@ describe("log shipper process: bad input (dist/main.js)", () => {
         const until = Date.now() + 15_000;
         while (savedOffset() !== 4 && Date.now() < until) await sleep(20);
         expect(savedOffset()).toBe(4);
-        // Fill the filesystem: the write stops at ENOSPC.
-        expect(() => writeFileSync(join(fsDir, "filler"), Buffer.alloc(1024 * 1024))).toThrow(/ENOSPC/);
+        if (SAVE_FAILURE === "ENOSPC") {
+          // Fill the filesystem: the write stops at ENOSPC.
+          expect(() => writeFileSync(join(fsDir, "filler"), Buffer.alloc(1024 * 1024))).toThrow(/ENOSPC/);
+        } else {
+          chmodSync(fsDir, 0o555);
+        }
         appendFileSync(log, "two\n");
         await loki.waitForEntries(2, 15_000);
         await s.waitForLog(
           (l) =>
-            l.msg === "cannot save positions; will retry" && (l.err as { code?: string })?.code === "ENOSPC",
+            l.msg === "cannot save positions; will retry" &&
+            (l.err as { code?: string })?.code === SAVE_FAILURE,
           "a failed save",
         );
         const metrics = (await fetchFrom(s, "/metrics")).text;
@@ -150,7 +173,7 @@ describe("log shipper process: bad input (dist/main.js)", () => {
         const { code } = await s.exited;
         expect(code).toBe(1);
         const summary = s.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("shutdown summary"));
-        expect(summary).toMatchObject({ clean: false, positionsSaved: false, positionsError: "ENOSPC" });
+        expect(summary).toMatchObject({ clean: false, positionsSaved: false, positionsError: SAVE_FAILURE });
         expect(summary?.msg).toMatch(/positions were NOT saved/);
         expect(s.logs.at(-1)).toMatchObject({ msg: "shutdown complete", code: 1 });
         expect(savedOffset()).toBe(4); // what the next start would resume from
@@ -159,7 +182,8 @@ describe("log shipper process: bad input (dist/main.js)", () => {
           s.child.kill("SIGKILL");
           await s.exited;
         }
-        execFileSync("umount", [fsDir]);
+        if (SAVE_FAILURE === "ENOSPC") execFileSync("umount", [fsDir]);
+        else chmodSync(fsDir, 0o755);
       }
     },
   );
