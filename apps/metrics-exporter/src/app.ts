@@ -1,6 +1,6 @@
 // Builds the exporter apart from listening: collector on a schedule → exposition cache → /metrics,
-// plus the optional Pushgateway pusher. `start()` collects once before listening, so the first
-// scrape already has data; `close()` stops the schedule, stops serving, collects a last time and
+// plus the optional Pushgateway pusher. `start()` listens, then collects once (readiness waits for
+// that first collection); `close()` stops the schedule, stops serving, collects a last time and
 // pushes it, all within the shutdown deadline.
 import { buildHealthServer } from "@sidecar/shared";
 import type { FastifyInstance } from "fastify";
@@ -29,7 +29,7 @@ export interface App {
   readonly pusher: Pusher | undefined;
   /** Run one collection now (tests; the schedule calls it too). */
   collect(): Promise<void>;
-  /** Collect once, listen, start the schedules; resolves with the listening address. */
+  /** Listen, collect once, start the schedules; resolves with the listening address. */
   start(): Promise<string>;
   /** Idempotent; `deadline` is epoch ms. */
   close(deadline?: number): Promise<void>;
@@ -66,6 +66,8 @@ export function buildApp(config: Config, deps: AppDeps): App {
     maxSeriesPerFile: config.maxSeriesPerFile,
     maxTotalSeries: config.maxTotalSeries,
     maxFiles: config.maxFiles,
+    maxLabelsPerSeries: config.maxLabelsPerSeries,
+    maxFamiliesPerFile: config.maxFamiliesPerFile,
     staleAfterMs: config.staleAfterMs,
     logger,
     metrics,
@@ -136,9 +138,12 @@ export function buildApp(config: Config, deps: AppDeps): App {
     pusher,
     collect,
     async start() {
+      // Listen first: /healthz must answer while a big first collection is parsed (a liveness
+      // probe would otherwise kill it mid-parse, and every restart would parse the same files
+      // again); /readyz says "not ready" until the first collection finished.
+      const address = await server.listen({ host: config.httpHost, port: config.httpPort });
       await collect();
       schedule();
-      const address = await server.listen({ host: config.httpHost, port: config.httpPort });
       pusher?.start();
       logger.info(
         {

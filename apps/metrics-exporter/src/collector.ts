@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import type { Family, FamilyType } from "./families.js";
 import { type Conflict, type MergeResult, mergeFiles } from "./merge.js";
-import { decodeUtf8, type FileError, type FileErrorReason, parseText } from "./parse.js";
+import { decodeUtf8, type FileError, type FileErrorReason, parseTextAsync } from "./parse.js";
 import { type Candidate, listFiles, readCapped, statFile, versionOf } from "./scan.js";
 import type { SelfMetrics } from "./self-metrics.js";
 
@@ -16,6 +16,8 @@ export interface CollectorOptions {
   readonly maxSeriesPerFile: number;
   readonly maxTotalSeries: number;
   readonly maxFiles: number;
+  readonly maxLabelsPerSeries: number;
+  readonly maxFamiliesPerFile: number;
   /** 0 = never stale. */
   readonly staleAfterMs: number;
   readonly logger: Logger;
@@ -64,6 +66,8 @@ const LIMIT_OF: Partial<Record<FileErrorReason, string>> = {
   too_large: "max_file_bytes",
   too_many_series: "max_series_per_file",
   total_series_cap: "max_total_series",
+  too_many_labels: "max_labels_per_series",
+  too_many_families: "max_families_per_file",
 };
 
 export class Collector {
@@ -206,9 +210,11 @@ export class Collector {
     const perFileBinds = this.opts.maxSeriesPerFile <= budget;
     this.m.fileParses.inc();
     this.parses++;
-    const parsed = parseText(text, {
+    const parsed = await parseTextAsync(text, {
       maxSeries: perFileBinds ? this.opts.maxSeriesPerFile : budget,
       seriesLimitReason: perFileBinds ? "too_many_series" : "total_series_cap",
+      maxLabels: this.opts.maxLabelsPerSeries,
+      maxFamilies: this.opts.maxFamiliesPerFile,
     });
     if (!parsed.ok) {
       this.reject(state, readVersion, readMtime, parsed.error);

@@ -40,6 +40,13 @@ export const schema = {
   maxSeriesPerFile: int("MAX_SERIES_PER_FILE", { default: 50_000, min: 1, max: 10_000_000 }),
   maxTotalSeries: int("MAX_TOTAL_SERIES", { default: 100_000, min: 1, max: 10_000_000 }),
   maxFiles: int("MAX_FILES", { default: 1000, min: 1, max: 100_000 }),
+  /**
+   * Labels of one series; more rejects the file (`too_many_labels`). The maximum keeps one line's
+   * work (parsing a label set is the one step that cannot yield) to milliseconds.
+   */
+  maxLabelsPerSeries: int("MAX_LABELS_PER_SERIES", { default: 128, min: 1, max: 10_000 }),
+  /** Metric families named in one file (HELP/TYPE-only ones too); more rejects the file (`too_many_families`). */
+  maxFamiliesPerFile: int("MAX_FAMILIES_PER_FILE", { default: 20_000, min: 1, max: 10_000_000 }),
   httpHost: str("HTTP_HOST", { default: "0.0.0.0", expected: "a host or IP address to listen on" }),
   httpPort: int("HTTP_PORT", { default: 9100, min: 0, max: 65535 }),
   pushgatewayUrl: url("PUSHGATEWAY_URL"),

@@ -3,8 +3,11 @@
 // lines, comments, label-value escapes (\\ \" \n only), NaN/±Inf, histogram and summary families
 // found by their _bucket/_sum/_count suffixes, and samples of one family allowed anywhere in the
 // file. Stricter where the exporter must be: sample timestamps, duplicate series and names that
-// would collide in either output format reject the whole file, and a series cap stops parsing
-// early so one file can never cost unbounded memory.
+// would collide in either output format reject the whole file, and caps on series, families and
+// labels per series stop parsing early so one file can never cost unbounded memory. Every check is
+// linear in the file (a label set is sorted once, duplicates found next to each other), and
+// parseTextAsync gives the event loop a turn every few milliseconds, so no file, however shaped,
+// can keep /healthz or SIGTERM waiting.
 import { FAMILY_TYPES, type Family, type FamilyType, reservedNames } from "./families.js";
 import { type KeyHolder, SeriesSet } from "./series-set.js";
 
@@ -15,6 +18,8 @@ export type FileErrorReason =
   | "name_collision"
   | "too_many_series"
   | "total_series_cap"
+  | "too_many_labels"
+  | "too_many_families"
   | "invalid_utf8"
   | "too_large"
   | "read_error";
@@ -35,14 +40,25 @@ export interface ParseOptions {
   readonly maxSeries: number;
   /** The reason reported when `maxSeries` is exceeded (the per-file or the total budget). */
   readonly seriesLimitReason?: "too_many_series" | "total_series_cap";
+  /** Reject a series with more labels than this (default: no limit). */
+  readonly maxLabels?: number;
+  /** Reject a file that names more families than this, counting HELP/TYPE-only ones (default: no limit). */
+  readonly maxFamilies?: number;
 }
 
+// One family while the file is parsed. Its lines live in the file's one LineBuffer, as runs of
+// consecutive lines: [start, end) is the current run, `runs` the earlier ones (flattened pairs),
+// needed only when the file interleaves families. No per-family buffer: a file of 50k one-series
+// families used to cost 50k buffers.
 interface Building {
   name: string;
   type: FamilyType;
   typeSet: boolean;
   help: string | undefined;
-  lines: LineBuffer;
+  count: number;
+  start: number;
+  end: number;
+  runs: number[] | undefined;
   firstLine: number;
 }
 
@@ -50,7 +66,6 @@ interface Building {
 class LineBuffer implements KeyHolder {
   private buf = Buffer.allocUnsafe(1024);
   used = 0;
-  count = 0;
 
   /** Make room for a line built from a source line of `chars` UTF-16 code units. */
   reserve(chars: number): void {
@@ -92,14 +107,6 @@ class LineBuffer implements KeyHolder {
 
   endLine(): void {
     this.buf[this.used++] = 10;
-    this.count++;
-  }
-
-  /** The lines in a buffer of exactly their size. */
-  take(): Buffer {
-    const out = Buffer.allocUnsafeSlow(this.used);
-    this.buf.copy(out, 0, 0, this.used);
-    return out;
   }
 }
 
@@ -156,7 +163,23 @@ export function decodeUtf8(bytes: Uint8Array): string | undefined {
 
 /** Parse and validate one file's text. Never throws for bad input; errors are values. */
 export function parseText(text: string, opts: ParseOptions): ParseResult {
-  return new TextParser(opts).run(text);
+  const p = new TextParser(opts, text);
+  while (!p.step(Number.POSITIVE_INFINITY));
+  return p.result();
+}
+
+/** How long parsing may hold the event loop before it gives other work (health checks, signals) a turn. */
+export const PARSE_SLICE_MS = 10;
+
+/** parseText that yields to the event loop every `sliceMs` of work. */
+export async function parseTextAsync(
+  text: string,
+  opts: ParseOptions,
+  sliceMs = PARSE_SLICE_MS,
+): Promise<ParseResult> {
+  const p = new TextParser(opts, text);
+  while (!p.step(performance.now() + sliceMs)) await new Promise((r) => setImmediate(r));
+  return p.result();
 }
 
 /**
@@ -171,7 +194,13 @@ function detach(s: string): string {
 // a 10k-series file must parse in milliseconds and leave little garbage behind (a sidecar's heap).
 class TextParser {
   private readonly opts: ParseOptions;
+  private readonly maxLabels: number;
+  private readonly maxFamilies: number;
+  private readonly text: string;
+  private pos: number;
+  private error: FileError | undefined;
   private readonly families = new Map<string, Building>();
+  private readonly out = new LineBuffer();
   private readonly seen = new SeriesSet();
   private series = 0;
   private lineNo = 0;
@@ -185,15 +214,24 @@ class TextParser {
   private readonly valueEnds: number[] = [];
   private readonly order: number[] = [];
 
-  constructor(opts: ParseOptions) {
+  constructor(opts: ParseOptions, text: string) {
     this.opts = opts;
+    this.maxLabels = opts.maxLabels ?? Number.POSITIVE_INFINITY;
+    this.maxFamilies = opts.maxFamilies ?? Number.POSITIVE_INFINITY;
+    this.text = text;
+    // A UTF-8 byte order mark is not part of the first line.
+    this.pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   }
 
-  run(text: string): ParseResult {
+  /** Parse lines until done (true) or until `until` (performance.now() time) has passed (false). */
+  step(until: number): boolean {
+    const text = this.text;
     const textLen = text.length;
-    // A UTF-8 byte order mark is not part of the first line.
-    let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-    while (pos < textLen) {
+    let pos = this.pos;
+    let n = 0;
+    while (pos < textLen && this.error === undefined) {
+      // The clock is read every 64 lines or after a long line (a line may be megabytes long).
+      if ((++n & 63) === 0 && performance.now() > until) break;
       let end = text.indexOf("\n", pos);
       if (end === -1) end = textLen;
       this.lineNo++;
@@ -203,22 +241,33 @@ class TextParser {
       try {
         this.parseLine();
       } catch (err) {
-        if (err instanceof LineError) {
-          return { ok: false, error: { reason: err.reason, line: this.lineNo, message: err.message } };
-        }
-        throw err;
+        if (!(err instanceof LineError)) throw err;
+        this.error = { reason: err.reason, line: this.lineNo, message: err.message };
       }
       pos = end + 1;
+      if (this.len > 65_536) n = 63;
     }
+    this.pos = pos;
+    this.line = "";
+    return pos >= textLen || this.error !== undefined;
+  }
+
+  result(): ParseResult {
+    if (this.error) return { ok: false, error: this.error };
     return this.finish();
   }
 
   private finish(): ParseResult {
     const out: Family[] = [];
     const owners = new Map<string, Building>();
+    // All the file's lines in one buffer of exactly their size, each family's lines together; a
+    // family's `lines` is a view into it.
+    const all = Buffer.allocUnsafeSlow(this.out.used);
+    const src = this.out.bytes;
+    let at = 0;
     for (const f of this.families.values()) {
       // A family announced by HELP/TYPE but without samples has nothing to serve.
-      if (f.lines.count === 0) continue;
+      if (f.count === 0) continue;
       for (const reserved of reservedNames(f.name, f.type)) {
         const other = owners.get(reserved);
         if (other && other !== f) {
@@ -233,12 +282,16 @@ class TextParser {
         }
         owners.set(reserved, f);
       }
+      const from = at;
+      if (f.runs)
+        for (let k = 0; k < f.runs.length; k += 2) at += src.copy(all, at, f.runs[k], f.runs[k + 1]);
+      at += src.copy(all, at, f.start, f.end);
       out.push({
         name: detach(f.name),
         type: f.type,
         help: f.help === undefined ? undefined : detach(f.help),
-        lines: f.lines.take(),
-        series: f.lines.count,
+        lines: all.subarray(from, at),
+        series: f.count,
       });
     }
     return { ok: true, families: out, series: this.series };
@@ -274,12 +327,21 @@ class TextParser {
   private familyFor(name: string): Building {
     let f = this.families.get(name);
     if (!f) {
+      if (this.families.size >= this.maxFamilies) {
+        throw new LineError(
+          "too_many_families",
+          `more than ${this.maxFamilies} metric families (limit reached)`,
+        );
+      }
       f = {
         name,
         type: "untyped",
         typeSet: false,
         help: undefined,
-        lines: new LineBuffer(),
+        count: 0,
+        start: 0,
+        end: 0,
+        runs: undefined,
         firstLine: this.lineNo,
       };
       this.families.set(name, f);
@@ -354,7 +416,7 @@ class TextParser {
     }
     const f = this.familyFor(name);
     if (f.typeSet) throw new LineError("parse_error", `second TYPE line for metric name "${name}"`);
-    if (f.lines.count > 0) {
+    if (f.count > 0) {
       throw new LineError("parse_error", `TYPE line for metric name "${name}" after its samples`);
     }
     f.type = type as FamilyType;
@@ -378,6 +440,8 @@ class TextParser {
     let canonical = lineStart === 0;
     // Label values are the only place for non-ASCII characters.
     let ascii = true;
+    // Label names in strictly ascending order so far: then no two can be equal, and no sort is needed.
+    let sorted = true;
     const afterName = this.i;
     let keyEnd = afterName;
     let valueMark = afterName;
@@ -400,11 +464,18 @@ class TextParser {
         while (this.i < len && isNameChar(line.charCodeAt(this.i))) this.i++;
         const label = line.slice(start, this.i);
         if (label === "__name__") throw new LineError("parse_error", 'label name "__name__" is reserved');
-        for (const n of names) {
-          if (n === label) throw new LineError("parse_error", `duplicate label name "${label}"`);
+        if (names.length >= this.maxLabels) {
+          throw new LineError(
+            "too_many_labels",
+            `series "${name.slice(0, 100)}" has more than ${this.maxLabels} labels`,
+          );
         }
         const prev = names[names.length - 1];
-        if (prev !== undefined && prev > label) canonical = false;
+        if (prev !== undefined && prev >= label) {
+          if (prev === label) throw new LineError("parse_error", `duplicate label name "${label}"`);
+          sorted = false;
+          canonical = false;
+        }
         let mark = this.i;
         this.skipBlanks();
         if (line.charCodeAt(this.i) !== 61 /* = */) {
@@ -478,6 +549,24 @@ class TextParser {
     }
     if (valueEnd !== len) canonical = false;
 
+    // Label names out of order: sort once (n log n) and find duplicates side by side.
+    const order = this.order;
+    order.length = 0;
+    if (!sorted) {
+      for (let k = 0; k < names.length; k++) order.push(k);
+      order.sort((a, b) => {
+        const x = names[a] as string;
+        const y = names[b] as string;
+        return x < y ? -1 : x > y ? 1 : 0;
+      });
+      for (let k = 1; k < order.length; k++) {
+        const label = names[order[k] as number] as string;
+        if (label === names[order[k - 1] as number]) {
+          throw new LineError("parse_error", `duplicate label name "${label}"`);
+        }
+      }
+    }
+
     // Consecutive samples of one family are the common case; histogram samples are resolved by suffix.
     let family = this.last;
     if (family === undefined || family.name !== name || family.type === "histogram")
@@ -489,7 +578,7 @@ class TextParser {
 
     // The normalised line is written straight into the family's buffer; the series key is the
     // bytes up to the value, checked for duplicates where they lie.
-    const out = family.lines;
+    const out = this.out;
     const outStart = out.used;
     out.reserve(len);
     let keyEndByte: number;
@@ -501,25 +590,17 @@ class TextParser {
       let text = name;
       let written = 0;
       if (names.length > 0) {
-        const order = this.order;
-        order.length = 0;
+        // A long label set is joined from parts: repeated `+=` on a string this long would be
+        // a deep rope that V8 flattens at great cost.
+        const parts: string[] = [];
         for (let k = 0; k < names.length; k++) {
-          // Insertion sort: label sets are small.
-          let j = k;
-          while (j > 0 && (names[order[j - 1] as number] as string) > (names[k] as string)) {
-            order[j] = order[j - 1] as number;
-            j--;
-          }
-          order[j] = k;
-        }
-        for (let k = 0; k < order.length; k++) {
-          const idx = order[k] as number;
+          const idx = sorted ? k : (order[k] as number);
           const vs = vStarts[idx] as number;
           const ve = vEnds[idx] as number;
           if (vs === ve) continue;
-          text += `${written++ === 0 ? "{" : ","}${names[idx]}="${line.slice(vs, ve)}"`;
+          parts.push(`${written++ === 0 ? "{" : ","}${names[idx]}="${line.slice(vs, ve)}"`);
         }
-        if (written > 0) text += "}";
+        if (written > 0) text += `${parts.join("")}}`;
       }
       out.str(text, ascii);
       keyEndByte = out.used;
@@ -539,6 +620,18 @@ class TextParser {
       );
     }
     out.endLine();
+    // Extend the family's current run, or start a new one when another family's lines came between.
+    if (family.count > 0 && family.end === outStart) {
+      family.end = out.used;
+    } else {
+      if (family.count > 0) {
+        if (family.runs === undefined) family.runs = [];
+        family.runs.push(family.start, family.end);
+      }
+      family.start = outStart;
+      family.end = out.used;
+    }
+    family.count++;
     this.last = family;
   }
 

@@ -21,6 +21,8 @@ describe("loadConfig", () => {
       maxSeriesPerFile: 50_000,
       maxTotalSeries: 100_000,
       maxFiles: 1000,
+      maxLabelsPerSeries: 128,
+      maxFamiliesPerFile: 20_000,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });

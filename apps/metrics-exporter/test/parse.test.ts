@@ -1,6 +1,6 @@
 // Unit tests of the text-format 0.0.4 parser and validator.
 import { describe, expect, it } from "vitest";
-import { decodeUtf8, normalizeValue, parseText } from "../src/parse.js";
+import { decodeUtf8, normalizeValue, parseText, parseTextAsync } from "../src/parse.js";
 
 const parse = (text: string, maxSeries = 1000) => parseText(text, { maxSeries });
 
@@ -199,6 +199,58 @@ describe("parseText", () => {
       error: { reason: "total_series_cap" },
     });
     expect(parseText(text, { maxSeries: 50 }).ok).toBe(true);
+  });
+
+  it("finds duplicate label names in any order, and sorts labels of any count (issue 15)", () => {
+    expect(fail('m{b="1",a="2",b="3"} 1\n')).toMatchObject({
+      reason: "parse_error",
+      message: 'duplicate label name "b"',
+    });
+    expect(fail('m{a="1",a="2"} 1\n')).toMatchObject({ message: 'duplicate label name "a"' });
+    const labels = Array.from({ length: 5000 }, (_, i) => `l${String(4999 - i).padStart(4, "0")}="${i}"`);
+    const r = ok(`m{${labels.join(",")}} 1\n`);
+    const line = r.families[0]?.lines.toString("utf8") ?? "";
+    expect(line.startsWith('m{l0000="4999",l0001="4998",')).toBe(true);
+    expect(line.endsWith(',l4999="0"} 1\n')).toBe(true);
+  });
+
+  it("rejects a series with more labels than maxLabels (too_many_labels)", () => {
+    expect(parseText('m{a="1",b="2",c="3"} 1\n', { maxSeries: 10, maxLabels: 2 })).toMatchObject({
+      ok: false,
+      error: { reason: "too_many_labels", line: 1 },
+    });
+    expect(parseText('m{a="1",b="2"} 1\n', { maxSeries: 10, maxLabels: 2 }).ok).toBe(true);
+  });
+
+  it("rejects a file naming more families than maxFamilies, HELP/TYPE-only ones included (too_many_families)", () => {
+    const typeOnly = Array.from({ length: 11 }, (_, i) => `# TYPE f${i} gauge`).join("\n");
+    expect(parseText(typeOnly, { maxSeries: 10, maxFamilies: 10 })).toMatchObject({
+      ok: false,
+      error: { reason: "too_many_families", line: 11 },
+    });
+    const ten = Array.from({ length: 10 }, (_, i) => `f${i} ${i}`).join("\n");
+    expect(parseText(ten, { maxSeries: 10, maxFamilies: 10 }).ok).toBe(true);
+  });
+
+  it("keeps each family's lines together when the file interleaves families", () => {
+    const r = ok('# TYPE a gauge\n# TYPE b gauge\na{x="1"} 1\nb 2\na{x="2"} 3\nb{y="1"} 4\na{x="3"} 5\n');
+    expect(r.families.map((f) => [f.name, f.series, f.lines.toString("utf8")])).toEqual([
+      ["a", 3, 'a{x="1"} 1\na{x="2"} 3\na{x="3"} 5\n'],
+      ["b", 2, 'b 2\nb{y="1"} 4\n'],
+    ]);
+  });
+
+  it("parseTextAsync gives the event loop turns and returns what parseText returns", async () => {
+    const text = Array.from({ length: 5000 }, (_, i) => `m{i="${i}",a="x"} ${i}`).join("\n");
+    let turns = 0;
+    const tick = setInterval(() => turns++, 0);
+    const r = await parseTextAsync(text, { maxSeries: 100_000 }, 0);
+    clearInterval(tick);
+    expect(turns).toBeGreaterThan(0);
+    const show = (x: typeof r) =>
+      x.ok ? x.families.map((f) => [f.name, f.series, f.lines.toString("utf8")]) : x;
+    expect(show(r)).toEqual(show(parseText(text, { maxSeries: 100_000 })));
+    expect(r.ok && r.series).toBe(5000);
   });
 
   it("drops families announced without samples", () => {
