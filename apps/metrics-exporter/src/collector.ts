@@ -17,7 +17,10 @@ export interface CollectorOptions {
   readonly maxTotalSeries: number;
   readonly maxFiles: number;
   readonly maxLabelsPerSeries: number;
-  readonly maxFamiliesPerFile: number;
+  /** Families of all served files together (a file's own budget is what the others leave). */
+  readonly maxFamilies: number;
+  /** Bytes of all served files together, HELP texts counted HELP_WEIGHT times. */
+  readonly maxTotalBytes: number;
   /** 0 = never stale. */
   readonly staleAfterMs: number;
   readonly logger: Logger;
@@ -43,6 +46,7 @@ export interface CollectionResult {
 interface GoodVersion {
   readonly families: Family[];
   readonly series: number;
+  readonly bytes: number;
   readonly mtimeMs: number;
   readonly version: string;
 }
@@ -56,18 +60,40 @@ interface FileState {
   error: FileError | undefined;
   good: GoodVersion | undefined;
   stale: boolean;
-  /** Stored series of the other files when this file was refused for the total cap. */
-  blockedAtStored: number | undefined;
+  /** What the other files held when this file was refused for a total cap (tried again when that shrinks). */
+  blockedAtStored: Totals | undefined;
   conflict: Conflict | undefined;
   readonly errorReasons: Set<FileErrorReason>;
 }
+
+/**
+ * Sample lines are kept once (every rendered body refers to them), but a HELP text is kept as a
+ * string (two bytes a character when it has any non-Latin-1 one) and copied into each rendered
+ * format: counted this many times more against MAX_TOTAL_BYTES, so HELP-heavy files cannot take
+ * four times the memory that the bound suggests.
+ */
+export const HELP_WEIGHT = 4;
+
+interface Totals {
+  series: number;
+  families: number;
+  bytes: number;
+}
+
+/** Rejections for a budget shared by all files: the file is tried again when the others shrink. */
+const TOTAL_CAPS: ReadonlySet<FileErrorReason> = new Set([
+  "total_series_cap",
+  "too_many_families",
+  "total_bytes_cap",
+]);
 
 const LIMIT_OF: Partial<Record<FileErrorReason, string>> = {
   too_large: "max_file_bytes",
   too_many_series: "max_series_per_file",
   total_series_cap: "max_total_series",
   too_many_labels: "max_labels_per_series",
-  too_many_families: "max_families_per_file",
+  too_many_families: "max_families",
+  total_bytes_cap: "max_total_bytes",
 };
 
 export class Collector {
@@ -161,11 +187,11 @@ export class Collector {
     }
     const state = this.stateOf(c.name);
     const version = versionOf(st.stats);
-    const storedOthers = this.storedSeries() - (state.good?.series ?? 0);
+    const others = this.storedTotals(state);
+    const blocked = state.error && TOTAL_CAPS.has(state.error.reason) ? state.blockedAtStored : undefined;
     const budgetFreed =
-      state.error?.reason === "total_series_cap" &&
-      state.blockedAtStored !== undefined &&
-      storedOthers < state.blockedAtStored;
+      blocked !== undefined &&
+      (others.series < blocked.series || others.families < blocked.families || others.bytes < blocked.bytes);
     if (version === state.version && !budgetFreed) return true;
     const mtimeMs = st.stats.mtimeMs;
 
@@ -206,7 +232,18 @@ export class Collector {
       });
       return true;
     }
-    const budget = Math.max(0, this.opts.maxTotalSeries - storedOthers);
+    const bytesOver = (bytes: number) => {
+      if (others.bytes + bytes <= this.opts.maxTotalBytes) return false;
+      this.reject(state, readVersion, readMtime, {
+        reason: "total_bytes_cap",
+        line: 0,
+        message: `${bytes} bytes (HELP counted ${HELP_WEIGHT}×) + ${others.bytes} of the other files > MAX_TOTAL_BYTES ${this.opts.maxTotalBytes}`,
+      });
+      state.blockedAtStored = others;
+      return true;
+    };
+    if (bytesOver(read.bytes.length)) return true;
+    const budget = Math.max(0, this.opts.maxTotalSeries - others.series);
     const perFileBinds = this.opts.maxSeriesPerFile <= budget;
     this.m.fileParses.inc();
     this.parses++;
@@ -214,13 +251,16 @@ export class Collector {
       maxSeries: perFileBinds ? this.opts.maxSeriesPerFile : budget,
       seriesLimitReason: perFileBinds ? "too_many_series" : "total_series_cap",
       maxLabels: this.opts.maxLabelsPerSeries,
-      maxFamilies: this.opts.maxFamiliesPerFile,
+      maxFamilies: Math.max(0, this.opts.maxFamilies - others.families),
+      maxHelpBytes: Math.floor((this.opts.maxTotalBytes - others.bytes - read.bytes.length) / HELP_WEIGHT),
     });
     if (!parsed.ok) {
       this.reject(state, readVersion, readMtime, parsed.error);
-      if (parsed.error.reason === "total_series_cap") state.blockedAtStored = storedOthers;
+      if (TOTAL_CAPS.has(parsed.error.reason)) state.blockedAtStored = others;
       return true;
     }
+    const cost = read.bytes.length + HELP_WEIGHT * parsed.helpBytes;
+    if (bytesOver(cost)) return true;
     if (state.error) this.log.info({ file: c.name, series: parsed.series }, "file accepted again");
     state.version = readVersion;
     state.mtimeMs = readMtime;
@@ -230,6 +270,7 @@ export class Collector {
     state.good = {
       families: parsed.families,
       series: parsed.series,
+      bytes: cost,
       mtimeMs: readMtime,
       version: readVersion,
     };
@@ -281,10 +322,16 @@ export class Collector {
     for (const s of this.files.values()) for (const f of s.good?.families ?? []) into.add(f.lines.buffer);
   }
 
-  private storedSeries(): number {
-    let n = 0;
-    for (const s of this.files.values()) n += s.good?.series ?? 0;
-    return n;
+  /** What the served versions of every file but `except` hold. */
+  private storedTotals(except: FileState): Totals {
+    const t: Totals = { series: 0, families: 0, bytes: 0 };
+    for (const s of this.files.values()) {
+      if (s === except || !s.good) continue;
+      t.series += s.good.series;
+      t.families += s.good.families.length;
+      t.bytes += s.good.bytes;
+    }
+    return t;
   }
 
   private isStale(mtimeMs: number): boolean {

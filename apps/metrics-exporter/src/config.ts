@@ -45,8 +45,18 @@ export const schema = {
    * work (parsing a label set is the one step that cannot yield) to milliseconds.
    */
   maxLabelsPerSeries: int("MAX_LABELS_PER_SERIES", { default: 128, min: 1, max: 10_000 }),
-  /** Metric families named in one file (HELP/TYPE-only ones too); more rejects the file (`too_many_families`). */
-  maxFamiliesPerFile: int("MAX_FAMILIES_PER_FILE", { default: 20_000, min: 1, max: 10_000_000 }),
+  /**
+   * Metric families of all files together (a family named in two files counts twice; HELP/TYPE-only
+   * ones count while a file is parsed); a file that would go over is rejected (`too_many_families`).
+   * Each family costs a few hundred bytes beyond its text: sized so that the worst shape within all
+   * the caps stays inside the sidecar's 128Mi.
+   */
+  maxFamilies: int("MAX_FAMILIES", { default: 20_000, min: 1, max: 10_000_000 }),
+  /**
+   * Bytes of all served files together, HELP texts counted 4 times more (collector.ts, HELP_WEIGHT);
+   * a file that would go over is rejected (`total_bytes_cap`).
+   */
+  maxTotalBytes: int("MAX_TOTAL_BYTES", { default: 12 * MiB, min: 1024, max: 4096 * MiB }),
   httpHost: str("HTTP_HOST", { default: "0.0.0.0", expected: "a host or IP address to listen on" }),
   httpPort: int("HTTP_PORT", { default: 9100, min: 0, max: 65535 }),
   pushgatewayUrl: url("PUSHGATEWAY_URL"),
@@ -76,6 +86,15 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
         name: "PUSH_RETRY_MIN_MS",
         value: String(config.pushRetryMinMs),
         expected: `at most PUSH_RETRY_MAX_MS (${config.pushRetryMaxMs})`,
+      },
+    ]);
+  }
+  if (config.maxFileBytes > config.maxTotalBytes) {
+    throw new ConfigError([
+      {
+        name: "MAX_FILE_BYTES",
+        value: String(config.maxFileBytes),
+        expected: `at most MAX_TOTAL_BYTES (${config.maxTotalBytes})`,
       },
     ]);
   }

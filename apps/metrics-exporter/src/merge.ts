@@ -37,6 +37,8 @@ export interface MergeResult {
 export const OWN = "metrics-exporter";
 
 interface Merged {
+  /** The family as its first file gave it: reused as is when no other file adds to it. */
+  first: Family;
   name: string;
   type: FamilyType;
   help: string | undefined;
@@ -72,6 +74,7 @@ export function mergeFiles(
         if (existing.keys) for (const k of seriesKeys(fam.lines)) existing.keys.add(k);
       } else {
         byName.set(fam.name, {
+          first: fam,
           name: fam.name,
           type: fam.type,
           help: fam.help,
@@ -89,13 +92,11 @@ export function mergeFiles(
 
   const families = [...byName.values()]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((m) => ({
-      name: m.name,
-      type: m.type,
-      help: m.help,
-      lines: m.parts.length === 1 ? (m.parts[0] as Buffer) : Buffer.concat(m.parts),
-      series: m.series,
-    }));
+    .map((m) =>
+      m.parts.length === 1
+        ? m.first
+        : { name: m.name, type: m.type, help: m.help, lines: Buffer.concat(m.parts), series: m.series },
+    );
   return { families, series: total, included, excluded };
 }
 

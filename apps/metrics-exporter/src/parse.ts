@@ -20,6 +20,7 @@ export type FileErrorReason =
   | "total_series_cap"
   | "too_many_labels"
   | "too_many_families"
+  | "total_bytes_cap"
   | "invalid_utf8"
   | "too_large"
   | "read_error";
@@ -32,7 +33,13 @@ export interface FileError {
 }
 
 export type ParseResult =
-  | { readonly ok: true; readonly families: Family[]; readonly series: number }
+  | {
+      readonly ok: true;
+      readonly families: Family[];
+      readonly series: number;
+      /** UTF-8 bytes of the served families' HELP texts (kept as strings and in every rendered format). */
+      readonly helpBytes: number;
+    }
   | { readonly ok: false; readonly error: FileError };
 
 export interface ParseOptions {
@@ -42,8 +49,10 @@ export interface ParseOptions {
   readonly seriesLimitReason?: "too_many_series" | "total_series_cap";
   /** Reject a series with more labels than this (default: no limit). */
   readonly maxLabels?: number;
-  /** Reject a file that names more families than this, counting HELP/TYPE-only ones (default: no limit). */
+  /** Reject a file that names more families than this, HELP/TYPE-only ones included (default: no limit). */
   readonly maxFamilies?: number;
+  /** Stop with `total_bytes_cap` once the HELP texts exceed this many UTF-8 bytes (default: no limit). */
+  readonly maxHelpBytes?: number;
 }
 
 // One family while the file is parsed. Its lines live in the file's one LineBuffer, as runs of
@@ -196,6 +205,8 @@ class TextParser {
   private readonly opts: ParseOptions;
   private readonly maxLabels: number;
   private readonly maxFamilies: number;
+  private readonly maxHelpBytes: number;
+  private helpBytes = 0;
   private readonly text: string;
   private pos: number;
   private error: FileError | undefined;
@@ -218,6 +229,7 @@ class TextParser {
     this.opts = opts;
     this.maxLabels = opts.maxLabels ?? Number.POSITIVE_INFINITY;
     this.maxFamilies = opts.maxFamilies ?? Number.POSITIVE_INFINITY;
+    this.maxHelpBytes = opts.maxHelpBytes ?? Number.POSITIVE_INFINITY;
     this.text = text;
     // A UTF-8 byte order mark is not part of the first line.
     this.pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
@@ -265,6 +277,7 @@ class TextParser {
     const all = Buffer.allocUnsafeSlow(this.out.used);
     const src = this.out.bytes;
     let at = 0;
+    let helpBytes = 0;
     for (const f of this.families.values()) {
       // A family announced by HELP/TYPE but without samples has nothing to serve.
       if (f.count === 0) continue;
@@ -286,6 +299,7 @@ class TextParser {
       if (f.runs)
         for (let k = 0; k < f.runs.length; k += 2) at += src.copy(all, at, f.runs[k], f.runs[k + 1]);
       at += src.copy(all, at, f.start, f.end);
+      if (f.help !== undefined) helpBytes += Buffer.byteLength(f.help, "utf8");
       out.push({
         name: detach(f.name),
         type: f.type,
@@ -294,7 +308,7 @@ class TextParser {
         series: f.count,
       });
     }
-    return { ok: true, families: out, series: this.series };
+    return { ok: true, families: out, series: this.series, helpBytes };
   }
 
   private skipBlanks(): void {
@@ -404,6 +418,13 @@ class TextParser {
     this.skipBlanks();
     if (keyword === "HELP") {
       const help = unescapeHelp(line.slice(this.i));
+      this.helpBytes += Buffer.byteLength(help, "utf8");
+      if (this.helpBytes > this.maxHelpBytes) {
+        throw new LineError(
+          "total_bytes_cap",
+          `HELP texts over ${this.maxHelpBytes} bytes (what MAX_TOTAL_BYTES leaves)`,
+        );
+      }
       const f = this.familyFor(name);
       if (f.help !== undefined)
         throw new LineError("parse_error", `second HELP line for metric name "${name}"`);

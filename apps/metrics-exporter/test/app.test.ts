@@ -366,6 +366,33 @@ describe("bounds on input", () => {
     expect(body).toContain('c{i="79"} 79\n');
   });
 
+  it("shares MAX_FAMILIES and MAX_TOTAL_BYTES among files; a refused file gets in once another frees room", async () => {
+    const h = await harness({ maxFamilies: 5, maxTotalBytes: 2048, maxFileBytes: 2048 });
+    const fams = (p: string, n: number) => Array.from({ length: n }, (_, i) => `${p}${i} ${i}\n`).join("");
+    await writeProm(h.dir, "a.prom", fams("a", 3));
+    await writeProm(h.dir, "b.prom", fams("b", 3));
+    // 500 bytes of HELP count 4 times: 2000 + the file's own bytes > 2048.
+    await writeProm(h.dir, "c.prom", `# HELP c_help ${"h".repeat(500)}\nc_help 1\n`);
+    await h.app.collect();
+    let body = await h.scrape();
+    expect(body).toContain("a2 2\n");
+    expect(body).not.toContain("b0 0\n");
+    expect(body).not.toContain("c_help 1\n");
+    expect(
+      await h.value('metrics_exporter_file_errors_total{file="b.prom",reason="too_many_families"}', body),
+    ).toBe(1);
+    expect(
+      await h.value('metrics_exporter_file_errors_total{file="c.prom",reason="total_bytes_cap"}', body),
+    ).toBe(1);
+    expect(await h.value('metrics_exporter_limit_hits_total{limit="max_families"}', body)).toBe(1);
+    expect(await h.value('metrics_exporter_limit_hits_total{limit="max_total_bytes"}', body)).toBe(1);
+
+    await unlink(join(h.dir, "a.prom"));
+    await h.app.collect();
+    body = await h.scrape();
+    expect(body).toContain("b2 2\n");
+  });
+
   it("caps the number of files", async () => {
     const h = await harness({ maxFiles: 2 });
     for (const n of ["a", "b", "c"]) await writeProm(h.dir, `${n}.prom`, `${n}_m 1\n`);

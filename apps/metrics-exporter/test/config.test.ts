@@ -22,7 +22,8 @@ describe("loadConfig", () => {
       maxTotalSeries: 100_000,
       maxFiles: 1000,
       maxLabelsPerSeries: 128,
-      maxFamiliesPerFile: 20_000,
+      maxFamilies: 20_000,
+      maxTotalBytes: 12 * 1024 * 1024,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });

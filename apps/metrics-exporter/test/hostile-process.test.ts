@@ -122,6 +122,8 @@ describe("hostile files (issue 15)", () => {
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(port),
       MAX_LABELS_PER_SERIES: "10000",
+      // Four 7.8 MB files: more than the default total budget (which would refuse them unparsed).
+      MAX_TOTAL_BYTES: String(64 * 1024 * 1024),
       COLLECT_INTERVAL_MS: "100",
     });
     // 60 series of 10k labels in descending order (each label set needs sorting): 7.8 MB a file.

@@ -1,0 +1,175 @@
+// Peak memory of the built program, run with the image's memory settings (Dockerfile: NODE_OPTIONS,
+// MALLOC_*), on the worst files the default caps let in (issue 15.2): the sidecar's limit is 128Mi
+// whatever the shape — many small families, long HELP texts, long label values, several files.
+// The peak is the kernel's high-water mark of resident memory (VmHWM), read after the files were
+// collected and every format and encoding was scraped.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { freePort, tempDir, waitFor } from "./helpers.js";
+
+const MAIN = resolve(import.meta.dirname, "../dist/main.js");
+const MiB = 1024 * 1024;
+const LIMIT_KIB = 128 * 1024;
+// The defaults these shapes are built against (config.ts).
+const MAX_FAMILIES = 20_000;
+const MAX_TOTAL_BYTES = 12 * MiB;
+const MAX_FILE_BYTES = 8 * MiB;
+const HELP_WEIGHT = 4;
+
+// As apps/metrics-exporter/Dockerfile sets them.
+const IMAGE_ENV = {
+  NODE_OPTIONS: "--max-semi-space-size=1",
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_MMAP_THRESHOLD_: "131072",
+};
+
+function kib(status: string, field: string): number {
+  const m = status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m"));
+  if (!m) throw new Error(`no ${field} in /proc status`);
+  return Number(m[1]);
+}
+
+/** Start the exporter on `dir`, wait for `served`, scrape every variant twice, return VmHWM/VmRSS in KiB. */
+async function peakOf(
+  dir: string,
+  served: (metrics: string) => boolean,
+): Promise<{ hwm: number; rss: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      METRICS_DIR: dir,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(port),
+      ...IMAGE_ENV,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  child.stderr.on("data", (d) => {
+    err = (err + String(d)).slice(-5000);
+  });
+  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  try {
+    await waitFor(
+      "the files to be collected",
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { accept: "text/plain" } });
+        return served(await res.text());
+      },
+      60_000,
+    );
+    for (let round = 0; round < 2; round++) {
+      for (const accept of ["text/plain", "application/openmetrics-text;version=1.0.0"]) {
+        for (const encoding of ["identity", "gzip"]) {
+          const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+            headers: { accept, "accept-encoding": encoding },
+          });
+          expect(res.status).toBe(200);
+          await res.arrayBuffer();
+        }
+      }
+    }
+    const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+    return { hwm: kib(status, "VmHWM"), rss: kib(status, "VmRSS") };
+  } catch (e) {
+    throw new Error(`${String(e)}\nexporter stderr: ${err}`);
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}
+
+const own = (body: string, name: string) =>
+  Number(body.match(new RegExp(`^metrics_exporter_${name} (\\S+)$`, "m"))?.[1]);
+
+beforeAll(() => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "pnpm build" first`);
+  if (!existsSync("/proc/self/status")) throw new Error("this test reads /proc/<pid>/status (Linux)");
+});
+
+describe("peak memory on the worst files within the default caps (issue 15.2)", () => {
+  it("MAX_FAMILIES one-series families whose (non-Latin-1) HELP texts take what MAX_TOTAL_BYTES allows", async () => {
+    const t = await tempDir("mx-mem-");
+    try {
+      const dir = join(t.dir, "metrics");
+      await mkdir(dir);
+      // Each family: `# HELP <name> ☃xxx…\n# TYPE <name> gauge\n<name> 1\n`; the HELP length is
+      // chosen so that file bytes + HELP_WEIGHT × HELP bytes just fits MAX_TOTAL_BYTES.
+      const fixed = (name: string) => `# HELP ${name} \n# TYPE ${name} gauge\n${name} 1\n`.length;
+      const perFamily = Math.floor(MAX_TOTAL_BYTES / MAX_FAMILIES) - 1;
+      const helpBytes = Math.floor((perFamily - fixed("f_000000")) / (1 + HELP_WEIGHT));
+      let text = "";
+      for (let i = 0; i < MAX_FAMILIES; i++) {
+        const name = `f_${String(i).padStart(6, "0")}`;
+        text += `# HELP ${name} ☃${"x".repeat(helpBytes - 3)}\n# TYPE ${name} gauge\n${name} 1\n`;
+      }
+      await writeFile(join(dir, "families.prom"), text);
+      const { hwm, rss } = await peakOf(dir, (b) => own(b, "families") === MAX_FAMILIES);
+      console.log(`families: ${Buffer.byteLength(text)} bytes, VmHWM ${hwm} KiB, VmRSS ${rss} KiB`);
+      expect(hwm).toBeLessThan(LIMIT_KIB);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it("100k series (the total cap) of long non-Latin-1 label values in MAX_FILE_BYTES + the rest of MAX_TOTAL_BYTES", async () => {
+    const t = await tempDir("mx-mem-");
+    try {
+      const dir = join(t.dir, "metrics");
+      await mkdir(dir);
+      const file = (f: number, bytes: number) => {
+        const per = Math.floor(bytes / 50_000);
+        const parts = [`# TYPE l${f} gauge\n`];
+        for (let i = 0; i < 50_000; i++) {
+          const line = `l${f}{i="${String(i).padStart(5, "0")}",v="☃"} 1\n`;
+          parts.push(line.replace("☃", `☃${"x".repeat(per - Buffer.byteLength(line) - 1)}`));
+        }
+        return parts.join("");
+      };
+      const big = file(0, MAX_FILE_BYTES - 1000);
+      const rest = file(1, MAX_TOTAL_BYTES - Buffer.byteLength(big) - 1000);
+      await writeFile(join(dir, "a.prom"), big);
+      await writeFile(join(dir, "b.prom"), rest);
+      const { hwm, rss } = await peakOf(dir, (b) => own(b, "series") === 100_000);
+      console.log(
+        `lines: ${Buffer.byteLength(big)} + ${Buffer.byteLength(rest)} bytes, VmHWM ${hwm} KiB, VmRSS ${rss} KiB`,
+      );
+      expect(hwm).toBeLessThan(LIMIT_KIB);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it("the issue's files: 100k one-series gauge families in 2 files are refused at MAX_FAMILIES, the peak stays bounded", async () => {
+    const t = await tempDir("mx-mem-");
+    try {
+      const dir = join(t.dir, "metrics");
+      await mkdir(dir);
+      for (let f = 0; f < 2; f++) {
+        let text = "";
+        for (let i = 0; i < 50_000; i++) {
+          const name = `g${f}_${String(i).padStart(6, "0")}`;
+          text += `# HELP ${name} h.\n# TYPE ${name} gauge\n${name} 1\n`;
+        }
+        await writeFile(join(dir, `g${f}.prom`), text);
+      }
+      await writeFile(join(dir, "app.prom"), "# TYPE app_up gauge\napp_up 1\n");
+      const { hwm, rss } = await peakOf(
+        dir,
+        (b) =>
+          b.includes('file_errors_total{file="g0.prom",reason="too_many_families"} 1') &&
+          b.includes('file_errors_total{file="g1.prom",reason="too_many_families"} 1') &&
+          b.includes("app_up 1"),
+      );
+      console.log(`issue's 2 × 50k families: VmHWM ${hwm} KiB, VmRSS ${rss} KiB`);
+      expect(hwm).toBeLessThan(LIMIT_KIB);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
