@@ -105,21 +105,26 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     routes: ["/", "/work?ms=N", "/error", "/healthz", "/readyz", "/metrics"],
   }));
 
-  app.get<{ Querystring: { ms: number } }>(
+  app.get<{ Querystring: { ms: string } }>(
     "/work",
     {
       schema: {
         querystring: {
           type: "object",
           properties: {
-            ms: { type: "integer", minimum: 0, maximum: opts.workMaxMs, default: DEFAULT_WORK_MS },
+            // A plain decimal integer, checked as text: a number schema would coerce `1e3`, `0x10`,
+            // `+5`, `4999.0` and `Infinity` (which then overflowed the timer: a warning and no wait).
+            ms: { type: "string", pattern: "^[0-9]{1,9}$", default: String(DEFAULT_WORK_MS) },
           },
           additionalProperties: true,
         },
       },
     },
     async (req) => {
-      const { ms } = req.query;
+      const ms = Number(req.query.ms);
+      if (ms > opts.workMaxMs) {
+        throw Object.assign(new Error(`querystring/ms must be <= ${opts.workMaxMs}`), { statusCode: 400 });
+      }
       const started = performance.now();
       // Simulated work is waiting, as for a downstream call: it ties up the request, not the CPU.
       // It is not cut short on shutdown — in-flight requests finish; WORK_MAX_MS bounds the wait.
