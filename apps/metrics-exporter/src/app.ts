@@ -1,7 +1,7 @@
 // Builds the exporter apart from listening: collector on a schedule → exposition cache → /metrics,
-// plus the optional Pushgateway pusher. `start()` listens, then collects once (readiness waits for
+// plus the optional outputs (Pushgateway, StatsD, remote-write; src/outputs/). `start()` listens, then collects once (readiness waits for
 // that first collection); `close()` stops the schedule, stops serving, collects a last time and
-// pushes it, all within the shutdown deadline.
+// sends it through every output, all within the shutdown deadline.
 import { buildHealthServer } from "@sidecar/shared";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
@@ -10,7 +10,11 @@ import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
 import { registerMetricsRoute } from "./http.js";
-import { Pusher } from "./push.js";
+import type { Output, Snapshot } from "./outputs/output.js";
+import { ScheduledOutput } from "./outputs/output.js";
+import { Pusher } from "./outputs/pushgateway.js";
+import { RemoteWriteSender } from "./outputs/remote-write.js";
+import { StatsdSender } from "./outputs/statsd.js";
 import { createReclaimer } from "./reclaim.js";
 import { createSelfMetrics, ownFamilyNames } from "./self-metrics.js";
 
@@ -27,6 +31,8 @@ export interface App {
   readonly server: FastifyInstance;
   readonly registry: Registry;
   readonly pusher: Pusher | undefined;
+  /** Every enabled output (Pushgateway, StatsD, remote-write). */
+  readonly outputs: readonly Output[];
   /** Run one collection now (tests; the schedule calls it too). */
   collect(): Promise<void>;
   /** Listen, collect once, start the schedules; resolves with the listening address. */
@@ -100,6 +106,62 @@ export function buildApp(config: Config, deps: AppDeps): App {
       })
     : undefined;
 
+  // What the outputs send: the collected families as of the last collection, stamped with its time.
+  let snapshot: Snapshot = { families: [], timestampMs: Date.now() };
+  const scheduled = (
+    sender: ConstructorParameters<typeof ScheduledOutput>[0],
+    intervalMs: number,
+    timeoutMs: number,
+  ) =>
+    new ScheduledOutput(sender, {
+      intervalMs,
+      timeoutMs,
+      retryMinMs: config.pushRetryMinMs,
+      retryMaxMs: config.pushRetryMaxMs,
+      snapshot: () => snapshot,
+      logger,
+      metrics,
+    });
+  const outputs: Output[] = [];
+  if (pusher) outputs.push(pusher);
+  if (config.statsdAddress) {
+    outputs.push(
+      scheduled(
+        new StatsdSender({
+          address: config.statsdAddress,
+          prefix: config.statsdPrefix,
+          tags: config.statsdTags,
+          mtu: config.statsdMtu,
+          metrics,
+        }),
+        config.statsdIntervalMs,
+        config.pushTimeoutMs,
+      ),
+    );
+  }
+  if (config.remoteWriteUrl) {
+    outputs.push(
+      scheduled(
+        new RemoteWriteSender({
+          url: config.remoteWriteUrl,
+          externalLabels: {
+            job: config.remoteWriteJob || config.pushJob,
+            pod: config.podName,
+            namespace: config.podNamespace,
+          },
+          username: config.remoteWriteUsername,
+          passwordFile: config.remoteWritePasswordFile,
+          bearerTokenFile: config.remoteWriteBearerTokenFile,
+          headers: config.remoteWriteHeaders,
+          ca: config.remoteWriteCa,
+          metrics,
+        }),
+        config.remoteWriteIntervalMs,
+        config.remoteWriteTimeoutMs,
+      ),
+    );
+  }
+
   let running: Promise<void> | undefined;
   const collect = (): Promise<void> => {
     // Never two collections at once: a slow one (a big file changed) delays the next tick instead.
@@ -111,7 +173,9 @@ export function buildApp(config: Config, deps: AppDeps): App {
           exposition.warm();
           metrics.expositionBytes.set(exposition.sampleBytes);
         }
+        snapshot = { families: result.families, timestampMs: Date.now() };
         collectedOnce = true;
+        for (const o of outputs) o.collected();
         reclaim();
       } catch (err) {
         // Bad input is handled as values inside the collector; reaching here is a bug. Keep serving.
@@ -137,6 +201,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     server,
     registry,
     pusher,
+    outputs,
     collect,
     async start() {
       // Listen first: /healthz must answer while a big first collection is parsed (a liveness
@@ -145,14 +210,14 @@ export function buildApp(config: Config, deps: AppDeps): App {
       const address = await server.listen({ host: config.httpHost, port: config.httpPort });
       await collect();
       schedule();
-      pusher?.start();
+      for (const o of outputs) o.start();
       logger.info(
         {
           address,
           dir: config.metricsDir,
           collectIntervalMs: config.collectIntervalMs,
           staleAfterMs: config.staleAfterMs,
-          push: pusher?.url,
+          outputs: Object.fromEntries(outputs.map((o) => [o.name, o.target])),
         },
         "metrics-exporter listening",
       );
@@ -163,10 +228,11 @@ export function buildApp(config: Config, deps: AppDeps): App {
         closed = true;
         if (timer) clearTimeout(timer);
         await server.close();
-        if (pusher) {
-          // The app container has already stopped: pick up the last file it wrote, then push it.
+        if (outputs.length > 0) {
+          // The app container has already stopped: pick up the last file it wrote, then send it
+          // through every output at once, all within the deadline.
           await collect();
-          await pusher.close(deadline);
+          await Promise.all(outputs.map((o) => o.close(deadline)));
         }
       })();
       return closing;

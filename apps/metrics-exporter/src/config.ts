@@ -1,6 +1,7 @@
 // The exporter's configuration: one schema over the environment, parsed once at start and frozen.
 // Names and defaults of the architecture contract (METRICS_DIR, COLLECT_INTERVAL_MS, …) are kept;
 // the bounds on what input may cost are named here so they can be tuned and are counted when hit.
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import {
   ConfigError,
@@ -14,6 +15,7 @@ import {
   str,
   url,
 } from "@sidecar/shared";
+import { parseStatsdAddress, STATSD_TAG_FORMATS, type StatsdAddress } from "./outputs/statsd.js";
 
 const MiB = 1024 * 1024;
 
@@ -27,6 +29,71 @@ function pushJob(name: string): Field<string> {
       const v = raw.trim();
       if (v === "") throw new Error("empty");
       return v;
+    },
+  };
+}
+
+/** Optional `host:port` / `tcp://host:port` of a StatsD daemon. */
+function statsdAddress(name: string): Field<StatsdAddress | undefined> {
+  return {
+    name,
+    expected: "host:port (UDP), udp://host:port or tcp://host:port",
+    default: () => undefined,
+    parse: (raw) => parseStatsdAddress(raw),
+  };
+}
+
+/** Optional path of a regular file this process can read (read later, at every use). */
+function readableFile(name: string): Field<string | undefined> {
+  return {
+    name,
+    expected: "the path of a readable regular file",
+    default: () => undefined,
+    parse: (raw) => {
+      const path = raw.trim();
+      if (!statSync(path).isFile()) throw new Error("not a regular file");
+      accessSync(path, constants.R_OK);
+      return path;
+    },
+  };
+}
+
+/** Optional PEM file, read once at start. */
+function pemFile(name: string): Field<string | undefined> {
+  return {
+    name,
+    expected: "the path of a readable PEM file",
+    default: () => undefined,
+    parse: (raw) => {
+      const path = raw.trim();
+      if (!statSync(path).isFile()) throw new Error("not a regular file");
+      const pem = readFileSync(path, "utf8");
+      if (!pem.includes("-----BEGIN")) throw new Error("no PEM block");
+      return pem;
+    },
+  };
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** `Name=value,Name=value` HTTP headers (values may contain `=`). */
+function headers(name: string): Field<Readonly<Record<string, string>>> {
+  return {
+    name,
+    expected: "comma-separated Header-Name=value pairs",
+    default: () => Object.freeze({}),
+    parse: (raw) => {
+      const out: Record<string, string> = {};
+      for (const part of raw.split(",")) {
+        const item = part.trim();
+        if (item === "") continue;
+        const eq = item.indexOf("=");
+        if (eq <= 0) throw new Error(`"${item}" is not Name=value`);
+        const key = item.slice(0, eq).trim();
+        if (!HEADER_NAME.test(key)) throw new Error(`"${key}" is not a header name`);
+        out[key.toLowerCase()] = item.slice(eq + 1).trim();
+      }
+      return Object.freeze(out);
     },
   };
 }
@@ -69,8 +136,30 @@ export const schema = {
     expected: "a non-empty instance name",
   }),
   pushTimeoutMs: int("PUSH_TIMEOUT_MS", { default: 10_000, min: 100, max: 300_000 }),
+  /** The retry backoff of every output (Pushgateway, StatsD, remote-write). */
   pushRetryMinMs: int("PUSH_RETRY_MIN_MS", { default: 1000, min: 10, max: 3_600_000 }),
   pushRetryMaxMs: int("PUSH_RETRY_MAX_MS", { default: 120_000, min: 10, max: 3_600_000 }),
+  podName: str("POD_NAME", { default: () => hostname(), expected: "a non-empty pod name" }),
+  podNamespace: str("POD_NAMESPACE", { default: "", expected: "a namespace name" }),
+  statsdAddress: statsdAddress("STATSD_ADDRESS"),
+  statsdPrefix: str("STATSD_PREFIX", { default: "", expected: "a metric name prefix" }),
+  statsdTags: oneOf("STATSD_TAGS", STATSD_TAG_FORMATS, { default: "dogstatsd" }),
+  /** 0 = after every collection. */
+  statsdIntervalMs: int("STATSD_INTERVAL_MS", { default: 0, min: 0, max: 3_600_000 }),
+  statsdMtu: int("STATSD_MTU", { default: 1432, min: 64, max: 65_507 }),
+  remoteWriteUrl: url("REMOTE_WRITE_URL"),
+  remoteWriteUsername: { ...str("REMOTE_WRITE_USERNAME"), default: () => undefined } as Field<
+    string | undefined
+  >,
+  remoteWritePasswordFile: readableFile("REMOTE_WRITE_PASSWORD_FILE"),
+  remoteWriteBearerTokenFile: readableFile("REMOTE_WRITE_BEARER_TOKEN_FILE"),
+  remoteWriteHeaders: headers("REMOTE_WRITE_HEADERS"),
+  remoteWriteCa: pemFile("REMOTE_WRITE_CA_FILE"),
+  /** The `job` external label; PUSH_JOB when unset. */
+  remoteWriteJob: str("REMOTE_WRITE_JOB", { default: "", expected: "a job name" }),
+  /** 0 = after every collection. */
+  remoteWriteIntervalMs: int("REMOTE_WRITE_INTERVAL_MS", { default: 0, min: 0, max: 3_600_000 }),
+  remoteWriteTimeoutMs: int("REMOTE_WRITE_TIMEOUT_MS", { default: 10_000, min: 100, max: 300_000 }),
   shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", { default: 10_000, min: 100, max: 600_000 }),
   logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, { default: "info" }),
 };
@@ -86,6 +175,24 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
         name: "PUSH_RETRY_MIN_MS",
         value: String(config.pushRetryMinMs),
         expected: `at most PUSH_RETRY_MAX_MS (${config.pushRetryMaxMs})`,
+      },
+    ]);
+  }
+  if (config.remoteWriteBearerTokenFile && (config.remoteWriteUsername || config.remoteWritePasswordFile)) {
+    throw new ConfigError([
+      {
+        name: "REMOTE_WRITE_BEARER_TOKEN_FILE",
+        value: config.remoteWriteBearerTokenFile,
+        expected: "unset when REMOTE_WRITE_USERNAME / REMOTE_WRITE_PASSWORD_FILE are set (one kind of auth)",
+      },
+    ]);
+  }
+  if (config.remoteWritePasswordFile && !config.remoteWriteUsername) {
+    throw new ConfigError([
+      {
+        name: "REMOTE_WRITE_PASSWORD_FILE",
+        value: config.remoteWritePasswordFile,
+        expected: "set together with REMOTE_WRITE_USERNAME",
       },
     ]);
   }

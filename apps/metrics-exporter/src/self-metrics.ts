@@ -38,6 +38,10 @@ export interface SelfMetrics {
   pushes: Counter<"result">;
   pushDuration: Histogram<never>;
   lastPushSuccess: Gauge<never>;
+  outputSends: Counter<"output" | "result">;
+  outputDuration: Histogram<"output">;
+  outputLastSuccess: Gauge<"output">;
+  outputDropped: Counter<"output" | "reason">;
 }
 
 // The exporter's own process metrics carry its prefix: the pod's apps write their own `process_*`
@@ -196,6 +200,31 @@ export function createSelfMetrics(registry: Registry): SelfMetrics {
     lastPushSuccess: new Gauge({
       name: `${p}last_push_success_timestamp_seconds`,
       help: "When the last successful push finished (Unix time).",
+      registers,
+    }),
+    outputSends: new CounterClass({
+      name: `${p}output_sends_total`,
+      help: "Sends by output (pushgateway, statsd, remote_write) and result (success, retryable, failure).",
+      labelNames: ["output", "result"],
+      registers,
+    }),
+    outputDuration: new Histogram({
+      name: `${p}output_send_duration_seconds`,
+      help: "Duration of one send, by output.",
+      labelNames: ["output"],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    outputLastSuccess: new Gauge({
+      name: `${p}output_last_success_timestamp_seconds`,
+      help: "When the output's last successful send finished (Unix time).",
+      labelNames: ["output"],
+      registers,
+    }),
+    outputDropped: new CounterClass({
+      name: `${p}output_dropped_total`,
+      help: "Samples or requests an output left out, by output and reason.",
+      labelNames: ["output", "reason"],
       registers,
     }),
   };

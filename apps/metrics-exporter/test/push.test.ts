@@ -5,8 +5,8 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { Exposition } from "../src/exposition.js";
+import { groupingSegment, Pusher, pushUrl } from "../src/outputs/pushgateway.js";
 import { parseText } from "../src/parse.js";
-import { groupingSegment, Pusher, pushUrl } from "../src/push.js";
 import { createSelfMetrics } from "../src/self-metrics.js";
 import { silentLogger, waitFor } from "./helpers.js";
 

@@ -1,11 +1,12 @@
-// Optional push to a Prometheus Pushgateway: PUT (replace the group) of the collected families in
+// Output to a Prometheus Pushgateway (the shared contract is in output.ts): PUT (replace the group) of the collected families in
 // text format to /metrics/job/<job>/instance/<instance> every PUSH_INTERVAL_MS, backing off with
 // jitter while the gateway is unreachable or failing, and once more at shutdown so the last state
 // of a terminating pod is not lost. Results are typed values, not exceptions.
 import { backoffDelay, sleep } from "@sidecar/shared";
 import type { Logger } from "pino";
-import { CONTENT_TYPES } from "./render.js";
-import type { SelfMetrics } from "./self-metrics.js";
+import { CONTENT_TYPES } from "../render.js";
+import type { SelfMetrics } from "../self-metrics.js";
+import type { Output } from "./output.js";
 
 export type PushResult =
   | { readonly kind: "success"; readonly status: number }
@@ -46,10 +47,11 @@ export function pushUrl(base: URL, job: string, instance: string): URL {
   return u;
 }
 
-export class Pusher {
+export class Pusher implements Output {
+  readonly name = "pushgateway" as const;
   private readonly opts: PusherOptions;
   private readonly log: Logger;
-  private readonly target: URL;
+  private readonly endpoint: URL;
   private readonly auth: string | undefined;
   private readonly stop = new AbortController();
   private loop: Promise<void> | undefined;
@@ -59,7 +61,7 @@ export class Pusher {
   constructor(opts: PusherOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: "push" });
-    this.target = pushUrl(opts.url, opts.job, opts.instance);
+    this.endpoint = pushUrl(opts.url, opts.job, opts.instance);
     // Credentials in the URL become a Basic Authorization header (and never appear in logs).
     this.auth =
       opts.url.username || opts.url.password
@@ -68,8 +70,15 @@ export class Pusher {
   }
 
   get url(): string {
-    return this.target.href;
+    return this.endpoint.href;
   }
+
+  get target(): string {
+    return this.endpoint.href;
+  }
+
+  /** The Pushgateway keeps its own interval (PUSH_INTERVAL_MS); collections do not trigger pushes. */
+  collected(): void {}
 
   start(): void {
     if (this.loop || this.closed) return;
@@ -111,7 +120,7 @@ export class Pusher {
       const headers: Record<string, string> = { "content-type": CONTENT_TYPES.text };
       if (this.auth) headers.authorization = this.auth;
       // Node's built-in fetch (undici inside): no second HTTP client bundled into a 128Mi sidecar.
-      const res = await fetch(this.target, {
+      const res = await fetch(this.endpoint, {
         method: "PUT",
         body,
         headers,
@@ -132,16 +141,20 @@ export class Pusher {
       const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
       result = { kind: "retryable", message: `${err instanceof Error ? err.message : String(err)}${cause}` };
     }
-    endTimer();
-    this.opts.metrics.pushes.inc({ result: result.kind });
+    const seconds = endTimer();
+    const m = this.opts.metrics;
+    m.pushes.inc({ result: result.kind });
+    m.outputSends.inc({ output: this.name, result: result.kind });
+    m.outputDuration.observe({ output: this.name }, seconds);
     if (result.kind === "success") {
-      this.opts.metrics.lastPushSuccess.set(Date.now() / 1000);
-      this.log.debug({ url: this.target.href, bytes: body.length }, "pushed");
+      m.lastPushSuccess.set(Date.now() / 1000);
+      m.outputLastSuccess.set({ output: this.name }, Date.now() / 1000);
+      this.log.debug({ url: this.endpoint.href, bytes: body.length }, "pushed");
     } else {
       // A rejected body (4xx) will not get better by retrying it sooner: it waits for the next interval.
       this.log.warn(
         {
-          url: this.target.href,
+          url: this.endpoint.href,
           status: "status" in result ? result.status : undefined,
           err: result.message,
           kind: result.kind,
@@ -164,7 +177,7 @@ export class Pusher {
     const budget = Math.floor(left - Math.min(1000, left / 10));
     if (budget <= 0) return undefined;
     const result = await this.pushOnce(Math.min(this.opts.timeoutMs, budget));
-    this.log.info({ url: this.target.href, result: result.kind }, "final push at shutdown");
+    this.log.info({ url: this.endpoint.href, result: result.kind }, "final push at shutdown");
     return result;
   }
 }
