@@ -175,7 +175,8 @@ export function buildApp(config: Config, deps: AppDeps): App {
         }
         snapshot = { families: result.families, timestampMs: Date.now() };
         collectedOnce = true;
-        for (const o of outputs) o.collected();
+        // At shutdown the last collection is sent by each output's close(), not by its schedule.
+        if (!closed) for (const o of outputs) o.collected();
         reclaim();
       } catch (err) {
         // Bad input is handled as values inside the collector; reaching here is a bug. Keep serving.
