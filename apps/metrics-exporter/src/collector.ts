@@ -63,6 +63,8 @@ interface FileState {
   /** What the other files held when this file was refused for a total cap (tried again when that shrinks). */
   blockedAtStored: Totals | undefined;
   conflict: Conflict | undefined;
+  /** When the file's data first made it into the output (a sequence number); undefined while it is not served. */
+  servedSince: number | undefined;
   readonly errorReasons: Set<FileErrorReason>;
 }
 
@@ -107,6 +109,7 @@ export class Collector {
   private signature: string | undefined;
   private merged: MergeResult = { families: [], series: 0, included: new Set(), excluded: new Map() };
   private parses = 0;
+  private servedSeq = 0;
 
   constructor(opts: CollectorOptions) {
     this.opts = opts;
@@ -150,7 +153,14 @@ export class Collector {
 
     this.expireStale();
     const servable = [...this.files.values()].filter((s) => s.good !== undefined);
-    servable.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // The incumbent wins a conflict: files already served come first, in the order they got in;
+    // newcomers after them, by name (which decides among files that arrive together, as at start).
+    servable.sort((a, b) => {
+      const sa = a.servedSince ?? Number.POSITIVE_INFINITY;
+      const sb = b.servedSince ?? Number.POSITIVE_INFINITY;
+      if (sa !== sb) return sa - sb;
+      return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    });
     const signature = servable.map((s) => `${s.name}\0${s.good?.version}`).join("\n");
     const changed = signature !== this.signature;
     if (changed) {
@@ -159,6 +169,10 @@ export class Collector {
         servable.map((s) => ({ file: s.name, families: s.good?.families ?? [] })),
         this.opts.ownFamilies(),
       );
+      for (const s of servable) {
+        if (!this.merged.included.has(s.name)) s.servedSince = undefined;
+        else s.servedSince ??= ++this.servedSeq;
+      }
       this.m.series.set(this.merged.series);
       this.m.families.set(this.merged.families.length);
     }
@@ -310,6 +324,7 @@ export class Collector {
         stale: false,
         blockedAtStored: undefined,
         conflict: undefined,
+        servedSince: undefined,
         errorReasons: new Set(),
       };
       this.files.set(name, s);
@@ -352,6 +367,7 @@ export class Collector {
       "file not rewritten for STALE_AFTER_MS; dropped from the output",
     );
     s.good = undefined;
+    s.servedSince = undefined;
     s.stale = true;
     this.m.filesDropped.inc({ reason: "stale" });
   }
@@ -411,7 +427,7 @@ export class Collector {
               with: conflict.with,
               err: conflict.message,
             },
-            "file left out: conflicts with an earlier file (files are merged in name order; the first wins)",
+            "file left out: conflicts with a file already served (the incumbent keeps its place; files arriving together: name order)",
           );
         } else if (s.conflict) {
           this.log.info({ file }, "conflict resolved; file merged");

@@ -1,6 +1,6 @@
 // Merges the families of every servable file into one exposition. Files are considered in the
-// order given (the collector sorts by file name, byte-wise), so the earlier file always wins a
-// conflict: a later file whose family disagrees in TYPE or HELP, repeats a series that is already
+// order given (the collector puts files already served first, in the order they got in, then
+// newcomers by name), so the earlier file always wins a conflict: a later file whose family disagrees in TYPE or HELP, repeats a series that is already
 // present, or would produce a name another family (or the exporter itself) already uses, is left
 // out whole — all of its families — and the conflict is reported. Never half-merged.
 import { type Family, type FamilyType, reservedNames, seriesKeys } from "./families.js";

@@ -135,7 +135,7 @@ export function createSelfMetrics(registry: Registry): SelfMetrics {
     }),
     fileConflict: new Gauge({
       name: `${p}file_conflict`,
-      help: "1 when the file is left out because it conflicts with an earlier file or an own metric.",
+      help: "1 when the file is left out because it conflicts with a file already served (or an earlier one by name) or an own metric.",
       labelNames: ["file", "reason"],
       registers,
     }),

@@ -289,6 +289,51 @@ describe("conflicts", () => {
     expect(fixed).not.toContain('metrics_exporter_file_conflict{file="b.prom"');
   });
 
+  it("the incumbent wins: a new file that conflicts with a served one is left out, whatever its name (issue 10.4)", async () => {
+    const cap = capturingLogger();
+    const h = await harness({}, cap.logger);
+    await writeProm(
+      h.dir,
+      "sample-app.prom",
+      '# TYPE app_requests_total counter\napp_requests_total{code="200"} 5\n',
+    );
+    await h.app.collect();
+    // a.prom sorts first by name; it used to knock the app's metrics out.
+    await writeProm(
+      h.dir,
+      "a.prom",
+      '# TYPE app_requests_total gauge\napp_requests_total{code="500"} 1\na_other 1\n',
+    );
+    await h.app.collect();
+    let body = await h.scrape();
+    expect(body).toContain('app_requests_total{code="200"} 5\n');
+    expect(body).not.toContain("a_other");
+    expect(await h.value('metrics_exporter_file_conflict{file="a.prom",reason="type_conflict"}', body)).toBe(
+      1,
+    );
+    expect(await h.value('metrics_exporter_file_ok{file="sample-app.prom"}', body)).toBe(1);
+    expect(cap.lines().find((l) => l.reason === "type_conflict")).toMatchObject({
+      file: "a.prom",
+      with: "sample-app.prom",
+    });
+    // The incumbent keeps its place through rewrites…
+    await writeProm(
+      h.dir,
+      "sample-app.prom",
+      '# TYPE app_requests_total counter\napp_requests_total{code="200"} 6\n',
+    );
+    await h.app.collect();
+    body = await h.scrape();
+    expect(body).toContain('app_requests_total{code="200"} 6\n');
+    expect(body).not.toContain("a_other");
+    // …and when it leaves, the newcomer gets in.
+    await unlink(join(h.dir, "sample-app.prom"));
+    await h.app.collect();
+    body = await h.scrape();
+    expect(body).toContain("a_other 1\n");
+    expect(body).toContain("# TYPE app_requests_total gauge\n");
+  });
+
   it("serves an app's own process metrics: the exporter's carry its prefix", async () => {
     const h = await harness();
     await writeProm(
