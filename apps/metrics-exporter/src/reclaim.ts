@@ -12,8 +12,10 @@ import { runInNewContext } from "node:vm";
 export interface ReclaimerOptions {
   /** ArrayBuffer bytes the exposition knows to be live (sample lines, cached bodies). */
   readonly liveBytes: () => number;
-  /** Dead buffer memory tolerated before a full GC. */
+  /** Dead buffer memory tolerated before a full GC: at most this much… */
   readonly slackBytes: number;
+  /** …and at least this much, but no more than the live buffers themselves (small pods stay small). */
+  readonly minSlackBytes?: number;
   /** Current ArrayBuffer memory of the process (tests inject it). */
   readonly arrayBufferBytes?: () => number;
   /** Runs a full GC (tests inject it). */
@@ -46,7 +48,9 @@ export function createReclaimer(opts: ReclaimerOptions): Reclaimer {
   let runs = 0;
   return {
     check(): boolean {
-      if (arrayBufferBytes() - opts.liveBytes() <= opts.slackBytes) return false;
+      const live = opts.liveBytes();
+      const slack = Math.min(opts.slackBytes, Math.max(opts.minSlackBytes ?? opts.slackBytes, live));
+      if (arrayBufferBytes() - live <= slack) return false;
       (opts.gc ?? fullGc())();
       runs++;
       return true;

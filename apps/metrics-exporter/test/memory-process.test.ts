@@ -4,8 +4,10 @@
 // The peak is the kernel's high-water mark of resident memory (VmHWM), read after the files were
 // collected and every format and encoding was scraped.
 import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { freePort, tempDir, waitFor } from "./helpers.js";
@@ -32,10 +34,12 @@ function kib(status: string, field: string): number {
   return Number(m[1]);
 }
 
-/** Start the exporter on `dir`, wait for `served`, scrape every variant twice, return VmHWM/VmRSS in KiB. */
+/** Start the exporter on `dir`, wait for `served`, scrape every variant twice, run `during`, return VmHWM/VmRSS in KiB. */
 async function peakOf(
   dir: string,
   served: (metrics: string) => boolean,
+  env: Record<string, string> = {},
+  during: (port: number) => Promise<void> = async () => {},
 ): Promise<{ hwm: number; rss: number }> {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
@@ -45,6 +49,7 @@ async function peakOf(
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(port),
       ...IMAGE_ENV,
+      ...env,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -73,6 +78,7 @@ async function peakOf(
         }
       }
     }
+    await during(port);
     const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
     child.kill("SIGTERM");
     expect(await exit).toBe(0);
@@ -169,6 +175,78 @@ describe("peak memory on the worst files within the default caps (issue 15.2)", 
       console.log(`issue's 2 × 50k families: VmHWM ${hwm} KiB, VmRSS ${rss} KiB`);
       expect(hwm).toBeLessThan(LIMIT_KIB);
     } finally {
+      await t.cleanup();
+    }
+  });
+});
+
+describe("a typical pod with every output on (issue 10.5)", () => {
+  it("≈ 2k series rewritten every second, scraped, sent to StatsD and remote-write: peak RSS within 76 MiB (the issue aims at 64 MiB: not met yet)", async () => {
+    const t = await tempDir("mx-mem-");
+    const udp = createSocket("udp4");
+    udp.on("message", () => {});
+    await new Promise<void>((r) => udp.bind(0, "127.0.0.1", r));
+    let writes = 0;
+    const rw = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        writes++;
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => rw.listen(0, "127.0.0.1", r));
+    const rwAddr = rw.address();
+    try {
+      const dir = join(t.dir, "metrics");
+      await mkdir(dir);
+      const app = (k: number) => {
+        let text = "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n";
+        for (let r = 0; r < 50; r++)
+          for (const code of [200, 404, 500])
+            for (const method of ["GET", "POST"])
+              text += `http_requests_total{route="/api/v1/r${r}",code="${code}",method="${method}"} ${r * 7 + k}\n`;
+        text += "# TYPE http_duration_seconds histogram\n";
+        for (let r = 0; r < 50; r++) {
+          for (const le of ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"])
+            text += `http_duration_seconds_bucket{route="/api/v1/r${r}",le="${le}"} ${r + k}\n`;
+          text += `http_duration_seconds_sum{route="/api/v1/r${r}"} ${k}.5\nhttp_duration_seconds_count{route="/api/v1/r${r}"} ${r + k}\n`;
+        }
+        return text;
+      };
+      let node = "";
+      for (let f = 0; f < 100; f++) {
+        node += `# HELP node_thing_${f} Thing ${f}.\n# TYPE node_thing_${f} gauge\n`;
+        for (let i = 0; i < 10; i++) node += `node_thing_${f}{i="${i}"} ${i}.5\n`;
+      }
+      await writeFile(join(dir, "sample-app.prom"), app(0));
+      await writeFile(join(dir, "node.prom"), node);
+      const { hwm, rss } = await peakOf(
+        dir,
+        (b) => own(b, "series") === 1800,
+        {
+          COLLECT_INTERVAL_MS: "1000",
+          STATSD_ADDRESS: `127.0.0.1:${udp.address().port}`,
+          REMOTE_WRITE_URL: `http://127.0.0.1:${typeof rwAddr === "object" && rwAddr ? rwAddr.port : 0}/api/v1/write`,
+        },
+        async (port) => {
+          for (let k = 1; k <= 20; k++) {
+            await writeFile(join(dir, "sample-app.prom"), app(k));
+            const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+              headers: { accept: "application/openmetrics-text;version=1.0.0", "accept-encoding": "gzip" },
+            });
+            await res.arrayBuffer();
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        },
+      );
+      console.log(`typical pod, all outputs: ${writes} remote writes, VmHWM ${hwm} KiB, VmRSS ${rss} KiB`);
+      expect(writes).toBeGreaterThanOrEqual(10);
+      // Measured 70–72 MiB on Node 20 (an empty directory: ≈ 54 MiB, 38 of it the node binary's
+      // file-backed pages); with the native snappy module remote-write alone cost 8.5 MiB more.
+      expect(hwm).toBeLessThan(76 * 1024);
+    } finally {
+      udp.close();
+      await new Promise((r) => rw.close(r));
       await t.cleanup();
     }
   });

@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { compress } from "snappyjs";
 import { forEachSample } from "../samples.js";
 import type { SelfMetrics } from "../self-metrics.js";
 import type { Sender, SendResult, Snapshot } from "./output.js";
@@ -26,13 +27,6 @@ export interface RemoteWriteOptions {
   readonly ca: string | undefined;
   readonly metrics: SelfMetrics;
   readonly userAgent?: string;
-}
-
-// Loaded on first use: a native module that an exporter without remote-write need not map.
-let snappyModule: Promise<typeof import("snappy")> | undefined;
-function loadSnappy(): Promise<typeof import("snappy")> {
-  snappyModule ??= import("snappy");
-  return snappyModule;
 }
 
 interface Response {
@@ -182,7 +176,7 @@ export class RemoteWriteSender implements Sender {
       };
       const auth = await this.authHeader();
       if (auth) headers.authorization = auth;
-      const body = (await loadSnappy()).compressSync(encoded.body);
+      const body = Buffer.from(compress(encoded.body));
       res = await post(this.opts.url, headers, body, this.opts.ca, abort);
     } catch (err) {
       after();
