@@ -56,4 +56,58 @@ describe("loadConfig", () => {
     );
     expect(() => loadConfig({ MAX_SERIES_PER_FILE: "150000" })).toThrow(/MAX_SERIES_PER_FILE/);
   });
+
+  it("reads the outputs' variables and refuses bad ones (issue 10)", async () => {
+    const c = loadConfig({
+      STATSD_ADDRESS: "tcp://10.1.2.3:8125",
+      STATSD_TAGS: "Influx",
+      REMOTE_WRITE_URL: "https://mimir.example/api/v1/push",
+      REMOTE_WRITE_HEADERS: "X-Scope-OrgID=team-a, X-Extra=a=b",
+      POD_NAMESPACE: "ns",
+    });
+    expect(c.statsdAddress).toEqual({ protocol: "tcp", host: "10.1.2.3", port: 8125 });
+    expect(c.statsdTags).toBe("influx");
+    expect(c.statsdMtu).toBe(1432);
+    expect(c.statsdIntervalMs).toBe(0);
+    expect(c.remoteWriteHeaders).toEqual({ "x-scope-orgid": "team-a", "x-extra": "a=b" });
+    expect(c.podNamespace).toBe("ns");
+    let err: unknown;
+    try {
+      loadConfig({
+        STATSD_ADDRESS: "statsd",
+        STATSD_TAGS: "json",
+        STATSD_MTU: "10",
+        REMOTE_WRITE_URL: "mimir:9009",
+        REMOTE_WRITE_PASSWORD_FILE: "/nonexistent/password",
+        REMOTE_WRITE_HEADERS: "bad header=1",
+        REMOTE_WRITE_CA_FILE: "/nonexistent/ca.pem",
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems.map((p) => p.name).sort()).toEqual([
+      "REMOTE_WRITE_CA_FILE",
+      "REMOTE_WRITE_HEADERS",
+      "REMOTE_WRITE_PASSWORD_FILE",
+      "REMOTE_WRITE_URL",
+      "STATSD_ADDRESS",
+      "STATSD_MTU",
+      "STATSD_TAGS",
+    ]);
+    const { tempDir } = await import("./helpers.js");
+    const t = await tempDir("mx-cfg-");
+    try {
+      const { writeFile } = await import("node:fs/promises");
+      const token = `${t.dir}/token`;
+      await writeFile(token, "t\n");
+      expect(() => loadConfig({ REMOTE_WRITE_BEARER_TOKEN_FILE: token, REMOTE_WRITE_USERNAME: "u" })).toThrow(
+        /REMOTE_WRITE_BEARER_TOKEN_FILE/,
+      );
+      expect(() => loadConfig({ REMOTE_WRITE_PASSWORD_FILE: token })).toThrow(/REMOTE_WRITE_USERNAME/);
+      expect(loadConfig({ REMOTE_WRITE_BEARER_TOKEN_FILE: token }).remoteWriteBearerTokenFile).toBe(token);
+    } finally {
+      await t.cleanup();
+    }
+  });
 });
