@@ -3,8 +3,10 @@
 // receiver decoding our snappy protobuf is the independent check of the encoding), and against a
 // local HTTP server for the protocol's headers, auth, retries and drops.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { join, resolve } from "node:path";
 import { Registry } from "prom-client";
 import { uncompressSync } from "snappy";
@@ -251,5 +253,51 @@ describe("remote-write protocol details (local HTTP server)", () => {
     // Delivered: not again.
     await sender.send({ families: fam("a 1\n"), timestampMs: 4000 }, 1000, AbortSignal.timeout(5000));
     expect((uncompressSync(requests.at(-1)?.body as Buffer) as Buffer).includes(marker)).toBe(false);
+  });
+
+  it("trusts REMOTE_WRITE_CA_FILE for https (and refuses the same server without it)", async () => {
+    // A fixed self-signed certificate for 127.0.0.1 (test/fixtures, made once with openssl, 100 years).
+    const fixtures = resolve(import.meta.dirname, "fixtures");
+    const got: string[] = [];
+    const tls = createHttpsServer(
+      {
+        cert: readFileSync(join(fixtures, "tls-cert.pem")),
+        key: readFileSync(join(fixtures, "tls-key.pem")),
+      },
+      (req, res) => {
+        got.push(String(req.headers["content-encoding"]));
+        req.resume();
+        req.on("end", () => res.writeHead(204).end());
+      },
+    );
+    await new Promise<void>((r) => tls.listen(0, "127.0.0.1", r));
+    const a = tls.address();
+    const url = `https://127.0.0.1:${typeof a === "object" && a ? a.port : 0}/api/v1/write`;
+    const t = await tempDir("mx-rw-tls-");
+    const dir = join(t.dir, "metrics");
+    await mkdir(dir);
+    await writeProm(dir, "app.prom", "# TYPE tls_value gauge\ntls_value 1\n");
+    const trusted = run({
+      METRICS_DIR: dir,
+      REMOTE_WRITE_URL: url,
+      REMOTE_WRITE_CA_FILE: join(fixtures, "tls-cert.pem"),
+    });
+    const untrusted = run({ METRICS_DIR: dir, REMOTE_WRITE_URL: url });
+    try {
+      await waitFor("the trusted send", () => got.length >= 1);
+      expect(got[0]).toBe("snappy");
+      await waitFor("the untrusted send to fail", () =>
+        untrusted.out().includes("send failed; retrying with backoff"),
+      );
+      expect(untrusted.out()).toMatch(/self[- ]signed|unable to verify|CERT/i);
+      for (const p of [trusted, untrusted]) {
+        p.child.kill("SIGTERM");
+        expect(await p.exit).toBe(0);
+      }
+    } finally {
+      for (const p of [trusted, untrusted]) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+      await new Promise((r) => tls.close(r));
+      await t.cleanup();
+    }
   });
 });
