@@ -126,3 +126,23 @@ export async function startBinary(
   }
   return started;
 }
+
+/** The built program (`node dist/main.js`, as the image runs it), with its output kept for asserts. */
+export function runExporter(
+  env: Record<string, string>,
+  base: Record<string, string> = { HTTP_HOST: "127.0.0.1", HTTP_PORT: "0" },
+) {
+  const main = join(import.meta.dirname, "../dist/main.js");
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH ?? "", ...base, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const keep = (d: unknown) => {
+    out = (out + String(d)).slice(-100_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, exit, out: () => out };
+}

@@ -2,30 +2,17 @@
 // keeps answering /healthz and exits 0 on SIGTERM within its deadline. A series with 600k labels
 // (7.8 MB, under the 8 MiB file cap) used to freeze the event loop for minutes (quadratic label
 // checks) before it even listened, which in the pod is a liveness-probe crash loop.
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { freePort, tempDir, waitFor } from "./helpers.js";
+import { freePort, runExporter, tempDir, waitFor } from "./helpers.js";
 
 const MAIN = resolve(import.meta.dirname, "../dist/main.js");
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out = (out + String(d)).slice(-50_000);
-  });
-  child.stderr.on("data", (d) => {
-    out = (out + String(d)).slice(-50_000);
-  });
-  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return { child, exit, out: () => out };
+  return runExporter({ SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), ...env }, {});
 }
 
 /** `a{l0000000="1",…,l0599999="1"} 1`: the issue's file; `reverse` puts the labels in descending order. */

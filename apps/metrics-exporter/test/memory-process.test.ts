@@ -181,7 +181,7 @@ describe("peak memory on the worst files within the default caps (issue 15.2)", 
 });
 
 describe("a typical pod with every output on (issue 10.5)", () => {
-  it("≈ 2k series rewritten every second, scraped, sent to StatsD and remote-write: peak RSS within 76 MiB (the issue aims at 64 MiB: not met yet)", async () => {
+  it("≈ 2k series rewritten every second, scraped, sent to StatsD and remote-write: peak RSS within 80 MiB (the issue aims at 64 MiB: not met yet)", async () => {
     const t = await tempDir("mx-mem-");
     const udp = createSocket("udp4");
     udp.on("message", () => {});
@@ -241,9 +241,9 @@ describe("a typical pod with every output on (issue 10.5)", () => {
       );
       console.log(`typical pod, all outputs: ${writes} remote writes, VmHWM ${hwm} KiB, VmRSS ${rss} KiB`);
       expect(writes).toBeGreaterThanOrEqual(10);
-      // Measured 70–72 MiB on Node 20 (an empty directory: ≈ 54 MiB, 38 of it the node binary's
+      // Measured 70–73 MiB on Node 20 (an empty directory: ≈ 54 MiB, 38 of it the node binary's
       // file-backed pages); with the native snappy module remote-write alone cost 8.5 MiB more.
-      expect(hwm).toBeLessThan(76 * 1024);
+      expect(hwm).toBeLessThan(80 * 1024);
     } finally {
       udp.close();
       await new Promise((r) => rw.close(r));

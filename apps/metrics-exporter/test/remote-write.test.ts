@@ -2,7 +2,6 @@
 // with --web.enable-remote-write-receiver; what it stored is read through its query API: the
 // receiver decoding our snappy protobuf is the independent check of the encoding), and against a
 // local HTTP server for the protocol's headers, auth, retries and drops.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -14,26 +13,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteWriteSender } from "../src/outputs/remote-write.js";
 import { parseText } from "../src/parse.js";
 import { createSelfMetrics } from "../src/self-metrics.js";
-import { requireBinary, type Started, startBinary, tempDir, waitFor, writeProm } from "./helpers.js";
+import {
+  requireBinary,
+  runExporter,
+  type Started,
+  startBinary,
+  tempDir,
+  waitFor,
+  writeProm,
+} from "./helpers.js";
 
-const MAIN = resolve(import.meta.dirname, "../dist/main.js");
 const PROMETHEUS = "/usr/bin/prometheus";
 
-function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", HTTP_HOST: "127.0.0.1", HTTP_PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out = (out + String(d)).slice(-100_000);
-  });
-  child.stderr.on("data", (d) => {
-    out = (out + String(d)).slice(-100_000);
-  });
-  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return { child, exit, out: () => out };
-}
+const run = (env: Record<string, string>) => runExporter(env);
 
 interface PromSeries {
   metric: Record<string, string>;

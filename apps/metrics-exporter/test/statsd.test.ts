@@ -7,30 +7,15 @@ import { createSocket } from "node:dgram";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { connect, createServer, type Socket } from "node:net";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packPackets, parseStatsdAddress, StatsdEncoder } from "../src/outputs/statsd.js";
 import { parseText } from "../src/parse.js";
-import { freePort, tempDir, waitFor, writeProm } from "./helpers.js";
+import { freePort, runExporter, tempDir, waitFor, writeProm } from "./helpers.js";
 
-const MAIN = resolve(import.meta.dirname, "../dist/main.js");
 const STATSD = join(dirname(createRequire(import.meta.url).resolve("statsd/package.json")), "stats.js");
 
-function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", HTTP_HOST: "127.0.0.1", HTTP_PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out = (out + String(d)).slice(-100_000);
-  });
-  child.stderr.on("data", (d) => {
-    out = (out + String(d)).slice(-100_000);
-  });
-  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return { child, exit, out: () => out };
-}
+const run = (env: Record<string, string>) => runExporter(env);
 
 /** One management command; the daemon answers util.inspect() of the object, then END. */
 function mgmt(port: number, command: string): Promise<Record<string, number>> {
