@@ -105,8 +105,10 @@ describe("StatsD output against the statsd daemon", () => {
     const dir = join(root, "udp");
     await mkdir(dir);
     await writeProm(dir, "app.prom", FILE(10, 1.5, 5));
+    const httpPort = await freePort();
     const p = run({
       METRICS_DIR: dir,
+      HTTP_PORT: String(httpPort),
       STATSD_ADDRESS: `127.0.0.1:${daemon.udp}`,
       STATSD_TAGS: "graphite",
       STATSD_PREFIX: "pod",
@@ -138,6 +140,25 @@ describe("StatsD output against the statsd daemon", () => {
       await waitFor(
         "the reset counted",
         async () => (await mgmt(daemon.mgmt, "counters"))["pod.app_requests_total.code.200"] === 11,
+      );
+
+      // The output's own metrics, labelled output="statsd".
+      const own = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      expect(
+        Number(
+          own.match(/^metrics_exporter_output_sends_total\{output="statsd",result="success"\} (\d+)$/m)?.[1],
+        ),
+      ).toBeGreaterThan(2);
+      expect(
+        Number(
+          own.match(
+            /^metrics_exporter_output_last_success_timestamp_seconds\{output="statsd"\} (\S+)$/m,
+          )?.[1],
+        ),
+      ).toBeGreaterThan(Date.now() / 1000 - 600);
+      expect(own).toMatch(/^metrics_exporter_output_send_duration_seconds_count\{output="statsd"\} [1-9]/m);
+      expect(own).toMatch(
+        /^metrics_exporter_output_dropped_total\{output="statsd",reason="non_finite"\} [1-9]/m,
       );
 
       // The app's last write before it stopped, then SIGTERM: the final send carries it.
