@@ -46,7 +46,11 @@ describe("dist/main.js", () => {
     expect(err.trim().split("\n")).toHaveLength(1);
   });
 
-  it("frees the buffers of superseded collections instead of letting them pile up", async () => {
+  // 24 rewrites of a 5 MB exposition, each waited for through full scrapes: on a machine whose two
+  // cores are busy this takes minutes, not seconds (nothing here is timed; only the conditions).
+  it("frees the buffers of superseded collections instead of letting them pile up", {
+    timeout: 300_000,
+  }, async () => {
     // 4 files × 20k series ≈ 5 MB of sample lines; every rewrite of a file supersedes ≈ 1.2 MB of
     // line buffers plus the cached bodies. Left to V8's own schedule, 24 rewrites leave tens of MB of
     // dead buffers (it collects them only after external memory grew by ~64 MiB).
