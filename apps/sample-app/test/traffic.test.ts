@@ -123,11 +123,20 @@ describe("TrafficGenerator", () => {
   });
 
   it("keeps up with the target rate when responses are slow (nothing queues inside the HTTP agent)", async () => {
-    // Every response takes 150 ms, like a /work call: 200 requests/s needs ~30 in flight.
+    // Every response takes 150 ms, like a /work call: 200 requests/s needs ~30 in flight. What is
+    // checked is how many were in flight at the server at once — an agent capped at 16 sockets
+    // never gets past 16, whatever the machine's speed; a rate measured over 2 s would depend on
+    // how busy the machine is (it failed with both cores busy).
     let arrived = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
     const server = createServer((_req, res) => {
       arrived++;
-      setTimeout(() => res.end("ok"), 150);
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end("ok");
+      }, 150);
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     servers.push({ close: () => server.close() });
@@ -140,14 +149,12 @@ describe("TrafficGenerator", () => {
       requests,
       mix: [{ weight: 1, path: () => "/work?ms=150" }],
     });
-    const t0 = performance.now();
     gen.start();
-    await new Promise((r) => setTimeout(r, 2000));
-    const rate = (arrived * 1000) / (performance.now() - t0);
+    const until = Date.now() + 30_000;
+    while (maxInFlight < 24 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     await gen.close();
-    // A functional bound, not a benchmark: 80 % of the target (an agent capped at 16 sockets
-    // reaches ~107/s here).
-    expect(rate).toBeGreaterThanOrEqual(160);
+    expect(arrived).toBeGreaterThan(24);
+    expect(maxInFlight).toBeGreaterThanOrEqual(24);
     expect(await value("error")).toBe(0);
   });
 
