@@ -15,7 +15,7 @@
 //   SEED=<n> MODEL_RUNS=1 MODEL_DEBUG=1 npx vitest run apps/log-shipper/test/model.test.ts
 // Exit code: 0 when every run passed, 1 otherwise.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,6 +71,15 @@ function cgroupFor(slot) {
   return { procs: join(v2, "cgroup.procs"), dir: v2 };
 }
 
+/** A cgroup directory is removed with rmdir (its control files go with it), once it is empty. */
+function removeCgroup(dir) {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* still busy for a moment, or gone: the kernel frees an empty one */
+  }
+}
+
 const hogs = [];
 for (let i = 0; i < opt.hogs; i++) {
   hogs.push(spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
@@ -119,7 +128,7 @@ function runJob(job, slot) {
       out += d;
     });
     child.on("close", (code) => {
-      if (cg) rmSync(cg.dir, { recursive: false, force: true });
+      if (cg) removeCgroup(cg.dir);
       // Which seeds of the job failed: vitest names each failing test "run i (seed n, …)".
       const plain = out; // NO_COLOR: the reporter writes no colour codes
       const failed = new Set();
