@@ -67,3 +67,35 @@ export function readAnchor(fd: number, offset: number, scratch: Buffer): Promise
     });
   });
 }
+
+function preadInto(fd: number, buf: Buffer, len: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, 0, len, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/**
+ * Whether `fdA` and `fdB` hold the same bytes over [from, to): "same", "differs", or "short" when
+ * they are equal as far as `fdA` goes but it ends before `to` (`fdB` must hold all of them).
+ * `scratch` (split in two halves) is used for the reads.
+ */
+export async function compareRange(
+  fdA: number,
+  fdB: number,
+  from: number,
+  to: number,
+  scratch: Buffer,
+): Promise<"same" | "differs" | "short"> {
+  const half = Math.floor(scratch.length / 2);
+  const a = scratch.subarray(0, half);
+  const b = scratch.subarray(half, 2 * half);
+  for (let at = from; at < to; ) {
+    const len = Math.min(half, to - at);
+    const [na, nb] = await Promise.all([preadInto(fdA, a, len, at), preadInto(fdB, b, len, at)]);
+    if (nb < len) return "differs";
+    if (a.compare(b, 0, na, 0, na) !== 0) return "differs";
+    if (na < len) return "short";
+    at += len;
+  }
+  return "same";
+}

@@ -101,6 +101,12 @@ export class FileReader implements SourceFile, LineEmitter {
   verifiedTo = 0;
   /** Acknowledgements of the original (copytruncate) also cover this copy up to `limit`. */
   inherit: { fromId: string; limit: number } | null = null;
+  /**
+   * Reading skipped from `from` to `to` (a held copy had shipped those bytes already, see the
+   * tailer's catchUpWithCopies): once this reader's own lines are acknowledged up to `from`, it is
+   * acknowledged up to `to`.
+   */
+  ackJump: { from: number; to: number } | null = null;
   readonly splitter: LineSplitter;
   private readonly sink: LineSink;
   private readonly now: () => number;

@@ -18,6 +18,7 @@ import type { AckListener, LineSink } from "./contracts.js";
 import {
   ANCHOR_BYTES,
   anchorHash,
+  compareRange,
   FINGERPRINT_BYTES,
   fileId,
   inodeKey,
@@ -219,6 +220,10 @@ export class Tailer implements AckListener {
     if (r === undefined) return; // a reader fully acknowledged and forgotten: nothing to move
     // An acknowledgement past what this reader has read cannot be its own (defensive).
     if (offset > r.readPos && !r.retired) return;
+    if (r.ackJump !== null && offset >= r.ackJump.from) {
+      offset = Math.max(offset, r.ackJump.to);
+      r.ackJump = null;
+    }
     if (offset > r.acked) r.acked = offset;
     this.commit(r, offset);
     if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
@@ -461,6 +466,7 @@ export class Tailer implements AckListener {
       return;
     }
     if (v === "gone") return;
+    if (this.held.size > 0 && this.held.has(r) && !(await this.catchUpWithCopies(r))) return;
     const res = await r.readChunk(this.buf);
     this.openBlocked = false;
     if (res.changed) {
@@ -479,6 +485,47 @@ export class Tailer implements AckListener {
         if (st !== null) await this.recheckHeld(c, st.size);
       }
     }
+  }
+
+  /**
+   * A copy held for `r` can have shipped lines past where `r`'s reading stands: before a restart
+   * the two were judged the other way round (the copy — a cp that stopped at a line end while the
+   * writer had written only half of that line — grew past `r` and was read on, `r` held), and
+   * after it the copy resumed at its own acknowledged offset and is held for `r` again. What `r`
+   * has there is what the copy shipped when its bytes are the same: `r` goes on after them, or,
+   * while `r` holds only a part of them so far, waits for the rest (false: do not read now) —
+   * reading them would ship those lines twice. Where the bytes differ, the copy's offset says
+   * nothing about `r`.
+   */
+  private async catchUpWithCopies(r: FileReader): Promise<boolean> {
+    for (const c of this.held.get(r) ?? []) {
+      const to = c.acked;
+      const from = r.readPos;
+      if (to <= from || c.fd === null || c.retired || r.fd === null || r.splitter.inLongLine) continue;
+      const cmp = await compareRange(r.fd, c.fd, from, to, this.buf).catch(() => "differs" as const);
+      if (r.readPos !== from || r.fd === null || c.holdFor !== r) return false; // changed meanwhile: look again
+      if (cmp === "differs") continue;
+      if (cmp === "short") return false;
+      const read = await readAnchor(r.fd, to, this.anchorScratch).catch(() => null);
+      if (read === null || r.readPos !== from) return false;
+      const anchor = Buffer.from(read);
+      // The copy's acknowledged offset is a line end there, so it is one here too (same bytes).
+      if (!isLineStart(to, anchor)) continue;
+      if (r.acked >= from) {
+        r.moveTo(to, to, anchor);
+        this.commit(r, to);
+      } else {
+        // Lines before `from` are still in flight: acknowledged up to `to` once they are.
+        r.moveTo(to, r.acked, anchor);
+        r.ackJump = { from, to };
+      }
+      this.event(
+        "copy_caught_up",
+        { path: r.path, id: r.id, from: c.id, skippedFrom: from, offset: to },
+        "a held copy already shipped these lines; reading on after them",
+      );
+    }
+    return true;
   }
 
   // ---- identity -----------------------------------------------------------------------------

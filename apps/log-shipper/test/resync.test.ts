@@ -257,6 +257,57 @@ describe("Tailer: a file replaced while its reader was closed", () => {
   });
 });
 
+describe("Tailer: a copy that got ahead of its original across restarts (model seeds 1000087, 1000317, 1000357)", () => {
+  let src: Source | undefined;
+  afterEach(async () => {
+    await src?.close();
+    src = undefined;
+  });
+
+  it("a line the copy shipped is not shipped again by the original once the original has it", async () => {
+    // copytruncate's copy (cp) stopped at a line end while the live file still held only the
+    // first half of that line: the copy is ahead. The held copy then grew past its original, so
+    // the roles were swapped and the copy shipped the line. After a restart the two are judged
+    // the other way round again (the live file found first, the copy held for it) — the copy at
+    // its own acknowledged offset past the line, the live file before it.
+    const d = tempDirs();
+    const live = join(d.logs, "app.log");
+    const copy = join(d.logs, "app.log.1");
+    const head = BANNER + lines("h", 0, 30);
+    writeFileSync(live, head);
+    const all: string[] = [];
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 31, "app.log read");
+    writeFileSync(copy, head);
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.path === copy) === true,
+      "the copy found (and held)",
+    );
+    all.push(...src.sink.texts());
+    await src.close();
+    // While the shipper is down: the writer's half line in app.log, the whole line in the copy.
+    const line = `p-half-line-${"y".repeat(40)}`;
+    writeFileSync(live, head + line.slice(0, 10));
+    writeFileSync(copy, `${head + line}\n`);
+    src = await startSource(d);
+    await waitFor(() => src?.sink.texts().includes(line) === true, "the copy's line");
+    await new Promise((r) => setTimeout(r, 300));
+    all.push(...src.sink.texts());
+    await src.close();
+    // The writer finishes its line and writes on; the copy stays as it is.
+    writeFileSync(live, `${head + line}\nafter-1\nafter-2\n`);
+    src = await startSource(d);
+    await waitFor(() => src?.sink.texts().includes("after-2") === true, "the lines after it");
+    await new Promise((r) => setTimeout(r, 300));
+    all.push(...src.sink.texts());
+    expect(all.filter((t) => t === line).length).toBe(1);
+    expect(all.filter((t) => t === "after-1").length).toBe(1);
+    const counts = new Map<string, number>();
+    for (const t of all) if (`${t}\n` !== BANNER) counts.set(t, (counts.get(t) ?? 0) + 1);
+    expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
+  });
+});
+
 describe("isLineStart: the rule every start offset passes (also for offsets re-checked against a held copy)", () => {
   const nl = Buffer.from("abc\n");
   const mid = Buffer.from("abc");
