@@ -834,6 +834,18 @@ export class Tailer implements AckListener {
     this.byPath.set(path, r);
     this.byId.set(r.id, r);
     this.byKey.set(key, r);
+    if (inherit !== null) {
+      // Acknowledgements of the original that arrived since its progress was looked up (the
+      // awaits above) found no copy to pass them on to: take them now. A reader no longer in
+      // byId was acknowledged up to where it stood; a saved entry's id is never in byId (its
+      // progress was taken as acknowledged already).
+      const orig = this.byId.get(inherit.fromId);
+      const covered = Math.min(inherit.limit, orig === undefined ? inherit.limit : orig.acked);
+      if (covered > r.acked) {
+        r.acked = covered;
+        this.commit(r, covered);
+      }
+    }
     this.enqueue(r);
     return r;
   }

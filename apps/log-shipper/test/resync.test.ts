@@ -308,6 +308,52 @@ describe("Tailer: a copy that got ahead of its original across restarts (model s
   });
 });
 
+describe("Tailer: acknowledgements and identities across copies and renames (model seeds 1000133, 1000313)", () => {
+  let src: Source | undefined;
+  afterEach(async () => {
+    await src?.close();
+    src = undefined;
+  });
+
+  it("a copy recognised from a truncated original gets the acknowledgements that came while it was being set up", async () => {
+    // copytruncate under back-pressure: the original's lines are still in flight when it is
+    // truncated. The copy continues where the original stood and inherits its acknowledgements —
+    // also those arriving while the copy's reader is being created (forced here: right after the
+    // copy was matched). Lost, the copy's saved offset stayed behind, and a graceful restart read
+    // the copy again from there.
+    const d = tempDirs();
+    const live = join(d.logs, "app.log");
+    const copy = join(d.logs, "app.log.1");
+    const text = BANNER + lines("k", 0, 40);
+    writeFileSync(live, text);
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length === 41, "app.log read (nothing acknowledged)");
+    const t = src.tailer as unknown as { originalOf: (...a: unknown[]) => Promise<unknown> };
+    const originalOf = t.originalOf.bind(src.tailer);
+    t.originalOf = async (...a: unknown[]) => {
+      const found = await originalOf(...a);
+      sink.ackAll(); // the acknowledgements come back right now
+      return found;
+    };
+    writeFileSync(copy, text);
+    truncateSync(live, 0);
+    await waitFor(() => src?.tailer.files().some((f) => f.path === copy) === true, "the copy found");
+    sink.ackAll();
+    const copyId = src.tailer
+      .files()
+      .find((f) => f.path === copy)
+      ?.id.split("/")[0];
+    await waitFor(
+      () => src?.positions.entriesSnapshot().find((e) => e.id === copyId)?.offset === text.length,
+      "the copy acknowledged to its end",
+      5000,
+    );
+    expect(sink.lines.length).toBe(41);
+  });
+});
+
 describe("isLineStart: the rule every start offset passes (also for offsets re-checked against a held copy)", () => {
   const nl = Buffer.from("abc\n");
   const mid = Buffer.from("abc");
