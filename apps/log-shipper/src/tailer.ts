@@ -76,6 +76,11 @@ interface RetiredProgress {
   /** Where the anchor ends when not at readPos (a saved entry: where reading stood, ≥ acked). */
   anchorOffset?: number;
   at: number;
+  /**
+   * Forgotten while closed because its path went away (renamed or deleted, which cannot be told
+   * apart then): the same file found again under another name has its own identity (key).
+   */
+  vanished?: boolean;
 }
 
 /** Where reading stood in another file that a new file turned out to be a copy of. */
@@ -988,7 +993,8 @@ export class Tailer implements AckListener {
     }
     for (const retired of this.retiredFp.get(fp) ?? []) {
       const at = retired.anchorOffset ?? retired.readPos;
-      if (retired.key === exceptId || retired.readPos === 0 || size < at) continue;
+      if ((retired.key === exceptId && retired.vanished !== true) || retired.readPos === 0 || size < at)
+        continue;
       const bytes = await readAnchor(fd, at, this.anchorScratch);
       // Its acknowledgements may have come in since it was retired: a reader no longer waiting
       // for any (gone from byId) was acknowledged up to where it stood.
@@ -1538,6 +1544,20 @@ export class Tailer implements AckListener {
   /** Forget a closed file that is no longer at any watched path. */
   private untrack(r: FileReader): void {
     if (this.held.has(r)) this.releasing.push(r);
+    // Renamed while closed, it may be found again under another name after its entry is gone (a
+    // rescan forgets the entries of files gone from every path): its progress stays known for a
+    // while, or it would be read again from its start.
+    if (r.readPos > 0 && !r.deleted) {
+      this.rememberRetired(r.fingerprint, {
+        id: r.id,
+        key: r.key,
+        readPos: r.readPos,
+        acked: r.acked,
+        anchor: r.anchorAt().hash,
+        at: this.now(),
+        vanished: true,
+      });
+    }
     const key = inodeKey(r.dev, r.ino);
     if (this.byInode.get(key) === r) this.deleteInode(key, r);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);

@@ -352,6 +352,39 @@ describe("Tailer: acknowledgements and identities across copies and renames (mod
     );
     expect(sink.lines.length).toBe(41);
   });
+
+  it("a closed rotated file that comes back under another name is not read again from its start", async () => {
+    // A rotated file stops growing and its reader closes its descriptor. Renamed again
+    // (app.log.1 → app.log.2) it can vanish from the listing before its new name is looked at:
+    // the closed reader was then forgotten with its progress (a rescan drops the positions entry
+    // of a file gone from every path), and app.log.2 was found as a new file and read again from
+    // 0 (model seed 1000313: 1,182 lines twice). Forced here with a name outside the globs first.
+    const d = tempDirs();
+    const live = join(d.logs, "app.log");
+    const text = BANNER + lines("r", 0, 60);
+    writeFileSync(live, text);
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 61, "app.log read");
+    renameSync(live, join(d.logs, "app.log.1"));
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.path.endsWith("app.log.1") && !f.open) === true,
+      "app.log.1 closed",
+    );
+    renameSync(join(d.logs, "app.log.1"), join(d.logs, "app.log.1.tmp"));
+    await waitFor(
+      () => src?.tailer.files().length === 0 && src.positions.entriesSnapshot().length === 0,
+      "app.log.1 forgotten",
+    );
+    renameSync(join(d.logs, "app.log.1.tmp"), join(d.logs, "app.log.2"));
+    await new Promise((r) => setTimeout(r, 1500)); // several polls and rescans
+    await waitFor(() => src?.tailer.files().length === 1, "app.log.2 found");
+    const counts = new Map<string, number>();
+    for (const t of src.sink.texts()) if (`${t}\n` !== BANNER) counts.set(t, (counts.get(t) ?? 0) + 1);
+    expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
+    // … and what app.log.2 gets later is read from it.
+    writeFileSync(join(d.logs, "app.log.2"), `${text}r-late\n`);
+    await waitFor(() => src?.sink.texts().includes("r-late") === true, "the late line");
+  });
 });
 
 describe("isLineStart: the rule every start offset passes (also for offsets re-checked against a held copy)", () => {
