@@ -1349,7 +1349,14 @@ export class Tailer implements AckListener {
       else if (r.fd === null && st.size !== r.size) await this.examine(path, "add");
       else if (r.fd !== null && st.size > r.size) this.enqueue(r);
     }
-    for (const [path, r] of [...this.byPath]) if (!paths.has(path)) await this.pathGone(path, r);
+    for (const [path, r] of [...this.byPath]) {
+      if (paths.has(path)) continue;
+      // The listing can be older than what fs.watch reported since: a file created after it was
+      // taken (the new file of a rename rotation) is missing from it. Taken for gone, it would be
+      // marked rotated and its half-written last line shipped as a line. Look at the path again.
+      if (await this.pathHoldsInode(path, inodeKey(r.dev, r.ino))) continue;
+      await this.pathGone(path, r);
+    }
     for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
     if (this.goneIds.size > 0) {
       const live = new Set<string>();

@@ -498,6 +498,26 @@ describe("Tailer", () => {
     expect(src.sink.texts()).toEqual(["complete", "half a li"]);
   });
 
+  it("a rescan listing older than a file found since does not take that file for rotated (its half line waits)", async () => {
+    // Model seed 1000044 (a line lost): a rescan's listing, taken between a rename rotation and
+    // the writer's first write to the new app.log, arrived after fs.watch had reported the new
+    // app.log and it was being read. The file, missing from that listing, was marked rotated, so
+    // its half-written last line was shipped as a line (at the next shutdown, or after it stopped
+    // growing) and the rest of it later as another: the line never arrived whole.
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, "complete\nhalf a li");
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 1, "1 line");
+    src.tailer.noteScan(new Set()); // a listing taken before app.log was there
+    await new Promise((r) => setTimeout(r, 1000)); // several polls (rotatedIdleMs is 300 ms here)
+    expect(await src.tailer.readToEnd(Date.now() + 5000)).toBe(true); // a shutdown's last read
+    expect(src.sink.texts()).toEqual(["complete"]);
+    appendFileSync(p, "ne\n");
+    await waitFor(() => src?.sink.lines.length === 2, "the whole line");
+    expect(src.sink.texts()).toEqual(["complete", "half a line"]);
+  });
+
   it("truncates over-long lines to MAX_LINE_BYTES and counts them", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");
