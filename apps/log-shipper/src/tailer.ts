@@ -1518,15 +1518,20 @@ export class Tailer implements AckListener {
     const key = inodeKey(r.dev, r.ino);
     if (this.byInode.get(key) === r) this.deleteInode(key, r);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
-    this.rememberRetired(r.fingerprint, {
+    this.rememberRetired(r.fingerprint, this.progressOf(r));
+    if (r.acked >= r.readPos) this.dropRetired(r);
+  }
+
+  /** Where reader `r` stands, to recognise its content later (see originalOf). */
+  private progressOf(r: FileReader): RetiredProgress {
+    return {
       id: r.id,
       key: r.key,
       readPos: r.readPos,
       acked: r.acked,
       anchor: r.anchorAt().hash,
       at: this.now(),
-    });
-    if (r.acked >= r.readPos) this.dropRetired(r);
+    };
   }
 
   private rememberRetired(fp: string, p: RetiredProgress): void {
@@ -1554,17 +1559,8 @@ export class Tailer implements AckListener {
     // Renamed while closed, it may be found again under another name after its entry is gone (a
     // rescan forgets the entries of files gone from every path): its progress stays known for a
     // while, or it would be read again from its start.
-    if (r.readPos > 0 && !r.deleted) {
-      this.rememberRetired(r.fingerprint, {
-        id: r.id,
-        key: r.key,
-        readPos: r.readPos,
-        acked: r.acked,
-        anchor: r.anchorAt().hash,
-        at: this.now(),
-        vanished: true,
-      });
-    }
+    if (r.readPos > 0 && !r.deleted)
+      this.rememberRetired(r.fingerprint, { ...this.progressOf(r), vanished: true });
     const key = inodeKey(r.dev, r.ino);
     if (this.byInode.get(key) === r) this.deleteInode(key, r);
     if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
