@@ -5,9 +5,10 @@
 // Usage (build first: `pnpm build`):
 //   node bench/log-shipper-many-files.mjs                         # 10,000 files, no limits
 //   node bench/log-shipper-many-files.mjs --files=3000 --cgroup   # in a 200m CPU cgroup (root)
-// Options: --files=N --idle-seconds=N (default 20) --cpu-millis=200 --json
+// Options: --files=N --idle-seconds=N (default 20) --settle-seconds=N (default 70: quiet files
+//          still open are closed after 60 s) --cpu-millis=200 --timeout-seconds=N --json
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -25,6 +26,8 @@ const args = Object.fromEntries(
 const opt = {
   files: Number(args.files ?? 10_000),
   idleSeconds: Number(args["idle-seconds"] ?? 20),
+  /** Quiet time before the idle window (files still open close after 60 s of quiet). */
+  settleSeconds: Number(args["settle-seconds"] ?? 70),
   cgroup: args.cgroup === "true",
   cpuMillis: Number(args["cpu-millis"] ?? 200),
   json: args.json === "true",
@@ -106,14 +109,20 @@ while (Date.now() - t0 < opt.timeoutSeconds * 1000) {
   await sleep(100);
 }
 // Idle cost: nothing is written any more; let the shipper settle, then measure.
-await sleep(5000);
+await sleep(opt.settleSeconds * 1000);
 const c0 = cpuSeconds(child.pid);
 await sleep(opt.idleSeconds * 1000);
 const c1 = cpuSeconds(child.pid);
 child.kill("SIGTERM");
 await new Promise((r) => child.once("exit", r));
 await loki.close();
-if (cg) rmSync(cg.dir, { recursive: false, force: true });
+if (cg) {
+  try {
+    rmdirSync(cg.dir); // a cgroup directory goes with rmdir once empty
+  } catch {
+    /* still busy for a moment: the kernel frees an empty one */
+  }
+}
 rmSync(tmp, { recursive: true, force: true });
 rmSync(bundleDir, { recursive: true, force: true });
 const result = {
