@@ -7,22 +7,13 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseDryRunLine } from "../src/dry-run.js";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
-import { assertBuilt, memoryOf, type Shipper, spawnShipper } from "./support/process.js";
+import { assertBuilt, memoryOf, type Shipper, shipperEnv, spawnShipper } from "./support/process.js";
 import { waitFor } from "./support/source-harness.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function baseEnv(dirs: Dirs, loki?: FakeLoki): Record<string, string> {
-  return {
-    LOG_PATHS: `${dirs.logs}/*.log,${dirs.logs}/*.log.*`,
-    POSITIONS_FILE: dirs.positionsFile,
-    HTTP_HOST: "127.0.0.1",
-    HTTP_PORT: "0",
-    BATCH_WAIT_MS: "100",
-    RETRY_MIN_MS: "50",
-    RETRY_MAX_MS: "500",
-    ...(loki ? { LOKI_ENDPOINT: loki.url } : {}),
-  };
+  return shipperEnv(dirs, loki?.url);
 }
 
 function line(i: number): string {

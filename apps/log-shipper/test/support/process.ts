@@ -92,3 +92,36 @@ export function cpuSecondsOf(pid: number): number {
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
   return ticks / 100; // USER_HZ is 100 on Linux
 }
+
+/** The environment every process test starts from: the temp dirs, loopback, short batches and retries. */
+export function shipperEnv(
+  dirs: { logs: string; positionsFile: string },
+  lokiUrl?: string,
+): Record<string, string> {
+  return {
+    LOG_PATHS: `${dirs.logs}/*.log,${dirs.logs}/*.log.*`,
+    POSITIONS_FILE: dirs.positionsFile,
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: "0",
+    BATCH_WAIT_MS: "100",
+    RETRY_MIN_MS: "50",
+    RETRY_MAX_MS: "500",
+    ...(lokiUrl !== undefined ? { LOKI_ENDPOINT: lokiUrl } : {}),
+  };
+}
+
+/** Spawned shippers of one test file, all killed after each test (afterEach: `killAll`). */
+export function shipperTracker(): { spawn: (env: Record<string, string>) => Shipper; killAll: () => void } {
+  const shippers: Shipper[] = [];
+  return {
+    spawn(env) {
+      const s = spawnShipper(env);
+      shippers.push(s);
+      return s;
+    },
+    killAll() {
+      for (const s of shippers.splice(0))
+        if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill("SIGKILL");
+    },
+  };
+}
