@@ -194,8 +194,9 @@ describe("remote-write protocol details (local HTTP server)", () => {
       expect(h.authorization).toBe(`Basic ${Buffer.from("user:s3cret").toString("base64")}`);
       const body = uncompressSync(requests[2]?.body as Buffer) as Buffer;
       expect(body.includes(Buffer.from("local_value"))).toBe(true);
+      // The third request reached the server; its answer is logged once the exporter has read it.
+      await waitFor("the recovery logged", () => p.out().includes("output recovered"));
       expect(p.out().match(/send failed; retrying with backoff/g)).toHaveLength(1);
-      expect(p.out()).toContain("output recovered");
 
       // A 400 is not retried: dropped, counted, logged; the final send at SIGTERM gets it.
       statuses = [400];

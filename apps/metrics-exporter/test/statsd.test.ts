@@ -169,12 +169,12 @@ describe("StatsD output against the statsd daemon", () => {
       await waitFor(
         "the final gauge",
         async () => (await mgmt(daemon.mgmt, "gauges"))["pod.app_temp.room.a_b"] === 22.5,
-        10_000,
+        30_000,
       );
       await waitFor(
         "the final delta",
         async () => (await mgmt(daemon.mgmt, "counters"))["pod.app_requests_total.code.200"] === 16,
-        10_000,
+        30_000,
       );
       expect(p.out()).toContain("final send at shutdown");
     } finally {
