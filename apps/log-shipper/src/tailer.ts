@@ -715,6 +715,21 @@ export class Tailer implements AckListener {
             { path, id, offset, from: src.id, verifiedTo: src.verifiedTo },
             "file found again: a copy of a file still being read; holding it until the original is truncated",
           );
+        } else if (
+          src !== undefined &&
+          src.readPos > known.offset &&
+          (await this.anchorIsFirstLine(fd, known.anchorOffset ?? known.offset))
+        ) {
+          // The entry proves no more than the identity (inode + first line): its anchor holds at
+          // most the first line, which every file of this fingerprint begins with. It may be a
+          // deleted file's, its inode number now reused — by a copytruncate copy whose original
+          // was already truncated: that copy is judged like any new file (below), or it would be
+          // read again from the entry's offset.
+          resumed = false;
+          offset = 0;
+          acked = 0;
+          verifiedAt = undefined;
+          confirm = undefined;
         } else {
           this.event("found", { path, id, offset, size }, "file found; resuming at its acknowledged offset");
         }
@@ -885,6 +900,19 @@ export class Tailer implements AckListener {
       const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
       return bytes !== null && anchorHash(bytes) === hash;
     };
+  }
+
+  /**
+   * Whether the bytes of `fd` before `at` are at most its first line (none at all, or ending at
+   * its first newline): an anchor there matches every file that begins with that line.
+   */
+  private async anchorIsFirstLine(fd: number, at: number): Promise<boolean> {
+    if (at === 0) return true;
+    if (at > ANCHOR_BYTES) return false;
+    const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
+    if (bytes === null) return false;
+    const nl = bytes.indexOf(10);
+    return nl === -1 || nl >= at - 1;
   }
 
   /** Whether `fd` still holds the content a saved entry was measured in (its anchor matches). */

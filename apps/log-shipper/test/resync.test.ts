@@ -387,6 +387,76 @@ describe("Tailer: acknowledgements and identities across copies and renames (mod
   });
 });
 
+describe("Tailer: a copy on a reused inode whose saved entry acknowledged nothing (model seeds 2000047, 2000068)", () => {
+  let src: Source | undefined;
+  afterEach(async () => {
+    await src?.close();
+    src = undefined;
+  });
+
+  for (const [what, planted] of [
+    ["offset 0", { offset: 0, anchorOffset: 0, anchor: anchorHash(Buffer.alloc(0)) }],
+    [
+      "only its banner",
+      { offset: BANNER.length, anchorOffset: BANNER.length, anchor: anchorHash(Buffer.from(BANNER)) },
+    ],
+  ] as const) {
+    it(`is recognised as the copy of its truncated original, not resumed at that entry's offset (${what})`, async () => {
+      // copytruncate: the copy gets the inode number of a deleted file whose positions entry is still
+      // there (inode numbers are reused at once; an entry outlives its file, e.g. one deleted while
+      // the shipper was down) — and that entry had nothing acknowledged: offset 0, its anchor the
+      // empty one, which every file holds. The truncation of the original was noticed first (its
+      // reader retired). Taken for "the file itself, resuming at its acknowledged offset 0", the copy
+      // was read again from its start: every line of the original twice (model seeds 2000047 and
+      // 2000068 under a 200m CPU cgroup: 39 and 30 lines twice). Forced here: the copy is made under
+      // a name outside the globs, its identity planted with such an entry, and it is renamed in
+      // after the truncation was noticed.
+      const d = tempDirs();
+      const live = join(d.logs, "app.log");
+      const text = BANNER + lines("c", 0, 50);
+      writeFileSync(live, text);
+      src = await startSource(d);
+      await waitFor(() => src?.sink.lines.length === 51, "app.log read");
+      await waitFor(
+        () => src?.positions.entriesSnapshot()[0]?.offset === text.length,
+        "app.log acknowledged",
+      );
+      await src.close();
+      src = undefined;
+      const staged = join(d.logs, "..", "copy-in-progress");
+      writeFileSync(staged, text);
+      const st = statSync(staged);
+      const fp = fingerprintOf(Buffer.from(BANNER), BANNER.length) ?? "";
+      const doc = JSON.parse(readFileSync(d.positionsFile, "utf8")) as { files: unknown[] };
+      doc.files.push({
+        id: fileId(st.dev, st.ino, fp),
+        path: join(d.logs, "app.log.3"),
+        fingerprint: fp,
+        seenAt: Date.now(),
+        ...planted,
+      });
+      writeFileSync(d.positionsFile, JSON.stringify(doc));
+      const sink = new RecordingSink();
+      src = await startSource({ ...d, sink });
+      await waitFor(() => src?.tailer.files()[0]?.readPos === text.length, "app.log resumed at its end");
+      truncateSync(live, 0);
+      writeFileSync(live, `${BANNER}n-0\n`);
+      await waitFor(() => sink.texts().includes("n-0"), "the new generation");
+      renameSync(staged, join(d.logs, "app.log.1"));
+      await waitFor(
+        () => src?.tailer.files().some((f) => f.path.endsWith("app.log.1")) === true,
+        "the copy found",
+      );
+      await new Promise((r) => setTimeout(r, 1000)); // several polls and rescans
+      expect(sink.texts().filter((t) => t.startsWith("c-"))).toEqual([]);
+      // … and what the copy gets later is read from it.
+      writeFileSync(join(d.logs, "app.log.1"), `${text}c-late\n`);
+      await waitFor(() => sink.texts().includes("c-late"), "the late line");
+      expect(sink.texts().filter((t) => t.startsWith("c-"))).toEqual(["c-late"]);
+    });
+  }
+});
+
 describe("isLineStart: the rule every start offset passes (also for offsets re-checked against a held copy)", () => {
   const nl = Buffer.from("abc\n");
   const mid = Buffer.from("abc");
