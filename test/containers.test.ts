@@ -568,7 +568,21 @@ describe("docker-compose up of the pod's services (docker-compose.yml on the hos
       const firstHealthy = h.Log.find((l: Any) => l.ExitCode === 0);
       const oldest = h.Log[0];
       if (firstHealthy !== undefined && Date.parse(firstHealthy.End) <= appStarted) continue;
-      expect(oldest, `${sidecar} health log`).toBeDefined();
+      if (oldest === undefined) {
+        // No check recorded at all: the container's health state was reset (it restarted?). Say
+        // what Docker knows, so a failure here names its cause.
+        const id = await containerOf(sidecar);
+        const state = await dockerOk([
+          "inspect",
+          "--format",
+          "restarts={{.RestartCount}} {{json .State}}",
+          id,
+        ]);
+        const logs = await docker(["logs", "--tail", "40", id]);
+        throw new Error(
+          `${sidecar}: no health check recorded; ${state}\nlogs:\n${logs.stdout}${logs.stderr}`,
+        );
+      }
       expect(Date.parse(oldest.Start), `${sidecar}: a passing check before the app started`).toBeGreaterThan(
         appStarted,
       );
