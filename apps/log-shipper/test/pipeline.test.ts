@@ -213,9 +213,12 @@ describe("Pipeline", () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(390);
     expect(h.acks).toEqual([]);
     expect(p.pendingBytes).toBeGreaterThan(0);
+    // The request in flight at the deadline is aborted, but its bytes may already be on the
+    // socket: with both cores busy the receiver can record it after drain() returned. Retrying
+    // every 20–40 ms for 500 ms would add many more than that one.
     const seen = loki.requests.length;
-    await new Promise((r) => setTimeout(r, 200));
-    expect(loki.requests.length).toBe(seen); // retrying stopped
+    await new Promise((r) => setTimeout(r, 500));
+    expect(loki.requests.length).toBeLessThanOrEqual(seen + 1); // retrying stopped
     await p.close();
     await p.close(); // idempotent
   });
