@@ -86,7 +86,9 @@ CMD ["node", "dist/main.js"]
 FROM runtime AS log-shipper
 LABEL org.opencontainers.image.title="sidecar-pod/log-shipper" \
       org.opencontainers.image.description="Sidecar that tails the shared volume's log files from acknowledged positions and pushes them to Loki."
-RUN mkdir -p /shared/logs /var/lib/log-shipper && chown 1000:1000 /shared/logs /var/lib/log-shipper
+# /shared itself too: Docker copies an image directory's owner onto an empty volume mounted over
+# it, and the shipper creates its state directory there.
+RUN mkdir -p /shared/logs /var/lib/log-shipper && chown 1000:1000 /shared /shared/logs /var/lib/log-shipper
 COPY --from=build-log-shipper /out/node_modules ./node_modules
 COPY --from=build-log-shipper /repo/apps/log-shipper/package.json ./package.json
 COPY --from=build-log-shipper /repo/apps/log-shipper/dist ./dist
@@ -110,7 +112,7 @@ LABEL org.opencontainers.image.title="sidecar-pod/metrics-exporter" \
 ENV NODE_OPTIONS=--max-semi-space-size=1 \
     MALLOC_ARENA_MAX=2 \
     MALLOC_MMAP_THRESHOLD_=131072
-RUN mkdir -p /shared/metrics && chown 1000:1000 /shared/metrics
+RUN mkdir -p /shared/metrics && chown 1000:1000 /shared /shared/metrics
 COPY --from=build-metrics-exporter /out/node_modules ./node_modules
 COPY --from=build-metrics-exporter /repo/apps/metrics-exporter/package.json ./package.json
 COPY --from=build-metrics-exporter /repo/apps/metrics-exporter/dist ./dist

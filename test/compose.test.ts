@@ -33,11 +33,22 @@ function seconds(d: string): number {
 }
 
 /** docker-compose v1 prints volumes in short form ("src:target:mode"), v2 in long form. */
-function mounts(service: Any): { source: string; target: string; read_only: boolean }[] {
+function mounts(service: Any): { source: string; target: string; read_only: boolean; nocopy: boolean }[] {
   return (service.volumes ?? []).map((v: Any) => {
-    if (typeof v !== "string") return { source: v.source, target: v.target, read_only: v.read_only === true };
+    if (typeof v !== "string")
+      return {
+        source: v.source,
+        target: v.target,
+        read_only: v.read_only === true,
+        nocopy: v.volume?.nocopy === true,
+      };
     const [source, target, mode] = v.split(":");
-    return { source: source as string, target: target as string, read_only: mode === "ro" };
+    return {
+      source: source as string,
+      target: target as string,
+      read_only: mode === "ro",
+      nocopy: (mode ?? "").split(",").includes("nocopy"),
+    };
   });
 }
 
@@ -100,6 +111,10 @@ describe("docker-compose.yml", () => {
     expect(mount("log-shipper").target).toBe("/shared");
     expect(mount("metrics-exporter").target).toBe("/shared");
     expect(mount("metrics-exporter").read_only).toBe(true);
+    // Starts empty like the pod's emptyDir: without nocopy Docker copies an image's root-owned
+    // /shared into the volume when a container starts, and the shipper's state dir became
+    // unwritable on starts where the exporter's copy raced the shipper's mount (EACCES, exit 2).
+    for (const app of APPS) expect(mount(app).nocopy, app).toBe(true);
     // The app writes where the sidecars read.
     const env = (svc: string) => config.services[svc].environment;
     expect(env("sample-app").LOG_DIR).toBe("/shared/logs");

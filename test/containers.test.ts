@@ -226,7 +226,12 @@ describe("the pod's containers (docker)", () => {
       for (const v of svc.volumes ?? []) {
         const [source, target, mode] =
           typeof v === "string" ? v.split(":") : [v.source, v.target, v.read_only ? "ro" : "rw"];
-        if (source === "shared") args.push("-v", `${VOLUME}:${target}:${mode ?? "rw"}`);
+        const nocopy = typeof v === "string" ? (mode ?? "").includes("nocopy") : v.volume?.nocopy === true;
+        if (source !== "shared") continue;
+        let spec = `type=volume,source=${VOLUME},target=${target}`;
+        if ((mode ?? "").split(",").includes("ro")) spec += ",readonly";
+        if (nocopy) spec += ",volume-nocopy";
+        args.push("--mount", spec);
       }
       const env = { ...svc.environment, POD_NAME: `${RUN_ID}-pod`, POD_NAMESPACE: "ci", ...overrides[app] };
       for (const [k, v] of Object.entries(env)) args.push("-e", `${k}=${v}`);

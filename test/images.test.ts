@@ -85,9 +85,14 @@ function envOf(ins: Instruction[]): Record<string, string> {
 }
 
 /** Each app's runtime settings, exactly as its own Dockerfile had them before the merge. */
-const RUNTIME: Record<AppName, { env: Record<string, string>; mountPoints: string[] }> = {
+const RUNTIME: Record<AppName, { env: Record<string, string>; mountPoints: string[]; owned?: string[] }> = {
   "sample-app": { env: { NODE_ENV: "production" }, mountPoints: ["/app/logs", "/app/metrics"] },
-  "log-shipper": { env: { NODE_ENV: "production" }, mountPoints: ["/shared/logs", "/var/lib/log-shipper"] },
+  // /shared too: Docker copies the image directory's owner onto an empty volume mounted over it.
+  "log-shipper": {
+    env: { NODE_ENV: "production" },
+    mountPoints: ["/shared/logs", "/var/lib/log-shipper"],
+    owned: ["/shared", "/shared/logs", "/var/lib/log-shipper"],
+  },
   "metrics-exporter": {
     env: {
       NODE_ENV: "production",
@@ -97,6 +102,7 @@ const RUNTIME: Record<AppName, { env: Record<string, string>; mountPoints: strin
       MALLOC_MMAP_THRESHOLD_: "131072",
     },
     mountPoints: ["/shared/metrics"],
+    owned: ["/shared", "/shared/metrics"],
   },
 };
 
@@ -179,7 +185,7 @@ describe("the root Dockerfile", () => {
       // The mount points it prepares for uid 1000 (the volume is mounted over them).
       const mkdir = runtime.filter((i) => i.op === "RUN").map((i) => i.args);
       expect(mkdir).toEqual([
-        `mkdir -p ${RUNTIME[app].mountPoints.join(" ")} && chown 1000:1000 ${RUNTIME[app].mountPoints.join(" ")}`,
+        `mkdir -p ${RUNTIME[app].mountPoints.join(" ")} && chown 1000:1000 ${(RUNTIME[app].owned ?? RUNTIME[app].mountPoints).join(" ")}`,
       ]);
 
       // Exactly dist/, node_modules and package.json, all from this app's own build stage.
