@@ -7,13 +7,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseDryRunLine } from "../apps/log-shipper/src/dry-run.js";
+import { parseDryRunLine } from "../apps/log-shipper/src/sinks/dry-run/dry-run.js";
 import { APPS } from "./support/config-names.js";
 import { freePorts } from "./support/free-port.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
-/** One entry the shipper printed in dry run: `<time> <labels> <line>` (apps/log-shipper/src/dry-run.ts). */
+/** One entry the shipper printed in dry run: `<time> <labels> <line>` (apps/log-shipper/src/sinks/dry-run/dry-run.ts). */
 interface DryRunEntry {
   ts: string;
   labels: Record<string, string>;

@@ -6,14 +6,14 @@ import { type Readiness, StartupError } from "@sidecar/shared";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { type Config, describeConfig } from "./config.js";
-import { Discovery } from "./discovery.js";
 import { HealthServer } from "./http-server.js";
-import type { Transport } from "./loki-client.js";
 import { Pipeline } from "./pipeline.js";
-import { Positions } from "./positions.js";
-import { createSourceMetrics } from "./source-metrics.js";
+import type { Transport } from "./sinks/loki/loki-client.js";
+import { Discovery } from "./source/discovery.js";
+import { Positions } from "./source/positions.js";
+import { createSourceMetrics } from "./source/source-metrics.js";
+import { Tailer } from "./source/tailer.js";
 import { Summary } from "./summary.js";
-import { Tailer } from "./tailer.js";
 
 export interface AppDeps {
   logger: Logger;

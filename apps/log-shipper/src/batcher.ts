@@ -13,10 +13,10 @@
 // its last line: the offset to acknowledge once Loki accepted the batch.
 import { isUtf8 } from "node:buffer";
 import type { SourceFile } from "./contracts.js";
-import { appendEntry, type BatchStream, GrowableBuffer } from "./encode-protobuf.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "./entry.js";
 import { formatLabels, streamLabels, stripRotationSuffix } from "./labels.js";
-import { displayPath } from "./path-bytes.js";
+import { appendEntry, type BatchStream, GrowableBuffer } from "./sinks/loki/encode-protobuf.js";
+import { displayPath } from "./source/path-bytes.js";
 
 export const DEFAULT_BATCH_WAIT_MS = 1000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
@@ -48,6 +48,9 @@ class Stream {
   readonly labelBytes: Buffer;
   readonly entries = new GrowableBuffer(STREAM_INITIAL_BYTES);
   count = 0;
+  /** Per entry (only with BatcherOptions.entryRefs): its file's id and the offset past it. */
+  fileIds: string[] = [];
+  offsets: number[] = [];
   /** Sequence number of the batch this stream last joined (to list it once per batch). */
   seq = -1;
   // Timestamps are kept distinct per stream because Loki drops an entry whose timestamp and
@@ -121,6 +124,8 @@ export interface BatcherOptions {
    * time. Default: the protobuf limit.
    */
   maxOwnSec?: number;
+  /** Record each entry's file id and end offset in the sealed streams (Sink.entryRefs). */
+  entryRefs?: boolean;
   onSeal: (batch: SealedBatch) => void;
 }
 
@@ -143,12 +148,14 @@ export class Batcher {
   private openReplaced = 0;
   private openReplacedExample: string | undefined;
   private readonly maxOwnSec: number;
+  private readonly entryRefs: boolean;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(opts: BatcherOptions) {
     this.opts = opts;
     this.maxOwnSec = opts.maxOwnSec ?? MAX_ENCODABLE_SEC.protobuf;
+    this.entryRefs = opts.entryRefs === true;
   }
 
   /** Encoded bytes in the open batch. */
@@ -260,6 +267,10 @@ export class Batcher {
     }
     this.openBytesCount += appendEntry(stream.entries, sec, nanos, line);
     stream.count++;
+    if (this.entryRefs) {
+      stream.fileIds.push(fs.id);
+      stream.offsets.push(offset);
+    }
 
     const pending = offset > fs.offset ? offset - fs.offset : end - start + 1;
     fs.offset = offset;
@@ -307,6 +318,7 @@ export class Batcher {
         labelBytes: s.labelBytes,
         entries: s.entries.view(),
         count: s.count,
+        ...(this.entryRefs ? { fileIds: s.fileIds, offsets: s.offsets } : {}),
       })),
       acks: files.map((f) => ({ fileId: f.id, offset: f.offset })),
       lines: this.openLines,
@@ -335,6 +347,10 @@ export class Batcher {
         s.entries.len = 0;
         s.count = 0;
         s.entries.shrink(used, STREAM_KEEP_BYTES);
+        if (this.entryRefs) {
+          s.fileIds = [];
+          s.offsets = [];
+        }
       }
       if (this.seq % 100 === 0) this.pruneGroups();
     }

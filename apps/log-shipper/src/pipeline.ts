@@ -38,17 +38,17 @@ import { readFileSync } from "node:fs";
 import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
 import type { Registry } from "prom-client";
 import type { Dispatcher } from "undici";
-import { decodeBody, describeEntry, part } from "./batch-split.js";
 import { Batcher, MAX_ENCODABLE_SEC, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
-import { DryRunEncoder, DryRunTransport } from "./dry-run.js";
-import { JsonEncoder } from "./encode-json.js";
-import { type BatchEncoder, type EncodedBody, ProtobufEncoder } from "./encode-protobuf.js";
 import { baseLabels } from "./labels.js";
 import { LogLimiter } from "./log-limiter.js";
-import { LokiClient, type SendResult, type Transport } from "./loki-client.js";
 import type { SecretSource } from "./secret-file.js";
 import { createSinkMetrics, type SinkMetrics } from "./sink-metrics.js";
+import { DryRunEncoder, DryRunTransport } from "./sinks/dry-run/dry-run.js";
+import { decodeBody, describeEntry, part } from "./sinks/loki/batch-split.js";
+import { JsonEncoder } from "./sinks/loki/encode-json.js";
+import { type BatchEncoder, type EncodedBody, ProtobufEncoder } from "./sinks/loki/encode-protobuf.js";
+import { LokiClient, type SendResult, type Transport } from "./sinks/loki/loki-client.js";
 
 /** The same retry reason or drop message is logged at most once per this interval (counted between). */
 export const REPEAT_LOG_INTERVAL_MS = 30_000;

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Batcher, type SealedBatch } from "../src/batcher.js";
 import type { SourceFile } from "../src/contracts.js";
-import { ProtobufEncoder } from "../src/encode-protobuf.js";
+import { forEachEntry, ProtobufEncoder } from "../src/sinks/loki/encode-protobuf.js";
 import { decodeProtobufPush, type ReceivedEntry } from "./support/fake-loki.js";
 
 const READ_TIME_MS = 1_800_000_000_000;
@@ -220,5 +220,50 @@ describe("Batcher", () => {
     expect(batcher.add(f, chunk, 0, 3, 10, 0)).toBe(5); // "abc\r\n"
     expect(batcher.add(f, chunk, 0, 3, 1_000_010, 0)).toBe(1_000_000); // truncated long line
     expect(batcher.openPendingBytes).toBe(1_000_009);
+  });
+});
+
+describe("Batcher entry refs (Sink.entryRefs)", () => {
+  it("records each entry's file id and end offset, in entry order, only when asked", () => {
+    const seen: { refs: [string, number][]; lines: string[] }[] = [];
+    for (const entryRefs of [true, false]) {
+      const batcher = new Batcher({
+        baseLabels: { job: "test" },
+        batchMaxBytes: 1 << 20,
+        batchWaitMs: 60_000,
+        entryRefs,
+        onSeal: (b) => {
+          for (const s of b.streams) {
+            const lines: string[] = [];
+            forEachEntry(s.entries, (_sec, _nanos, line) => lines.push(line.toString()));
+            const refs: [string, number][] = (s.fileIds ?? []).map((id, i) => [id, s.offsets?.[i] as number]);
+            seen.push({ refs, lines });
+          }
+        },
+      });
+      const a: SourceFile = { id: "a/1", path: "/logs/a.log" };
+      const b: SourceFile = { id: "b/1", path: "/logs/a.log.1" }; // same stream as a (rotation)
+      const chunk = Buffer.from("one\ntwo\nthree\n");
+      batcher.add(a, chunk, 0, 3, 4, READ_TIME_MS);
+      batcher.add(b, chunk, 4, 7, 100, READ_TIME_MS);
+      batcher.add(a, chunk, 8, 13, 10, READ_TIME_MS);
+      batcher.flush();
+      // A second batch starts with empty refs.
+      batcher.add(b, chunk, 0, 3, 104, READ_TIME_MS);
+      batcher.flush();
+    }
+    expect(seen).toEqual([
+      {
+        refs: [
+          ["a/1", 4],
+          ["b/1", 100],
+          ["a/1", 10],
+        ],
+        lines: ["one", "two", "three"],
+      },
+      { refs: [["b/1", 104]], lines: ["one"] },
+      { refs: [], lines: ["one", "two", "three"] },
+      { refs: [], lines: ["one"] },
+    ]);
   });
 });

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Discovery, pathMatcher, rootsOf } from "../src/discovery.js";
+import { Discovery, pathMatcher, rootsOf } from "../src/source/discovery.js";
 import { silentLogger } from "./support/logger.js";
 import { waitFor } from "./support/source-harness.js";
 

@@ -4,8 +4,9 @@
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { MAX_ENCODABLE_SEC } from "../src/batcher.js";
-import { DryRunEncoder, isoNanos, parseDryRunLine } from "../src/dry-run.js";
-import { JsonEncoder, unixNanosString } from "../src/encode-json.js";
+import { formatLabels } from "../src/labels.js";
+import { DryRunEncoder, isoNanos, parseDryRunLine } from "../src/sinks/dry-run/dry-run.js";
+import { JsonEncoder, unixNanosString } from "../src/sinks/loki/encode-json.js";
 import {
   appendEntry,
   type BatchStream,
@@ -14,8 +15,7 @@ import {
   ProtobufEncoder,
   varintSize,
   writeVarint,
-} from "../src/encode-protobuf.js";
-import { formatLabels } from "../src/labels.js";
+} from "../src/sinks/loki/encode-protobuf.js";
 import {
   decodeJsonPush,
   decodeProtobufPush,

@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FINGERPRINT_BYTES, fileId, fingerprintOf, readFingerprint } from "../src/fingerprint.js";
+import { FINGERPRINT_BYTES, fileId, fingerprintOf, readFingerprint } from "../src/source/fingerprint.js";
 
 const scratch = Buffer.alloc(FINGERPRINT_BYTES);
 

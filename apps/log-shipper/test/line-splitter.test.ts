@@ -2,7 +2,7 @@
 // read buffer size, the lines that come out are exactly the lines written (over-long ones cut to
 // their head and flagged), each with the offset just past its terminator.
 import { describe, expect, it } from "vitest";
-import { type LineEmitter, LineSplitter } from "../src/line-splitter.js";
+import { type LineEmitter, LineSplitter } from "../src/source/line-splitter.js";
 import { seededRng, testSeed } from "./support/random.js";
 
 interface Out {

@@ -1,6 +1,6 @@
 // File names that are not valid UTF-8 keep their bytes (surrogateescape) and show as \xNN.
 import { describe, expect, it } from "vitest";
-import { decodeName, displayPath, fsPath } from "../src/path-bytes.js";
+import { decodeName, displayPath, fsPath } from "../src/source/path-bytes.js";
 
 describe("path bytes", () => {
   it.each([

@@ -4,7 +4,7 @@
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SourceFile } from "../src/contracts.js";
-import { parseDryRunLine } from "../src/dry-run.js";
+import { parseDryRunLine } from "../src/sinks/dry-run/dry-run.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
 import { harness, lines, metric, until } from "./support/loki-harness.js";
 

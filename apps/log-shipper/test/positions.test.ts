@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Positions } from "../src/positions.js";
+import { Positions } from "../src/source/positions.js";
 import { silentLogger } from "./support/logger.js";
 
 function fresh() {

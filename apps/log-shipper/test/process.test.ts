@@ -4,7 +4,7 @@
 import { appendFileSync, closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parseDryRunLine } from "../src/dry-run.js";
+import { parseDryRunLine } from "../src/sinks/dry-run/dry-run.js";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
 import { assertBuilt, memoryOf, type Shipper, shipperEnv, spawnShipper } from "./support/process.js";

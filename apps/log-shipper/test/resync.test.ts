@@ -18,9 +18,15 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ANCHOR_BYTES, anchorHash, FINGERPRINT_BYTES, fileId, fingerprintOf } from "../src/fingerprint.js";
-import { FileReader } from "../src/reader.js";
-import { isLineStart } from "../src/tailer.js";
+import {
+  ANCHOR_BYTES,
+  anchorHash,
+  FINGERPRINT_BYTES,
+  fileId,
+  fingerprintOf,
+} from "../src/source/fingerprint.js";
+import { FileReader } from "../src/source/reader.js";
+import { isLineStart } from "../src/source/tailer.js";
 import { RecordingSink, type Source, startSource, waitFor } from "./support/source-harness.js";
 
 const BANNER = "=== service starting ===\n";

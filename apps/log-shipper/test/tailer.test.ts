@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { anchorHash, fileId, fingerprintOf } from "../src/fingerprint.js";
+import { anchorHash, fileId, fingerprintOf } from "../src/source/fingerprint.js";
 import { RecordingSink, type Source, startSource, waitFor } from "./support/source-harness.js";
 
 function lines(prefix: string, from: number, to: number): string {

@@ -5,7 +5,7 @@
 // an incomplete last line is simply read again next time instead of being copied aside.
 import { close, fstat, read, type Stats } from "node:fs";
 import { promisify } from "node:util";
-import type { LineSink, SourceFile } from "./contracts.js";
+import type { LineSink, SourceFile } from "../contracts.js";
 import { ANCHOR_BYTES, anchorHash, readAnchor, readFingerprint } from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
 

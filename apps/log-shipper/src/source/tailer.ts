@@ -14,7 +14,7 @@
 import { close, fstat, stat } from "node:fs";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
-import type { AckListener, LineSink } from "./contracts.js";
+import type { AckListener, LineSink } from "../contracts.js";
 import {
   ANCHOR_BYTES,
   anchorHash,

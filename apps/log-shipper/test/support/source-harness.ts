@@ -4,10 +4,10 @@
 
 import { Registry } from "prom-client";
 import type { AckListener, LineSink, SourceFile } from "../../src/contracts.js";
-import { Discovery } from "../../src/discovery.js";
-import { Positions } from "../../src/positions.js";
-import { createSourceMetrics, type SourceMetrics } from "../../src/source-metrics.js";
-import { Tailer } from "../../src/tailer.js";
+import { Discovery } from "../../src/source/discovery.js";
+import { Positions } from "../../src/source/positions.js";
+import { createSourceMetrics, type SourceMetrics } from "../../src/source/source-metrics.js";
+import { Tailer } from "../../src/source/tailer.js";
 import { silentLogger } from "./logger.js";
 
 export interface RecordedLine {

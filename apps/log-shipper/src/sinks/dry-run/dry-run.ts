@@ -1,9 +1,15 @@
 // Dry run (no destination set): each entry is printed to stdout as one line a person can read —
 // `<time> <labels> <line>`, like `logcli` prints query results — instead of being sent, and each
 // batch is acknowledged right away, so positions advance exactly as they would against a real Loki.
-import { type BatchEncoder, type BatchStream, type EncodedBody, forEachEntry } from "./encode-protobuf.js";
-import { formatLabels } from "./labels.js";
-import type { SendResult, Transport } from "./loki-client.js";
+
+import { formatLabels } from "../../labels.js";
+import {
+  type BatchEncoder,
+  type BatchStream,
+  type EncodedBody,
+  forEachEntry,
+} from "../loki/encode-protobuf.js";
+import type { SendResult, Transport } from "../loki/loki-client.js";
 
 /** RFC 3339 with nanoseconds: `2024-01-31T12:00:00.123456789Z`. */
 export function isoNanos(sec: number, nanos: number): string {

@@ -7,6 +7,7 @@
 // (snappy) or JSON (gzip or not), whichever the encoder wrote.
 import { gunzipSync } from "node:zlib";
 import snappy from "snappy";
+import { formatLabels } from "../../labels.js";
 import {
   appendEntry,
   type BatchStream,
@@ -14,7 +15,6 @@ import {
   forEachEntry,
   GrowableBuffer,
 } from "./encode-protobuf.js";
-import { formatLabels } from "./labels.js";
 
 /** One entry of a decoded body: its stream and its bytes in wire form (see appendEntry). */
 export interface SplitEntry {

@@ -114,6 +114,12 @@ export interface BatchStream {
   /** Entries in wire form (see `appendEntry`); only valid until the batch's streams are reused. */
   readonly entries: Buffer;
   readonly count: number;
+  /**
+   * Only when the sink asked for them (Sink.entryRefs): per entry, in order, the SourceFile id
+   * the line came from and the file offset just past it — a line's stable identity.
+   */
+  readonly fileIds?: readonly string[];
+  readonly offsets?: readonly number[];
 }
 
 /** Read entries back from their wire form (JSON encoding, dry run). */

@@ -13,8 +13,8 @@
 import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
 import { Agent, type Dispatcher, request } from "undici";
+import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
 import type { EncodedBody } from "./encode-protobuf.js";
-import { FileSecret, type SecretSource, secretValue } from "./secret-file.js";
 
 export const PUSH_PATH = "/loki/api/v1/push";
 /** Loki's error message is logged; a body larger than this is cut (and the socket discarded). */

@@ -1,0 +1,71 @@
+// The one contract every destination implements. The fan-out (fanout.ts) gives each destination
+// its own pipeline (pipeline.ts: batcher, queue, retry loop, one request in flight, metrics with
+// the `destination` label); the pipeline asks the destination's Sink only three things:
+//
+//   encode(streams)     a sealed batch → a request body (synchronously, at seal time: the
+//                       streams' entry bytes are reused afterwards). Sealed bodies are kept until
+//                       acknowledged, so encode compactly (compressed).
+//   send(body, signal)  one attempt, classified — errors are values here, never exceptions:
+//                         success    the destination took every entry
+//                         retryable  send the same body again later (429, 5xx, network, timeout;
+//                                    credentials/URL answers that say nothing about the batch)
+//                         failure    the destination will never take this body: dropped, counted
+//                         partial    it took some entries and answered per entry: `dropped`
+//                                    entries are refused for good (counted, `message` logged),
+//                                    `retry` (when present) is a body of only the entries to send
+//                                    again (e.g. Elasticsearch items that got 429) — the pipeline
+//                                    sends it after a backoff and acknowledges the batch's offsets
+//                                    once nothing of it is left to retry.
+//   close()             release connections.
+//
+// A batch's stream labels are the Loki view of a line (static labels, pod labels, `filename`,
+// `level`); each destination maps them onto its own model (OTLP resource/record attributes, ECS
+// fields). `podLabelKeys` tells which keys came from the downward API.
+import type { BatchStream, EncodedBody } from "./loki/encode-protobuf.js";
+import type { SendResult } from "./loki/loki-client.js";
+
+export type { BatchStream, EncodedBody };
+
+/** A destination's name: its `destination` metric label and its key in the positions file. */
+export type SinkName = "loki" | "otlp" | "elasticsearch" | "dry-run";
+
+/** Some entries taken, some refused for good, some to send again. */
+export interface PartialResult {
+  kind: "partial";
+  status: number;
+  /** Entries refused for good (counted as dropped). */
+  dropped: number;
+  /** Why, as a metric label value (e.g. `mapper_parsing_exception`, `rejected`). */
+  reason: string;
+  /** The destination's first message about the refused entries (logged once, cut to ~1 KiB). */
+  message?: string;
+  /** Only the entries to send again, and how many they are. Absent: nothing to retry. */
+  retry?: { body: EncodedBody; lines: number };
+  /** A delay the destination asked for before the retry (Retry-After), in ms. */
+  retryAfterMs?: number;
+}
+
+export type SinkResult = SendResult | PartialResult;
+
+export interface Sink {
+  readonly name: SinkName;
+  /**
+   * Latest own time (epoch seconds) this destination can carry; a line's later time is replaced
+   * by its read time (counted). Loki protobuf: year 9999; nanosecond int64 encodings: 2262.
+   */
+  readonly maxOwnSec: number;
+  /**
+   * When true, each sealed stream carries `fileIds`/`offsets` per entry (what a destination needs
+   * to give each line a stable id, e.g. Elasticsearch `_id`). Off by default: it costs per line.
+   */
+  readonly entryRefs?: boolean;
+  encode(streams: readonly BatchStream[]): EncodedBody;
+  send(body: EncodedBody, signal: AbortSignal): Promise<SinkResult>;
+  close(): Promise<void>;
+}
+
+/** The identity part of a SourceFile id (`dev:ino:fingerprint`), without the reader generation. */
+export function fileIdentity(fileId: string): string {
+  const slash = fileId.lastIndexOf("/");
+  return slash < 0 ? fileId : fileId.slice(0, slash);
+}
