@@ -21,6 +21,7 @@
 // A batch's stream labels are the Loki view of a line (static labels, pod labels, `filename`,
 // `level`); each destination maps them onto its own model (OTLP resource/record attributes, ECS
 // fields). `podLabelKeys` tells which keys came from the downward API.
+import type { Logger } from "pino";
 import type { BatchStream, EncodedBody } from "./loki/encode-protobuf.js";
 import type { SendResult } from "./loki/loki-client.js";
 
@@ -69,3 +70,20 @@ export function fileIdentity(fileId: string): string {
   const slash = fileId.lastIndexOf("/");
   return slash < 0 ? fileId : fileId.slice(0, slash);
 }
+
+/** What every destination is built with (besides its own settings). */
+export interface SinkContext {
+  /** STATIC_LABELS (e.g. `job`). */
+  readonly staticLabels: Readonly<Record<string, string>>;
+  /** From the downward API when set: `namespace`, `pod`, `container`, `node`. */
+  readonly podLabels: Readonly<Record<string, string>>;
+  /** Per-request timeout (the destination's own, or LOKI_TIMEOUT_MS's default). */
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+}
+
+// Each destination's module (src/sinks/<name>/) exports, for config.ts and app.ts to wire:
+//   <name>Schema                    its environment variables (Field objects, as config.ts)
+//   <name>Problems(cfg, env)        cross-checks → ConfigProblem[] (exit 2 at start)
+//   create<Name>Sink(cfg, ctx)      the Sink, or undefined when its endpoint is not set
+//   describe<Name>(cfg)             what the start-up log shows (no secrets)
