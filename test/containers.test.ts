@@ -413,7 +413,9 @@ describe("the pod's containers (docker)", () => {
     ]) {
       expect(shipper, m).toMatch(new RegExp(`^# TYPE ${m} `, "m"));
     }
-    expect(Number(/^log_shipper_sent_lines_total (\S+)$/m.exec(shipper)?.[1])).toBeGreaterThan(0);
+    expect(
+      Number(/^log_shipper_sent_lines_total{destination="loki"} (\S+)$/m.exec(shipper)?.[1]),
+    ).toBeGreaterThan(0);
   }, 90_000);
 
   it("stops in pod order and the shipper delivers every line the app wrote, across a Loki outage, then exits 0", async () => {

@@ -6,8 +6,11 @@ import { type Readiness, StartupError } from "@sidecar/shared";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { type Config, describeConfig } from "./config.js";
+import { FanOut } from "./fanout.js";
 import { HealthServer } from "./http-server.js";
 import { Pipeline } from "./pipeline.js";
+import { createSinkMetrics } from "./sink-metrics.js";
+import { createDestinations, type Destination } from "./sinks/index.js";
 import type { Transport } from "./sinks/loki/loki-client.js";
 import { Discovery } from "./source/discovery.js";
 import { Positions } from "./source/positions.js";
@@ -19,6 +22,8 @@ export interface AppDeps {
   logger: Logger;
   /** Replaces the Loki client (tests, benchmarks). */
   transport?: Transport;
+  /** Replaces the destinations the configuration enables (tests). */
+  destinations?: Destination[];
   /** Where the dry run prints batches (stdout by default). */
   dryRunOut?: NodeJS.WritableStream;
   /** Process metrics (off in tests that build several apps in one process). */
@@ -41,7 +46,7 @@ export interface App {
   readonly server: HealthServer;
   readonly positions: Positions;
   readonly tailer: Tailer;
-  readonly pipeline: Pipeline;
+  readonly pipeline: FanOut;
   /** Listening address once started (when listening). */
   address: string | null;
   start(): Promise<void>;
@@ -71,34 +76,51 @@ export function buildApp(config: Config, deps: AppDeps): App {
   if (config.podName) podLabels.pod = config.podName;
   if (config.containerName) podLabels.container = config.containerName;
   if (config.nodeName) podLabels.node = config.nodeName;
-  const pipeline = new Pipeline({
-    ...(config.lokiEndpoint !== undefined ? { endpoint: config.lokiEndpoint } : {}),
-    encoding: config.lokiEncoding,
-    compression: config.lokiCompression,
-    ...(config.lokiTenantId !== undefined ? { tenantId: config.lokiTenantId } : {}),
-    ...(config.lokiUsername !== undefined ? { username: config.lokiUsername } : {}),
-    ...(config.lokiPassword !== undefined ? { password: config.lokiPassword } : {}),
-    ...(config.lokiBearerToken !== undefined ? { bearerToken: config.lokiBearerToken } : {}),
-    ...(config.lokiCa !== undefined ? { ca: config.lokiCa } : {}),
-    timeoutMs: config.lokiTimeoutMs,
-    retryMinMs: config.retryMinMs,
-    retryMaxMs: config.retryMaxMs,
-    batchWaitMs: config.batchWaitMs,
-    batchMaxBytes: config.batchMaxBytes,
-    maxBufferBytes: config.maxBufferBytes,
-    staticLabels: config.staticLabels,
-    podLabels,
-    registry,
-    logger: logger.child({ component: "pipeline" }),
+  const sinkMetrics = createSinkMetrics(registry);
+  const pipeline = new FanOut({
     ack: {
-      acknowledged: (id, offset) => tailer?.acknowledged(id, offset),
+      acknowledged: (id, offset, ahead) => tailer?.acknowledged(id, offset, ahead),
       persisted: async () => {
         await positions.save();
       },
     },
-    ...(deps.transport !== undefined ? { transport: deps.transport } : {}),
-    ...(deps.dryRunOut !== undefined ? { dryRunOut: deps.dryRunOut } : {}),
+    logger: logger.child({ component: "fanout" }),
+    metrics: sinkMetrics,
   });
+  const destinations =
+    deps.destinations ??
+    createDestinations(
+      config,
+      { staticLabels: config.staticLabels, podLabels, timeoutMs: config.lokiTimeoutMs, logger },
+      {
+        ...(deps.transport !== undefined ? { lokiTransport: deps.transport } : {}),
+        ...(deps.dryRunOut !== undefined ? { dryRunOut: deps.dryRunOut } : {}),
+      },
+    );
+  for (const d of destinations) {
+    const name = d.sink.name;
+    pipeline.add(
+      new Pipeline({
+        sink: d.sink,
+        timeoutMs: config.lokiTimeoutMs,
+        retryMinMs: config.retryMinMs,
+        retryMaxMs: config.retryMaxMs,
+        batchWaitMs: config.batchWaitMs,
+        batchMaxBytes: config.batchMaxBytes,
+        maxBufferBytes: config.maxBufferBytes,
+        staticLabels: config.staticLabels,
+        podLabels,
+        registry,
+        metrics: sinkMetrics,
+        // One destination: the log lines look as they always did; several: each says which.
+        logger: logger.child(
+          destinations.length > 1 ? { component: "pipeline", destination: name } : { component: "pipeline" },
+        ),
+        ack: pipeline.listenerFor(name),
+      }),
+      d.whenFull,
+    );
+  }
 
   const sourceMetrics = createSourceMetrics(
     registry,
@@ -178,7 +200,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
       starting ??= (async () => {
         if (pipeline.dryRun) {
           logger.warn(
-            "LOKI_ENDPOINT is unset: dry run — batches are printed to stdout, nothing is sent to Loki",
+            "no destination is set (LOKI_ENDPOINT, OTLP_ENDPOINT, ES_ENDPOINT): dry run — lines are printed to stdout, nothing is sent",
           );
         }
         logger.info({ config: describeConfig(config) }, "log shipper starting");

@@ -107,6 +107,9 @@ const schema = {
   lokiBearerToken: credentialFile("LOKI_BEARER_TOKEN_FILE"),
   lokiCa: caFile("LOKI_CA_FILE"),
   lokiTimeoutMs: int("LOKI_TIMEOUT_MS", { default: 10_000, min: 1, max: 600_000 }),
+  // block: reading pauses while Loki's unacknowledged bytes are at MAX_BUFFER_BYTES (lossless);
+  // drop: best-effort, what Loki cannot hold is dropped for it alone (other destinations go on).
+  lokiWhenFull: oneOf("LOKI_WHEN_FULL", ["block", "drop"] as const, { default: "block" }),
   retryMinMs: int("RETRY_MIN_MS", { default: 500, min: 1, max: 3_600_000 }),
   retryMaxMs: int("RETRY_MAX_MS", { default: 300_000, min: 1, max: 86_400_000 }),
   maxBufferBytes: int("MAX_BUFFER_BYTES", { default: 16_777_216, min: 65_536, max: 1024 * 1024 * 1024 }),

@@ -51,6 +51,12 @@ export interface LineSink {
 
   /** Seal the open batch now (used at shutdown after every file was read to its end). */
   flush(): void;
+
+  /**
+   * Optional (several destinations): reading of `file` resumes at its saved offset, and these
+   * destinations had acknowledged more (saved `ahead` offsets): they are not sent those lines again.
+   */
+  resume?(file: SourceFile, ahead: Readonly<Record<string, number>>): void;
 }
 
 /** What the sink calls when Loki acknowledged (or permanently rejected) everything up to `offset`. */
@@ -58,9 +64,12 @@ export interface AckListener {
   /**
    * Every line of `fileId` up to file offset `offset` is done (acknowledged by Loki, or dropped
    * for good after a 4xx — a dropped line is counted, never retried, and must not block commits).
-   * Calls for one file arrive in increasing offset order.
+   * Calls for one file arrive in increasing offset order (equal when only `ahead` changed).
+   * `ahead` (several destinations only): the destinations that have more of the file than
+   * `offset`, with their own offsets — saved with the position, handed back through
+   * LineSink.resume after a restart.
    */
-  acknowledged(fileId: string, offset: number): void;
+  acknowledged(fileId: string, offset: number, ahead?: Readonly<Record<string, number>>): void;
   /**
    * Resolves once every acknowledgement made so far is durable (the positions file written, or
    * the write failed and was reported). The sink sends its next batch only then, so a kill -9

@@ -38,17 +38,17 @@ import { readFileSync } from "node:fs";
 import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
 import type { Registry } from "prom-client";
 import type { Dispatcher } from "undici";
-import { Batcher, MAX_ENCODABLE_SEC, type SealedBatch } from "./batcher.js";
+import { Batcher, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { baseLabels } from "./labels.js";
 import { LogLimiter } from "./log-limiter.js";
 import type { SecretSource } from "./secret-file.js";
 import { createSinkMetrics, type SinkMetrics } from "./sink-metrics.js";
-import { DryRunEncoder, DryRunTransport } from "./sinks/dry-run/dry-run.js";
-import { decodeBody, describeEntry, part } from "./sinks/loki/batch-split.js";
-import { JsonEncoder } from "./sinks/loki/encode-json.js";
-import { type BatchEncoder, type EncodedBody, ProtobufEncoder } from "./sinks/loki/encode-protobuf.js";
+import { DryRunSink } from "./sinks/dry-run/dry-run.js";
+import type { EncodedBody } from "./sinks/loki/encode-protobuf.js";
 import { LokiClient, type SendResult, type Transport } from "./sinks/loki/loki-client.js";
+import { LokiSink } from "./sinks/loki/loki-sink.js";
+import type { PartialResult, Sink, SinkResult } from "./sinks/sink.js";
 
 /** The same retry reason or drop message is logged at most once per this interval (counted between). */
 export const REPEAT_LOG_INTERVAL_MS = 30_000;
@@ -56,11 +56,16 @@ export const REPEAT_LOG_INTERVAL_MS = 30_000;
 export const RETRY_AFTER_MAX_MS = 3_600_000;
 
 export interface PipelineOptions {
+  /**
+   * The destination. When omitted it is built from the Loki settings below: Loki when `endpoint`
+   * (or `transport`) is given, else the dry run.
+   */
+  sink?: Sink;
   /** Loki push URL (a bare base URL gets /loki/api/v1/push). Unset = dry run. */
   endpoint?: URL;
-  encoding: "protobuf" | "json";
+  encoding?: "protobuf" | "json";
   /** For JSON only (protobuf is always snappy). */
-  compression: "gzip" | "none";
+  compression?: "gzip" | "none";
   tenantId?: string;
   username?: string;
   /** Password: the LOKI_PASSWORD_FILE (followed as it changes), or the password itself. */
@@ -89,6 +94,8 @@ export interface PipelineOptions {
   dispatcher?: Dispatcher;
   /** Replaces the Loki client / dry run (tests, benchmarks). */
   transport?: Transport;
+  /** Shared metrics (one set per registry, labelled by destination); created when omitted. */
+  metrics?: SinkMetrics;
   /** Backoff jitter source (tests). */
   random?: () => number;
 }
@@ -126,11 +133,12 @@ interface QueuedBatch {
 
 export class Pipeline implements LineSink {
   readonly dryRun: boolean;
+  readonly sink: Sink;
   private readonly opts: PipelineOptions;
   private readonly log: Logger;
-  private readonly encoder: BatchEncoder;
-  private readonly transport: Transport;
   private readonly batcher: Batcher;
+  /** `{ destination }`, the label every metric of this pipeline carries. */
+  private readonly dest: { destination: string };
   private readonly metrics: SinkMetrics;
   private readonly queue: QueuedBatch[] = [];
   private readonly drainListeners: (() => void)[] = [];
@@ -163,39 +171,19 @@ export class Pipeline implements LineSink {
   constructor(opts: PipelineOptions) {
     this.opts = opts;
     this.log = opts.logger;
-    this.dryRun = opts.endpoint === undefined && opts.transport === undefined;
-    if (this.dryRun) {
-      this.encoder = new DryRunEncoder();
-    } else if (opts.encoding === "json") {
-      this.encoder = new JsonEncoder(opts.compression);
-    } else {
-      this.encoder = new ProtobufEncoder();
-    }
-    if (opts.transport !== undefined) {
-      this.transport = opts.transport;
-    } else if (opts.endpoint === undefined) {
-      this.transport = new DryRunTransport(opts.dryRunOut ?? process.stdout);
-    } else {
-      this.transport = new LokiClient({
-        endpoint: opts.endpoint,
-        timeoutMs: opts.timeoutMs,
-        ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
-        ...(opts.username !== undefined ? { username: opts.username } : {}),
-        ...(opts.password !== undefined ? { password: opts.password } : {}),
-        ...(opts.bearerToken !== undefined ? { bearerToken: opts.bearerToken } : {}),
-        ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
-        ...(opts.ca !== undefined || opts.caFile !== undefined ? { ca: readCa(opts) } : {}),
-      });
-    }
+    this.sink = opts.sink ?? lokiOrDryRun(opts);
+    this.dryRun = this.sink.name === "dry-run";
+    this.dest = { destination: this.sink.name };
     this.batcher = new Batcher({
       baseLabels: baseLabels(opts.staticLabels, opts.podLabels),
       batchMaxBytes: opts.batchMaxBytes,
       batchWaitMs: opts.batchWaitMs,
-      maxOwnSec:
-        opts.encoding === "json" && !this.dryRun ? MAX_ENCODABLE_SEC.json : MAX_ENCODABLE_SEC.protobuf,
+      maxOwnSec: this.sink.maxOwnSec,
+      ...(this.sink.entryRefs === true ? { entryRefs: true } : {}),
       onSeal: (b) => this.onSeal(b),
     });
-    this.metrics = createSinkMetrics(opts.registry, () => ({
+    this.metrics = opts.metrics ?? createSinkMetrics(opts.registry);
+    this.metrics.watch(this.sink.name, () => ({
       pendingBytes: this.pending,
       queuedBatches: this.queue.length,
       openBatchBytes: this.batcher.openBytes,
@@ -272,7 +260,7 @@ export class Pipeline implements LineSink {
     this.closing ??= (async () => {
       this.stop();
       await this.loop;
-      await this.transport.close();
+      await this.sink.close();
     })();
     return this.closing;
   }
@@ -308,11 +296,11 @@ export class Pipeline implements LineSink {
   }
 
   private onSeal(batch: SealedBatch): void {
-    const body = this.encoder.encode(batch.streams);
+    const body = this.sink.encode(batch.streams);
     this.counters.linesRepaired += batch.repairedLines;
     if (batch.replacedTimestamps > 0) {
       this.counters.timestampsReplaced += batch.replacedTimestamps;
-      this.metrics.timestampsReplaced.inc(batch.replacedTimestamps);
+      this.metrics.timestampsReplaced.inc(this.dest, batch.replacedTimestamps);
       if (this.replacedLog.shouldLog("replaced")) {
         const suppressed = this.replacedLog.take();
         this.log.warn(
@@ -352,89 +340,140 @@ export class Pipeline implements LineSink {
 
   private async run(): Promise<void> {
     const signal = this.abort.signal;
+    const dest = this.sink.name;
     while (this.queue.length > 0 && !this.stopped) {
       const head = this.queue[0] as QueuedBatch;
       const t0 = performance.now();
-      let result: SendResult;
+      let result: SinkResult;
       try {
-        result = await this.transport.send(head.body, signal);
+        result = await this.sink.send(head.body, signal);
       } catch (err) {
-        // A transport must return values; a throw is a bug, but must not wedge the pipeline.
+        // A sink must return values; a throw is a bug, but must not wedge the pipeline.
         result = { kind: "retryable", reason: "error", message: String(err) };
       }
       const seconds = (performance.now() - t0) / 1000;
       if (result.kind === "success") {
-        this.metrics.sendDuration.observe({ outcome: "success" }, seconds);
-        this.onSuccess(head, result.status);
+        this.metrics.sendDuration.observe({ destination: dest, outcome: "success" }, seconds);
+        this.onSuccess(head, head.lines);
+        this.complete(head);
         await this.persisted();
+      } else if (result.kind === "partial") {
+        this.metrics.sendDuration.observe({ destination: dest, outcome: "partial" }, seconds);
+        if (this.onPartial(head, result)) {
+          this.complete(head);
+          await this.persisted();
+        } else {
+          if (this.stopped) break;
+          await this.backoff(head, { kind: "retryable", reason: "partial", ...retryAfter(result) }, signal);
+        }
       } else if (result.kind === "failure") {
-        const named = lokiEntryVerdict(result.message);
+        const named = this.sink.refusedEntries?.(result.message);
         if (named === undefined && head.lines > 1 && this.split(head)) {
-          this.metrics.sendDuration.observe({ outcome: "split" }, seconds);
+          this.metrics.sendDuration.observe({ destination: dest, outcome: "split" }, seconds);
           continue;
         }
-        this.metrics.sendDuration.observe({ outcome: "dropped" }, seconds);
+        this.metrics.sendDuration.observe({ destination: dest, outcome: "dropped" }, seconds);
         this.onDropped(head, result, named);
         await this.persisted();
       } else {
         if (this.stopped) break; // aborted by drain's deadline or close(): not a failure to report
-        this.metrics.sendDuration.observe({ outcome: "retry" }, seconds);
-        await this.onRetry(head, result, signal);
+        this.metrics.sendDuration.observe({ destination: dest, outcome: "retry" }, seconds);
+        await this.backoff(head, result, signal);
       }
     }
   }
 
-  private onSuccess(head: QueuedBatch, _status: number): void {
+  /** `lines` of the head batch were taken by the destination. */
+  private onSuccess(head: QueuedBatch, lines: number): void {
     const now = Date.now();
     const c = this.counters;
-    c.linesSent += head.lines;
+    const d = this.dest;
+    c.linesSent += lines;
     c.bytesSent += head.lineBytes;
     c.batchesSent++;
     c.lastSuccessMs = now;
     const m = this.metrics;
-    m.sentLines.inc(head.lines);
-    m.sentBytes.inc(head.lineBytes);
-    m.requestBytes.inc(head.body.body.length);
-    m.batches.inc({ outcome: "success" });
-    m.lastSuccess.set(now / 1000);
+    m.sentLines.inc(d, lines);
+    m.sentBytes.inc(d, head.lineBytes);
+    m.requestBytes.inc(d, head.body.body.length);
+    m.batches.inc({ destination: d.destination, outcome: "success" });
+    m.lastSuccess.set(d, now / 1000);
     if (this.attempt > 0) {
       this.log.info(
         { failedAttempts: this.attempt, outageMs: now - this.outageStartMs },
-        "Loki accepts batches again",
+        `${this.sink.title} accepts batches again`,
       );
       this.attempt = 0;
       this.retryLog.reset();
     }
-    this.complete(head);
+  }
+
+  /**
+   * The destination took some entries and refused others (counted, logged). True when the batch
+   * is done; false when some entries are to be sent again — the head then carries only those.
+   */
+  private onPartial(head: QueuedBatch, result: PartialResult): boolean {
+    const c = this.counters;
+    const retryLines = result.retry?.lines ?? 0;
+    const dropped = Math.min(result.dropped, head.lines - retryLines);
+    const taken = head.lines - retryLines - dropped;
+    if (dropped > 0) {
+      c.linesDropped += dropped;
+      this.metrics.droppedLines.inc({ destination: this.sink.name, reason: result.reason }, dropped);
+      if (this.dropLog.shouldLog(`${result.reason} ${result.message ?? ""}`)) {
+        const suppressed = this.dropLog.take();
+        this.log.error(
+          {
+            status: result.status,
+            reason: result.reason,
+            lines: dropped,
+            stored: taken,
+            ...(retryLines > 0 ? { retrying: retryLines } : {}),
+            ...(result.message !== undefined ? { destinationMessage: result.message } : {}),
+            ...(suppressed > 0 ? { suppressed } : {}),
+          },
+          `${this.sink.title} refused entries of a batch for good (it stored the others); dropped them`,
+        );
+      }
+    }
+    if (result.retry === undefined || retryLines === 0) {
+      this.onSuccess(head, taken);
+      return true;
+    }
+    // Only the entries still to send stay queued; the batch's offsets wait for them.
+    if (taken > 0) {
+      c.linesSent += taken;
+      this.metrics.sentLines.inc(this.dest, taken);
+    }
+    this.queue[0] = { ...head, body: result.retry.body, lines: retryLines };
+    return false;
   }
 
   /**
    * Replace the head batch by its two halves (sent next, in order). The first half acknowledges
    * nothing; the second carries the batch's acknowledgements and pending bytes, so offsets move
-   * only once every part is done. False when the body cannot be read back (then it is dropped).
+   * only once every part is done. False when the sink cannot split it (then it is dropped).
    */
   private split(head: QueuedBatch): boolean {
-    let decoded: ReturnType<typeof decodeBody>;
+    if (this.sink.split === undefined) return false;
+    let halves: ReturnType<NonNullable<Sink["split"]>>;
     try {
-      decoded = decodeBody(head.body);
+      halves = this.sink.split(head.body);
     } catch (err) {
       this.log.error({ err }, "cannot read a rejected batch back to split it");
       return false;
     }
-    const n = decoded.entries.length;
-    if (n < 2) return false;
-    const mid = Math.ceil(n / 2);
-    const a = part(decoded, 0, mid);
-    const b = part(decoded, mid, n);
+    if (halves === undefined) return false;
+    const [a, b] = halves;
     const first: QueuedBatch = {
-      body: this.encoder.encode(a.streams),
+      body: a.body,
       acks: [],
       lines: a.lines,
       lineBytes: a.lineBytes,
       pendingBytes: 0,
     };
     const second: QueuedBatch = {
-      body: this.encoder.encode(b.streams),
+      body: b.body,
       acks: head.acks,
       lines: b.lines,
       lineBytes: b.lineBytes,
@@ -442,59 +481,60 @@ export class Pipeline implements LineSink {
     };
     this.queue.splice(0, 1, first, second);
     this.counters.batchesSplit++;
-    this.metrics.batches.inc({ outcome: "split" });
+    this.metrics.batches.inc({ destination: this.sink.name, outcome: "split" });
     return true;
   }
 
   private onDropped(
     head: QueuedBatch,
     result: Extract<SendResult, { kind: "failure" }>,
-    /** Entries Loki's per-entry verdict names (it stored the others), when it gave one. */
+    /** Entries the destination's per-entry verdict names (it stored the others), when it gave one. */
     named?: number,
   ): void {
     const c = this.counters;
+    const d = this.sink.name;
     const dropped = named === undefined ? head.lines : Math.min(named, head.lines);
     c.batchesDropped++;
     c.linesDropped += dropped;
-    this.metrics.batches.inc({ outcome: "dropped" });
-    this.metrics.droppedLines.inc({ reason: result.reason }, dropped);
+    this.metrics.batches.inc({ destination: d, outcome: "dropped" });
+    this.metrics.droppedLines.inc({ destination: d, reason: result.reason }, dropped);
     if (dropped < head.lines) {
-      // Loki stored the rest of the push (its validation drops single entries).
+      // The destination stored the rest (Loki's validation drops single entries).
       c.linesSent += head.lines - dropped;
-      this.metrics.sentLines.inc(head.lines - dropped);
+      this.metrics.sentLines.inc(this.dest, head.lines - dropped);
     }
     if (this.dropLog.shouldLog(`${result.status} ${result.message}`)) {
       const suppressed = this.dropLog.take();
-      let example: ReturnType<typeof describeEntry> | undefined;
-      if (head.lines === 1) {
+      let example: unknown;
+      if (head.lines === 1 && this.sink.example !== undefined) {
         try {
-          const e = decodeBody(head.body).entries[0];
-          if (e !== undefined) example = describeEntry(e);
+          example = this.sink.example(head.body);
         } catch {
           // the example is best effort
         }
       }
+      const loki = this.sink.name === "loki";
       this.log.error(
         {
           status: result.status,
           reason: result.reason,
           lines: dropped,
-          ...(dropped < head.lines ? { storedByLoki: head.lines - dropped } : {}),
-          lokiMessage: result.message,
+          ...(dropped < head.lines ? { [loki ? "storedByLoki" : "stored"]: head.lines - dropped } : {}),
+          [loki ? "lokiMessage" : "destinationMessage"]: result.message,
           ...(example !== undefined ? { example } : {}),
           ...(suppressed > 0 ? { suppressed } : {}),
         },
         named !== undefined
-          ? "Loki refused entries of a batch for good (it stored the others); dropped them"
-          : "Loki rejected a batch for good; dropped it",
+          ? `${this.sink.title} refused entries of a batch for good (it stored the others); dropped them`
+          : `${this.sink.title} rejected a batch for good; dropped it`,
       );
     }
-    // A 4xx is Loki judging this batch, not Loki being away: the outage bookkeeping resets.
+    // A 4xx is the destination judging this batch, not being away: the outage bookkeeping resets.
     this.attempt = 0;
     this.complete(head);
   }
 
-  private async onRetry(
+  private async backoff(
     head: QueuedBatch,
     result: Extract<SendResult, { kind: "retryable" }>,
     signal: AbortSignal,
@@ -503,10 +543,11 @@ export class Pipeline implements LineSink {
     if (this.attempt === 0) this.outageStartMs = Date.now();
     this.attempt++;
     this.counters.retries++;
-    this.metrics.batches.inc({ outcome: "retry" });
-    this.metrics.retries.inc({ reason: result.reason });
-    // Loki (or the gateway in front) said when to come back: that is honoured in full, even past
-    // RETRY_MAX_MS (which bounds our own guesses, not Loki's answer); only a sanity cap applies.
+    this.metrics.batches.inc({ destination: this.sink.name, outcome: "retry" });
+    this.metrics.retries.inc({ destination: this.sink.name, reason: result.reason });
+    // The destination (or the gateway in front) said when to come back: that is honoured in
+    // full, even past RETRY_MAX_MS (which bounds our own guesses, not its answer); only a sanity
+    // cap applies.
     const delayMs =
       result.retryAfterMs !== undefined
         ? Math.min(RETRY_AFTER_MAX_MS, Math.max(retryMinMs, result.retryAfterMs))
@@ -528,11 +569,13 @@ export class Pipeline implements LineSink {
           delayMs,
           ...(result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {}),
           lines: head.lines,
-          ...(result.message ? { lokiMessage: result.message } : {}),
+          ...(result.message
+            ? { [this.sink.name === "loki" ? "lokiMessage" : "destinationMessage"]: result.message }
+            : {}),
           ...(result.hint !== undefined ? { hint: result.hint } : {}),
           ...(suppressed > 0 ? { suppressed } : {}),
         },
-        "push to Loki failed; retrying",
+        `push to ${this.sink.title} failed; retrying`,
       );
     }
     await sleep(delayMs, signal);
@@ -579,6 +622,30 @@ export class Pipeline implements LineSink {
   }
 }
 
+/** The sink the Loki settings describe: Loki (or a given transport), else the dry run. */
+function lokiOrDryRun(opts: PipelineOptions): Sink {
+  if (opts.endpoint === undefined && opts.transport === undefined) {
+    return new DryRunSink(opts.dryRunOut ?? process.stdout);
+  }
+  const transport =
+    opts.transport ??
+    new LokiClient({
+      endpoint: opts.endpoint as URL,
+      timeoutMs: opts.timeoutMs,
+      ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
+      ...(opts.username !== undefined ? { username: opts.username } : {}),
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+      ...(opts.bearerToken !== undefined ? { bearerToken: opts.bearerToken } : {}),
+      ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
+      ...(opts.ca !== undefined || opts.caFile !== undefined ? { ca: readCa(opts) } : {}),
+    });
+  return new LokiSink(transport, opts.encoding ?? "protobuf", opts.compression ?? "gzip");
+}
+
+function retryAfter(r: PartialResult): { retryAfterMs?: number } {
+  return r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {};
+}
+
 function readCa(opts: PipelineOptions): string {
   if (opts.ca !== undefined) return opts.ca;
   const file = opts.caFile as string;
@@ -587,18 +654,4 @@ function readCa(opts: PipelineOptions): string {
   } catch (err) {
     throw new StartupError(`LOKI_CA_FILE=${file}: cannot read the CA file (${(err as Error).message})`);
   }
-}
-
-/**
- * When a 4xx answer is Loki's per-entry validation verdict — `entry for stream '…' has timestamp
- * too old: …`, `Max entry size '…' bytes exceeded for stream '…'`, grouped as `N errors like: …;
- * M errors like: …` — Loki stored every other entry of the push (its distributor validates
- * entries one by one and pushes the valid ones before answering). Returns how many entries it
- * refused, or undefined when the answer is anything else (a decode error: nothing stored).
- */
-export function lokiEntryVerdict(message: string): number | undefined {
-  if (!/^(?:\d+ errors like: )?(?:entry for stream '|Max entry size ')/.test(message)) return undefined;
-  let n = 0;
-  for (const m of message.matchAll(/(?:^|; )(\d+) errors like: /g)) n += Number(m[1]);
-  return n > 0 ? n : 1;
 }

@@ -52,7 +52,7 @@ describe("log shipper app", () => {
 
     const m = (await app.server.inject({ method: "GET", url: "/metrics" })).body;
     expect(m).toMatch(/^log_shipper_lines_read_total 3$/m);
-    expect(m).toMatch(/^log_shipper_sent_lines_total 3$/m);
+    expect(m).toMatch(/^log_shipper_sent_lines_total{destination="loki"} 3$/m);
     expect(m).toMatch(/^log_shipper_files_watched 1$/m);
     expect(m).toContain(`log_shipper_file_lag_bytes{path="${p}"} 0`);
     expect(m).toMatch(/^log_shipper_file_events_total\{event="found"\} 1$/m);

@@ -5,7 +5,7 @@
 // entries were bad until only those are dropped, and takes Loki's per-entry verdict as what it
 // is — the rest was stored. Offsets move only once the rest of the batch is acknowledged.
 import { afterEach, describe, expect, it } from "vitest";
-import { lokiEntryVerdict } from "../src/pipeline.js";
+import { lokiEntryVerdict } from "../src/sinks/loki/loki-sink.js";
 import { type FakeLoki, LOKI_REJECT_OLD_SAMPLES_MAX_AGE_MS, startFakeLoki } from "./support/fake-loki.js";
 import { harness, metric } from "./support/loki-harness.js";
 

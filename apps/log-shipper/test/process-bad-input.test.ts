@@ -118,7 +118,7 @@ describe("log shipper process: bad input (dist/main.js)", () => {
       expect(sentMs).toBeGreaterThanOrEqual(now - 1000);
       expect(sentMs).toBeLessThanOrEqual(Date.now());
       const metrics = (await fetchFrom(s, "/metrics")).text;
-      expect(metrics).toMatch(/^log_shipper_timestamps_replaced_total 1$/m);
+      expect(metrics).toMatch(/^log_shipper_timestamps_replaced_total{destination="loki"} 1$/m);
       expect(metrics).not.toMatch(/^log_shipper_dropped_lines_total\{/m);
       s.child.kill("SIGTERM");
       expect((await s.exited).code).toBe(0);

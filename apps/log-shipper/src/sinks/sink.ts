@@ -60,9 +60,31 @@ export interface Sink {
    * to give each line a stable id, e.g. Elasticsearch `_id`). Off by default: it costs per line.
    */
   readonly entryRefs?: boolean;
+  /** How logs name it: "Loki", "OTLP", "Elasticsearch", "the dry run". */
+  readonly title: string;
   encode(streams: readonly BatchStream[]): EncodedBody;
   send(body: EncodedBody, signal: AbortSignal): Promise<SinkResult>;
   close(): Promise<void>;
+  /**
+   * Optional, for a destination whose 4xx does not say which entries were bad (Loki: a decode
+   * error fails the whole push): the body in two halves, each sent again, so one bad entry never
+   * costs the good ones. Undefined when it cannot be split.
+   */
+  split?(body: EncodedBody): [BodyPart, BodyPart] | undefined;
+  /**
+   * Optional: when a `failure` message is a per-entry verdict (the destination stored every other
+   * entry of the body), how many entries it refused; undefined otherwise.
+   */
+  refusedEntries?(message: string): number | undefined;
+  /** Optional: the one entry of a single-entry body, for the drop log's example. */
+  example?(body: EncodedBody): unknown;
+}
+
+/** One half of a split body. */
+export interface BodyPart {
+  body: EncodedBody;
+  lines: number;
+  lineBytes: number;
 }
 
 /** The identity part of a SourceFile id (`dev:ino:fingerprint`), without the reader generation. */

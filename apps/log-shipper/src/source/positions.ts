@@ -28,6 +28,12 @@ export interface PositionEntry {
    */
   anchorOffset?: number;
   anchor?: string;
+  /**
+   * With several destinations: those that acknowledged more of the file than `offset` (the least
+   * any destination has), by destination name. Reading resumes at `offset`; these get nothing
+   * up to their own offset again. Absent with one destination.
+   */
+  ahead?: Record<string, number>;
 }
 
 export interface Anchor {
@@ -176,11 +182,17 @@ export class Positions {
    * Move the acknowledged offset forward (never backward), with the anchor of where reading stands
    * now (at or past `offset`) when the caller knows it.
    */
-  commit(id: string, offset: number, anchor?: Anchor): void {
+  commit(id: string, offset: number, anchor?: Anchor, ahead?: Readonly<Record<string, number>>): void {
     const e = this.entries.get(id);
-    if (e === undefined || offset <= e.offset) return;
-    e.offset = offset;
-    if (anchor !== undefined && anchor.offset >= offset) setAnchor(e, anchor);
+    if (e === undefined) return;
+    const aheadMoved = ahead !== undefined && !sameAhead(e.ahead, ahead, Math.max(offset, e.offset));
+    if (offset <= e.offset && !aheadMoved) return;
+    if (offset > e.offset) {
+      e.offset = offset;
+      if (anchor !== undefined && anchor.offset >= offset) setAnchor(e, anchor);
+    }
+    if (ahead !== undefined) setAhead(e, ahead);
+    else if (e.ahead !== undefined) setAhead(e, e.ahead);
     this.dirty = true;
     // While auto-saving, an acknowledgement is written out right away (acknowledgements of one
     // tick coalesced, one write at a time): after a kill -9 only the batch in flight comes again,
@@ -317,6 +329,13 @@ function parse(text: string): PositionsFileV1 | null {
     ) {
       setAnchor(entry, { offset: e.anchorOffset, hash: e.anchor });
     }
+    if (typeof e.ahead === "object" && e.ahead !== null) {
+      const ahead: Record<string, number> = {};
+      for (const [k, v] of Object.entries(e.ahead as Record<string, unknown>)) {
+        if (typeof v === "number" && Number.isSafeInteger(v)) ahead[k] = v;
+      }
+      setAhead(entry, ahead);
+    }
     files.push(entry);
   }
   return { version: 1, savedAt: typeof d.savedAt === "string" ? d.savedAt : "", files };
@@ -385,4 +404,29 @@ async function readPositionsText(path: string): Promise<string> {
   } finally {
     await fh.close();
   }
+}
+
+/** Keep only destinations further on than the entry's offset (none: no `ahead` at all). */
+function setAhead(e: PositionEntry, ahead: Readonly<Record<string, number>>): void {
+  let kept: Record<string, number> | undefined;
+  for (const [k, v] of Object.entries(ahead)) {
+    if (v > e.offset) {
+      kept ??= {};
+      kept[k] = v;
+    }
+  }
+  if (kept === undefined) delete e.ahead;
+  else e.ahead = kept;
+}
+
+function sameAhead(
+  a: Readonly<Record<string, number>> | undefined,
+  b: Readonly<Record<string, number>>,
+  offset: number,
+): boolean {
+  const ka = Object.entries(a ?? {}).filter(([, v]) => v > offset);
+  const kb = Object.entries(b).filter(([, v]) => v > offset);
+  if (ka.length !== kb.length) return false;
+  for (const [k, v] of ka) if (b[k] !== v) return false;
+  return true;
 }

@@ -220,7 +220,7 @@ export class Tailer implements AckListener {
   }
 
   /** AckListener: the sink says everything of `fileId` up to `offset` is done. */
-  acknowledged(id: string, offset: number): void {
+  acknowledged(id: string, offset: number, ahead?: Readonly<Record<string, number>>): void {
     const r = this.byId.get(id);
     if (r === undefined) return; // a reader fully acknowledged and forgotten: nothing to move
     // An acknowledgement past what this reader has read cannot be its own (defensive).
@@ -230,7 +230,7 @@ export class Tailer implements AckListener {
       r.ackJump = null;
     }
     if (offset > r.acked) r.acked = offset;
-    this.commit(r, offset);
+    this.commit(r, offset, ahead);
     if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
     const copies = this.copiesOf.get(id);
     if (copies !== undefined) {
@@ -250,9 +250,9 @@ export class Tailer implements AckListener {
    * over (the file was truncated and rewritten with the same first line): then this offset is of
    * content that no longer exists.
    */
-  private commit(r: FileReader, offset: number): void {
+  private commit(r: FileReader, offset: number, ahead?: Readonly<Record<string, number>>): void {
     if (this.byKey.get(r.key) !== r) return;
-    this.opts.positions.commit(r.key, offset, r.anchorAt());
+    this.opts.positions.commit(r.key, offset, r.anchorAt(), ahead);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -837,6 +837,10 @@ export class Tailer implements AckListener {
       ...(anchor !== null ? { anchor } : {}),
     });
     positions.track(id, fp, path, acked, r.anchorAt());
+    // Destinations that had more of the file than the saved offset are not sent it again.
+    if (resumed && holdFor === null && inherit === null && known?.ahead !== undefined) {
+      this.opts.sink.resume?.(r, known.ahead);
+    }
     if (holdFor !== null) {
       r.holdFor = holdFor;
       r.verifiedTo = offset;

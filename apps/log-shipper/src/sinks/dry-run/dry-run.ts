@@ -2,6 +2,7 @@
 // `<time> <labels> <line>`, like `logcli` prints query results — instead of being sent, and each
 // batch is acknowledged right away, so positions advance exactly as they would against a real Loki.
 
+import { MAX_ENCODABLE_SEC } from "../../batcher.js";
 import { formatLabels } from "../../labels.js";
 import {
   type BatchEncoder,
@@ -10,6 +11,7 @@ import {
   forEachEntry,
 } from "../loki/encode-protobuf.js";
 import type { SendResult, Transport } from "../loki/loki-client.js";
+import type { Sink, SinkResult } from "../sink.js";
 
 /** RFC 3339 with nanoseconds: `2024-01-31T12:00:00.123456789Z`. */
 export function isoNanos(sec: number, nanos: number): string {
@@ -67,4 +69,29 @@ export class DryRunTransport implements Transport {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The dry run as a Sink: prints, then acknowledges. */
+export class DryRunSink implements Sink {
+  readonly name = "dry-run" as const;
+  readonly title = "the dry run";
+  readonly maxOwnSec = MAX_ENCODABLE_SEC.protobuf;
+  private readonly encoder = new DryRunEncoder();
+  private readonly transport: DryRunTransport;
+
+  constructor(out: NodeJS.WritableStream) {
+    this.transport = new DryRunTransport(out);
+  }
+
+  encode(streams: readonly BatchStream[]): EncodedBody {
+    return this.encoder.encode(streams);
+  }
+
+  send(body: EncodedBody): Promise<SinkResult> {
+    return this.transport.send(body);
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
 }
