@@ -53,10 +53,11 @@ export interface LineSink {
   flush(): void;
 
   /**
-   * Optional (several destinations): reading of `file` resumes at its saved offset, and these
-   * destinations had acknowledged more (saved `ahead` offsets): they are not sent those lines again.
+   * Optional: a reader of `file` starts; everything before `offset` is acknowledged already. With
+   * `ahead` (saved with the position, several destinations) these destinations had acknowledged
+   * more of the file: they are not sent those lines again.
    */
-  resume?(file: SourceFile, ahead: Readonly<Record<string, number>>): void;
+  begin?(file: SourceFile, offset: number, ahead?: Readonly<Record<string, number>>): void;
 }
 
 /** What the sink calls when Loki acknowledged (or permanently rejected) everything up to `offset`. */
@@ -67,7 +68,7 @@ export interface AckListener {
    * Calls for one file arrive in increasing offset order (equal when only `ahead` changed).
    * `ahead` (several destinations only): the destinations that have more of the file than
    * `offset`, with their own offsets — saved with the position, handed back through
-   * LineSink.resume after a restart.
+   * LineSink.begin after a restart.
    */
   acknowledged(fileId: string, offset: number, ahead?: Readonly<Record<string, number>>): void;
   /**

@@ -10,7 +10,7 @@
 //   has: the minimum over destinations of what each acknowledged. A destination with nothing of
 //   the file in flight counts as having everything written so far (it skipped or dropped the
 //   rest). The offsets of destinations that are further on travel with the commit (`ahead`) into
-//   the positions file; the tailer hands them back on restart (`resume`). A file's state is kept
+//   the positions file; the tailer hands them back on restart (`begin`). A file's state is kept
 //   while it is written to (its committed offset is the base of the others' `ahead`); files
 //   with nothing in flight are forgotten once MAX_IDLE_FILES are known.
 // - Back-pressure: reading pauses while any lossless destination is at MAX_BUFFER_BYTES (the
@@ -168,14 +168,24 @@ export class FanOut implements LineSink {
   }
 
   /**
-   * Reading of `file` resumes from its committed offset, and these destinations already had more
-   * of it (their saved offsets): lines up to those offsets are not sent to them again.
+   * A reader of `file` starts at `offset` (acknowledged before it). `ahead`: destinations that
+   * already had more of it (saved offsets) — lines up to those are not sent to them again.
    */
-  resume(file: SourceFile, ahead: Readonly<Record<string, number>>): void {
-    if (this.dests.length < 2) return;
-    const skip = this.dests.map((d) => ahead[d.name] ?? -1);
-    if (skip.every((o) => o < 0)) return;
-    this.stateOf(file.id).skip = skip;
+  begin(file: SourceFile, offset: number, ahead?: Readonly<Record<string, number>>): void {
+    const n = this.dests.length;
+    if (n < 2 && !(this.dests[0]?.drop ?? false)) return;
+    if (this.files.size >= MAX_IDLE_FILES) this.prune();
+    const st = new FileAcks(n);
+    st.written.fill(offset);
+    st.acked.fill(offset);
+    st.last = offset;
+    st.committed = offset;
+    if (ahead !== undefined) {
+      const skip = this.dests.map((d) => ahead[d.name] ?? -1);
+      if (skip.some((o) => o > offset)) st.skip = skip;
+    }
+    this.files.set(file.id, st);
+    if (this.lastFile === file) this.lastState = st;
   }
 
   // --- lifecycle ------------------------------------------------------------------------------

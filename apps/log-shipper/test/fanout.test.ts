@@ -265,7 +265,7 @@ describe("FanOut", () => {
     await s.fanout.close();
   });
 
-  it("resume: a destination that was ahead is not sent those lines again", async () => {
+  it("begin with ahead offsets: a destination that was ahead is not sent those lines again", async () => {
     const s = setup([
       { loki: a, name: "loki" },
       { loki: b, name: "otlp" },
@@ -274,7 +274,7 @@ describe("FanOut", () => {
     const f = { id: "f/2", path: "/l/a.log" };
     const first = lines("r", 10);
     const firstEnd = first.reduce((n, l) => n + l.length + 1, 0);
-    s.fanout.resume(f, { loki: firstEnd });
+    s.fanout.begin(f, 0, { loki: firstEnd });
     s.write(f, first);
     const end = s.write(f, lines("s", 10));
     expect(await s.fanout.drain(Date.now() + 30_000)).toBe(true);

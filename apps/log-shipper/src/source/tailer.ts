@@ -837,10 +837,13 @@ export class Tailer implements AckListener {
       ...(anchor !== null ? { anchor } : {}),
     });
     positions.track(id, fp, path, acked, r.anchorAt());
-    // Destinations that had more of the file than the saved offset are not sent it again.
-    if (resumed && holdFor === null && inherit === null && known?.ahead !== undefined) {
-      this.opts.sink.resume?.(r, known.ahead);
-    }
+    // The sink learns where this reader starts; destinations that had more of the file than the
+    // saved offset (several destinations) are not sent it again.
+    this.opts.sink.begin?.(
+      r,
+      acked,
+      resumed && holdFor === null && inherit === null ? known?.ahead : undefined,
+    );
     if (holdFor !== null) {
       r.holdFor = holdFor;
       r.verifiedTo = offset;

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { type App, buildApp } from "../../src/app.js";
+import { type App, type AppDeps, buildApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "./logger.js";
 
@@ -25,7 +25,12 @@ export function tempDirs(prefix = "ls-"): Dirs {
   return { root, logs, state, positionsFile: join(state, "positions.json") };
 }
 
-export function buildTestApp(dirs: Dirs, env: Record<string, string>, logger: Logger = silentLogger()): App {
+export function buildTestApp(
+  dirs: Dirs,
+  env: Record<string, string>,
+  logger: Logger = silentLogger(),
+  deps: Partial<AppDeps> = {},
+): App {
   const config = loadConfig({
     LOG_PATHS: `${dirs.logs}/*.log,${dirs.logs}/*.log.*`,
     POSITIONS_FILE: dirs.positionsFile,
@@ -40,5 +45,5 @@ export function buildTestApp(dirs: Dirs, env: Record<string, string>, logger: Lo
     HTTP_HOST: "127.0.0.1",
     ...env,
   });
-  return buildApp(config, { logger, processMetrics: false, listen: false });
+  return buildApp(config, { logger, processMetrics: false, listen: false, ...deps });
 }

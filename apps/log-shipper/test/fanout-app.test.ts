@@ -1,0 +1,79 @@
+// Fan-out through the assembled shipper (tailer, positions, restarts): two destinations, each a
+// fake Loki under its own destination name. One is down across a restart: the other gets
+// nothing twice (its offsets were saved as `ahead`), the one that was down gets everything once.
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { App } from "../src/app.js";
+import { LokiClient } from "../src/sinks/loki/loki-client.js";
+import { LokiSink } from "../src/sinks/loki/loki-sink.js";
+import type { Sink, SinkName } from "../src/sinks/sink.js";
+import { buildTestApp, tempDirs } from "./support/app-harness.js";
+import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
+import { lines, until } from "./support/loki-harness.js";
+
+function lokiSinkNamed(loki: FakeLoki, name: SinkName): Sink {
+  const inner = new LokiSink(
+    new LokiClient({ endpoint: new URL(loki.pushUrl), timeoutMs: 5000 }),
+    "protobuf",
+    "gzip",
+  );
+  return Object.assign(Object.create(inner) as Sink, { name, title: name });
+}
+
+describe("fan-out in the assembled shipper", () => {
+  const open: { app?: App; lokis: FakeLoki[] } = { lokis: [] };
+  afterEach(async () => {
+    await open.app?.close(Date.now() + 2000);
+    for (const l of open.lokis) await l.close();
+    open.lokis = [];
+    open.app = undefined;
+  });
+
+  it("a destination down across a restart: the other gets nothing twice, it gets everything once", async () => {
+    const dirs = tempDirs();
+    const a = await startFakeLoki();
+    const b = await startFakeLoki();
+    open.lokis.push(a, b);
+    const build = () =>
+      buildTestApp(dirs, { STATIC_LABELS: "job=test" }, undefined, {
+        destinations: [
+          { sink: lokiSinkNamed(a, "loki"), whenFull: "block" },
+          { sink: lokiSinkNamed(b, "otlp"), whenFull: "block" },
+        ],
+      });
+    const file = join(dirs.logs, "app.log");
+    const first = lines("one", 100);
+    appendFileSync(file, first.map((l) => `${l}\n`).join(""));
+    b.setFault({ kind: "status", status: 503 });
+    open.app = build();
+    await open.app.start();
+    await until(() => a.entries.length === 100, "loki to take the first lines while otlp is down", 30_000);
+    const report = await open.app.close(Date.now() + 1500);
+    open.app = undefined;
+    expect(report.clean).toBe(false);
+    expect(report.positionsSaved).toBe(true);
+    const saved = JSON.parse(readFileSync(dirs.positionsFile, "utf8")).files;
+    expect(saved).toHaveLength(1);
+    const end = first.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+    expect(saved[0].offset).toBe(0);
+    expect(saved[0].ahead).toEqual({ loki: end });
+
+    // Restart with otlp back, and more lines.
+    b.setFault(undefined);
+    const second = lines("two", 50);
+    appendFileSync(file, second.map((l) => `${l}\n`).join(""));
+    open.app = build();
+    await open.app.start();
+    await until(() => b.entries.length >= 150 && a.entries.length >= 150, "both to have every line", 30_000);
+    const r2 = await open.app.close(Date.now() + 10_000);
+    open.app = undefined;
+    expect(r2.clean).toBe(true);
+    const all = [...first, ...second].sort();
+    expect(a.entries.map((e) => e.line).sort()).toEqual(all);
+    expect(b.entries.map((e) => e.line).sort()).toEqual(all);
+    const after = JSON.parse(readFileSync(dirs.positionsFile, "utf8")).files;
+    expect(after[0].offset).toBe(end + second.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0));
+    expect(after[0].ahead).toBeUndefined();
+  });
+});
