@@ -272,7 +272,7 @@ describe("Prometheus, Grafana and the dashboard", () => {
     // Every metric the dashboard reads is defined in the programs' source.
     const source = APPS.flatMap((app) => {
       const dir = join(ROOT, "apps", app, "src");
-      return readdirSync(dir)
+      return (readdirSync(dir, { recursive: true }) as string[])
         .filter((f) => f.endsWith(".ts"))
         .map((f) => readFileSync(join(dir, f), "utf8"));
     }).join("\n");
