@@ -151,6 +151,24 @@ export function buildApp(config: Config, deps: AppDeps): App {
   const summary = new Summary({
     logger,
     intervalMs: config.summaryIntervalMs,
+    // Several destinations: each one's progress (totals since start), so a lagging one shows.
+    detail: () =>
+      pipeline.destinations.length < 2
+        ? {}
+        : {
+            destinations: Object.fromEntries(
+              pipeline.destinationStats().map((d) => [
+                d.destination,
+                {
+                  linesSent: d.linesSent,
+                  linesDropped: d.linesDropped + d.linesDroppedFull,
+                  retries: d.retries,
+                  pendingBytes: d.pendingBytes,
+                  consecutiveFailures: d.consecutiveFailures,
+                },
+              ]),
+            ),
+          },
     read: () => {
       const p = pipeline.stats();
       const s = t.stats();

@@ -27,6 +27,8 @@ export interface SummaryOptions {
   logger: Logger;
   intervalMs: number;
   read: () => { counters: SummaryCounters; gauges: SummaryGauges };
+  /** More fields logged as they are (per-destination progress when there are several). */
+  detail?: () => Record<string, unknown>;
 }
 
 export class Summary {
@@ -59,6 +61,7 @@ export class Summary {
         ...delta,
         linesPerSecond: Math.round(delta.linesSent / seconds),
         ...gauges,
+        ...this.opts.detail?.(),
       },
       msg,
     );
