@@ -217,13 +217,13 @@ const CASES: Case[] = [
     demoLoki: false,
   },
   {
-    name: "CloudWatch + Elasticsearch (no Loki) on the full pod",
+    name: "CloudWatch + Elasticsearch best-effort (no Loki) on the full pod",
     resource: ".",
     components: ["components/external-loki", "components/cloudwatch", "components/elasticsearch"],
-    extra: NO_LOKI_PATCH,
+    extra: `${NO_LOKI_PATCH}      - op: add\n        path: /data/ES_WHEN_FULL\n        value: drop\n`,
     baseline: ".",
     sidecars: ["log-shipper", "metrics-exporter"],
-    add: { ...CLOUDWATCH_ENV, ...ELASTICSEARCH_ENV },
+    add: { ...CLOUDWATCH_ENV, ...ELASTICSEARCH_ENV, ES_WHEN_FULL: "drop" },
     remove: ["LOKI_ENDPOINT"],
     cloudwatch: true,
     elasticsearch: true,
@@ -423,12 +423,12 @@ describe.each(CASES.filter((c) => c.elasticsearch))("components/elasticsearch in
   });
 });
 
-describe("k8s/components/cloudwatch: the region is set in one place", () => {
-  it("a region patched in by the user's overlay is the one the endpoint and the signature use, and no other region is left", () => {
-    // A patch, as the README shows: a configMapGenerator merge in the overlay is applied before
+describe("k8s/components/cloudwatch configured from an overlay", () => {
+  it("the README's overlay: region, group/stream and role set by patches; the endpoint follows, no other region is left", () => {
+    // Patches, as the README shows: a configMapGenerator merge in the overlay is applied before
     // the components' own merges and would lose to cloudwatch.env.
     const out = overlay(
-      "cloudwatch-region",
+      "cloudwatch-readme",
       ".",
       ["components/cloudwatch"],
       [
@@ -438,6 +438,14 @@ describe("k8s/components/cloudwatch: the region is set in one place", () => {
         "      - op: replace",
         "        path: /data/OTLP_AWS_REGION",
         "        value: eu-central-1",
+        "      - op: replace",
+        "        path: /data/OTLP_HEADERS",
+        "        value: x-aws-log-group=/my-team/sample-app,x-aws-log-stream=sample-app",
+        "  - target: {kind: ServiceAccount, name: sample-app}",
+        "    patch: |-",
+        "      - op: replace",
+        "        path: /metadata/annotations/eks.amazonaws.com~1role-arn",
+        "        value: arn:aws:iam::123456789012:role/sample-app-log-shipper",
         "",
       ].join("\n"),
     );
@@ -445,7 +453,34 @@ describe("k8s/components/cloudwatch: the region is set in one place", () => {
     const env = kubeletEnv(out, podOf(out).initContainers[0]);
     expect(env.get("OTLP_AWS_REGION")).toBe("eu-central-1");
     expect(env.get("OTLP_ENDPOINT")).toBe("https://logs.eu-central-1.amazonaws.com");
+    expect(env.get("OTLP_HEADERS")).toBe("x-aws-log-group=/my-team/sample-app,x-aws-log-stream=sample-app");
     expect(stringify(out)).not.toContain("us-east-1");
+    expect(find(out, "ServiceAccount", "sample-app").metadata.annotations).toEqual({
+      "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/sample-app-log-shipper",
+    });
+    // The pod references the re-hashed ConfigMap that exists.
+    const ref = podOf(out).initContainers[0].envFrom[0].configMapRef.name;
+    expect(out.some((o) => o.kind === "ConfigMap" && o.metadata.name === ref)).toBe(true);
+  });
+
+  it("EKS Pod Identity instead of IRSA: the README's patch removes the role annotation", () => {
+    const out = overlay(
+      "cloudwatch-pod-identity",
+      ".",
+      ["components/cloudwatch"],
+      [
+        "patches:",
+        "  - target: {kind: ServiceAccount, name: sample-app}",
+        "    patch: |-",
+        "      - op: remove",
+        "        path: /metadata/annotations/eks.amazonaws.com~1role-arn",
+        "",
+      ].join("\n"),
+    );
+    validateAll(out);
+    const sa = find(out, "ServiceAccount", "sample-app");
+    expect(sa.metadata.annotations ?? {}).toEqual({});
+    expect(podOf(out).serviceAccountName).toBe("sample-app");
   });
 
   it("refuses to render without components/log-shipper before it, instead of configuring nothing", () => {
