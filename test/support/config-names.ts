@@ -2,7 +2,8 @@
 // plus what the shared logger reads (pod metadata). Found by introspection, not by a list kept
 // here, so a manifest that sets a variable no program knows (a typo, a renamed variable) fails.
 
-import { resolve } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { createLogger } from "../../packages/shared/src/index.js";
@@ -50,8 +51,19 @@ export async function knownEnvNames(app: AppName, repoRoot: string): Promise<Set
     unknown
   >;
   const names = new Set<string>();
-  // An exported schema (an object of Fields) is the most direct source.
-  for (const value of Object.values(mod)) {
+  // An exported schema (an object of Fields) is the most direct source: config.ts's, and each
+  // destination module's own (src/sinks/<name>/*.ts exports `<name>Schema`, see the log shipper's
+  // sinks/sink.ts), which config.ts's loadConfig does not read.
+  const modules = [mod];
+  const sinks = resolve(repoRoot, "apps", app, "src/sinks");
+  if (existsSync(sinks)) {
+    for (const d of readdirSync(sinks, { withFileTypes: true }).filter((e) => e.isDirectory())) {
+      for (const f of readdirSync(join(sinks, d.name)).filter((n) => n.endsWith(".ts"))) {
+        modules.push(await import(pathToFileURL(join(sinks, d.name, f)).href));
+      }
+    }
+  }
+  for (const value of modules.flatMap((m) => Object.values(m))) {
     if (typeof value !== "object" || value === null) continue;
     const fields = Object.values(value as Record<string, unknown>);
     if (fields.length > 0 && fields.every(isField)) {
