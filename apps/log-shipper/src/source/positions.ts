@@ -187,10 +187,10 @@ export class Positions {
     if (e === undefined) return;
     const aheadMoved = ahead !== undefined && !sameAhead(e.ahead, ahead, Math.max(offset, e.offset));
     if (offset <= e.offset && !aheadMoved) return;
-    if (offset > e.offset) {
-      e.offset = offset;
-      if (anchor !== undefined && anchor.offset >= offset) setAnchor(e, anchor);
-    }
+    if (offset > e.offset) e.offset = offset;
+    // The anchor proves the content up to where it was read: it must cover the `ahead` offsets
+    // too (they are trusted after a restart only up to the anchor), so it moves with them.
+    if (anchor !== undefined && anchor.offset >= e.offset) setAnchor(e, anchor);
     if (ahead !== undefined) setAhead(e, ahead);
     else if (e.ahead !== undefined) setAhead(e, e.ahead);
     this.dirty = true;

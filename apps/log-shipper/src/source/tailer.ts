@@ -842,7 +842,9 @@ export class Tailer implements AckListener {
     this.opts.sink.begin?.(
       r,
       acked,
-      resumed && holdFor === null && inherit === null ? known?.ahead : undefined,
+      resumed && holdFor === null && inherit === null && known !== undefined
+        ? verifiedAhead(known)
+        : undefined,
     );
     if (holdFor !== null) {
       r.holdFor = holdFor;
@@ -1624,4 +1626,18 @@ export class Tailer implements AckListener {
     this.opts.metrics?.fileEvents.inc({ event: kind });
     this.opts.logger.info({ event: kind, ...fields }, msg);
   }
+}
+
+/**
+ * The saved `ahead` offsets the resume check verified: those up to the entry's anchor (the bytes
+ * before it matched, so this is the content they were acknowledged in). One beyond it may be of
+ * content written since (truncated and rewritten under the same identity) — that destination is
+ * sent the lines again rather than skipping lines it never had.
+ */
+function verifiedAhead(e: PositionEntry): Record<string, number> | undefined {
+  if (e.ahead === undefined) return undefined;
+  const limit = e.anchorOffset ?? e.offset;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(e.ahead)) if (v <= limit) out[k] = v;
+  return out;
 }
