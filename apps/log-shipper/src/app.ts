@@ -65,7 +65,10 @@ export function buildApp(config: Config, deps: AppDeps): App {
   const positions = new Positions({
     file: config.positionsFile,
     logger: logger.child({ component: "positions" }),
-    onSave: (ok) => sourceMetrics.positionsSaves.inc({ result: ok ? "ok" : "error" }),
+    onSave: (ok) => {
+      sourceMetrics.positionsSaves.inc({ result: ok ? "ok" : "error" });
+      if (!ok) sourceMetrics.positionsSaveErrors.inc();
+    },
   });
 
   // The tailer is both the pipeline's acknowledgement listener and its line producer; the

@@ -168,6 +168,7 @@ describe("log shipper process: bad input (dist/main.js)", () => {
         );
         const metrics = (await fetchFrom(s, "/metrics")).text;
         expect(metrics).toMatch(/^log_shipper_positions_saves_total\{result="error"\} [1-9]/m);
+        expect(metrics).toMatch(/^log_shipper_positions_save_errors_total [1-9]/m);
         expect(metrics).toMatch(/^log_shipper_positions_save_failing 1$/m);
         s.child.kill("SIGTERM");
         const { code } = await s.exited;

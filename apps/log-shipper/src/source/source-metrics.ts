@@ -61,6 +61,11 @@ export function createSourceMetrics(
       labelNames: ["result"] as const,
       registers,
     }),
+    positionsSaveErrors: new Counter({
+      name: "log_shipper_positions_save_errors_total",
+      help: 'Positions file writes that failed (the same as log_shipper_positions_saves_total{result="error"}, by the name alerts look for).',
+      registers,
+    }),
     positionsSaveFailing: new Gauge({
       name: "log_shipper_positions_save_failing",
       help: "1 while the last positions file write failed (ENOSPC, EROFS …): a restart would re-send what was delivered since the last successful write.",
