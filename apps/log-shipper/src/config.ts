@@ -19,6 +19,7 @@ import {
   url,
 } from "@sidecar/shared";
 import picomatch from "picomatch";
+import { processingSchema } from "./processing/config.js";
 import { FileSecret } from "./secret-file.js";
 
 /** Loki's push path, appended to a bare base URL (`http://loki:3100` → `.../loki/api/v1/push`). */
@@ -128,6 +129,8 @@ const schema = {
   maxOpenFiles: int("MAX_OPEN_FILES", { default: 1024, min: 1, max: 1_000_000 }),
   positionsSyncMs: int("POSITIONS_SYNC_MS", { default: 1000, min: 10, max: 600_000 }),
   summaryIntervalMs: int("SUMMARY_INTERVAL_MS", { default: 30_000, min: 0, max: 86_400_000 }),
+  // Between the files and the destinations: drop, keep, redact (processing/stage.ts).
+  ...processingSchema,
 };
 
 export type Config = {

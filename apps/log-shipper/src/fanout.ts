@@ -16,7 +16,9 @@
 // - Back-pressure: reading pauses while any lossless destination is at MAX_BUFFER_BYTES (the
 //   default: a destination that is down holds its own backlog, the others keep shipping until
 //   that backlog reaches the bound). A best-effort destination never holds reading back.
-// - One destination: lines and acknowledgements pass straight through (no per-file state).
+// - One destination: lines and acknowledgements pass straight through (no per-file state) —
+//   unless a processing stage may skip lines (`tracked`): a skipped line's offset is acknowledged
+//   once nothing before it is in flight.
 import type { Logger } from "pino";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { LogLimiter } from "./log-limiter.js";
@@ -33,6 +35,11 @@ export interface FanOutOptions {
   ack: AckListener;
   logger: Logger;
   metrics: SinkMetrics;
+  /**
+   * Keep per-file state even with one destination: lines may be skipped (the processing stage
+   * dropped them) and their offsets must still be acknowledged in order.
+   */
+  tracked?: boolean;
 }
 
 /** Per destination, as the summary line and the shutdown summary show it. */
@@ -75,6 +82,8 @@ class FileAcks {
 export class FanOut implements LineSink {
   private readonly dests: Dest[] = [];
   private blocking: Pipeline[] = [];
+  /** One lossless destination and nothing skipped: lines and acknowledgements pass straight through. */
+  private passthrough = false;
   private readonly files = new Map<string, FileAcks>();
   private lastFile: SourceFile | undefined;
   private lastState: FileAcks | undefined;
@@ -93,6 +102,7 @@ export class FanOut implements LineSink {
   add(pipeline: Pipeline, whenFull: WhenFull): void {
     this.dests.push({ name: pipeline.sink.name, pipeline, drop: whenFull === "drop", droppedFull: 0 });
     this.blocking = this.dests.filter((d) => !d.drop).map((d) => d.pipeline);
+    this.passthrough = this.dests.length === 1 && !(this.dests[0] as Dest).drop && this.opts.tracked !== true;
   }
 
   get destinations(): readonly string[] {
@@ -115,7 +125,7 @@ export class FanOut implements LineSink {
     readTimeMs: number,
   ): void {
     const dests = this.dests;
-    if (dests.length === 1 && !(dests[0] as Dest).drop) {
+    if (this.passthrough) {
       (dests[0] as Dest).pipeline.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
       return;
     }
@@ -148,6 +158,22 @@ export class FanOut implements LineSink {
     if (!all) this.report(file.id, st);
   }
 
+  /** A line no destination gets (dropped by the processing stage): its offset still moves on. */
+  skipLine(file: SourceFile, offset: number): void {
+    if (this.passthrough) throw new Error("skipLine needs a FanOut built with tracked: true");
+    let st: FileAcks;
+    if (file === this.lastFile) {
+      st = this.lastState as FileAcks;
+    } else {
+      st = this.stateOf(file.id);
+      this.lastFile = file;
+      this.lastState = st;
+    }
+    st.last = offset;
+    if (st.skip !== null && offset >= Math.max(...st.skip)) st.skip = null;
+    this.report(file.id, st);
+  }
+
   get pendingBytes(): number {
     let max = 0;
     for (const p of this.blocking) max = Math.max(max, p.pendingBytes);
@@ -173,7 +199,7 @@ export class FanOut implements LineSink {
    */
   begin(file: SourceFile, offset: number, ahead?: Readonly<Record<string, number>>): void {
     const n = this.dests.length;
-    if (n < 2 && !(this.dests[0]?.drop ?? false)) return;
+    if (this.passthrough) return;
     if (this.files.size >= MAX_IDLE_FILES) this.prune();
     const st = new FileAcks(n);
     st.written.fill(offset);
@@ -251,7 +277,7 @@ export class FanOut implements LineSink {
 
   private onAck(name: string, fileId: string, offset: number): void {
     const dests = this.dests;
-    if (dests.length === 1 && !(dests[0] as Dest).drop) {
+    if (this.passthrough) {
       this.opts.ack.acknowledged(fileId, offset);
       return;
     }

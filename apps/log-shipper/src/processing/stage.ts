@@ -1,0 +1,210 @@
+// The processing stage between the files and the destinations: a LineSink in front of the
+// fan-out that drops lines by level or pattern and redacts what must never leave the pod, before
+// any destination sees the line.
+//
+//   DROP_LEVELS    level names (trace, debug, info, warn, error, fatal) whose lines are dropped
+//   KEEP_MATCHING  when set, only lines matching one of its patterns are kept
+//   DROP_MATCHING  lines matching one of its patterns are dropped
+//   REDACT         each match of its patterns is replaced by [REDACTED]
+//   REDACT_PRESETS built-in rules: bearer, aws-keys, jwt, credit-card, email
+//
+// Pattern lists hold one regular expression per line (a newline separates them; a pattern may
+// contain commas), each checked at start (processing/regex.ts). A dropped line is counted
+// (`log_shipper_lines_dropped_total{reason}`) and still moves the file's offset forward: the
+// fan-out acknowledges it once nothing before it is in flight. Redactions are counted per rule
+// (`log_shipper_redactions_total{rule}`). Without any of these settings the stage is not built.
+import { Counter, type Registry } from "prom-client";
+import type { LineSink, SourceFile } from "../contracts.js";
+import { EntryScanner, LEVEL_NAMES, type LevelCode } from "../entry.js";
+
+export const REDACTED = "[REDACTED]";
+
+export interface RedactRule {
+  /** The metric label: a preset's name or `REDACT#<n>`. */
+  readonly name: string;
+  readonly re: RegExp;
+  /** Replacement (may use `$1` to keep a prefix the pattern captured) or a function. */
+  readonly replace: string | ((match: string, ...groups: string[]) => string);
+}
+
+/** Passes the Luhn checksum (the last digit of every card number). */
+function luhn(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+/**
+ * The built-in rules (REDACT_PRESETS), each with what it keeps. They are compiled directly, not
+ * through safeRegExp: V8's linear engine refuses counted repetitions like `{40}`, and these
+ * patterns have no nested or overlapping quantifiers, so they cannot backtrack catastrophically.
+ */
+export const REDACT_PRESETS: Readonly<Record<string, () => RedactRule>> = {
+  // `Authorization: Bearer <token>`: the scheme word stays, the token goes.
+  bearer: () => ({
+    name: "bearer",
+    re: /(\b[Bb]earer\s+)[A-Za-z0-9\-._~+/]+=*/g,
+    replace: `$1${REDACTED}`,
+  }),
+  // Access key ids (AKIA… long-term, ASIA… temporary) and a secret key after its usual names.
+  "aws-keys": () => ({
+    name: "aws-keys",
+    re: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|(aws_secret_access_key["']?\s*[:=]\s*["']?)[A-Za-z0-9/+=]{40}/gi,
+    replace: (m: string, prefix?: string) => (prefix ? `${prefix}${REDACTED}` : REDACTED),
+  }),
+  // JSON Web Tokens: base64url header starting `eyJ` (`{"`), payload, signature.
+  jwt: () => ({
+    name: "jwt",
+    re: /\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g,
+    replace: REDACTED,
+  }),
+  // 13–19 digits (a space or dash allowed between groups of four) starting like a card number (3–6)
+  // and passing the Luhn check — so epoch-millisecond times and ids are left alone.
+  "credit-card": () => ({
+    name: "credit-card",
+    re: /\b[3-6]\d{3}[ -]?\d{4}[ -]?\d{4}[ -]?\d{1,7}\b/g,
+    replace: (m: string) => (luhn(m.replace(/[ -]/g, "")) ? REDACTED : m),
+  }),
+  email: () => ({
+    name: "email",
+    re: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g,
+    replace: REDACTED,
+  }),
+};
+
+export interface ProcessingOptions {
+  dropLevels: readonly string[];
+  keepMatching: readonly RegExp[];
+  dropMatching: readonly RegExp[];
+  redact: readonly RedactRule[];
+  registry: Registry;
+}
+
+/** What the stage writes into: the fan-out (a LineSink that can also skip a line). */
+export interface SkippingSink extends LineSink {
+  /** A line that goes nowhere: its offset still moves forward once nothing before it is in flight. */
+  skipLine(file: SourceFile, offset: number): void;
+}
+
+/** True when the settings ask for any processing (else the stage is left out). */
+export function processingEnabled(o: Omit<ProcessingOptions, "registry">): boolean {
+  return (
+    o.dropLevels.length > 0 || o.keepMatching.length > 0 || o.dropMatching.length > 0 || o.redact.length > 0
+  );
+}
+
+export class ProcessingStage implements LineSink {
+  private readonly scanner = new EntryScanner();
+  private readonly dropLevel: boolean[];
+  private readonly needText: boolean;
+  private readonly dropped: Counter<"reason">;
+  private readonly redactions: Counter<"rule">;
+
+  constructor(
+    private readonly next: SkippingSink,
+    private readonly opts: ProcessingOptions,
+  ) {
+    this.dropLevel = LEVEL_NAMES.map((n) => n !== "" && opts.dropLevels.includes(n));
+    this.needText = opts.keepMatching.length > 0 || opts.dropMatching.length > 0 || opts.redact.length > 0;
+    this.dropped = new Counter({
+      name: "log_shipper_lines_dropped_total",
+      help: "Lines the processing stage dropped before any destination, by reason: level (DROP_LEVELS), drop_matching, keep_matching (matched no KEEP_MATCHING pattern).",
+      labelNames: ["reason"],
+      registers: [opts.registry],
+    });
+    this.redactions = new Counter({
+      name: "log_shipper_redactions_total",
+      help: "Matches replaced by [REDACTED] before any destination saw the line, by rule (a REDACT_PRESETS name or REDACT#<n>).",
+      labelNames: ["rule"],
+      registers: [opts.registry],
+    });
+  }
+
+  writeLine(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    truncated: boolean,
+    readTimeMs: number,
+  ): void {
+    if (this.opts.dropLevels.length > 0) {
+      this.scanner.scan(buf, start, end);
+      if (this.dropLevel[this.scanner.level as LevelCode]) {
+        this.dropped.inc({ reason: "level" });
+        this.next.skipLine(file, offset);
+        return;
+      }
+    }
+    if (!this.needText) {
+      this.next.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
+      return;
+    }
+    const text = buf.toString("utf8", start, end);
+    const { keepMatching, dropMatching, redact } = this.opts;
+    if (keepMatching.length > 0 && !keepMatching.some((re) => re.test(text))) {
+      this.dropped.inc({ reason: "keep_matching" });
+      this.next.skipLine(file, offset);
+      return;
+    }
+    if (dropMatching.some((re) => re.test(text))) {
+      this.dropped.inc({ reason: "drop_matching" });
+      this.next.skipLine(file, offset);
+      return;
+    }
+    let out = text;
+    for (const rule of redact) {
+      rule.re.lastIndex = 0;
+      if (!rule.re.test(out)) continue;
+      let n = 0;
+      const replace = rule.replace;
+      out = out.replace(rule.re, (...args: unknown[]) => {
+        const m = args[0] as string;
+        const groups = args.slice(1, -2) as string[];
+        const r =
+          typeof replace === "function"
+            ? replace(m, ...groups)
+            : replace.replace(/\$(\d)/g, (_, i: string) => groups[Number(i) - 1] ?? "");
+        if (r !== m) n++;
+        return r;
+      });
+      if (n > 0) this.redactions.inc({ rule: rule.name }, n);
+    }
+    if (out === text) {
+      this.next.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
+      return;
+    }
+    const b = Buffer.from(out, "utf8");
+    this.next.writeLine(file, b, 0, b.length, offset, truncated, readTimeMs);
+  }
+
+  get pendingBytes(): number {
+    return this.next.pendingBytes;
+  }
+
+  canAccept(): boolean {
+    return this.next.canAccept();
+  }
+
+  onDrain(listener: () => void): void {
+    this.next.onDrain(listener);
+  }
+
+  flush(): void {
+    this.next.flush();
+  }
+
+  begin(file: SourceFile, offset: number, ahead?: Readonly<Record<string, number>>): void {
+    this.next.begin?.(file, offset, ahead);
+  }
+}
