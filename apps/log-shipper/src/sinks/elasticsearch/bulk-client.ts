@@ -1,0 +1,315 @@
+// The Elasticsearch / OpenSearch `_bulk` client: one POST of an encoded body over undici (own
+// keep-alive Agent, an extra CA added to the default trust, a per-request timeout), with basic or
+// ApiKey auth from files followed as they change. Like the Loki client it never retries by itself:
+// it classifies the outcome and the pipeline decides.
+//
+// Whole-request answers:
+//   429, 408, 5xx, network error, timeout   retryable (Retry-After honoured)
+//   401, 403, 404                           retryable with a hint: they say nothing about the
+//                                           batch — the credential, the user's privileges or the
+//                                           URL is wrong, often only for a moment (a key being
+//                                           rotated, a proxy being redeployed) — and dropping
+//                                           would commit the offsets of every batch until someone
+//                                           notices, losing all of it
+//   other 4xx                               failure: this body will never be taken
+//   200                                     the per-item answers below
+//
+// Per item (a 200 bulk answer with `errors: true`):
+//   200, 201   stored
+//   409        `version_conflict_engine_exception`: a document with this `_id` is already there —
+//              this very line, sent before (a retry after a timeout, a re-send after a crash):
+//              acknowledged
+//   429, 5xx   retried: a body of only those items is returned to send again
+//   others     dropped for good (`mapper_parsing_exception`, …), counted under the first error
+//              type, the first message logged
+//
+// Every retry is safe because every document has its stable `_id` (encode-bulk.ts): what the
+// server took already comes back as 409. That is also why anything unexpected in a 200 answer
+// (unparsable, wrong item count) is retried as a whole rather than guessed at.
+import { rootCertificates } from "node:tls";
+import { parseRetryAfter } from "@sidecar/shared";
+import { Agent, type Dispatcher, request } from "undici";
+import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
+import type { SendResult } from "../loki/loki-client.js";
+import type { EncodedBody, PartialResult, SinkResult } from "../sink.js";
+import { type BulkBody, isBulkBody, selectItems } from "./encode-bulk.js";
+
+/** Error answers are logged; a body larger than this is cut (and the socket discarded). */
+export const MAX_ERROR_BODY_BYTES = 1024;
+/** A bulk answer larger than this is not parsed (the batch is retried; 409s make that safe). */
+export const MAX_BULK_RESPONSE_BYTES = 32 * 1024 * 1024;
+/**
+ * Only what classification needs: without it the answer repeats index, id, version, shards and
+ * sequence numbers for every line (~150 bytes each); with it ~25. Both Elasticsearch and
+ * OpenSearch support `filter_path`; array items keep their positions because each has a status.
+ */
+export const BULK_FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason";
+
+export interface BulkClientOptions {
+  /** Base URL of the cluster (or a proxy path in front of it); `/_bulk` is appended. */
+  endpoint: URL;
+  /** ES_PIPELINE: an ingest pipeline to run on every document. */
+  pipeline?: string;
+  username?: string;
+  password?: SecretSource;
+  /** ES_API_KEY_FILE: the base64 `id:key` (the `encoded` value Elasticsearch returns). */
+  apiKey?: SecretSource;
+  /** Extra CA certificate(s), PEM — added to Node's default trust, not replacing it. */
+  ca?: string;
+  timeoutMs: number;
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+export const CONFIG_STATUS_HINTS: Readonly<Record<number, string>> = Object.freeze({
+  401: "Elasticsearch refused the credentials: check ES_API_KEY_FILE or ES_USERNAME/ES_PASSWORD_FILE (re-read when the file changes)",
+  403: "Elasticsearch forbids this bulk request: the user or API key needs the create_doc (or create/index) privilege on ES_INDEX",
+  404: "nothing answers _bulk at this URL: check ES_ENDPOINT (host, port, proxy path)",
+});
+
+/** `http://es:9200` → `http://es:9200/_bulk?filter_path=…[&pipeline=…]`. */
+export function bulkUrl(endpoint: URL, pipeline?: string): URL {
+  const u = new URL(endpoint.href);
+  u.username = "";
+  u.password = "";
+  if (!u.pathname.endsWith("/_bulk")) u.pathname = `${u.pathname.replace(/\/+$/, "")}/_bulk`;
+  u.searchParams.set("filter_path", BULK_FILTER_PATH);
+  if (pipeline !== undefined) u.searchParams.set("pipeline", pipeline);
+  return u;
+}
+
+interface BulkItemResult {
+  status?: number;
+  error?: { type?: string; reason?: string };
+}
+
+export class BulkClient {
+  readonly url: URL;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownDispatcher: boolean;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+  private readonly username: string | undefined;
+  private readonly password: SecretSource | undefined;
+  private readonly apiKey: SecretSource | undefined;
+  private authFrom: string | undefined;
+
+  constructor(opts: BulkClientOptions) {
+    this.url = bulkUrl(opts.endpoint, opts.pipeline);
+    this.timeoutMs = opts.timeoutMs;
+    this.ownDispatcher = opts.dispatcher === undefined;
+    this.dispatcher =
+      opts.dispatcher ??
+      new Agent({
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        connections: 2,
+        connect: {
+          timeout: opts.timeoutMs,
+          ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
+        },
+      });
+    this.headers = { "user-agent": opts.userAgent ?? "sidecar-log-shipper", accept: "application/json" };
+    this.username = opts.username;
+    this.password = opts.password;
+    this.apiKey = opts.apiKey;
+    this.refreshAuth();
+  }
+
+  private refreshAuth(): void {
+    let header: string;
+    if (this.apiKey !== undefined) {
+      header = `ApiKey ${secretValue(this.apiKey)}`;
+    } else if (this.username !== undefined) {
+      const cred = `${this.username}:${this.password !== undefined ? secretValue(this.password) : ""}`;
+      if (cred === this.authFrom) return;
+      this.authFrom = cred;
+      header = `Basic ${Buffer.from(cred, "utf8").toString("base64")}`;
+    } else {
+      return;
+    }
+    this.headers.authorization = header;
+  }
+
+  private credentialFileErrors(): string | undefined {
+    const errors: string[] = [];
+    for (const s of [this.apiKey, this.password]) {
+      if (s instanceof FileSecret && s.error !== undefined) errors.push(`${s.variable}: ${s.error}`);
+    }
+    return errors.length > 0 ? errors.join(", ") : undefined;
+  }
+
+  async send(batch: EncodedBody, signal: AbortSignal): Promise<SinkResult> {
+    if (signal.aborted) return { kind: "retryable", reason: "aborted" };
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new Error(`no answer from Elasticsearch within ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
+    const onAbort = () => ac.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.refreshAuth();
+    const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
+    if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
+    try {
+      const res = await request(this.url, {
+        method: "POST",
+        headers,
+        body: batch.body,
+        dispatcher: this.dispatcher,
+        signal: ac.signal,
+      });
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        const text = await readLimited(res.body, MAX_BULK_RESPONSE_BYTES);
+        if (text.truncated)
+          return {
+            kind: "retryable",
+            status,
+            reason: "bad_response",
+            message: `bulk answer larger than ${MAX_BULK_RESPONSE_BYTES} bytes`,
+          };
+        return classifyBulkResponse(status, text.text, batch);
+      }
+      const { text: message } = await readLimited(res.body, MAX_ERROR_BODY_BYTES);
+      const reason = `http_${status}`;
+      let hint = CONFIG_STATUS_HINTS[status];
+      if (status >= 400 && status < 500 && status !== 429 && status !== 408 && hint === undefined)
+        return { kind: "failure", status, reason, message };
+      if (status === 401 || status === 403) {
+        for (const s of [this.apiKey, this.password]) if (s instanceof FileSecret) s.recheck();
+        const unreadable = this.credentialFileErrors();
+        if (unreadable !== undefined)
+          hint = `${hint} (cannot re-read ${unreadable}; the last value read is used)`;
+      }
+      const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
+      return {
+        kind: "retryable",
+        status,
+        reason,
+        message,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        ...(hint !== undefined ? { hint } : {}),
+      };
+    } catch (err) {
+      if (timedOut)
+        return { kind: "retryable", reason: "timeout", message: `timeout after ${this.timeoutMs} ms` };
+      if (signal.aborted) return { kind: "retryable", reason: "aborted" };
+      const e = err as NodeJS.ErrnoException;
+      return {
+        kind: "retryable",
+        reason: "network",
+        message: e.code ? `${e.code}: ${e.message}` : String(e),
+      };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
+  }
+}
+
+/** Classify a 2xx `_bulk` answer for `batch` (see the header for the rules). */
+export function classifyBulkResponse(status: number, text: string, batch: EncodedBody): SinkResult {
+  let parsed: { errors?: unknown; items?: unknown };
+  try {
+    parsed = JSON.parse(text) as { errors?: unknown; items?: unknown };
+  } catch {
+    return {
+      kind: "retryable",
+      status,
+      reason: "bad_response",
+      message: `unparsable bulk answer: ${cut(text)}`,
+    };
+  }
+  if (parsed.errors === false) return { kind: "success", status };
+  const items = parsed.items;
+  const expected = isBulkBody(batch) ? batch.itemEnds.length : -1;
+  if (parsed.errors !== true || !Array.isArray(items) || (expected >= 0 && items.length !== expected)) {
+    return {
+      kind: "retryable",
+      status,
+      reason: "bad_response",
+      message: `bulk answer without the expected items (${expected} sent): ${cut(text)}`,
+    };
+  }
+  const retry: number[] = [];
+  let dropped = 0;
+  let firstType: string | undefined;
+  let firstMessage: string | undefined;
+  const byType = new Map<string, number>();
+  for (let i = 0; i < items.length; i++) {
+    const entry = items[i] as Record<string, BulkItemResult> | null;
+    const r = entry !== null && typeof entry === "object" ? Object.values(entry)[0] : undefined;
+    const st = r?.status;
+    if (typeof st !== "number") {
+      retry.push(i); // an item without a status says nothing: send it again (a 409 if it was taken)
+      continue;
+    }
+    if ((st >= 200 && st < 300) || st === 409) continue;
+    if (st === 429 || st >= 500) {
+      retry.push(i);
+      continue;
+    }
+    dropped++;
+    const type = r?.error?.type ?? `http_${st}`;
+    byType.set(type, (byType.get(type) ?? 0) + 1);
+    if (firstType === undefined) {
+      firstType = type;
+      firstMessage = `${type}: ${r?.error?.reason ?? "(no reason given)"}`;
+    }
+  }
+  if (dropped === 0 && retry.length === 0) return { kind: "success", status };
+  if (!isBulkBody(batch)) {
+    // Only bodies from BulkEncoder can be split; anything else is sent again whole.
+    return { kind: "retryable", status, reason: "bulk_items", message: `${retry.length} items to retry` };
+  }
+  let message = firstMessage;
+  if (byType.size > 1) {
+    const counts = [...byType].map(([t, n]) => `${n} ${t}`).join(", ");
+    message = `${counts}; first: ${firstMessage}`;
+  }
+  const result: PartialResult = {
+    kind: "partial",
+    status,
+    dropped,
+    reason: firstType ?? "retry",
+    ...(message !== undefined ? { message: cut(message) } : {}),
+  };
+  if (retry.length > 0) {
+    const body: BulkBody = selectItems(batch, retry);
+    result.retry = { body, lines: retry.length };
+  }
+  return result;
+}
+
+function cut(s: string): string {
+  return s.length > MAX_ERROR_BODY_BYTES ? `${s.slice(0, MAX_ERROR_BODY_BYTES)}…` : s;
+}
+
+/** At most `max` bytes of a response body as text; the rest is discarded. */
+async function readLimited(
+  body: Dispatcher.ResponseData["body"],
+  max: number,
+): Promise<{ text: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const b = chunk as Buffer;
+      chunks.push(b);
+      size += b.length;
+      if (size > max) break; // leaving the loop destroys the rest of the body
+    }
+  } catch {
+    // A body cut off mid-way still leaves us the status; the message is best effort.
+  }
+  const text = Buffer.concat(chunks).subarray(0, max).toString("utf8").trim();
+  return size > max ? { text: `${text}…`, truncated: true } : { text, truncated: false };
+}
+
+export type { SendResult };
