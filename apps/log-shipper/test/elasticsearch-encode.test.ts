@@ -85,7 +85,13 @@ describe("BulkEncoder", () => {
               fileId: FILE,
               offset: 40,
             },
-            { sec: T + 1, nanos: 0, line: "plain\ttext with \u0001 control", fileId: FILE, offset: 70 },
+            {
+              sec: T + 1,
+              nanos: 0,
+              line: "plain\ttext with \u0001 control, \\ and \r",
+              fileId: FILE,
+              offset: 70,
+            },
           ],
         },
         {
@@ -118,7 +124,7 @@ describe("BulkEncoder", () => {
       data_stream: { type: "logs", dataset: "sidecar", namespace: "default" },
     });
     expect(items[1]?.[1]["@timestamp"]).toBe("2024-01-31T12:00:01.000000000Z");
-    expect(items[1]?.[1].message).toBe("plain\ttext with \u0001 control");
+    expect(items[1]?.[1].message).toBe("plain\ttext with \u0001 control, \\ and \r");
     expect(items[2]?.[1]).toMatchObject({
       "@timestamp": "2024-01-31T12:00:00.000000005Z",
       message: "",
@@ -188,7 +194,10 @@ describe("BulkEncoder", () => {
       ),
     )[0]?.[0].create?._id;
     expect(again).toBe(id);
-    expect(id).toMatch(/^[0-9a-f]{16}\.6\.[0-9a-z]+$/);
+    const big = 2 ** 40 + 123_456_789;
+    expect(one("x", big, FILE)).toBe(documentId(FILE, big, Buffer.from("x")));
+    expect(one("x", big, FILE)).toContain(`.${big.toString(36)}.`);
+    expect(id).toMatch(/^[0-9a-f]{16}\.6\.[0-9a-f]{13}$/);
   });
 
   it("gzips when asked, and selectItems rebuilds a body of only some items (both encodings)", () => {

@@ -26,7 +26,7 @@
 // item ends (`itemEnds`), so the client can rebuild a body of only the items to retry.
 import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { type BatchStream, type EncodedBody, forEachEntry, GrowableBuffer } from "../loki/encode-protobuf.js";
+import { type BatchStream, type EncodedBody, GrowableBuffer } from "../loki/encode-protobuf.js";
 import { fileIdentity } from "../sink.js";
 import type { IndexName } from "./index-name.js";
 
@@ -59,12 +59,12 @@ const ACTION_ID = Buffer.from('","_id":"', "latin1");
 const ACTION_TAIL = Buffer.from('"}}\n', "latin1");
 const DOC_HEAD = Buffer.from('{"@timestamp":"', "latin1");
 const DOC_MESSAGE = Buffer.from('","message":"', "latin1");
-const HEX = "0123456789abcdef";
+const HEX_CODES = Uint8Array.from("0123456789abcdef", (ch) => ch.charCodeAt(0));
 
 export class BulkEncoder {
   private readonly opts: BulkEncoderOptions;
   private readonly scratch = new GrowableBuffer(64 * 1024);
-  private readonly fileKeys = new Map<string, string>();
+  private readonly fileKeys = new Map<string, Buffer>();
   /** The `YYYY-MM-DDTHH:MM:SS` of `lastSec`, as bytes. */
   private lastSec = Number.NaN;
   private readonly secBytes = Buffer.alloc(19);
@@ -106,14 +106,66 @@ export class BulkEncoder {
       if (s.labels.filename !== undefined) log.file = { path: s.labels.filename };
       const members = [JSON.stringify({ log }).slice(1, -1), this.commonJson].filter((m) => m !== "");
       const tail = Buffer.from(`",${members.join(",")}}\n`, "utf8");
-      let i = 0;
-      forEachEntry(s.entries, (sec, nanos, line) => {
-        const id = this.fileKey(fileIds[i] as string);
-        const offset = offsets[i] as number;
-        i++;
-        this.writeItem(out, sec, nanos, line, id, offset, tail);
+      // The entries' wire form (encode-protobuf.ts appendEntry), read in place: no per-line view.
+      const e = s.entries;
+      let p = 0;
+      for (let i = 0; p < e.length; i++) {
+        p++; // StreamAdapter.entries tag
+        let v = 0;
+        let mul = 1;
+        let c: number;
+        do {
+          c = e[p++] as number;
+          v += (c & 0x7f) * mul;
+          mul *= 128;
+        } while (c >= 0x80);
+        const entryEnd = p + v;
+        let sec = 0;
+        let nanos = 0;
+        let lineStart = p;
+        let lineEnd = p;
+        while (p < entryEnd) {
+          const tag = e[p++] as number;
+          let len = 0;
+          mul = 1;
+          do {
+            c = e[p++] as number;
+            len += (c & 0x7f) * mul;
+            mul *= 128;
+          } while (c >= 0x80);
+          if (tag === 0x0a) {
+            const tsEnd = p + len;
+            while (p < tsEnd) {
+              const t = e[p++] as number;
+              let x = 0;
+              mul = 1;
+              do {
+                c = e[p++] as number;
+                x += (c & 0x7f) * mul;
+                mul *= 128;
+              } while (c >= 0x80);
+              if (t === 0x08) sec = x;
+              else if (t === 0x10) nanos = x;
+            }
+          } else {
+            lineStart = p;
+            lineEnd = p + len;
+            p = lineEnd;
+          }
+        }
+        this.writeItem(
+          out,
+          sec,
+          nanos,
+          e,
+          lineStart,
+          lineEnd,
+          this.fileKey(fileIds[i] as string),
+          offsets[i] as number,
+          tail,
+        );
         itemEnds[item++] = out.len;
-      });
+      }
     }
     const ndjson = out.view();
     let body: Buffer;
@@ -136,53 +188,89 @@ export class BulkEncoder {
     };
   }
 
-  /** A short stable key for a file identity: 64 bits of its SHA-256, hex (cached per file id). */
-  private fileKey(fileId: string): string {
+  /** `<file key>.` for a file id, as bytes (cached per file id; see documentFileKey). */
+  private fileKey(fileId: string): Buffer {
     let key = this.fileKeys.get(fileId);
     if (key === undefined) {
       if (this.fileKeys.size >= FILE_KEY_CACHE) this.fileKeys.clear();
-      key = documentFileKey(fileId);
+      key = Buffer.from(`${documentFileKey(fileId)}.`, "latin1");
       this.fileKeys.set(fileId, key);
     }
     return key;
   }
 
+  /**
+   * One action line and one document for the line `src[start, end)`. The line hash is computed
+   * in the same pass that escapes the line into the document, so the `_id` is written with a
+   * fixed-width placeholder for it, filled in once the document is written.
+   */
   private writeItem(
     out: GrowableBuffer,
     sec: number,
     nanos: number,
-    line: Buffer,
-    fileKey: string,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    fileKey: Buffer,
     offset: number,
     tail: Buffer,
   ): void {
     const index = this.opts.index.nameFor(sec);
-    const id = `${fileKey}.${offset.toString(36)}.${lineHash(line).toString(36)}`;
+    const lineLen = end - start;
     // Worst case: every line byte escaped as \u00XX (6 bytes).
     out.reserve(
       ACTION_HEAD.length +
         index.length +
         ACTION_ID.length +
-        id.length +
+        fileKey.length +
+        12 +
+        HASH_DIGITS +
         ACTION_TAIL.length +
         DOC_HEAD.length +
         30 +
         DOC_MESSAGE.length +
-        line.length * 6 +
+        lineLen * 6 +
         tail.length,
     );
+    // TypedArray#set, not Buffer#copy: the copies are small and copy's argument handling costs more.
     const b = out.buf;
     let p = out.len;
-    p += ACTION_HEAD.copy(b, p);
-    p += index.copy(b, p);
-    p += ACTION_ID.copy(b, p);
-    p += b.write(id, p, "latin1");
-    p += ACTION_TAIL.copy(b, p);
-    p += DOC_HEAD.copy(b, p);
+    b.set(ACTION_HEAD, p);
+    p += ACTION_HEAD.length;
+    b.set(index, p);
+    p += index.length;
+    b.set(ACTION_ID, p);
+    p += ACTION_ID.length;
+    b.set(fileKey, p); // `<file key>.`
+    p += fileKey.length;
+    p = writeBase36(b, p, offset);
+    b[p++] = 0x2e; // .
+    const hashAt = p;
+    p += HASH_DIGITS;
+    b.set(ACTION_TAIL, p);
+    p += ACTION_TAIL.length;
+    b.set(DOC_HEAD, p);
+    p += DOC_HEAD.length;
     p = this.writeTimestamp(b, p, sec, nanos);
-    p += DOC_MESSAGE.copy(b, p);
-    p = writeJsonStringBytes(b, p, line);
-    p += tail.copy(b, p);
+    b.set(DOC_MESSAGE, p);
+    p += DOC_MESSAGE.length;
+    // The line as the inside of a JSON string (it is valid UTF-8: multi-byte sequences pass
+    // through; `"`, `\` and bytes below 0x20 are escaped), hashed on the way (see lineHash).
+    let h1 = 0xdeadbeef ^ lineLen;
+    let h2 = 0x41c6ce57 ^ lineLen;
+    for (let i = start; i < end; i++) {
+      const c = src[i] as number;
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+      if (c >= 0x20 && c !== 0x22 && c !== 0x5c) {
+        b[p++] = c;
+      } else {
+        p = writeEscape(b, p, c);
+      }
+    }
+    writeHashHex(b, hashAt, h1, h2);
+    b.set(tail, p);
+    p += tail.length;
     out.len = p;
   }
 
@@ -192,7 +280,8 @@ export class BulkEncoder {
       this.lastSec = sec;
       this.secBytes.write(new Date(sec * 1000).toISOString(), 0, 19, "latin1");
     }
-    p += this.secBytes.copy(b, p);
+    b.set(this.secBytes, p);
+    p += 19;
     b[p++] = 0x2e; // .
     let n = nanos;
     for (let k = p + 8; k >= p; k--) {
@@ -212,15 +301,19 @@ export function documentFileKey(fileId: string): string {
 
 /** A document `_id` as the encoder writes it (for tests and tools). */
 export function documentId(fileId: string, offset: number, line: Uint8Array): string {
-  return `${documentFileKey(fileId)}.${offset.toString(36)}.${lineHash(line).toString(36)}`;
+  return `${documentFileKey(fileId)}.${offset.toString(36)}.${lineHash(line)}`;
 }
 
+/** Hex digits of the line hash in an `_id`: 52 bits. */
+const HASH_DIGITS = 13;
+
 /**
- * 53 bits of a fast non-cryptographic hash of `bytes` (two 32-bit multiplicative lanes mixed at
- * the end, as in the public-domain cyrb53). It only has to tell apart lines that share a file
- * identity and an end offset — a handful at most — so speed matters more than strength.
+ * 52 bits of a fast non-cryptographic hash of `bytes`, as 13 hex digits: two 32-bit
+ * multiplicative lanes mixed at the end, as in the public-domain cyrb53. It only has to tell
+ * apart lines that share a file identity and an end offset — a handful at most — so speed
+ * matters more than strength. (The encoder computes the same hash inline while escaping.)
  */
-export function lineHash(bytes: Uint8Array): number {
+export function lineHash(bytes: Uint8Array): string {
   let h1 = 0xdeadbeef ^ bytes.length;
   let h2 = 0x41c6ce57 ^ bytes.length;
   for (let i = 0; i < bytes.length; i++) {
@@ -228,42 +321,58 @@ export function lineHash(bytes: Uint8Array): number {
     h1 = Math.imul(h1 ^ c, 2654435761);
     h2 = Math.imul(h2 ^ c, 1597334677);
   }
+  const b = Buffer.alloc(HASH_DIGITS);
+  writeHashHex(b, 0, h1, h2);
+  return b.toString("latin1");
+}
+
+/** Final mixing of the two lanes, written as 13 hex digits (20 bits of one lane, 32 of the other). */
+function writeHashHex(b: Uint8Array, p: number, h1: number, h2: number): void {
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+  let hi = h2 & 0xfffff;
+  for (let k = p + 4; k >= p; k--) {
+    b[k] = HEX_CODES[hi & 15] as number;
+    hi >>>= 4;
+  }
+  let lo = h1 >>> 0;
+  for (let k = p + 12; k >= p + 5; k--) {
+    b[k] = HEX_CODES[lo & 15] as number;
+    lo >>>= 4;
+  }
 }
 
-/**
- * Write `bytes` (valid UTF-8) as the inside of a JSON string at `p`; returns the end. Multi-byte
- * sequences pass through; `"`, `\` and bytes below 0x20 are escaped.
- */
-export function writeJsonStringBytes(b: Buffer, p: number, bytes: Uint8Array): number {
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i] as number;
-    if (c >= 0x20 && c !== 0x22 && c !== 0x5c) {
-      b[p++] = c;
-    } else if (c === 0x22 || c === 0x5c) {
-      b[p++] = 0x5c;
-      b[p++] = c;
-    } else if (c === 0x0a) {
-      b[p++] = 0x5c;
-      b[p++] = 0x6e; // \n
-    } else if (c === 0x09) {
-      b[p++] = 0x5c;
-      b[p++] = 0x74; // \t
-    } else if (c === 0x0d) {
-      b[p++] = 0x5c;
-      b[p++] = 0x72; // \r
-    } else {
-      b[p++] = 0x5c;
-      b[p++] = 0x75; // \u00XX
-      b[p++] = 0x30;
-      b[p++] = 0x30;
-      b[p++] = HEX.charCodeAt(c >> 4);
-      b[p++] = HEX.charCodeAt(c & 15);
-    }
+/** `v` (0 ≤ v < 2^53) in base 36, lowercase, as Number#toString(36) writes it; returns the end. */
+function writeBase36(b: Uint8Array, p: number, v: number): number {
+  let n = 1;
+  for (let x = v; x >= 36; x = Math.floor(x / 36)) n++;
+  for (let k = p + n - 1; k >= p; k--) {
+    const d = v % 36;
+    b[k] = d < 10 ? 0x30 + d : 0x57 + d; // 0-9, a-z
+    v = Math.floor(v / 36);
+  }
+  return p + n;
+}
+
+/** Escape one byte that cannot stand in a JSON string as itself; returns the end. */
+function writeEscape(b: Uint8Array, p: number, c: number): number {
+  b[p++] = 0x5c; // \
+  if (c === 0x22 || c === 0x5c) {
+    b[p++] = c;
+  } else if (c === 0x0a) {
+    b[p++] = 0x6e; // \n
+  } else if (c === 0x09) {
+    b[p++] = 0x74; // \t
+  } else if (c === 0x0d) {
+    b[p++] = 0x72; // \r
+  } else {
+    b[p++] = 0x75; // \u00XX
+    b[p++] = 0x30;
+    b[p++] = 0x30;
+    b[p++] = HEX_CODES[c >> 4] as number;
+    b[p++] = HEX_CODES[c & 15] as number;
   }
   return p;
 }
