@@ -54,7 +54,12 @@ function line(n, time) {
 
 // Seal real batches (1 MiB, entry refs on) and keep copies of them.
 const batches = [];
-const podLabels = { namespace: "default", pod: "sample-app-7d9f8b6c5-x2k4q", container: "sample-app", node: "node-1" };
+const podLabels = {
+  namespace: "default",
+  pod: "sample-app-7d9f8b6c5-x2k4q",
+  container: "sample-app",
+  node: "node-1",
+};
 const batcher = new Batcher({
   baseLabels: { job: "sample-app", ...podLabels },
   batchMaxBytes: 1024 * 1024,
@@ -62,7 +67,12 @@ const batcher = new Batcher({
   entryRefs: true,
   onSeal: (b) =>
     batches.push(
-      b.streams.map((s) => ({ ...s, entries: Buffer.from(s.entries), fileIds: s.fileIds, offsets: s.offsets })),
+      b.streams.map((s) => ({
+        ...s,
+        entries: Buffer.from(s.entries),
+        fileIds: s.fileIds,
+        offsets: s.offsets,
+      })),
     ),
 });
 const file = { id: "64769:1234:00aa11bb22cc33dd/1", path: "/shared/logs/app.log" };
@@ -99,7 +109,12 @@ function measure(name, encoder) {
 }
 
 const es = (compression, index) =>
-  new BulkEncoder({ index: new IndexName(index), compression, staticLabels: { job: "sample-app" }, podLabels });
+  new BulkEncoder({
+    index: new IndexName(index),
+    compression,
+    staticLabels: { job: "sample-app" },
+    podLabels,
+  });
 const results = [
   measure("loki protobuf+snappy", new ProtobufEncoder()),
   measure("elasticsearch ndjson (data stream)", es("none", "logs-sidecar-default")),
