@@ -4,6 +4,7 @@
 import type { Config } from "../config.js";
 import type { WhenFull } from "../fanout.js";
 import { DryRunSink } from "./dry-run/dry-run.js";
+import { createElasticsearchSink, type ElasticsearchConfig } from "./elasticsearch/elasticsearch.js";
 import { LokiClient, type Transport } from "./loki/loki-client.js";
 import { LokiSink } from "./loki/loki-sink.js";
 import type { Sink, SinkContext } from "./sink.js";
@@ -20,7 +21,15 @@ export interface SinkDeps {
   dryRunOut?: NodeJS.WritableStream;
 }
 
-export function createDestinations(config: Config, ctx: SinkContext, deps: SinkDeps = {}): Destination[] {
+/**
+ * `config` may carry a destination module's settings beyond Config (ES_*: elasticsearchSchema)
+ * — present once config.ts merges that schema; until then a caller can add them itself.
+ */
+export function createDestinations(
+  config: Config & Partial<ElasticsearchConfig>,
+  ctx: SinkContext,
+  deps: SinkDeps = {},
+): Destination[] {
   const out: Destination[] = [];
   if (config.lokiEndpoint !== undefined || deps.lokiTransport !== undefined) {
     const transport =
@@ -38,6 +47,11 @@ export function createDestinations(config: Config, ctx: SinkContext, deps: SinkD
       sink: new LokiSink(transport, config.lokiEncoding, config.lokiCompression),
       whenFull: config.lokiWhenFull,
     });
+  }
+  if (config.esEndpoint !== undefined && config.esIndex !== undefined) {
+    const es = createElasticsearchSink(config as ElasticsearchConfig, ctx);
+    // Lossless: ES_WHEN_FULL is not a variable yet.
+    if (es !== undefined) out.push({ sink: es, whenFull: "block" });
   }
   if (out.length === 0)
     out.push({ sink: new DryRunSink(deps.dryRunOut ?? process.stdout), whenFull: "block" });

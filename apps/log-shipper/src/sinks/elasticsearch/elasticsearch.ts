@@ -120,6 +120,7 @@ export function elasticsearchProblems(cfg: ElasticsearchConfig, env: Env): Confi
 /** The Elasticsearch destination: `_bulk` NDJSON with stable `_id`s, per-item outcomes. */
 export class ElasticsearchSink implements Sink {
   readonly name = "elasticsearch" as const;
+  readonly title = "Elasticsearch";
   /**
    * `@timestamp` may be mapped as `date_nanos` (a signed 64-bit nanosecond count), which ends in
    * 2262; `date` reaches much further, so the stricter limit serves both.
