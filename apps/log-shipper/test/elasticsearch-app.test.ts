@@ -136,4 +136,20 @@ describe("log shipper with an Elasticsearch destination", () => {
     expect(es.docs.map((d) => d.source.message).sort()).toEqual([...content].sort());
     expect(loki.entries.length).toBe(N);
   });
+
+  it("a batch refused whole as too large (413) is split and delivered, nothing lost or doubled", async () => {
+    const dirs = tempDirs("ls-es-");
+    es = await startFakeElasticsearch();
+    es.setFault({ kind: "status", status: 413, times: 1 });
+    const p = join(dirs.logs, "app.log");
+    writeFileSync(p, `${content.join("\n")}\n`);
+    app = buildEsApp(dirs, { ES_ENDPOINT: es.url });
+    await app.start();
+    await es.waitForDocs(N, 30_000);
+    await committed(dirs, readFileSync(p).length);
+    expect(es.docs.map((d) => d.source.message).sort()).toEqual([...content].sort());
+    const m = (await app.server.inject({ method: "GET", url: "/metrics" })).body;
+    expect(m).toMatch(/^log_shipper_batches_total{destination="elasticsearch",outcome="split"} 1$/m);
+    expect(m).not.toMatch(/log_shipper_dropped_lines_total{destination="elasticsearch"/);
+  });
 });

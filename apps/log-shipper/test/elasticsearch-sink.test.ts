@@ -215,6 +215,23 @@ describe("Elasticsearch sink", () => {
     expect(es.docs.length).toBe(3);
   });
 
+  it("a body refused whole (413) splits into halves that carry every item once, with their line bytes", async () => {
+    const s = sink({ ES_COMPRESSION: "gzip" });
+    es.setFault({ kind: "status", status: 413, times: 1 });
+    const input = lines(5, "part");
+    const body = s.encode(batch(input));
+    expect(await send(s, body)).toMatchObject({ kind: "failure", status: 413 });
+    const halves = s.split?.(body);
+    expect(halves?.map((h) => h.lines)).toEqual([3, 2]);
+    expect(halves?.map((h) => h.lineBytes)).toEqual([18, 12]);
+    for (const h of halves ?? []) expect(await send(s, h.body)).toEqual({ kind: "success", status: 200 });
+    expect(messages()).toEqual(input);
+    const one = s.split?.(halves?.[1]?.body as BulkBody)?.[1];
+    expect(one?.lines).toBe(1);
+    expect(s.split?.(one?.body as BulkBody)).toBeUndefined();
+    expect(s.example?.(one?.body as BulkBody)).toMatchObject({ document: { message: "part 4" } });
+  });
+
   it("404 (wrong URL path) is retryable with a hint naming ES_ENDPOINT", async () => {
     const s = sink({ ES_ENDPOINT: `${es.url}/not/here` });
     const r = await send(s, s.encode(batch(lines(1))));

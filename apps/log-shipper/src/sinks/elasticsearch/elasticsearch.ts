@@ -14,9 +14,9 @@ import {
 } from "@sidecar/shared";
 import { MAX_ENCODABLE_SEC } from "../../batcher.js";
 import { FileSecret } from "../../secret-file.js";
-import type { BatchStream, EncodedBody, Sink, SinkContext, SinkResult } from "../sink.js";
+import type { BatchStream, BodyPart, EncodedBody, Sink, SinkContext, SinkResult } from "../sink.js";
 import { BulkClient } from "./bulk-client.js";
-import { BulkEncoder } from "./encode-bulk.js";
+import { BulkEncoder, bulkLineBytes, firstItem, isBulkBody, selectItems } from "./encode-bulk.js";
 import { IndexName } from "./index-name.js";
 
 export const DEFAULT_ES_INDEX = "logs-sidecar-default";
@@ -162,6 +162,28 @@ export class ElasticsearchSink implements Sink {
 
   close(): Promise<void> {
     return this.client.close();
+  }
+
+  /**
+   * Halves of a body the cluster refused whole (the pipeline asks on a `failure`): a 413 — the
+   * NDJSON is ~3× the lines, so a large BATCH_MAX_BYTES can exceed `http.max_content_length`
+   * (100 MB by default) — then fits, and a body it cannot parse is narrowed down to the one item
+   * at fault instead of costing all of them.
+   */
+  split(body: EncodedBody): [BodyPart, BodyPart] | undefined {
+    if (!isBulkBody(body) || body.itemEnds.length < 2) return undefined;
+    const n = body.itemEnds.length;
+    const mid = Math.ceil(n / 2);
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    const part = (idx: number[]): BodyPart => {
+      const b = selectItems(body, idx);
+      return { body: b, lines: idx.length, lineBytes: bulkLineBytes(b) };
+    };
+    return [part(range(0, mid)), part(range(mid, n))];
+  }
+
+  example(body: EncodedBody): unknown {
+    return isBulkBody(body) ? firstItem(body) : undefined;
   }
 }
 

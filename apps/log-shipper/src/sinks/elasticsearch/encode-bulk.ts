@@ -36,10 +36,28 @@ export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
 export interface BulkBody extends EncodedBody {
   /** End offset (exclusive) of each item in the uncompressed NDJSON; length = item count. */
   readonly itemEnds: Uint32Array;
+  /** Each item's line length in bytes (what the line counters count), same order. */
+  readonly lineBytes: Uint32Array;
 }
 
 export function isBulkBody(b: EncodedBody): b is BulkBody {
   return (b as Partial<BulkBody>).itemEnds instanceof Uint32Array;
+}
+
+/** Sum of the items' line bytes. */
+export function bulkLineBytes(b: BulkBody): number {
+  let n = 0;
+  for (const x of b.lineBytes) n += x;
+  return n;
+}
+
+/** The first item's action and document, parsed (for the drop log's example). */
+export function firstItem(b: BulkBody): { action: unknown; document: unknown } | undefined {
+  if (b.itemEnds.length === 0) return undefined;
+  const ndjson = b.contentEncoding === "gzip" ? gunzipSync(b.body) : b.body;
+  const text = ndjson.toString("utf8", 0, b.itemEnds[0]);
+  const nl = text.indexOf("\n");
+  return { action: JSON.parse(text.slice(0, nl)), document: JSON.parse(text.slice(nl + 1)) };
 }
 
 export interface BulkEncoderOptions {
@@ -94,6 +112,7 @@ export class BulkEncoder {
     let items = 0;
     for (const s of streams) items += s.count;
     const itemEnds = new Uint32Array(items);
+    const lineBytes = new Uint32Array(items);
     let item = 0;
     for (const s of streams) {
       const fileIds = s.fileIds;
@@ -164,6 +183,7 @@ export class BulkEncoder {
           offsets[i] as number,
           tail,
         );
+        lineBytes[item] = lineEnd - lineStart;
         itemEnds[item++] = out.len;
       }
     }
@@ -185,6 +205,7 @@ export class BulkEncoder {
       contentType: NDJSON_CONTENT_TYPE,
       ...(contentEncoding !== undefined ? { contentEncoding } : {}),
       itemEnds,
+      lineBytes,
     };
   }
 
@@ -389,11 +410,13 @@ export function selectItems(body: BulkBody, indexes: readonly number[]): BulkBod
     size += (body.itemEnds[i] as number) - (i > 0 ? (body.itemEnds[i - 1] as number) : 0);
   const out = Buffer.allocUnsafe(size);
   const itemEnds = new Uint32Array(indexes.length);
+  const lineBytes = new Uint32Array(indexes.length);
   let p = 0;
   indexes.forEach((i, k) => {
     const start = i > 0 ? (body.itemEnds[i - 1] as number) : 0;
     p += ndjson.copy(out, p, start, body.itemEnds[i] as number);
     itemEnds[k] = p;
+    lineBytes[k] = body.lineBytes[i] as number;
   });
   if (body.contentEncoding === "gzip") {
     return {
@@ -401,7 +424,8 @@ export function selectItems(body: BulkBody, indexes: readonly number[]): BulkBod
       contentType: body.contentType,
       contentEncoding: "gzip",
       itemEnds,
+      lineBytes,
     };
   }
-  return { body: out, contentType: body.contentType, itemEnds };
+  return { body: out, contentType: body.contentType, itemEnds, lineBytes };
 }
