@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type App, buildApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { type ElasticsearchConfig, elasticsearchSchema } from "../src/sinks/elasticsearch/elasticsearch.js";
+import { createDestinations } from "../src/sinks/index.js";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
 import { type FakeElasticsearch, startFakeElasticsearch } from "./support/fake-elasticsearch.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
@@ -43,6 +44,21 @@ const content = Array.from(
   { length: N },
   (_, i) => `{"level":${i % 10 === 0 ? 50 : 30},"time":${1_700_000_000_000 + i},"n":${i},"msg":"m${i}"}`,
 );
+
+describe("destination list", () => {
+  it("ES_ENDPOINT adds Elasticsearch after Loki, with its ES_WHEN_FULL", () => {
+    const env = { LOKI_ENDPOINT: "http://loki:3100", ES_ENDPOINT: "http://es:9200", ES_WHEN_FULL: "drop" };
+    const config = { ...loadConfig(env), ...(parseEnv(elasticsearchSchema, env) as ElasticsearchConfig) };
+    const ctx = { staticLabels: {}, podLabels: {}, timeoutMs: 1000, logger: silentLogger() };
+    const dests = createDestinations(config, ctx);
+    expect(dests.map((d) => [d.sink.name, d.whenFull])).toEqual([
+      ["loki", "block"],
+      ["elasticsearch", "drop"],
+    ]);
+    expect(createDestinations(loadConfig({}), ctx).map((d) => d.sink.name)).toEqual(["dry-run"]);
+    return Promise.all(dests.map((d) => d.sink.close()));
+  });
+});
 
 describe("log shipper with an Elasticsearch destination", () => {
   let app: App | undefined;

@@ -322,6 +322,7 @@ describe("Elasticsearch config", () => {
     expect(cfg.esIndex.pattern).toBe("logs-sidecar-default");
     expect(cfg.esCompression).toBe("none");
     expect(cfg.esTimeoutMs).toBeUndefined();
+    expect(cfg.esWhenFull).toBe("block");
     expect(describeElasticsearch(cfg)).toEqual({ enabled: false });
   });
 
@@ -330,6 +331,7 @@ describe("Elasticsearch config", () => {
     [{ ES_INDEX: "Logs-%Y" }, /ES_INDEX="Logs-%Y" \(expected .*: index names must be lowercase\)/],
     [{ ES_INDEX: "logs-%s" }, /ES_INDEX="logs-%s" .*unsupported placeholder "%s"/],
     [{ ES_COMPRESSION: "zstd" }, /ES_COMPRESSION="zstd"/],
+    [{ ES_WHEN_FULL: "maybe" }, /ES_WHEN_FULL="maybe"/],
     [{ ES_TIMEOUT_MS: "0" }, /ES_TIMEOUT_MS="0"/],
     [{ ES_PASSWORD_FILE: "/nonexistent/pw" }, /ES_PASSWORD_FILE="\/nonexistent\/pw" .*cannot read: ENOENT/],
     [{ ES_CA_FILE: "/nonexistent/ca" }, /ES_CA_FILE="\/nonexistent\/ca"/],

@@ -50,8 +50,7 @@ export function createDestinations(
   }
   if (config.esEndpoint !== undefined && config.esIndex !== undefined) {
     const es = createElasticsearchSink(config as ElasticsearchConfig, ctx);
-    // Lossless: ES_WHEN_FULL is not a variable yet.
-    if (es !== undefined) out.push({ sink: es, whenFull: "block" });
+    if (es !== undefined) out.push({ sink: es, whenFull: config.esWhenFull ?? "block" });
   }
   if (out.length === 0)
     out.push({ sink: new DryRunSink(deps.dryRunOut ?? process.stdout), whenFull: "block" });

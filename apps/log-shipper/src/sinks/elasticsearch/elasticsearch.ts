@@ -76,6 +76,9 @@ export const elasticsearchSchema = {
   // has broken them in several releases (2.11.0, 2.17.0) and its reactor-netty transport did not
   // decompress them at all — uncompressed works everywhere.
   esCompression: oneOf("ES_COMPRESSION", ["none", "gzip"] as const, { default: "none" }),
+  // block: reading pauses while Elasticsearch's unacknowledged bytes are at MAX_BUFFER_BYTES
+  // (lossless); drop: best-effort, what it cannot hold is dropped for it alone.
+  esWhenFull: oneOf("ES_WHEN_FULL", ["block", "drop"] as const, { default: "block" }),
 };
 
 export type ElasticsearchConfig = {
@@ -102,7 +105,14 @@ export function elasticsearchProblems(cfg: ElasticsearchConfig, env: Env): Confi
     });
   }
   if (cfg.esEndpoint === undefined) {
-    for (const name of ["ES_USERNAME", "ES_PASSWORD_FILE", "ES_API_KEY_FILE", "ES_CA_FILE", "ES_PIPELINE"]) {
+    for (const name of [
+      "ES_USERNAME",
+      "ES_PASSWORD_FILE",
+      "ES_API_KEY_FILE",
+      "ES_CA_FILE",
+      "ES_PIPELINE",
+      "ES_WHEN_FULL",
+    ]) {
       if (env[name] !== undefined && env[name] !== "")
         problems.push({ name, value: env[name], expected: "unset unless ES_ENDPOINT is set" });
     }
@@ -205,6 +215,7 @@ export function describeElasticsearch(cfg: ElasticsearchConfig): Record<string, 
     dataStream: cfg.esIndex.dataStream !== undefined,
     pipeline: cfg.esPipeline || undefined,
     compression: cfg.esCompression,
+    whenFull: cfg.esWhenFull,
     auth: cfg.esApiKey ? "apikey" : cfg.esUsername ? "basic" : "none",
     extraCa: cfg.esCa !== undefined,
     timeoutMs: cfg.esTimeoutMs,
