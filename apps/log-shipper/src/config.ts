@@ -21,6 +21,11 @@ import {
 import picomatch from "picomatch";
 import { processingSchema } from "./processing/config.js";
 import { FileSecret } from "./secret-file.js";
+import {
+  describeElasticsearch,
+  elasticsearchProblems,
+  elasticsearchSchema,
+} from "./sinks/elasticsearch/elasticsearch.js";
 
 /** Loki's push path, appended to a bare base URL (`http://loki:3100` → `.../loki/api/v1/push`). */
 export const LOKI_PUSH_PATH = "/loki/api/v1/push";
@@ -131,6 +136,8 @@ const schema = {
   summaryIntervalMs: int("SUMMARY_INTERVAL_MS", { default: 30_000, min: 0, max: 86_400_000 }),
   // Between the files and the destinations: drop, keep, redact (processing/stage.ts).
   ...processingSchema,
+  // Other destinations (src/sinks/<name>/): each enabled by its endpoint.
+  ...elasticsearchSchema,
 };
 
 export type Config = {
@@ -169,6 +176,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
       expected: `at least BATCH_MAX_BYTES (${cfg.batchMaxBytes}), or no batch could ever fill`,
     });
   }
+  problems.push(...elasticsearchProblems(cfg, env));
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
 }
@@ -176,7 +184,12 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
 /** The configuration as it may be logged: secrets and file contents left out. */
 export function describeConfig(cfg: Config): Record<string, unknown> {
   return {
-    lokiEndpoint: cfg.lokiEndpoint ? redactUrl(cfg.lokiEndpoint) : "(dry run)",
+    lokiEndpoint: cfg.lokiEndpoint
+      ? redactUrl(cfg.lokiEndpoint)
+      : cfg.esEndpoint === undefined
+        ? "(dry run)"
+        : "(unset)",
+    elasticsearch: describeElasticsearch(cfg),
     logPaths: cfg.logPaths,
     excludePaths: cfg.excludePaths,
     positionsFile: cfg.positionsFile,
