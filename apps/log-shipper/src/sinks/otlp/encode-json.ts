@@ -1,0 +1,68 @@
+// OTLP/HTTP logs in JSON (`OTLP_ENCODING=json`): the same ExportLogsServiceRequest as the protobuf
+// encoder, in the OTLP JSON mapping — lowerCamelCase field names, 64-bit integers (the
+// nanosecond times) as decimal strings, enums (severityNumber) as integers, default values
+// omitted. Not the default and not on the hot path: entries are read back with forEachEntry and
+// each line is escaped by JSON.stringify.
+import { gzipSync } from "node:zlib";
+import { unixNanosString } from "../loki/encode-json.js";
+import {
+  type BatchEncoder,
+  type BatchStream,
+  type EncodedBody,
+  forEachEntry,
+} from "../loki/encode-protobuf.js";
+import { type OtlpEncoderOptions, recordParts, resourceAttributes, SCOPE_NAME } from "./encode-protobuf.js";
+
+function keyValues(pairs: readonly [string, string][]): string {
+  return `[${pairs.map(([k, v]) => `{"key":${JSON.stringify(k)},"value":{"stringValue":${JSON.stringify(v)}}}`).join(",")}]`;
+}
+
+export class OtlpJsonEncoder implements BatchEncoder {
+  /** `{"resourceLogs":[{"resource":{…},"scopeLogs":[{"scope":{…},"logRecords":[` */
+  private readonly head: string;
+  private readonly compression: "gzip" | "none";
+  private readonly now: () => number;
+  /** Per label set: the record's JSON before the body and after it (without the observed time). */
+  private readonly parts = new WeakMap<object, { before: string; after: string }>();
+
+  constructor(opts: OtlpEncoderOptions) {
+    const resource = `{"attributes":${keyValues(resourceAttributes(opts.staticLabels, opts.podLabels))}}`;
+    this.head = `{"resourceLogs":[{"resource":${resource},"scopeLogs":[{"scope":{"name":${JSON.stringify(SCOPE_NAME)}},"logRecords":[`;
+    this.compression = opts.compression;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private partsOf(labels: Readonly<Record<string, string>>): { before: string; after: string } {
+    let p = this.parts.get(labels);
+    if (p === undefined) {
+      const r = recordParts(labels);
+      let before = "";
+      if (r.severityNumber > 0) before += `,"severityNumber":${r.severityNumber}`;
+      if (r.severityText !== undefined) before += `,"severityText":${JSON.stringify(r.severityText)}`;
+      const after = r.attributes.length > 0 ? `,"attributes":${keyValues(r.attributes)}` : "";
+      p = { before, after };
+      this.parts.set(labels, p);
+    }
+    return p;
+  }
+
+  encode(streams: readonly BatchStream[]): EncodedBody {
+    const nowMs = this.now();
+    const obsSec = Math.floor(nowMs / 1000);
+    const observed = unixNanosString(obsSec, Math.round((nowMs - obsSec * 1000) * 1e6));
+    const records: string[] = [];
+    for (const s of streams) {
+      const { before, after } = this.partsOf(s.labels);
+      forEachEntry(s.entries, (sec, nanos, line) => {
+        records.push(
+          `{"timeUnixNano":"${unixNanosString(sec, nanos)}","observedTimeUnixNano":"${observed}"${before},"body":{"stringValue":${JSON.stringify(line.toString("utf8"))}}${after}}`,
+        );
+      });
+    }
+    const json = Buffer.from(`${this.head}${records.join(",")}]}]}]}`, "utf8");
+    if (this.compression === "gzip") {
+      return { body: gzipSync(json, { level: 1 }), contentType: "application/json", contentEncoding: "gzip" };
+    }
+    return { body: json, contentType: "application/json" };
+  }
+}
