@@ -77,6 +77,7 @@ describe("OTLP configuration", () => {
       headers: ["x-api-key"],
       auth: "bearer",
       extraCa: true,
+      whenFull: "block",
     });
     expect(JSON.stringify(d)).not.toContain("s3cr3t");
     expect(JSON.stringify(cfg)).not.toContain("s3cr3t");

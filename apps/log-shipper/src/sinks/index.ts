@@ -1,12 +1,14 @@
 // The destinations the configuration enables, in a fixed order (loki, otlp, elasticsearch). Each
 // is enabled by setting its endpoint; none set = the dry run. Each destination module
 // (src/sinks/<name>/) exports its schema, problems, factory and description (see sink.ts).
-import type { Config } from "../config.js";
+import { ConfigError, type ConfigProblem, type Env } from "@sidecar/shared";
+import { type Config, loadConfig } from "../config.js";
 import type { WhenFull } from "../fanout.js";
 import { DryRunSink } from "./dry-run/dry-run.js";
 import { createElasticsearchSink, type ElasticsearchConfig } from "./elasticsearch/elasticsearch.js";
 import { LokiClient, type Transport } from "./loki/loki-client.js";
 import { LokiSink } from "./loki/loki-sink.js";
+import { createOtlpSink, loadOtlpConfig, type OtlpConfig } from "./otlp/otlp.js";
 import type { Sink, SinkContext } from "./sink.js";
 
 export interface Destination {
@@ -22,11 +24,32 @@ export interface SinkDeps {
 }
 
 /**
- * `config` may carry a destination module's settings beyond Config (ES_*: elasticsearchSchema)
- * — present once config.ts merges that schema; until then a caller can add them itself.
+ * The core configuration plus each destination module's own variables. Until config.ts takes the
+ * destination schemas in, main.ts loads them here: every bad variable of either is reported in
+ * one ConfigError (exit 2).
  */
+export type ShipperConfig = Config & OtlpConfig;
+
+export function loadShipperConfig(env: Env): ShipperConfig {
+  const problems: ConfigProblem[] = [];
+  const collect = <T>(load: () => T): T | undefined => {
+    try {
+      return load();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+      return undefined;
+    }
+  };
+  const core = collect(() => loadConfig(env));
+  const otlp = collect(() => loadOtlpConfig(env));
+  if (core === undefined || otlp === undefined) throw new ConfigError(problems);
+  return Object.freeze({ ...core, ...otlp });
+}
+
+/** Destinations' own settings are optional here: a Config without them enables only Loki. */
 export function createDestinations(
-  config: Config & Partial<ElasticsearchConfig>,
+  config: Config & Partial<OtlpConfig> & Partial<ElasticsearchConfig>,
   ctx: SinkContext,
   deps: SinkDeps = {},
 ): Destination[] {
@@ -47,6 +70,11 @@ export function createDestinations(
       sink: new LokiSink(transport, config.lokiEncoding, config.lokiCompression),
       whenFull: config.lokiWhenFull,
     });
+  }
+  if (config.otlpEndpoint !== undefined) {
+    const otlp = config as Config & OtlpConfig;
+    const sink = createOtlpSink(otlp, ctx);
+    if (sink !== undefined) out.push({ sink, whenFull: otlp.otlpWhenFull });
   }
   if (config.esEndpoint !== undefined && config.esIndex !== undefined) {
     const es = createElasticsearchSink(config as ElasticsearchConfig, ctx);

@@ -5,11 +5,13 @@
 // Enabled by OTLP_ENDPOINT. Variables: OTLP_ENCODING, OTLP_COMPRESSION, OTLP_HEADERS,
 // OTLP_BEARER_TOKEN_FILE, OTLP_CA_FILE, OTLP_TIMEOUT_MS, OTLP_AWS_REGION (README "OTLP").
 import {
+  ConfigError,
   type ConfigOf,
   type ConfigProblem,
   type Env,
   type Field,
   oneOf,
+  parseEnv,
   secretFile,
   url,
 } from "@sidecar/shared";
@@ -145,9 +147,20 @@ export const otlpSchema = {
   otlpCa: caFile("OTLP_CA_FILE"),
   otlpTimeoutMs: optionalInt("OTLP_TIMEOUT_MS", 1, 600_000),
   otlpAwsRegion: awsRegion("OTLP_AWS_REGION"),
+  // block: reading pauses while OTLP's unacknowledged bytes are at MAX_BUFFER_BYTES (lossless);
+  // drop: best-effort, what OTLP cannot hold is dropped for it alone (other destinations go on).
+  otlpWhenFull: oneOf("OTLP_WHEN_FULL", ["block", "drop"] as const, { default: "block" }),
 };
 
 export type OtlpConfig = ConfigOf<typeof otlpSchema>;
+
+/** Parse the OTLP variables and cross-check them: one ConfigError naming every bad one. */
+export function loadOtlpConfig(env: Env): OtlpConfig {
+  const cfg = parseEnv(otlpSchema, env);
+  const problems = otlpProblems(cfg, env);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return cfg;
+}
 
 /** Cross-checks between the OTLP variables (exit 2 at start). */
 export function otlpProblems(cfg: OtlpConfig, env: Env): ConfigProblem[] {
@@ -264,5 +277,6 @@ export function describeOtlp(cfg: OtlpConfig): Record<string, unknown> | undefin
           : "none",
     extraCa: cfg.otlpCa !== undefined,
     ...(cfg.otlpTimeoutMs !== undefined ? { timeoutMs: cfg.otlpTimeoutMs } : {}),
+    whenFull: cfg.otlpWhenFull,
   };
 }

@@ -1,0 +1,136 @@
+// Process tests of the OTLP destination on the BUILT shipper (dist/main.js): real files, the fake
+// OTLP receiver on loopback, real signals. OTLP alone: every line exactly once through a 503 with
+// Retry-After, then SIGTERM → exit 0 with the positions saved; Loki and OTLP at once: each gets
+// every line exactly once; a bad OTLP variable stops the program at start with exit 2.
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { tempDirs } from "./support/app-harness.js";
+import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
+import { type FakeOtlp, startFakeOtlp } from "./support/fake-otlp.js";
+import { assertBuilt, shipperEnv, shipperTracker } from "./support/process.js";
+
+const started = (l: Record<string, unknown>) => l.msg === "log shipper started";
+const line = (i: number, level: number) =>
+  `{"level":${level},"time":${1_765_000_000_000 + i},"seq":${i},"msg":"otlp process line ${i} — ünïcödé"}`;
+
+function seqCounts(bodies: string[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const b of bodies) {
+    const s = /"seq":(\d+)/.exec(b);
+    if (s) m.set(Number(s[1]), (m.get(Number(s[1])) ?? 0) + 1);
+  }
+  return m;
+}
+
+function expectExactlyOnce(bodies: string[], total: number): void {
+  const counts = seqCounts(bodies);
+  const missing = [...Array(total).keys()].filter((i) => counts.get(i) !== 1);
+  expect(missing.slice(0, 10), `lines not delivered exactly once (of ${total})`).toEqual([]);
+  expect(bodies.length).toBe(total);
+}
+
+describe("log shipper process with OTLP (dist/main.js)", () => {
+  const shippers = shipperTracker();
+  let otlp: FakeOtlp | undefined;
+  let loki: FakeLoki | undefined;
+  beforeAll(() => assertBuilt());
+  afterEach(async () => {
+    shippers.killAll();
+    await otlp?.close();
+    await loki?.close();
+    otlp = undefined;
+    loki = undefined;
+  });
+
+  it("OTLP alone: every line exactly once through a 503 with Retry-After; SIGTERM exits 0", async () => {
+    const dirs = tempDirs("proc-otlp-");
+    otlp = await startFakeOtlp();
+    otlp.setFault({ kind: "status", status: 503, retryAfter: "1", times: 2 });
+    const s = shippers.spawn({
+      ...shipperEnv(dirs),
+      OTLP_ENDPOINT: otlp.url,
+      STATIC_LABELS: "job=sample-app,env=test",
+      POD_NAMESPACE: "shop",
+      POD_NAME: "sample-app-0",
+    });
+    await s.waitForLog(started, "start");
+    const total = 3000;
+    const p = join(dirs.logs, "app.log");
+    for (let i = 0; i < total; i += 500) {
+      let chunk = "";
+      for (let j = i; j < i + 500; j++) chunk += `${line(j, j % 2 === 0 ? 30 : 50)}\n`;
+      appendFileSync(p, chunk);
+    }
+    await otlp.waitForRecords(total, 60_000);
+    s.child.kill("SIGTERM");
+    const exit = await s.exited;
+    expect(exit, s.stderr()).toEqual({ code: 0, signal: null });
+
+    expectExactlyOnce(
+      otlp.records.map((r) => r.body),
+      total,
+    );
+    expect(otlp.requests.slice(0, 2).map((r) => r.status)).toEqual([503, 503]);
+    const r0 = otlp.records[0];
+    expect(r0?.resource).toEqual({
+      "k8s.namespace.name": "shop",
+      "k8s.pod.name": "sample-app-0",
+      "service.name": "sample-app",
+      env: "test",
+    });
+    expect(r0?.attributes).toEqual({ "log.file.name": "app.log", "log.file.path": p });
+    for (const r of otlp.records) {
+      const seq = Number(/"seq":(\d+)/.exec(r.body)?.[1]);
+      expect(r.timeUnixNano).toBe(BigInt(1_765_000_000_000 + seq) * 1_000_000n);
+      expect([r.severityNumber, r.severityText]).toEqual(seq % 2 === 0 ? [9, "info"] : [17, "error"]);
+    }
+    // Acknowledged, so saved: a restart would send nothing again.
+    const saved = JSON.parse(readFileSync(dirs.positionsFile, "utf8"));
+    expect(JSON.stringify(saved)).toContain(String(readFileSync(p).length));
+  });
+
+  it("Loki and OTLP at once: each gets every line exactly once", async () => {
+    const dirs = tempDirs("proc-otlp-fan-");
+    otlp = await startFakeOtlp();
+    loki = await startFakeLoki({ store: "lines" });
+    const s = shippers.spawn({
+      ...shipperEnv(dirs, loki.url),
+      OTLP_ENDPOINT: otlp.url,
+      OTLP_ENCODING: "json",
+    });
+    await s.waitForLog(started, "start");
+    const total = 2000;
+    let chunk = "";
+    for (let i = 0; i < total; i++) chunk += `${line(i, 30)}\n`;
+    appendFileSync(join(dirs.logs, "app.log"), chunk);
+    await otlp.waitForRecords(total, 60_000);
+    await loki.waitForEntries(total, 60_000);
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code, s.stderr()).toBe(0);
+    expectExactlyOnce(
+      otlp.records.map((r) => r.body),
+      total,
+    );
+    expectExactlyOnce(
+      loki.entries.map((e) => e.line),
+      total,
+    );
+    expect(otlp.requests.every((r) => r.encoding === "json" && r.status === 200)).toBe(true);
+  });
+
+  it("a bad OTLP variable stops the program at start with exit 2 and a message naming it", async () => {
+    const dirs = tempDirs("proc-otlp-bad-");
+    const s = shippers.spawn({
+      ...shipperEnv(dirs),
+      OTLP_ENDPOINT: "http://127.0.0.1:1/v1/logs",
+      OTLP_ENCODING: "xml",
+      BATCH_WAIT_MS: "zero",
+    });
+    const exit = await s.exited;
+    expect(exit.code).toBe(2);
+    const text = s.stdout() + s.stderr();
+    expect(text).toContain('OTLP_ENCODING="xml" (expected one of protobuf, json');
+    expect(text).toContain("BATCH_WAIT_MS=");
+  });
+});
