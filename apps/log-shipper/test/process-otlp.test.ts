@@ -119,6 +119,37 @@ describe("log shipper process with OTLP (dist/main.js)", () => {
     expect(otlp.requests.every((r) => r.encoding === "json" && r.status === 200)).toBe(true);
   });
 
+  it("partialSuccess: the refused records are dropped (counted, logged), the others delivered once, offsets move", async () => {
+    const dirs = tempDirs("proc-otlp-partial-");
+    otlp = await startFakeOtlp();
+    otlp.setReject("POISON", "2 log records too old");
+    const s = shippers.spawn({ ...shipperEnv(dirs), OTLP_ENDPOINT: otlp.url });
+    await s.waitForLog(started, "start");
+    const total = 200;
+    let chunk = "";
+    for (let i = 0; i < total; i++) chunk += `${line(i, 30)}${i === 10 || i === 150 ? " POISON" : ""}\n`;
+    const p = join(dirs.logs, "app.log");
+    appendFileSync(p, chunk);
+    await otlp.waitForRecords(total - 2, 60_000);
+    await s.waitForLog((l) => l.destinationMessage === "2 log records too old", "the drop log");
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code, s.stderr()).toBe(0);
+    const counts = seqCounts(otlp.records.map((r) => r.body));
+    expect([...counts.keys()].sort((a, b) => a - b)).toEqual(
+      [...Array(total).keys()].filter((i) => i !== 10 && i !== 150),
+    );
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(otlp.rejected.map((r) => Number(/"seq":(\d+)/.exec(r.body)?.[1]))).toEqual([10, 150]);
+    const drop = s.logs.find((l) => l.destinationMessage === "2 log records too old");
+    expect(drop).toMatchObject({ reason: "rejected", lines: 2, stored: total - 2 });
+    // Not retried: every record was sent once, every answer a 200.
+    expect(otlp.requests.every((r) => r.status === 200)).toBe(true);
+    expect(otlp.requests.reduce((n, r) => n + r.records, 0)).toBe(total);
+    expect(JSON.stringify(JSON.parse(readFileSync(dirs.positionsFile, "utf8")))).toContain(
+      String(readFileSync(p).length),
+    );
+  });
+
   it("a bad OTLP variable stops the program at start with exit 2 and a message naming it", async () => {
     const dirs = tempDirs("proc-otlp-bad-");
     const s = shippers.spawn({
