@@ -71,7 +71,11 @@ describe("log shipper process with OTLP (dist/main.js)", () => {
       otlp.records.map((r) => r.body),
       total,
     );
-    expect(otlp.requests.slice(0, 2).map((r) => r.status)).toEqual([503, 503]);
+    expect(otlp.requests.slice(0, 3).map((r) => r.status)).toEqual([503, 503, 200]);
+    // Retry-After: 1 honoured (RETRY_MIN_MS is 50 here): a lower bound, so load cannot break it.
+    const [a, b, c] = otlp.requests.map((r) => r.at) as [number, number, number];
+    expect(b - a).toBeGreaterThanOrEqual(950);
+    expect(c - b).toBeGreaterThanOrEqual(950);
     const r0 = otlp.records[0];
     expect(r0?.resource).toEqual({
       "k8s.namespace.name": "shop",

@@ -65,6 +65,8 @@ export interface ReceivedOtlpRequest {
   status: number;
   /** Records in this request (decoded), 0 when not decoded. */
   records: number;
+  /** When the request's body had arrived (epoch ms). */
+  at: number;
 }
 
 export type OtlpFault =
@@ -177,6 +179,7 @@ export async function startFakeOtlp(opts: FakeOtlpOptions = {}): Promise<FakeOtl
         bytes: raw.length,
         status,
         records: n,
+        at: Date.now(),
       });
     const status = (code: number, grpcCode: number, message: string, retryAfter?: string) => {
       record(code);
