@@ -154,6 +154,45 @@ describe("log shipper process with OTLP (dist/main.js)", () => {
     );
   });
 
+  it("SigV4 (OTLP_AWS_REGION): the built program loads AWS's packages and signs; the receiver's own computation agrees", async () => {
+    const dirs = tempDirs("proc-otlp-sigv4-");
+    const creds = {
+      accessKeyId: "AKIDEXAMPLE",
+      secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+      sessionToken: "FwoGZXIvYXdzEXAMPLE",
+      region: "eu-west-1",
+      service: "logs",
+    };
+    otlp = await startFakeOtlp({ sigv4: creds });
+    const s = shippers.spawn({
+      ...shipperEnv(dirs),
+      OTLP_ENDPOINT: otlp.url,
+      OTLP_AWS_REGION: creds.region,
+      OTLP_HEADERS: "x-aws-log-group=/eks/shop,x-aws-log-stream=app",
+      AWS_ACCESS_KEY_ID: creds.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+      AWS_SESSION_TOKEN: creds.sessionToken,
+      // Never fall through to instance metadata (not loopback).
+      AWS_EC2_METADATA_DISABLED: "true",
+    });
+    await s.waitForLog(started, "start");
+    const total = 500;
+    let chunk = "";
+    for (let i = 0; i < total; i++) chunk += `${line(i, 40)}\n`;
+    appendFileSync(join(dirs.logs, "app.log"), chunk);
+    await otlp.waitForRecords(total, 60_000);
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code, s.stderr()).toBe(0);
+    expectExactlyOnce(
+      otlp.records.map((r) => r.body),
+      total,
+    );
+    expect(otlp.requests.every((r) => r.status === 200)).toBe(true);
+    expect(String(otlp.requests[0]?.headers.authorization)).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/logs\/aws4_request, /,
+    );
+  });
+
   it("a bad OTLP variable stops the program at start with exit 2 and a message naming it", async () => {
     const dirs = tempDirs("proc-otlp-bad-");
     const s = shippers.spawn({
