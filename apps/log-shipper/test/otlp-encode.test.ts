@@ -139,6 +139,14 @@ describe("OTLP protobuf encoder", () => {
     expect(r?.resource).toEqual({ app: "x" });
   });
 
+  it("a small gzip body holds only its own bytes, not zlib's 16 KiB output chunk (queued bodies)", () => {
+    for (const enc of [new OtlpProtobufEncoder(opts("gzip")), new OtlpJsonEncoder(opts("gzip"))]) {
+      const body = enc.encode(streamsOf(inputs.slice(3, 4))).body;
+      expect(body.length).toBeLessThan(1024);
+      expect(body.buffer.byteLength).toBe(body.length);
+    }
+  });
+
   it("writes fixed64 nanoseconds exactly beyond 2^53", () => {
     const cases: [number, number][] = [
       [0, 0],

@@ -11,7 +11,13 @@ import {
   type EncodedBody,
   forEachEntry,
 } from "../loki/encode-protobuf.js";
-import { type OtlpEncoderOptions, recordParts, resourceAttributes, SCOPE_NAME } from "./encode-protobuf.js";
+import {
+  compactBody,
+  type OtlpEncoderOptions,
+  recordParts,
+  resourceAttributes,
+  SCOPE_NAME,
+} from "./encode-protobuf.js";
 
 function keyValues(pairs: readonly [string, string][]): string {
   return `[${pairs.map(([k, v]) => `{"key":${JSON.stringify(k)},"value":{"stringValue":${JSON.stringify(v)}}}`).join(",")}]`;
@@ -61,7 +67,11 @@ export class OtlpJsonEncoder implements BatchEncoder {
     }
     const json = Buffer.from(`${this.head}${records.join(",")}]}]}]}`, "utf8");
     if (this.compression === "gzip") {
-      return { body: gzipSync(json, { level: 1 }), contentType: "application/json", contentEncoding: "gzip" };
+      return {
+        body: compactBody(gzipSync(json, { level: 1 })),
+        contentType: "application/json",
+        contentEncoding: "gzip",
+      };
     }
     return { body: json, contentType: "application/json" };
   }

@@ -136,6 +136,19 @@ export function writeFixed64Nanos(b: Uint8Array, pos: number, sec: number, nanos
   b[pos + 7] = hi >>> 24;
 }
 
+/**
+ * A compressed body as a buffer of its own size. zlib's sync API returns a small result as a view
+ * of its 16 KiB output chunk: a one-line batch queued during an outage would hold 16 KiB for ~30
+ * bytes — thousands of such batches (one per BATCH_WAIT_MS with a trickle of lines) add up to tens
+ * of MiB in a 128 MiB container. Big results are already compact (concatenated chunks).
+ */
+export function compactBody(b: Buffer): Buffer {
+  if (b.buffer.byteLength - b.length <= 1024) return b;
+  const own = Buffer.allocUnsafeSlow(b.length);
+  b.copy(own);
+  return own;
+}
+
 /** Encoded per-stream record fields: severity (2, 3) before the body, attributes (6) after it. */
 interface StreamBytes {
   mid: Buffer;
@@ -308,7 +321,7 @@ export class OtlpProtobufEncoder implements BatchEncoder {
     let body: Buffer;
     if (this.compression === "gzip") {
       // Level 1: most of gzip's gain at a fraction of the default level's CPU (bench/).
-      body = gzipSync(request, { level: 1 });
+      body = compactBody(gzipSync(request, { level: 1 }));
     } else {
       body = Buffer.from(request); // the scratch buffer is reused for the next batch
     }
