@@ -26,6 +26,7 @@ import {
   elasticsearchProblems,
   elasticsearchSchema,
 } from "./sinks/elasticsearch/elasticsearch.js";
+import { describeOtlp, otlpProblems, otlpSchema } from "./sinks/otlp/otlp.js";
 
 /** Loki's push path, appended to a bare base URL (`http://loki:3100` → `.../loki/api/v1/push`). */
 export const LOKI_PUSH_PATH = "/loki/api/v1/push";
@@ -137,6 +138,7 @@ const schema = {
   // Between the files and the destinations: drop, keep, redact (processing/stage.ts).
   ...processingSchema,
   // Other destinations (src/sinks/<name>/): each enabled by its endpoint.
+  ...otlpSchema,
   ...elasticsearchSchema,
 };
 
@@ -176,6 +178,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
       expected: `at least BATCH_MAX_BYTES (${cfg.batchMaxBytes}), or no batch could ever fill`,
     });
   }
+  problems.push(...otlpProblems(cfg, env));
   problems.push(...elasticsearchProblems(cfg, env));
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
@@ -186,9 +189,10 @@ export function describeConfig(cfg: Config): Record<string, unknown> {
   return {
     lokiEndpoint: cfg.lokiEndpoint
       ? redactUrl(cfg.lokiEndpoint)
-      : cfg.esEndpoint === undefined
+      : cfg.esEndpoint === undefined && cfg.otlpEndpoint === undefined
         ? "(dry run)"
         : "(unset)",
+    otlp: describeOtlp(cfg),
     elasticsearch: describeElasticsearch(cfg),
     logPaths: cfg.logPaths,
     excludePaths: cfg.excludePaths,

@@ -10,14 +10,11 @@ import {
   runMain,
 } from "@sidecar/shared";
 import { buildApp } from "./app.js";
-import { loadShipperConfig } from "./sinks/index.js";
-import { describeOtlp } from "./sinks/otlp/otlp.js";
+import { loadConfig } from "./config.js";
 
 runMain("log-shipper", async () => {
-  const config = loadShipperConfig(process.env);
+  const config = loadConfig(process.env);
   const logger = createLogger({ service: "log-shipper", level: config.logLevel });
-  const otlp = describeOtlp(config);
-  if (otlp !== undefined) logger.info({ otlp }, "shipping to OTLP");
   await ensureWritableDir(dirname(config.positionsFile), "POSITIONS_FILE");
   // A FIFO, socket or device there would block the read at start for good (a directory is set
   // aside by Positions.load like a corrupt file).

@@ -1,14 +1,13 @@
 // The destinations the configuration enables, in a fixed order (loki, otlp, elasticsearch). Each
 // is enabled by setting its endpoint; none set = the dry run. Each destination module
 // (src/sinks/<name>/) exports its schema, problems, factory and description (see sink.ts).
-import { ConfigError, type ConfigProblem, type Env } from "@sidecar/shared";
-import { type Config, loadConfig } from "../config.js";
+import type { Config } from "../config.js";
 import type { WhenFull } from "../fanout.js";
 import { DryRunSink } from "./dry-run/dry-run.js";
 import { createElasticsearchSink, type ElasticsearchConfig } from "./elasticsearch/elasticsearch.js";
 import { LokiClient, type Transport } from "./loki/loki-client.js";
 import { LokiSink } from "./loki/loki-sink.js";
-import { createOtlpSink, loadOtlpConfig, type OtlpConfig } from "./otlp/otlp.js";
+import { createOtlpSink, type OtlpConfig } from "./otlp/otlp.js";
 import type { Sink, SinkContext } from "./sink.js";
 
 export interface Destination {
@@ -21,30 +20,6 @@ export interface SinkDeps {
   lokiTransport?: Transport;
   /** Where the dry run prints (stdout by default). */
   dryRunOut?: NodeJS.WritableStream;
-}
-
-/**
- * The core configuration plus each destination module's own variables. Until config.ts takes the
- * destination schemas in, main.ts loads them here: every bad variable of either is reported in
- * one ConfigError (exit 2).
- */
-export type ShipperConfig = Config & OtlpConfig;
-
-export function loadShipperConfig(env: Env): ShipperConfig {
-  const problems: ConfigProblem[] = [];
-  const collect = <T>(load: () => T): T | undefined => {
-    try {
-      return load();
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems.push(...err.problems);
-      return undefined;
-    }
-  };
-  const core = collect(() => loadConfig(env));
-  const otlp = collect(() => loadOtlpConfig(env));
-  if (core === undefined || otlp === undefined) throw new ConfigError(problems);
-  return Object.freeze({ ...core, ...otlp });
 }
 
 /** Destinations' own settings are optional here: a Config without them enables only Loki. */
