@@ -15,6 +15,9 @@
 //                                                       # inside a 200m CPU / 128Mi memory cgroup
 //   node bench/log-shipper.mjs --cgroup --find-max      # highest rate that keeps up in the box
 //   node bench/log-shipper.mjs --cpu-prof               # also write a .cpuprofile of the shipper
+//   node bench/log-shipper.mjs --destinations=loki,otlp,elasticsearch
+//                                                       # fan-out: every line to each (counted per destination)
+//   node bench/log-shipper.mjs --compare-fanout         # Loki alone, then Loki + OTLP + Elasticsearch: CPU ratio
 // Options: --rate=N --seconds=N --line-bytes=N --batch-wait-ms=N --cpu-millis=200 --memory-mib=128
 //          --node-options="..." (NODE_OPTIONS for the shipper) --json (print only the JSON result)
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
@@ -47,6 +50,8 @@ const opt = {
   cpuMillis: Number(args["cpu-millis"] ?? 200),
   memoryMiB: Number(args["memory-mib"] ?? 128),
   json: args.json === "true",
+  destinations: (args.destinations ?? "loki").split(","),
+  compareFanout: args["compare-fanout"] === "true",
 };
 const say = (...a) => {
   if (!opt.json) console.log(...a);
@@ -72,6 +77,25 @@ await build({
   logLevel: "warning",
 });
 const { startFakeLoki } = await import(pathToFileURL(fakeLokiJs).href);
+// The other destinations' receivers (fan-out runs): counted, each line checked once at Loki.
+const bundled = {};
+for (const name of ["fake-otlp", "fake-elasticsearch"]) {
+  const out = join(bundleDir, `${name}.mjs`);
+  await build({
+    entryPoints: [join(root, `apps/log-shipper/test/support/${name}.ts`)],
+    outfile: out,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20.19",
+    packages: "external",
+    logLevel: "warning",
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+  });
+  bundled[name] = await import(pathToFileURL(out).href);
+}
 
 // ---- the writer (its own thread, so the receiver's decoding does not delay writes) -------------
 const WRITER = `
@@ -182,7 +206,7 @@ function makeCgroup(name) {
 }
 
 // ---- one run -----------------------------------------------------------------------------------
-async function run(rate, seconds) {
+async function run(rate, seconds, destinations = opt.destinations) {
   const tmp = mkdtempSync(join(tmpdir(), "ls-bench-"));
   const logs = join(tmp, "logs");
   mkdirSync(logs);
@@ -212,11 +236,23 @@ async function run(rate, seconds) {
     }
   };
   const loki = await startFakeLoki({ store: "count", onEntry });
+  const otlp = destinations.includes("otlp")
+    ? await bundled["fake-otlp"].startFakeOtlp({ store: "count" })
+    : null;
+  const es = destinations.includes("elasticsearch")
+    ? await bundled["fake-elasticsearch"].startFakeElasticsearch()
+    : null;
+  const others = () => ({
+    ...(otlp ? { otlp: otlp.recordCount } : {}),
+    ...(es ? { elasticsearch: es.docs.length } : {}),
+  });
   const env = {
     PATH: process.env.PATH ?? "",
     LOG_PATHS: `${logs}/*.log,${logs}/*.log.*`,
     POSITIONS_FILE: join(tmp, "state", "positions.json"),
     LOKI_ENDPOINT: loki.url,
+    ...(otlp ? { OTLP_ENDPOINT: otlp.url } : {}),
+    ...(es ? { ES_ENDPOINT: es.url } : {}),
     BATCH_WAIT_MS: String(opt.batchWaitMs),
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: "0",
@@ -286,10 +322,11 @@ async function run(rate, seconds) {
   // Wait for the rest: at most 60 s, or until nothing moved for 10 s.
   let last = arrived;
   let lastMove = Date.now();
-  while (arrived < w.lines && Date.now() - writerDone < 60_000 && Date.now() - lastMove < 10_000) {
+  const least = () => Math.min(arrived, ...Object.values(others()));
+  while (least() < w.lines && Date.now() - writerDone < 60_000 && Date.now() - lastMove < 10_000) {
     await sleep(20);
-    if (arrived !== last) {
-      last = arrived;
+    if (least() !== last) {
+      last = least();
       lastMove = Date.now();
     }
   }
@@ -306,7 +343,10 @@ async function run(rate, seconds) {
   await scrapeMemory(address, memory);
   child.kill("SIGTERM");
   const exit = await exited;
+  const perDestination = { loki: arrived, ...others() };
   await loki.close();
+  await otlp?.close();
+  await es?.close();
   cg?.remove();
   rmSync(tmp, { recursive: true, force: true });
 
@@ -331,6 +371,7 @@ async function run(rate, seconds) {
     writerSeconds: w.ms / 1000,
     achievedWriteRate: Math.round(w.lines / (w.ms / 1000)),
     linesDelivered: arrived,
+    destinations: perDestination,
     lost,
     duplicated: dup,
     unknownLines: unknown,
@@ -366,7 +407,8 @@ async function scrapeMemory(address, into) {
 function show(r) {
   say(
     `rate ${r.rate}/s × ${r.seconds}s${r.cgroup ? ` in cgroup ${r.cgroup.cpuMillis}m/${r.cgroup.memoryMiB}Mi` : ""}: ` +
-      `${r.linesDelivered}/${r.linesWritten} delivered, lost ${r.lost}, duplicated ${r.duplicated}; ` +
+      `${r.linesDelivered}/${r.linesWritten} delivered, lost ${r.lost}, duplicated ${r.duplicated}` +
+      `${Object.keys(r.destinations).length > 1 ? ` (per destination ${JSON.stringify(r.destinations)})` : ""}; ` +
       `CPU ${r.cpuSecondsPerMillionLines} s/M lines; peak RSS ${r.peakRssMiB} MiB ` +
       `(anonymous ${r.peakRssAnonMiB} MiB, file-backed ${r.rssFileMiBAtEnd} MiB); ` +
       `latency p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms max ${r.latencyMs.max} ms; ` +
@@ -387,6 +429,17 @@ try {
       best = rate;
     }
     say(`max rate kept up with: ${best ?? "< 25000"} lines/s`);
+  } else if (opt.compareFanout) {
+    // Same writer, same rate, one after the other: Loki alone, then the fan-out to all three.
+    const alone = await run(opt.rate, opt.seconds, ["loki"]);
+    show(alone);
+    const all = await run(opt.rate, opt.seconds, ["loki", "otlp", "elasticsearch"]);
+    show(all);
+    results.push(alone, all);
+    say(
+      `fan-out to Loki + OTLP + Elasticsearch costs ${(all.cpuSecondsPerMillionLines / alone.cpuSecondsPerMillionLines).toFixed(2)}× the CPU of Loki alone ` +
+        `(${all.cpuSecondsPerMillionLines} vs ${alone.cpuSecondsPerMillionLines} s per million lines); peak RSS ${all.peakRssMiB} vs ${alone.peakRssMiB} MiB`,
+    );
   } else {
     const r = await run(opt.rate, opt.seconds);
     show(r);
