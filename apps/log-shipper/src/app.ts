@@ -9,7 +9,7 @@ import { type Config, describeConfig } from "./config.js";
 import { FanOut } from "./fanout.js";
 import { HealthServer } from "./http-server.js";
 import { Pipeline } from "./pipeline.js";
-import { redactRules } from "./processing/config.js";
+import { multilineRule, redactRules } from "./processing/config.js";
 import { ProcessingStage, processingEnabled } from "./processing/stage.js";
 import { createSinkMetrics } from "./sink-metrics.js";
 import { createDestinations, type Destination } from "./sinks/index.js";
@@ -82,7 +82,18 @@ export function buildApp(config: Config, deps: AppDeps): App {
   if (config.containerName) podLabels.container = config.containerName;
   if (config.nodeName) podLabels.node = config.nodeName;
   const sinkMetrics = createSinkMetrics(registry);
+  const continues = multilineRule(config);
   const processing = {
+    ...(continues !== undefined
+      ? {
+          multiline: {
+            continues,
+            timeoutMs: config.multilineTimeoutMs,
+            maxLines: config.multilineMaxLines,
+            maxBytes: config.multilineMaxBytes,
+          },
+        }
+      : {}),
     dropLevels: config.dropLevels,
     keepMatching: config.keepMatching,
     dropMatching: config.dropMatching,
@@ -149,8 +160,9 @@ export function buildApp(config: Config, deps: AppDeps): App {
     onScan: (paths) => tailer?.noteScan(paths),
     onRefused: () => sourceMetrics.fileEvents.inc({ event: "refused" }),
   });
+  const stage = processes ? new ProcessingStage(pipeline, { ...processing, registry }) : undefined;
   tailer = new Tailer({
-    sink: processes ? new ProcessingStage(pipeline, { ...processing, registry }) : pipeline,
+    sink: stage ?? pipeline,
     positions,
     opener: discovery,
     logger: logger.child({ component: "tailer" }),
@@ -272,7 +284,9 @@ export function buildApp(config: Config, deps: AppDeps): App {
         await discovery.scan().catch(() => {});
         await discovery.close();
         const readAll = await t.readToEnd(workDeadline);
-        pipeline.flush();
+        // Records still being gathered (multiline) go out with the last batch.
+        (stage ?? pipeline).flush();
+        stage?.stop();
         const drained = await pipeline.drain(workDeadline);
         await t.close();
         await pipeline.close();

@@ -19,7 +19,7 @@ import {
   url,
 } from "@sidecar/shared";
 import picomatch from "picomatch";
-import { processingSchema } from "./processing/config.js";
+import { processingProblems, processingSchema } from "./processing/config.js";
 import { FileSecret } from "./secret-file.js";
 import {
   describeElasticsearch,
@@ -178,6 +178,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
       expected: `at least BATCH_MAX_BYTES (${cfg.batchMaxBytes}), or no batch could ever fill`,
     });
   }
+  problems.push(...processingProblems(cfg, env));
   problems.push(...otlpProblems(cfg, env));
   problems.push(...elasticsearchProblems(cfg, env));
   if (problems.length > 0) throw new ConfigError(problems);

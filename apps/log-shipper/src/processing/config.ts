@@ -1,8 +1,15 @@
 // The processing stage's settings (processing/stage.ts): each is checked at start — an unknown
 // level or preset, an invalid pattern, or one that cannot run in linear time stops the program
 // with exit 2 naming the variable, never at the first line.
-import type { Field } from "@sidecar/shared";
+import { type ConfigProblem, type Env, type Field, int } from "@sidecar/shared";
 import { LEVEL_NAMES } from "../entry.js";
+import {
+  type Continues,
+  MULTILINE_PRESETS,
+  type MultilinePreset,
+  presetRule,
+  startRule,
+} from "./multiline.js";
 import { safeRegExp } from "./regex.js";
 import { REDACT_PRESETS, REDACTED, type RedactRule } from "./stage.js";
 
@@ -65,7 +72,35 @@ function presets(name: string): Field<readonly RedactRule[]> {
   };
 }
 
+function onePattern(name: string): Field<RegExp | undefined> {
+  return {
+    name,
+    expected: "a regular expression without backreferences or lookaround",
+    default: () => undefined,
+    parse: (raw) => (raw.trim() === "" ? undefined : safeRegExp(raw.trim())),
+  };
+}
+
+function preset(name: string): Field<MultilinePreset | undefined> {
+  return {
+    name,
+    expected: `one of ${MULTILINE_PRESETS.join(", ")}`,
+    default: () => undefined,
+    parse: (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (v === "") return undefined;
+      if (!(MULTILINE_PRESETS as readonly string[]).includes(v)) throw new Error(`unknown preset "${v}"`);
+      return v as MultilinePreset;
+    },
+  };
+}
+
 export const processingSchema = {
+  multilineStart: onePattern("MULTILINE_START"),
+  multilinePreset: preset("MULTILINE_PRESET"),
+  multilineTimeoutMs: int("MULTILINE_TIMEOUT_MS", { default: 1000, min: 10, max: 600_000 }),
+  multilineMaxLines: int("MULTILINE_MAX_LINES", { default: 500, min: 2, max: 100_000 }),
+  multilineMaxBytes: int("MULTILINE_MAX_BYTES", { default: 262_144, min: 256, max: 16 * 1024 * 1024 }),
   dropLevels: levelList("DROP_LEVELS"),
   keepMatching: patterns("KEEP_MATCHING", ""),
   dropMatching: patterns("DROP_MATCHING", ""),
@@ -82,4 +117,31 @@ export function redactRules(cfg: {
     ...cfg.redactPatterns.map((re, i) => ({ name: `REDACT#${i + 1}`, re, replace: REDACTED })),
     ...cfg.redactPresets,
   ];
+}
+
+/** MULTILINE_START and MULTILINE_PRESET are two answers to one question: set one. */
+export function processingProblems(
+  cfg: { multilineStart: RegExp | undefined; multilinePreset: MultilinePreset | undefined },
+  env: Env,
+): ConfigProblem[] {
+  if (cfg.multilineStart !== undefined && cfg.multilinePreset !== undefined) {
+    return [
+      {
+        name: "MULTILINE_PRESET",
+        value: env.MULTILINE_PRESET,
+        expected: "unset when MULTILINE_START is set — choose one",
+      },
+    ];
+  }
+  return [];
+}
+
+/** The continuation rule the settings ask for, if any. */
+export function multilineRule(cfg: {
+  multilineStart: RegExp | undefined;
+  multilinePreset: MultilinePreset | undefined;
+}): Continues | undefined {
+  if (cfg.multilineStart !== undefined) return startRule(cfg.multilineStart);
+  if (cfg.multilinePreset !== undefined) return presetRule(cfg.multilinePreset);
+  return undefined;
 }

@@ -16,6 +16,7 @@
 import { Counter, type Registry } from "prom-client";
 import type { LineSink, SourceFile } from "../contracts.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "../entry.js";
+import type { Continues } from "./multiline.js";
 
 export const REDACTED = "[REDACTED]";
 
@@ -81,7 +82,15 @@ export const REDACT_PRESETS: Readonly<Record<string, () => RedactRule>> = {
   }),
 };
 
+export interface MultilineOptions {
+  continues: Continues;
+  timeoutMs: number;
+  maxLines: number;
+  maxBytes: number;
+}
+
 export interface ProcessingOptions {
+  multiline?: MultilineOptions;
   dropLevels: readonly string[];
   keepMatching: readonly RegExp[];
   dropMatching: readonly RegExp[];
@@ -98,9 +107,30 @@ export interface SkippingSink extends LineSink {
 /** True when the settings ask for any processing (else the stage is left out). */
 export function processingEnabled(o: Omit<ProcessingOptions, "registry">): boolean {
   return (
-    o.dropLevels.length > 0 || o.keepMatching.length > 0 || o.dropMatching.length > 0 || o.redact.length > 0
+    o.multiline !== undefined ||
+    o.dropLevels.length > 0 ||
+    o.keepMatching.length > 0 ||
+    o.dropMatching.length > 0 ||
+    o.redact.length > 0
   );
 }
+
+/** A record being gathered for one file. */
+interface Pending {
+  readonly file: SourceFile;
+  readonly parts: Buffer[];
+  bytes: number;
+  lines: number;
+  readonly first: string;
+  previous: string;
+  /** Offset past the record's last line. */
+  offset: number;
+  truncated: boolean;
+  readonly readTimeMs: number;
+  lastAt: number;
+}
+
+const NEWLINE = Buffer.from("\n");
 
 export class ProcessingStage implements LineSink {
   private readonly scanner = new EntryScanner();
@@ -108,6 +138,10 @@ export class ProcessingStage implements LineSink {
   private readonly needText: boolean;
   private readonly dropped: Counter<"reason">;
   private readonly redactions: Counter<"rule">;
+  private readonly records?: Counter;
+  private readonly cuts?: Counter<"reason">;
+  private readonly pending = new Map<SourceFile, Pending>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly next: SkippingSink,
@@ -127,9 +161,96 @@ export class ProcessingStage implements LineSink {
       labelNames: ["rule"],
       registers: [opts.registry],
     });
+    const ml = opts.multiline;
+    if (ml !== undefined) {
+      this.records = new Counter({
+        name: "log_shipper_multiline_records_total",
+        help: "Records of more than one line sent as one entry (MULTILINE_START / MULTILINE_PRESET).",
+        registers: [opts.registry],
+      });
+      this.cuts = new Counter({
+        name: "log_shipper_multiline_cut_total",
+        help: "Records cut at MULTILINE_MAX_LINES (reason lines) or MULTILINE_MAX_BYTES (bytes); the rest starts the next record.",
+        labelNames: ["reason"],
+        registers: [opts.registry],
+      });
+      // A record nothing followed is sent after MULTILINE_TIMEOUT_MS.
+      this.sweeper = setInterval(() => this.sweep(), Math.max(20, Math.floor(ml.timeoutMs / 4)));
+      this.sweeper.unref();
+    }
+  }
+
+  /** Stop the timeout sweep (after flush at shutdown). */
+  stop(): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   writeLine(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    truncated: boolean,
+    readTimeMs: number,
+  ): void {
+    const ml = this.opts.multiline;
+    if (ml === undefined) {
+      this.process(file, buf, start, end, offset, truncated, readTimeMs);
+      return;
+    }
+    const text = buf.toString("utf8", start, end);
+    const rec = this.pending.get(file);
+    const len = end - start;
+    if (rec !== undefined) {
+      if (ml.continues(text, rec.first, rec.previous)) {
+        const cut =
+          rec.lines + 1 > ml.maxLines ? "lines" : rec.bytes + 1 + len > ml.maxBytes ? "bytes" : null;
+        if (cut === null) {
+          rec.parts.push(NEWLINE, Buffer.from(buf.subarray(start, end)));
+          rec.bytes += 1 + len;
+          rec.lines++;
+          rec.previous = text;
+          rec.offset = offset;
+          rec.truncated ||= truncated;
+          rec.lastAt = Date.now();
+          return;
+        }
+        this.cuts?.inc({ reason: cut });
+      }
+      this.emit(rec);
+    }
+    this.pending.set(file, {
+      file,
+      parts: [Buffer.from(buf.subarray(start, end))],
+      bytes: len,
+      lines: 1,
+      first: text,
+      previous: text,
+      offset,
+      truncated,
+      readTimeMs,
+      lastAt: Date.now(),
+    });
+  }
+
+  /** Send a gathered record on as one line. */
+  private emit(rec: Pending): void {
+    this.pending.delete(rec.file);
+    if (rec.lines > 1) this.records?.inc();
+    const b = rec.parts.length === 1 ? (rec.parts[0] as Buffer) : Buffer.concat(rec.parts, rec.bytes);
+    this.process(rec.file, b, 0, b.length, rec.offset, rec.truncated, rec.readTimeMs);
+  }
+
+  private sweep(): void {
+    const timeoutMs = this.opts.multiline?.timeoutMs ?? 0;
+    const now = Date.now();
+    for (const rec of [...this.pending.values()]) if (now - rec.lastAt >= timeoutMs) this.emit(rec);
+  }
+
+  /** Drop, keep and redact one line (or record), then hand it on. */
+  private process(
     file: SourceFile,
     buf: Buffer,
     start: number,
@@ -200,7 +321,9 @@ export class ProcessingStage implements LineSink {
     this.next.onDrain(listener);
   }
 
+  /** Send every record still being gathered (shutdown, after every file was read to its end), then seal. */
   flush(): void {
+    for (const rec of [...this.pending.values()]) this.emit(rec);
     this.next.flush();
   }
 
