@@ -165,7 +165,8 @@ describe("dist/main.js with a pathological pattern", () => {
       await loki.waitForEntries(2, 60_000);
       expect(loki.entries.map((e) => e.line.length)).toEqual([200_001, 5]);
       await s.waitForLog((l) => l.msg === "log shipper started", "start");
-      const port = (s.logs.find((l) => l.msg === "log shipper started")?.address as string).split(":").pop();
+      const address = String(s.logs.find((l) => l.msg === "log shipper started")?.address ?? "");
+      const port = address.split(":").pop();
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(res.status).toBe(200);
       s.child.kill("SIGTERM");
