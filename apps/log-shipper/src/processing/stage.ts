@@ -60,7 +60,7 @@ export const REDACT_PRESETS: Readonly<Record<string, () => RedactRule>> = {
   "aws-keys": () => ({
     name: "aws-keys",
     re: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|(aws_secret_access_key["']?\s*[:=]\s*["']?)[A-Za-z0-9/+=]{40}/gi,
-    replace: (m: string, prefix?: string) => (prefix ? `${prefix}${REDACTED}` : REDACTED),
+    replace: (_m: string, prefix?: string) => (prefix ? `${prefix}${REDACTED}` : REDACTED),
   }),
   // JSON Web Tokens: base64url header starting `eyJ` (`{"`), payload, signature.
   jwt: () => ({
