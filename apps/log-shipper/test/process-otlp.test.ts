@@ -123,6 +123,77 @@ describe("log shipper process with OTLP (dist/main.js)", () => {
     expect(otlp.requests.every((r) => r.encoding === "json" && r.status === 200)).toBe(true);
   });
 
+  it("fan-out with OTLP down for a while: Loki is not held back, OTLP gets everything once when it is back; across a SIGTERM neither gets a line twice", async () => {
+    const dirs = tempDirs("proc-otlp-down-");
+    otlp = await startFakeOtlp();
+    loki = await startFakeLoki({ store: "lines" });
+    otlp.setFault({ kind: "status", status: 503 });
+    const env = { ...shipperEnv(dirs, loki.url), OTLP_ENDPOINT: otlp.url, SHUTDOWN_TIMEOUT_MS: "3000" };
+    const s = shippers.spawn(env);
+    await s.waitForLog(started, "start");
+    const p = join(dirs.logs, "app.log");
+    let chunk = "";
+    for (let i = 0; i < 1000; i++) chunk += `${line(i, 30)}\n`;
+    appendFileSync(p, chunk);
+    // Loki gets every line while OTLP refuses everything.
+    await loki.waitForEntries(1000, 60_000);
+    expect(otlp.records.length).toBe(0);
+    // A stop while OTLP is down: not clean (OTLP has nothing), exit 1; positions keep Loki ahead.
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code).toBe(1);
+    const saved = JSON.parse(readFileSync(dirs.positionsFile, "utf8")).files[0];
+    expect(saved.offset).toBe(0);
+    expect(saved.ahead.loki).toBeGreaterThan(0);
+    // OTLP back, more lines, a restart: OTLP gets all 1500 once, Loki only the 500 new ones.
+    otlp.setFault(undefined);
+    chunk = "";
+    for (let i = 1000; i < 1500; i++) chunk += `${line(i, 30)}\n`;
+    appendFileSync(p, chunk);
+    const again = shippers.spawn(env);
+    await otlp.waitForRecords(1500, 60_000);
+    await loki.waitForEntries(1500, 60_000);
+    again.child.kill("SIGTERM");
+    expect((await again.exited).code, again.stderr()).toBe(0);
+    expectExactlyOnce(
+      otlp.records.map((r) => r.body),
+      1500,
+    );
+    expectExactlyOnce(
+      loki.entries.map((e) => e.line),
+      1500,
+    );
+  });
+
+  it("adding a destination to a running setup: it starts at the committed offsets, not at the beginning of the files", async () => {
+    const dirs = tempDirs("proc-otlp-add-");
+    loki = await startFakeLoki({ store: "lines" });
+    const p = join(dirs.logs, "app.log");
+    let chunk = "";
+    for (let i = 0; i < 300; i++) chunk += `${line(i, 30)}\n`;
+    appendFileSync(p, chunk);
+    const s = shippers.spawn(shipperEnv(dirs, loki.url));
+    await loki.waitForEntries(300, 60_000);
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code).toBe(0);
+    // OTLP added; the next lines go to both, the old ones to neither.
+    otlp = await startFakeOtlp();
+    chunk = "";
+    for (let i = 300; i < 400; i++) chunk += `${line(i, 30)}\n`;
+    appendFileSync(p, chunk);
+    const again = shippers.spawn({ ...shipperEnv(dirs, loki.url), OTLP_ENDPOINT: otlp.url });
+    await otlp.waitForRecords(100, 60_000);
+    await loki.waitForEntries(400, 60_000);
+    again.child.kill("SIGTERM");
+    expect((await again.exited).code).toBe(0);
+    expect([...seqCounts(otlp.records.map((r) => r.body)).keys()].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 100 }, (_, i) => 300 + i),
+    );
+    expectExactlyOnce(
+      loki.entries.map((e) => e.line),
+      400,
+    );
+  });
+
   it("partialSuccess: the refused records are dropped (counted, logged), the others delivered once, offsets move", async () => {
     const dirs = tempDirs("proc-otlp-partial-");
     otlp = await startFakeOtlp();
