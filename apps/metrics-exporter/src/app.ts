@@ -2,14 +2,12 @@
 // plus the optional outputs (Pushgateway, StatsD, remote-write; src/outputs/). `start()` listens, then collects once (readiness waits for
 // that first collection); `close()` stops the schedule, stops serving, collects a last time and
 // sends it through every output, all within the shutdown deadline.
-import { buildHealthServer } from "@sidecar/shared";
-import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
-import { registerMetricsRoute } from "./http.js";
+import { metricsHandler } from "./http.js";
 import type { Output, Snapshot } from "./outputs/output.js";
 import { ScheduledOutput } from "./outputs/output.js";
 import { Pusher } from "./outputs/pushgateway.js";
@@ -17,6 +15,7 @@ import { RemoteWriteSender } from "./outputs/remote-write.js";
 import { StatsdSender } from "./outputs/statsd.js";
 import { createReclaimer } from "./reclaim.js";
 import { createSelfMetrics, ownFamilyNames } from "./self-metrics.js";
+import { createHttpServer, type HttpServer } from "./server.js";
 
 const RECLAIM_SLACK_BYTES = 8 * 1024 * 1024;
 // A typical pod serves a few hundred kB of lines: tolerating 8 MiB of dead buffers there would be
@@ -31,7 +30,7 @@ export interface AppDeps {
 }
 
 export interface App {
-  readonly server: FastifyInstance;
+  readonly server: HttpServer;
   readonly registry: Registry;
   readonly pusher: Pusher | undefined;
   /** Every enabled output (Pushgateway, StatsD, remote-write). */
@@ -88,12 +87,12 @@ export function buildApp(config: Config, deps: AppDeps): App {
   });
 
   let collectedOnce = false;
-  const server = buildHealthServer({
+  const server = createHttpServer({
     logger,
     readiness: () =>
       collectedOnce ? { ready: true } : { ready: false, reason: "first collection not finished" },
+    metrics: metricsHandler({ exposition, registry, metrics }),
   });
-  registerMetricsRoute(server, { exposition, registry, metrics });
 
   const pusher = config.pushgatewayUrl
     ? new Pusher({

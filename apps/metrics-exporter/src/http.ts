@@ -1,7 +1,7 @@
 // The /metrics route: the cached collected part plus the exporter's own registry, rendered per
 // scrape (it is small and its values — scrape counts, process metrics — should be current), in the
 // format the scraper asked for, gzip-compressed when it accepts gzip.
-import type { FastifyInstance } from "fastify";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import type { Exposition } from "./exposition.js";
 import { gzipPiecesWithPrefix } from "./gzip.js";
@@ -15,8 +15,11 @@ export interface MetricsRouteDeps {
   readonly metrics: SelfMetrics;
 }
 
-export function registerMetricsRoute(app: FastifyInstance, deps: MetricsRouteDeps): void {
-  app.get("/metrics", async (req, reply) => {
+/** The /metrics handler (GET and HEAD; the server routes to it). */
+export function metricsHandler(
+  deps: MetricsRouteDeps,
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
     const format = negotiateFormat(req.headers.accept);
     deps.metrics.scrapes.inc({ format });
     const tail = renderFamilies(
@@ -34,8 +37,6 @@ export function registerMetricsRoute(app: FastifyInstance, deps: MetricsRouteDep
     if (gzip) headers["content-encoding"] = "gzip";
     // Written straight to the socket: the cached part (megabytes at 100k series uncompressed,
     // about a megabyte deflated) is never copied per scrape.
-    reply.hijack();
-    const res = reply.raw;
     res.writeHead(200, headers);
     if (req.method === "HEAD") {
       res.end();
@@ -44,8 +45,7 @@ export function registerMetricsRoute(app: FastifyInstance, deps: MetricsRouteDep
       for (const piece of body.pieces) res.write(piece);
       res.end(); // end() uncorks
     }
-    return reply;
-  });
+  };
 }
 
 /**

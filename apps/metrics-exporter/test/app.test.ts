@@ -1,8 +1,10 @@
-// The exporter as a whole on real files in a temp directory, asserted on /metrics via inject():
+// The exporter as a whole on real files in a temp directory, asserted on /metrics over loopback HTTP:
 // serving and formats, re-parsing only on change, rejected files and the last good version,
 // staleness, deletion, conflicts, limits, symlinks and an unreadable directory.
 import { spawnSync } from "node:child_process";
 import { chmod, mkdir, rename, stat, symlink, truncate, unlink, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
@@ -15,8 +17,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+interface Response {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as sent (still gzip-compressed when it was). */
+  rawPayload: Buffer;
+  body: string;
+}
+
 interface Harness {
   app: App;
+  /** One request to the app's server on its loopback port. */
+  get(url: string, headers?: Record<string, string>): Promise<Response>;
   dir: string;
   clock: { now: number };
   scrape(headers?: Record<string, string>): Promise<string>;
@@ -31,13 +43,36 @@ async function harness(overrides: Partial<Config> = {}, logger = silentLogger())
   const config = loadConfig({}, { metricsDir: dir, httpHost: "127.0.0.1", httpPort: 0, ...overrides });
   const app = buildApp(config, { logger, now: () => clock.now });
   cleanups.push(t.cleanup, () => app.close());
+  // Listening only (no start()): the tests run collections themselves.
+  await app.server.listen({ host: "127.0.0.1", port: 0 });
+  const port = (app.server.server.address() as AddressInfo).port;
+  const get = (url: string, headers: Record<string, string> = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      request({ host: "127.0.0.1", port, path: url, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const rawPayload = Buffer.concat(chunks);
+          resolve({
+            statusCode: res.statusCode ?? 0,
+            headers: res.headers,
+            rawPayload,
+            body: rawPayload.toString("utf8"),
+          });
+        });
+        res.on("error", reject);
+      })
+        .on("error", reject)
+        .end();
+    });
   const scrape = async (headers: Record<string, string> = {}) => {
-    const res = await app.server.inject({ method: "GET", url: "/metrics", headers });
+    const res = await get("/metrics", headers);
     expect(res.statusCode).toBe(200);
     return res.body;
   };
   return {
     app,
+    get,
     dir,
     clock,
     scrape,
@@ -62,13 +97,13 @@ describe("serving", () => {
       "app.prom",
       `${APP}# TYPE label_test gauge\nlabel_test{v="q\\"uote b\\\\sl n\\nl ☃"} 1\n`,
     );
-    const notReady = await h.app.server.inject({ url: "/readyz" });
+    const notReady = await h.get("/readyz");
     expect(notReady.statusCode).toBe(503);
     await h.app.collect();
-    expect((await h.app.server.inject({ url: "/readyz" })).statusCode).toBe(200);
-    expect((await h.app.server.inject({ url: "/healthz" })).statusCode).toBe(200);
+    expect((await h.get("/readyz")).statusCode).toBe(200);
+    expect((await h.get("/healthz")).statusCode).toBe(200);
 
-    const text = await h.app.server.inject({ url: "/metrics" });
+    const text = await h.get("/metrics");
     expect(text.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(text.body).toContain('app_requests_total{code="200"} 5\n');
     expect(text.body).toContain('label_test{v="q\\"uote b\\\\sl n\\nl ☃"} 1\n');
@@ -79,16 +114,15 @@ describe("serving", () => {
     const typeLines = text.body.split("\n").filter((l) => l.startsWith("# TYPE "));
     expect(new Set(typeLines.map((l) => l.split(" ")[2])).size).toBe(typeLines.length);
 
-    const om = await h.app.server.inject({
-      url: "/metrics",
-      headers: { accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5" },
+    const om = await h.get("/metrics", {
+      accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
     });
     expect(om.headers["content-type"]).toBe("application/openmetrics-text; version=1.0.0; charset=utf-8");
     expect(om.body).toContain("# TYPE app_requests counter\n");
     expect(om.body).toContain('app_requests_total{code="200"} 5\n');
     expect(om.body.endsWith("# EOF\n")).toBe(true);
 
-    const gz = await h.app.server.inject({ url: "/metrics", headers: { "accept-encoding": "gzip" } });
+    const gz = await h.get("/metrics", { "accept-encoding": "gzip" });
     expect(gz.headers["content-encoding"]).toBe("gzip");
     const decoded = gunzipSync(gz.rawPayload).toString("utf8");
     expect(decoded).toContain('app_requests_total{code="200"} 5\n');
