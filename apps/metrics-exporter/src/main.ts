@@ -1,4 +1,6 @@
 // Entry point of the metrics-exporter image (`node dist/main.js`): wiring only.
+// First, before any code gets hot: no TurboFan in this process (tiering.ts).
+import "./tiering.js";
 import { createLifecycle, createLogger, runMain } from "@sidecar/shared";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
