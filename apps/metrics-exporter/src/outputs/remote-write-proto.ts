@@ -92,7 +92,10 @@ export class ProtoWriter {
 const labelsScratch = new ProtoWriter();
 const labelScratch = new ProtoWriter();
 
-/** The encoded `labels` fields of one TimeSeries (labels must already be sorted by name), in a buffer of their own. */
+/**
+ * The encoded `labels` fields of one TimeSeries (labels must already be sorted by name), as a view
+ * into a scratch buffer that the next call overwrites.
+ */
 export function encodeLabels(labels: readonly (readonly [string, string])[]): Buffer {
   const w = labelsScratch;
   const label = labelScratch;
@@ -103,7 +106,7 @@ export function encodeLabels(labels: readonly (readonly [string, string])[]): Bu
     label.string(2, value);
     w.bytes(1, label.take());
   }
-  return Buffer.from(w.take());
+  return w.take();
 }
 
 /**

@@ -70,10 +70,13 @@ export class RemoteWriteSender implements Sender {
   readonly target: string;
   private readonly opts: RemoteWriteOptions;
   private readonly external: [string, string][];
-  /** Series of the last request, by key, with their encoded labels (for staleness markers). */
-  private live = new Map<string, Buffer>();
-  /** Series that went away and whose staleness marker has not been delivered yet. */
-  private readonly owedStale = new Map<string, Buffer>();
+  /**
+   * Series of the last request: their encoded labels as latin1 strings (byte for byte), for the
+   * staleness markers. Strings, not a Buffer per series: no per-send buffer garbage.
+   */
+  private live = new Set<string>();
+  /** Series that went away and whose staleness marker has not been delivered yet (same keys). */
+  private readonly owedStale = new Set<string>();
   private readonly req = new ProtoWriter();
 
   constructor(opts: RemoteWriteOptions) {
@@ -85,17 +88,20 @@ export class RemoteWriteSender implements Sender {
     this.external = Object.entries(opts.externalLabels).filter(([, v]) => v !== "");
   }
 
-  /** The request body (uncompressed protobuf) for a snapshot; exported for tests. */
+  /**
+   * The request body (uncompressed protobuf) for a snapshot. `body` is a view into a buffer that
+   * the next encode() overwrites: compress it before anything else encodes.
+   */
   encode(snapshot: Snapshot): {
     body: Buffer;
     series: number;
     stale: number;
-    current: Map<string, Buffer>;
+    current: Set<string>;
     clashes: number;
   } {
     const req = this.req;
     req.reset();
-    const current = new Map<string, Buffer>();
+    const current = new Set<string>();
     const ts = snapshot.timestampMs;
     const externalNames = new Set(this.external.map(([k]) => k));
     let clashes = 0;
@@ -118,18 +124,19 @@ export class RemoteWriteSender implements Sender {
         }
         for (const pair of this.external) all.push(pair);
         all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        // A view into a scratch buffer, written into the request at once.
         const labelBytes = encodeLabels(all);
         const key = labelBytes.toString("latin1");
         if (current.has(key)) return; // renaming made two series equal: the first wins
-        current.set(key, labelBytes);
+        current.add(key);
         writeSeries(req, labelBytes, value, ts);
       });
     }
-    for (const [key, labels] of this.live) if (!current.has(key)) this.owedStale.set(key, labels);
-    for (const key of current.keys()) this.owedStale.delete(key);
-    for (const labels of this.owedStale.values()) writeSeries(req, labels, undefined, ts);
+    for (const key of this.live) if (!current.has(key)) this.owedStale.add(key);
+    for (const key of current) this.owedStale.delete(key);
+    for (const key of this.owedStale) writeSeries(req, Buffer.from(key, "latin1"), undefined, ts);
     return {
-      body: Buffer.from(req.take()),
+      body: req.take(),
       series: current.size,
       stale: this.owedStale.size,
       current,
@@ -165,6 +172,11 @@ export class RemoteWriteSender implements Sender {
       after();
       return { kind: "success" };
     }
+    // Compressed at once (encoded.body is reused by the next encode), and wrapped, not copied:
+    // a typical pod's send was four copies of a few hundred kB, enough garbage to force a full GC
+    // (reclaim.ts) after every collection.
+    const compressed = compress(encoded.body);
+    const body = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength);
     let res: Response;
     try {
       const headers: Record<string, string> = {
@@ -176,7 +188,6 @@ export class RemoteWriteSender implements Sender {
       };
       const auth = await this.authHeader();
       if (auth) headers.authorization = auth;
-      const body = Buffer.from(compress(encoded.body));
       res = await post(this.opts.url, headers, body, this.opts.ca, abort);
     } catch (err) {
       after();
