@@ -3,7 +3,6 @@
 // that first collection); `close()` stops the schedule, stops serving, collects a last time and
 // sends it through every output, all within the shutdown deadline.
 import type { Logger } from "pino";
-import { Registry } from "prom-client";
 import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
@@ -13,6 +12,7 @@ import { ScheduledOutput } from "./outputs/output.js";
 import { Pusher } from "./outputs/pushgateway.js";
 import { RemoteWriteSender } from "./outputs/remote-write.js";
 import { StatsdSender } from "./outputs/statsd.js";
+import { Registry } from "./prom.js";
 import { createReclaimer } from "./reclaim.js";
 import { createSelfMetrics, ownFamilyNames } from "./self-metrics.js";
 import { createHttpServer, type HttpServer } from "./server.js";

@@ -1,6 +1,8 @@
 // The exporter's own metrics, in its own prom-client Registry (never the global one): collection,
 // per-file status, limits hit, scrapes and pushes, plus Node process metrics. Also turns the
 // registry into Families so one renderer serves both formats for collected and own metrics alike.
+
+import type { Family, FamilyType } from "./families.js";
 import {
   type Counter,
   Counter as CounterClass,
@@ -8,8 +10,7 @@ import {
   Gauge,
   Histogram,
   type Registry,
-} from "prom-client";
-import type { Family, FamilyType } from "./families.js";
+} from "./prom.js";
 import { escapeLabelValue, formatNumber } from "./render.js";
 
 export interface SelfMetrics {

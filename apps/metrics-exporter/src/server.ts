@@ -5,9 +5,10 @@
 // Close: stop accepting, close idle keep-alive connections, answer requests still arriving on open
 // connections with 503 + `Connection: close` (as fastify's return503OnClosing did), and wait for
 // the responses in flight.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { http } from "./node-http.js";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
@@ -79,7 +80,7 @@ export function createHttpServer(opts: HttpServerOptions): HttpServer {
     }
   };
 
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     // A keep-alive connection whose response finished after close() began would otherwise hold
     // close() until its idle timeout.
     res.on("finish", () => {

@@ -7,9 +7,8 @@
 // (with the staleness markers still owed), so an outage costs a gap, never a growing backlog.
 // 2xx = sent; 429, 5xx and network errors = retried; other 4xx = dropped, counted and logged.
 import { readFile } from "node:fs/promises";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { compress } from "snappyjs";
+import { http } from "../node-http.js";
 import { forEachSample } from "../samples.js";
 import type { SelfMetrics } from "../self-metrics.js";
 import type { Sender, SendResult, Snapshot } from "./output.js";
@@ -34,15 +33,17 @@ interface Response {
   readonly body: string;
 }
 
-function post(
+async function post(
   url: URL,
   headers: Record<string, string>,
   body: Buffer,
   ca: string | undefined,
   signal: AbortSignal,
 ): Promise<Response> {
+  // node:https (TLS, OpenSSL's start-up: ≈ 6 MiB on Node 24) only for an https:// receiver.
+  const request = url.protocol === "https:" ? (await import("node:https")).request : http.request;
   return new Promise<Response>((resolve, reject) => {
-    const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(
+    const req = request(
       url,
       {
         method: "POST",
