@@ -7,6 +7,8 @@
 //   node bench/log-shipper-many-files.mjs --files=3000 --cgroup   # in a 200m CPU cgroup (root)
 // Options: --files=N --idle-seconds=N (default 20) --settle-seconds=N (default 70: quiet files
 //          still open are closed after 60 s) --cpu-millis=200 --timeout-seconds=N --json
+//          --cpu-prof=DIR (write the shipper's V8 CPU profile there; the idle window is its last
+//          idle-seconds before SIGTERM)
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,6 +34,7 @@ const opt = {
   cpuMillis: Number(args["cpu-millis"] ?? 200),
   json: args.json === "true",
   timeoutSeconds: Number(args["timeout-seconds"] ?? 120),
+  cpuProf: args["cpu-prof"],
 };
 if (!existsSync(MAIN_JS)) {
   console.error(`${MAIN_JS} is missing: run \`pnpm build\` first`);
@@ -94,7 +97,8 @@ const env = {
   HTTP_PORT: "0",
   LOG_LEVEL: "warn",
 };
-const cmd = `${cg ? `echo $$ > ${cg.procs}; ` : ""}exec "${process.execPath}" "${MAIN_JS}"`;
+const profArgs = opt.cpuProf ? `--cpu-prof --cpu-prof-dir="${resolve(opt.cpuProf)}" ` : "";
+const cmd = `${cg ? `echo $$ > ${cg.procs}; ` : ""}exec "${process.execPath}" ${profArgs}"${MAIN_JS}"`;
 const child = spawn("sh", ["-c", cmd], { env, stdio: ["ignore", "ignore", "inherit"] });
 await sleep(1500); // start-up
 const t0 = Date.now();
