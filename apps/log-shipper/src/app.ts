@@ -157,7 +157,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     rescanIntervalMs: config.rescanIntervalMs,
     logger: logger.child({ component: "discovery" }),
     onPath: (path, event) => tailer?.notePath(path, event),
-    onScan: (paths) => tailer?.noteScan(paths),
+    onScan: (paths, changed) => tailer?.noteScan(paths, changed),
     onRefused: () => sourceMetrics.fileEvents.inc({ event: "refused" }),
   });
   const stage = processes ? new ProcessingStage(pipeline, { ...processing, registry }) : undefined;

@@ -58,6 +58,7 @@ describe("Discovery", () => {
     const logs = join(root, "logs");
     mkdirSync(logs);
     const scans: Set<string>[] = [];
+    const changes: Set<string>[] = [];
     const events: string[] = [];
     d = new Discovery({
       include: [join(logs, "*.log"), join(logs, "*.log.*")],
@@ -65,9 +66,12 @@ describe("Discovery", () => {
       rescanIntervalMs,
       logger: silentLogger(),
       onPath: (p, ev) => events.push(`${ev} ${p}`),
-      onScan: (paths) => scans.push(new Set(paths)),
+      onScan: (paths, changed) => {
+        scans.push(new Set(paths));
+        changes.push(new Set(changed));
+      },
     });
-    return { root, logs, scans, events, d };
+    return { root, logs, scans, changes, events, d };
   }
 
   it("reports matching files on the initial scan and through events", async () => {
@@ -87,6 +91,28 @@ describe("Discovery", () => {
     // Created before the watcher was told nothing: the scan result is what counts here.
     writeFileSync(join(logs, "late.log"), "x\n");
     await waitFor(() => scans.some((s) => s.has(join(logs, "late.log"))), "a rescan listing late.log");
+  });
+
+  it("tells which paths are in a directory whose names changed since the last rescan", async () => {
+    const { logs, scans, changes, d } = setup(100);
+    writeFileSync(join(logs, "a.log"), "a\n");
+    writeFileSync(join(logs, "b.log"), "b\n");
+    await d.start();
+    expect(changes[0]).toEqual(new Set([join(logs, "a.log"), join(logs, "b.log")]));
+    // Once the directory has been quiet for a while, a rescan lists both and calls neither changed.
+    await waitFor(
+      () => scans.some((s, i) => s.size === 2 && changes[i]?.size === 0),
+      "a rescan with nothing changed",
+      30_000,
+    );
+    // A rename over a.log: the same names, but another inode at a.log.
+    const seen = scans.length;
+    renameSync(join(logs, "b.log"), join(logs, "a.log"));
+    await waitFor(
+      () => changes.slice(seen).some((c) => c.has(join(logs, "a.log"))),
+      "a rescan calling a.log changed",
+    );
+    expect(scans[scans.length - 1]).toEqual(new Set([join(logs, "a.log")]));
   });
 
   it("never opens a symlink whose target is outside the watched directories", async () => {

@@ -2,6 +2,12 @@
 // directory the globs start from gets one raw fs.watch (no stat, no readdir): immediate hints to
 // the tailer — a name changed (created, renamed, deleted) or a file grew. A periodic rescan
 // (readdir) catches whatever the events missed (inotify overflow, a directory created late).
+// A rescan reads a directory again only when its mtime/ctime moved (a name was added, removed or
+// renamed there), and tells the tailer which paths are in such directories: only those need a
+// `stat` to see whether another inode now sits at a known path. A file's own growth does not
+// change its directory; it is reported by fs.watch (and open files are polled). Every
+// FULL_LISTING_EVERY rescans each directory is listed anyway (attributes cached by a network
+// filesystem, a clock stepped back).
 // Globs that reach into subdirectories (`**`, `*/…`), which a raw fs.watch cannot see, are also
 // watched by chokidar (v5 has no glob support) in polling mode — in its inotify mode every write
 // to a tailed file makes it stat the file and re-read the directory, measured at about a quarter
@@ -20,7 +26,7 @@ import {
   open,
   type Stats,
 } from "node:fs";
-import { lstat, readdir, readlink, realpath } from "node:fs/promises";
+import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
 import { type FSWatcher, watch } from "chokidar";
@@ -39,12 +45,26 @@ export interface DiscoveryOptions {
   logger: Logger;
   /** Something may have happened at `path` (created, written, renamed away, deleted). */
   onPath: (path: string, event: "add" | "change" | "unlink") => void;
-  /** A full rescan finished: every matching path that exists now. */
-  onScan: (paths: ReadonlySet<string>) => void;
+  /**
+   * A full rescan finished: every matching path that exists now, and those of them in directories
+   * whose names changed since the last rescan (or that are listed for the first time) — a known
+   * path outside `changed` still names the same inode.
+   */
+  onScan: (paths: ReadonlySet<string>, changed: ReadonlySet<string>) => void;
   /** A path was refused (symlink leaving the watched directories). */
   onRefused?: (path: string, reason: string) => void;
   /** Opens a resolved path (tests put a race between resolving and opening here). */
   openFile?: (path: string | Buffer, flags: number) => Promise<number>;
+}
+
+/** A directory's matching files and subdirectories as last read, with what it looked like then. */
+interface Listing {
+  /** dev, inode, mtime and ctime of the directory (ns) when it was read. */
+  sig: string;
+  /** Read long enough after its last change that a later change must move its mtime. */
+  settled: boolean;
+  files: string[];
+  dirs: string[];
 }
 
 interface Root {
@@ -60,6 +80,12 @@ const MAX_DEPTH = 16;
 const MAX_REFUSED_REMEMBERED = 1000;
 // Names remembered per watched directory for the fs.watch hints (see watchHints).
 const KNOWN_NAMES_MAX = 4096;
+/**
+ * A listing taken within this long of its directory's last change may miss a change made in the
+ * same timestamp tick (coarse clocks, 1–2 s on some filesystems): it is read again next time.
+ */
+const SETTLE_MS = 2000;
+const FULL_LISTING_EVERY = 6;
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
@@ -96,6 +122,12 @@ export function pathMatcher(
   return (path) => inc(path) && !exFull(path) && !exBase(basename(path));
 }
 
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((x) => set.has(x));
+}
+
 export class Discovery {
   private readonly roots: Root[];
   private readonly matches: (path: string) => boolean;
@@ -109,6 +141,11 @@ export class Discovery {
   private closed = false;
   private readonly refusedOnce = new Set<string>();
   private readonly realDirs = new Map<string, string>();
+  /** Directory listings of the last rescan, by directory. */
+  private listings = new Map<string, Listing>();
+  /** Roots whose fs.watch was (re)started: their events may have been missed meanwhile. */
+  private readonly rewatched = new Set<string>();
+  private scans = 0;
   /** Time of the last completed scan (readiness: we are watching). */
   lastScanAt = 0;
 
@@ -204,6 +241,7 @@ export class Discovery {
         this.hintWatchers.delete(root.dir);
       });
       this.hintWatchers.set(root.dir, w);
+      this.rewatched.add(root.dir);
     }
   }
 
@@ -211,27 +249,85 @@ export class Discovery {
     this.watchHints();
     await this.refreshRealRoots();
     const found = new Set<string>();
-    for (const root of this.roots) await this.walk(root.dir, Math.min(root.depth, MAX_DEPTH), found);
+    const changed = new Set<string>();
+    const listings = new Map<string, { listing: Listing; unchanged: boolean }>();
+    const full = this.scans++ % FULL_LISTING_EVERY === 0;
+    // Events under a root whose watcher was just (re)started may have been missed: every path
+    // under it is looked at as if its directory had changed.
+    const rewatched = [...this.rewatched];
+    this.rewatched.clear();
+    for (const root of this.roots) {
+      const all = rewatched.includes(root.dir);
+      await this.walk(root.dir, Math.min(root.depth, MAX_DEPTH), { found, changed, listings, full, all });
+    }
     if (this.closed) return;
+    this.listings = new Map([...listings].map(([dir, l]) => [dir, l.listing]));
     this.lastScanAt = Date.now();
-    this.opts.onScan(found);
+    this.opts.onScan(found, changed);
   }
 
-  private async walk(dir: string, depth: number, found: Set<string>): Promise<void> {
+  private async walk(
+    dir: string,
+    depth: number,
+    scan: {
+      found: Set<string>;
+      changed: Set<string>;
+      listings: Map<string, { listing: Listing; unchanged: boolean }>;
+      full: boolean;
+      all: boolean;
+    },
+  ): Promise<void> {
+    const l = scan.listings.get(dir) ?? (await this.list(dir, scan.full));
+    if (l === null) return; // not there (yet) or not readable: the next scan tries again
+    scan.listings.set(dir, l);
+    const { listing, unchanged } = l;
+    for (const p of listing.files) {
+      scan.found.add(p);
+      if (!unchanged || scan.all) scan.changed.add(p);
+    }
+    if (depth > 0) for (const d of listing.dirs) await this.walk(d, depth - 1, scan);
+  }
+
+  /**
+   * The directory's matching files and subdirectories: the last listing when the directory has
+   * not changed since it was taken (and it was settled then), else read now. A listing read again
+   * that holds the same names under an unchanged, settled signature is marked as unchanged.
+   */
+  private async list(dir: string, full: boolean): Promise<{ listing: Listing; unchanged: boolean } | null> {
+    const before = this.listings.get(dir);
+    let sig = "";
+    let changedAt = Number.POSITIVE_INFINITY;
+    try {
+      const st = await stat(fsPath(dir), { bigint: true });
+      sig = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+      changedAt = Math.max(Number(st.mtimeNs / 1_000_000n), Number(st.ctimeNs / 1_000_000n));
+    } catch {
+      return null;
+    }
+    if (!full && before !== undefined && before.settled && before.sig === sig) {
+      return { listing: before, unchanged: true };
+    }
+    const startedAt = Date.now();
     let entries: import("node:fs").Dirent<Buffer>[];
     try {
       entries = await readdir(fsPath(dir), { withFileTypes: true, encoding: "buffer" });
     } catch {
-      return; // not there (yet) or not readable: the next scan tries again
+      return null;
     }
+    const files: string[] = [];
+    const dirs: string[] = [];
     for (const e of entries) {
       const p = join(dir, decodeName(e.name));
-      if (e.isDirectory()) {
-        if (depth > 0) await this.walk(p, depth - 1, found);
-      } else if ((e.isFile() || e.isSymbolicLink()) && this.matches(p)) {
-        found.add(p);
-      }
+      if (e.isDirectory()) dirs.push(p);
+      else if ((e.isFile() || e.isSymbolicLink()) && this.matches(p)) files.push(p);
     }
+    const listing = { sig, settled: changedAt < startedAt - SETTLE_MS, files, dirs };
+    const unchanged =
+      before?.settled === true &&
+      before.sig === sig &&
+      sameNames(before.files, files) &&
+      sameNames(before.dirs, dirs);
+    return { listing, unchanged };
   }
 
   /**

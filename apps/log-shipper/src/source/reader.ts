@@ -52,7 +52,14 @@ export interface FileReaderInit {
   sink: LineSink;
   now: () => number;
   /** Shared count of open descriptors, kept up to date as this reader opens and closes. */
-  openCount?: { n: number };
+  openCount?: OpenFiles;
+}
+
+/** The readers holding a descriptor, shared by all readers of a tailer (MAX_OPEN_FILES, polling). */
+export interface OpenFiles {
+  n: number;
+  /** When present, the open readers themselves (so that nothing has to look at closed ones). */
+  readers?: Set<FileReader>;
 }
 
 export class FileReader implements SourceFile, LineEmitter {
@@ -71,7 +78,7 @@ export class FileReader implements SourceFile, LineEmitter {
   readonly fingerprint: string;
   private fdValue: number | null = null;
   /** Open descriptors of all readers sharing this counter (the tailer's MAX_OPEN_FILES bound). */
-  private readonly openCount: { n: number };
+  private readonly openCount: OpenFiles;
   /** Next byte to read; always the start of a line (or inside a long line being skipped). */
   readPos: number;
   /** Highest offset the sink acknowledged. */
@@ -140,7 +147,11 @@ export class FileReader implements SourceFile, LineEmitter {
   }
 
   set fd(fd: number | null) {
-    if ((this.fdValue === null) !== (fd === null)) this.openCount.n += fd === null ? -1 : 1;
+    if ((this.fdValue === null) !== (fd === null)) {
+      this.openCount.n += fd === null ? -1 : 1;
+      if (fd === null) this.openCount.readers?.delete(this);
+      else this.openCount.readers?.add(this);
+    }
     this.fdValue = fd;
   }
 

@@ -28,7 +28,7 @@ import {
 import { LineSplitter } from "./line-splitter.js";
 import { displayPath, fsPath } from "./path-bytes.js";
 import type { PositionEntry, Positions } from "./positions.js";
-import { FileReader } from "./reader.js";
+import { FileReader, type OpenFiles } from "./reader.js";
 import type { SourceMetrics, SourceStats } from "./source-metrics.js";
 
 const fstatFd = promisify(fstat);
@@ -133,6 +133,17 @@ const HOUSEKEEPING_SLICE = 32;
 const QUIET_AFTER_MS = 10_000;
 const QUIET_POLL_MS = 5_000;
 const RETIRED_PER_FINGERPRINT = 8;
+/**
+ * Known paths in directories that did not change are stat'ed by each rescan this many at a time,
+ * in turn: a safety net for a file's growth whose fs.watch event was lost (inotify overflow),
+ * at a cost that does not grow with the number of quiet files.
+ */
+const RESCAN_STAT_SLICE = 256;
+/**
+ * A poll tick looks at most at this many open files; a round over more is spread over several
+ * ticks (a thousand files that just appeared would otherwise be stat'ed twice each per tick).
+ */
+const POLL_SLICE = 128;
 
 export class Tailer implements AckListener {
   private readonly byInode = new Map<string, FileReader>();
@@ -162,6 +173,10 @@ export class Tailer implements AckListener {
   private readonly retiredFp = new Map<string, RetiredProgress[]>();
   private readonly events = new Map<string, PathEvent>();
   private pendingScan: ReadonlySet<string> | null = null;
+  /** Of pendingScan, the paths whose directory changed (undefined: all of them). */
+  private pendingChanged: Set<string> | undefined;
+  /** Where the next rescan's slice of unchanged paths to stat starts (see reconcile). */
+  private sliceStart = 0;
   private ready: FileReader[] = [];
   private readonly buf: Buffer;
   private readonly scratch = Buffer.allocUnsafe(FINGERPRINT_BYTES);
@@ -180,8 +195,10 @@ export class Tailer implements AckListener {
   private readonly rotatedIdleMs: number;
   private readonly idleCloseMs: number;
   private readonly maxOpenFiles: number;
-  /** Open descriptors of all readers (FileReader keeps it up to date). */
-  readonly openCount = { n: 0 };
+  /** Open descriptors of all readers, and those readers (FileReader keeps both up to date). */
+  readonly openCount: Required<OpenFiles> = { n: 0, readers: new Set() };
+  /** Open files still to be looked at in the current poll round (see poll). */
+  private pollQueue: FileReader[] = [];
   /** Paths waiting for a free descriptor (MAX_OPEN_FILES reached). */
   private readonly openWaiting = new Set<string>();
   /** MAX_OPEN_FILES was reached and not yet relieved (logged once per episode). */
@@ -213,8 +230,15 @@ export class Tailer implements AckListener {
     this.wake();
   }
 
-  /** Discovery finished a rescan: these matching paths exist now. */
-  noteScan(paths: ReadonlySet<string>): void {
+  /**
+   * Discovery finished a rescan: these matching paths exist now; a known path outside `changed`
+   * (when given) still names the same inode — only its size may have changed.
+   */
+  noteScan(paths: ReadonlySet<string>, changed?: ReadonlySet<string>): void {
+    // A rescan not reconciled yet: what changed in it has changed for this one too.
+    if (this.pendingScan === null) this.pendingChanged = changed === undefined ? undefined : new Set(changed);
+    else if (changed === undefined) this.pendingChanged = undefined;
+    else if (this.pendingChanged !== undefined) for (const p of changed) this.pendingChanged.add(p);
     this.pendingScan = paths;
     this.wake();
   }
@@ -377,8 +401,10 @@ export class Tailer implements AckListener {
         }
         if (this.pendingScan !== null) {
           const scan = this.pendingScan;
+          const changed = this.pendingChanged;
           this.pendingScan = null;
-          await this.reconcile(scan);
+          this.pendingChanged = undefined;
+          await this.reconcile(scan, changed);
           continue;
         }
         if (this.pollDue) {
@@ -573,7 +599,7 @@ export class Tailer implements AckListener {
     // Close an eighth of the bound at once (the quietest first), so that a stream of new files
     // costs one pass over the open files per many opens, not one per open.
     const closable: FileReader[] = [];
-    for (const r of this.byInode.values()) {
+    for (const r of this.openCount.readers) {
       if (r.fd === null || r.queued || r.holdFor !== null || this.held.has(r) || r.hasUnread) continue;
       if (!r.splitter.inLongLine) closable.push(r);
     }
@@ -1366,11 +1392,21 @@ export class Tailer implements AckListener {
     this.enqueue(r);
   }
 
-  /** A rescan's full listing: pick up missed files and notice files gone from their path. */
-  private async reconcile(paths: ReadonlySet<string>): Promise<void> {
+  /**
+   * A rescan's full listing: pick up missed files and notice files gone from their path. Known
+   * paths are stat'ed when their directory changed (`changed`; all when undefined), the others a
+   * slice at a time (RESCAN_STAT_SLICE).
+   */
+  private async reconcile(paths: ReadonlySet<string>, changed?: ReadonlySet<string>): Promise<void> {
+    const sliceFrom = this.sliceStart;
+    let unchanged = 0;
     for (const path of paths) {
-      await this.yieldToReads();
       const r = this.byPath.get(path);
+      if (r !== undefined && changed !== undefined && !changed.has(path)) {
+        const k = unchanged++;
+        if (k < sliceFrom || k >= sliceFrom + RESCAN_STAT_SLICE) continue;
+      }
+      await this.yieldToReads();
       if (r === undefined) {
         await this.examine(path, "add");
         continue;
@@ -1386,6 +1422,7 @@ export class Tailer implements AckListener {
       else if (r.fd === null && st.size !== r.size) await this.examine(path, "add");
       else if (r.fd !== null && st.size > r.size) this.enqueue(r);
     }
+    this.sliceStart = sliceFrom + RESCAN_STAT_SLICE >= unchanged ? 0 : sliceFrom + RESCAN_STAT_SLICE;
     for (const [path, r] of [...this.byPath]) {
       if (paths.has(path)) continue;
       // The listing can be older than what fs.watch reported since: a file created after it was
@@ -1404,17 +1441,30 @@ export class Tailer implements AckListener {
     }
   }
 
-  /** Periodic check of every open file: renamed away, growth, deletion, rotation drain, idle close. */
+  /**
+   * Periodic check of every open file: renamed away, growth, deletion, rotation drain, idle close.
+   * A round looks at the open files that are due, POLL_SLICE of them per tick.
+   */
   private async poll(): Promise<void> {
     const now = this.now();
-    // A new quiet-poll round every QUIET_POLL_MS; between rounds only files that grew recently
-    // are looked at (hints from fs.watch cover the rest; this poll is the safety net).
-    const quietRound = now - this.lastQuietPoll >= QUIET_POLL_MS;
-    if (quietRound) this.lastQuietPoll = now;
-    for (const r of [...this.byInode.values()]) {
+    if (this.pollQueue.length === 0) {
+      // A new quiet-poll round every QUIET_POLL_MS; between rounds only files that grew recently
+      // are looked at (hints from fs.watch cover the rest; this poll is the safety net).
+      const quietRound = now - this.lastQuietPoll >= QUIET_POLL_MS;
+      if (quietRound) {
+        this.lastQuietPoll = now;
+        // Keeps the entries of files still tracked from being pruned (closed ones too).
+        for (const r of this.byInode.values()) this.opts.positions.touch(r.key, r.path);
+      }
+      for (const r of this.openCount.readers) {
+        if (!quietRound && now - r.lastGrowthAt >= QUIET_AFTER_MS && r.holdFor === null && !r.rotated)
+          continue;
+        this.pollQueue.push(r);
+      }
+    }
+    for (const r of this.pollQueue.splice(0, POLL_SLICE)) {
+      if (r.fd === null || r.retired) continue;
       this.opts.positions.touch(r.key, r.path);
-      if (r.fd === null) continue;
-      if (!quietRound && now - r.lastGrowthAt >= QUIET_AFTER_MS && r.holdFor === null && !r.rotated) continue;
       await this.yieldToReads();
       if (r.fd === null || r.retired) continue;
       if (this.byPath.get(r.path) === r && !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))) {

@@ -110,7 +110,7 @@ export async function startSource(opts: {
     rescanIntervalMs: opts.rescanIntervalMs ?? 200,
     logger,
     onPath: (p, ev) => tailer?.notePath(p, ev),
-    onScan: (paths) => tailer?.noteScan(paths),
+    onScan: (paths, changed) => tailer?.noteScan(paths, changed),
   });
   const registry = new Registry();
   const metrics = createSourceMetrics(registry, () => tailer?.stats() ?? EMPTY_STATS);
