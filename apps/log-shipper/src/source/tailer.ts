@@ -190,6 +190,8 @@ export class Tailer implements AckListener {
   private pollTimer: NodeJS.Timeout | null = null;
   private finalFlush = false;
   private readonly deferred = new Set<FileReader>();
+  /** New readers of content nothing else shares (read as soon as found: see examine). */
+  private readonly fresh = new WeakSet<FileReader>();
   private deferTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
@@ -582,6 +584,30 @@ export class Tailer implements AckListener {
     } finally {
       if (!used) await closeFd(fd).catch(() => {});
     }
+    // A new file is read right away: thousands of files appearing at once are then read as they
+    // are found — each fully read and closable at MAX_OPEN_FILES — instead of all being opened
+    // first while reads wait behind the whole burst. Only content nothing else shares (no saved
+    // entry, no other file of its fingerprint): whether a file is a copy of another, or has a copy
+    // that shipped some of its lines already (after a restart), is decided with every file of a
+    // listing found before either is read on.
+    const r = this.byPath.get(path);
+    if (
+      used &&
+      r !== undefined &&
+      this.fresh.has(r) &&
+      r.lastReadAt === 0 &&
+      r.queued &&
+      this.byFingerprint.get(r.fingerprint)?.size === 1 &&
+      !this.retiredFp.has(r.fingerprint) &&
+      this.opts.positions.withFingerprint(r.fingerprint, r.key).length === 0 &&
+      this.opts.sink.canAccept()
+    ) {
+      this.fresh.delete(r);
+      const i = this.ready.lastIndexOf(r);
+      if (i !== -1) this.ready.splice(i, 1);
+      r.queued = false;
+      await this.readOne(r);
+    }
   }
 
   /**
@@ -722,6 +748,8 @@ export class Tailer implements AckListener {
     let confirm: ((fd: number) => Promise<boolean>) | undefined;
     const known = truncated ? undefined : positions.get(id);
     let resumed = false;
+    /** Nothing known of this content: no entry, no original (see examine). */
+    let fresh = false;
     if (known !== undefined) {
       if (known.offset <= size && (await this.holdsSavedContent(fd, size, known))) {
         offset = known.offset;
@@ -811,6 +839,7 @@ export class Tailer implements AckListener {
           );
         } else {
           this.event("found", { path, id, size }, "file found");
+          fresh = true;
         }
       }
     }
@@ -902,6 +931,7 @@ export class Tailer implements AckListener {
       }
     }
     this.enqueue(r);
+    if (fresh && offset === 0) this.fresh.add(r);
     return r;
   }
 
