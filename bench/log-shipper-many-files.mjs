@@ -105,9 +105,11 @@ const t0 = Date.now();
 for (let i = 0; i < opt.files; i++) writeFileSync(join(logs, `f${i}.log`), `line of file ${i}\n`);
 const created = Date.now();
 let shippedAt = null;
+let shipCpu = null;
 while (Date.now() - t0 < opt.timeoutSeconds * 1000) {
   if (seen.size >= opt.files) {
     shippedAt = Date.now();
+    shipCpu = cpuSeconds(child.pid);
     break;
   }
   await sleep(100);
@@ -135,12 +137,14 @@ const result = {
   createSeconds: (created - t0) / 1000,
   shippedSeconds: shippedAt === null ? null : (shippedAt - t0) / 1000,
   shipped: seen.size,
+  /** CPU seconds the shipper had used (since it started) when the last file was shipped. */
+  cpuSecondsToShip: shipCpu,
   idleCpuPercentOfCore: Number((((c1 - c0) / opt.idleSeconds) * 100).toFixed(2)),
 };
 if (opt.json) console.log(JSON.stringify(result));
 else
   console.log(
     `${result.files} files${cg ? ` (in a ${opt.cpuMillis}m CPU cgroup)` : ""}: created in ${result.createSeconds} s; ` +
-      `${result.shipped} shipped ${result.shippedSeconds === null ? `— NOT all within ${opt.timeoutSeconds} s` : `after ${result.shippedSeconds} s`}; ` +
+      `${result.shipped} shipped ${result.shippedSeconds === null ? `— NOT all within ${opt.timeoutSeconds} s` : `after ${result.shippedSeconds} s (${shipCpu} CPU s)`}; ` +
       `idle afterwards: ${result.idleCpuPercentOfCore} % of a core`,
   );

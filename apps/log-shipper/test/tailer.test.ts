@@ -358,6 +358,29 @@ describe("Tailer", () => {
     expect(news[0]).toMatch(/^new 0000000 /);
   });
 
+  it("a file rewritten with another first line before its first read is read as the new content", async () => {
+    // The first read at offset 0 is not preceded by a separate identity check: the read itself
+    // compares the fingerprint.
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, "first version\n");
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    sink.maxPending = 0; // nothing may be read yet
+    src = await startSource({ ...d, sink });
+    await waitFor(() => src?.tailer.files().length === 1, "the file found");
+    const newText = "second version\nmore\n";
+    writeFileSync(p, newText); // same inode, truncated and written again
+    sink.maxPending = Number.POSITIVE_INFINITY;
+    sink.autoAck = true;
+    sink.ackAll();
+    await waitFor(() => sink.texts().includes("more"), "the new lines");
+    expect(sink.texts()).toEqual(["second version", "more"]);
+    // Shipped under the identity of what was read (its fingerprint), not of the first version.
+    const fp = fingerprintOf(Buffer.from(newText), newText.length);
+    expect(sink.lines.every((l) => fp !== null && l.id.includes(`:${fp}/`))).toBe(true);
+  });
+
   it("a late acknowledgement of old content never moves the offset of the same file rewritten in place", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");

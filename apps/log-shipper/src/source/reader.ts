@@ -6,7 +6,7 @@
 import { close, fstat, read, type Stats } from "node:fs";
 import { promisify } from "node:util";
 import type { LineSink, SourceFile } from "../contracts.js";
-import { ANCHOR_BYTES, anchorHash, readAnchor, readFingerprint } from "./fingerprint.js";
+import { ANCHOR_BYTES, anchorHash, fingerprintOf, readAnchor, readFingerprint } from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
 
 const fstatFd = promisify(fstat);
@@ -215,7 +215,8 @@ export class FileReader implements SourceFile, LineEmitter {
    * also fetches the bytes just before readPos and compares them with what this reader consumed
    * there (its tail): a file truncated and written again between an identity check and this read
    * would otherwise be read from the middle of a line of its new content. Checked in the read
-   * itself, there is no window between check and use. `buf` must hold ANCHOR_BYTES more than the
+   * itself, there is no window between check and use (at offset 0 the fingerprint is compared
+   * instead). `buf` must hold ANCHOR_BYTES more than the
    * chunk. Returns bytes read, bytes consumed (lines and terminators), whether `buf` was filled
    * (more may follow), and `changed` when the bytes before readPos are not the ones read there.
    */
@@ -229,6 +230,9 @@ export class FileReader implements SourceFile, LineEmitter {
     if (!this.tailMatches(buf, n)) return CHANGED;
     const data = buf.subarray(pre);
     const got = n - pre;
+    // At offset 0 there is no tail to compare, but the chunk begins with the fingerprinted first
+    // bytes: other ones mean other content (truncated and written again since it was identified).
+    if (start === 0 && got > 0 && fingerprintOf(data, got) !== this.fingerprint) return CHANGED;
     this.atEof = got < data.length;
     if (got === 0) return NOTHING;
     this.readTime = Date.now();

@@ -143,7 +143,7 @@ const RESCAN_STAT_SLICE = 256;
  * A poll tick looks at most at this many open files; a round over more is spread over several
  * ticks (a thousand files that just appeared would otherwise be stat'ed twice each per tick).
  */
-const POLL_SLICE = 128;
+const POLL_SLICE = 64;
 
 export class Tailer implements AckListener {
   private readonly byInode = new Map<string, FileReader>();
@@ -492,18 +492,23 @@ export class Tailer implements AckListener {
     // again while reading paused (back-pressure) or lagged behind may already be longer than our
     // offset, and reading on would ship the new content from the middle (fstat + two 1 KiB reads).
     // The bytes just before the offset are compared in the read itself (readChunk), so this check
-    // leaves them out.
-    const v = await r.verify(this.scratch, false);
-    if (v === "truncated" || v === "rewritten") {
-      await this.restartTruncated(r);
-      return;
+    // leaves them out; at offset 0 the read compares the fingerprint itself, and nothing is left
+    // to check (a file found a moment ago is read without two more syscalls).
+    const start = r.readPos;
+    if (start > 0) {
+      const v = await r.verify(this.scratch, false);
+      if (v === "truncated" || v === "rewritten") {
+        await this.restartTruncated(r);
+        return;
+      }
+      if (v === "gone") return;
     }
-    if (v === "gone") return;
     if (this.held.size > 0 && this.held.has(r) && !(await this.catchUpWithCopies(r))) return;
     const res = await r.readChunk(this.buf);
     this.openBlocked = false;
     if (res.changed) {
-      await this.restartTruncated(r, "changed");
+      // At 0: another first line, i.e. rewritten (what verify reports as truncated).
+      await this.restartTruncated(r, start === 0 ? undefined : "changed");
       return;
     }
     const consumed = res.consumed;
@@ -1424,14 +1429,16 @@ export class Tailer implements AckListener {
 
   /**
    * A rescan's full listing: pick up missed files and notice files gone from their path. Known
-   * paths are stat'ed when their directory changed (`changed`; all when undefined), the others a
-   * slice at a time (RESCAN_STAT_SLICE).
+   * paths of closed files are stat'ed when their directory changed (`changed`; all when
+   * undefined), the others a slice at a time (RESCAN_STAT_SLICE).
    */
   private async reconcile(paths: ReadonlySet<string>, changed?: ReadonlySet<string>): Promise<void> {
     const sliceFrom = this.sliceStart;
     let unchanged = 0;
     for (const path of paths) {
       const r = this.byPath.get(path);
+      // An open file's path is looked at by the poll (same checks, at least as often).
+      if (r !== undefined && r.fd !== null) continue;
       if (r !== undefined && changed !== undefined && !changed.has(path)) {
         const k = unchanged++;
         if (k < sliceFrom || k >= sliceFrom + RESCAN_STAT_SLICE) continue;
