@@ -60,6 +60,12 @@ function cpuSeconds(pid) {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;
 }
+/** Peak RSS and the anonymous part now (MiB): what the container's memory limit mostly sees. */
+function memory(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN);
+  return { peakRssMiB: Math.round(kb("VmHWM") / 1024), rssAnonMiB: Math.round(kb("RssAnon") / 1024) };
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function cgroup() {
@@ -119,6 +125,7 @@ await sleep(opt.settleSeconds * 1000);
 const c0 = cpuSeconds(child.pid);
 await sleep(opt.idleSeconds * 1000);
 const c1 = cpuSeconds(child.pid);
+const mem = memory(child.pid);
 child.kill("SIGTERM");
 await new Promise((r) => child.once("exit", r));
 await loki.close();
@@ -140,11 +147,13 @@ const result = {
   /** CPU seconds the shipper had used (since it started) when the last file was shipped. */
   cpuSecondsToShip: shipCpu,
   idleCpuPercentOfCore: Number((((c1 - c0) / opt.idleSeconds) * 100).toFixed(2)),
+  ...mem,
 };
 if (opt.json) console.log(JSON.stringify(result));
 else
   console.log(
     `${result.files} files${cg ? ` (in a ${opt.cpuMillis}m CPU cgroup)` : ""}: created in ${result.createSeconds} s; ` +
       `${result.shipped} shipped ${result.shippedSeconds === null ? `— NOT all within ${opt.timeoutSeconds} s` : `after ${result.shippedSeconds} s (${shipCpu} CPU s)`}; ` +
-      `idle afterwards: ${result.idleCpuPercentOfCore} % of a core`,
+      `idle afterwards: ${result.idleCpuPercentOfCore} % of a core; ` +
+      `peak RSS ${result.peakRssMiB} MiB, anonymous ${result.rssAnonMiB} MiB`,
   );
