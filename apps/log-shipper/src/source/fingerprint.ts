@@ -68,6 +68,11 @@ export function readAnchor(fd: number, offset: number, scratch: Buffer): Promise
   });
 }
 
+/** Read the first `buf.length` bytes of an open file into `buf`; resolves how many there were. */
+export function readHead(fd: number, buf: Buffer): Promise<number> {
+  return preadInto(fd, buf, buf.length, 0);
+}
+
 function preadInto(fd: number, buf: Buffer, len: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     read(fd, buf, 0, len, position, (err, n) => (err ? reject(err) : resolve(n)));

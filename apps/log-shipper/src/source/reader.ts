@@ -219,13 +219,16 @@ export class FileReader implements SourceFile, LineEmitter {
    * instead). `buf` must hold ANCHOR_BYTES more than the
    * chunk. Returns bytes read, bytes consumed (lines and terminators), whether `buf` was filled
    * (more may follow), and `changed` when the bytes before readPos are not the ones read there.
+   * With `head`, at offset 0, the chunk is the `head` bytes already in `buf`.
    */
-  async readChunk(buf: Buffer): Promise<ChunkResult> {
+  async readChunk(buf: Buffer, head?: number): Promise<ChunkResult> {
     const fd = this.fd;
     if (fd === null) return NOTHING;
     const start = this.readPos;
     const pre = this.tailLen;
-    const n = await pread(fd, buf, buf.length, start - pre);
+    // `head`: `buf` already holds the file's first `head` bytes, read a moment ago (a new file).
+    const n =
+      head !== undefined && start === 0 && pre === 0 ? head : await pread(fd, buf, buf.length, start - pre);
     if (this.readPos !== start || this.fd !== fd) return NOTHING; // reset meanwhile
     if (!this.tailMatches(buf, n)) return CHANGED;
     const data = buf.subarray(pre);

@@ -21,9 +21,11 @@ import {
   compareRange,
   FINGERPRINT_BYTES,
   fileId,
+  fingerprintOf,
   inodeKey,
   readAnchor,
   readFingerprint,
+  readHead,
 } from "./fingerprint.js";
 import { LineSplitter } from "./line-splitter.js";
 import { displayPath, fsPath } from "./path-bytes.js";
@@ -144,6 +146,11 @@ const RESCAN_STAT_SLICE = 256;
  * ticks (a thousand files that just appeared would otherwise be stat'ed twice each per tick).
  */
 const POLL_SLICE = 64;
+/**
+ * identify() reads this much of a file's start (its fingerprint is in there): a smaller new file
+ * is then read whole from those bytes, without reading them again (see examine).
+ */
+const HEAD_BYTES = 64 * 1024;
 
 export class Tailer implements AckListener {
   private readonly byInode = new Map<string, FileReader>();
@@ -192,6 +199,8 @@ export class Tailer implements AckListener {
   private readonly deferred = new Set<FileReader>();
   /** New readers of content nothing else shares (read as soon as found: see examine). */
   private readonly fresh = new WeakSet<FileReader>();
+  /** The first bytes identify() read into `buf` (valid until anything else uses `buf`). */
+  private head: { fd: number; bytes: number } | null = null;
   private deferTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
@@ -485,7 +494,8 @@ export class Tailer implements AckListener {
     this.deferTimer.unref();
   }
 
-  private async readOne(r: FileReader): Promise<void> {
+  private async readOne(r: FileReader, head?: number): Promise<void> {
+    this.head = null;
     if (r.fd === null || r.retired || r.holdFor !== null) return;
     r.lastReadAt = this.now();
     // Verified before every chunk, not only at the end of the file: a file truncated and written
@@ -503,8 +513,11 @@ export class Tailer implements AckListener {
       }
       if (v === "gone") return;
     }
-    if (this.held.size > 0 && this.held.has(r) && !(await this.catchUpWithCopies(r))) return;
-    const res = await r.readChunk(this.buf);
+    if (this.held.size > 0 && this.held.has(r)) {
+      if (!(await this.catchUpWithCopies(r))) return;
+      head = undefined; // `buf` was used meanwhile
+    }
+    const res = await r.readChunk(this.buf, head);
     this.openBlocked = false;
     if (res.changed) {
       // At 0: another first line, i.e. rewritten (what verify reports as truncated).
@@ -589,6 +602,8 @@ export class Tailer implements AckListener {
     } finally {
       if (!used) await closeFd(fd).catch(() => {});
     }
+    const head = this.head;
+    this.head = null;
     // A new file is read right away: thousands of files appearing at once are then read as they
     // are found — each fully read and closable at MAX_OPEN_FILES — instead of all being opened
     // first while reads wait behind the whole burst. Only content nothing else shares (no saved
@@ -611,7 +626,8 @@ export class Tailer implements AckListener {
       const i = this.ready.lastIndexOf(r);
       if (i !== -1) this.ready.splice(i, 1);
       r.queued = false;
-      await this.readOne(r);
+      // All of a file smaller than HEAD_BYTES is in `buf` already.
+      await this.readOne(r, head?.fd === r.fd && head.bytes < HEAD_BYTES ? head.bytes : undefined);
     }
   }
 
@@ -661,7 +677,10 @@ export class Tailer implements AckListener {
   ): Promise<boolean> {
     const st = stats ?? (await fstatFd(fd));
     const key = inodeKey(st.dev, st.ino);
-    const fp = await readFingerprint(fd, this.scratch);
+    this.head = null;
+    const headBytes = await readHead(fd, this.buf.subarray(0, HEAD_BYTES));
+    const fp = fingerprintOf(this.buf.subarray(0, headBytes), headBytes);
+    this.head = { fd, bytes: headBytes };
     const existing = this.byInode.get(key);
     // A reader whose fd is closed (idle, rotated) does not keep its inode alive: the number may
     // now be another file's — a copy that begins with the same banner has the same fingerprint.
