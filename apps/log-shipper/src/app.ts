@@ -64,9 +64,22 @@ export function buildApp(config: Config, deps: AppDeps): App {
     collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   }
 
+  let lastEvictLog = 0;
   const positions = new Positions({
     file: config.positionsFile,
     logger: logger.child({ component: "positions" }),
+    maxEntries: config.maxKnownFiles,
+    onEvict: (count) => {
+      sourceMetrics.positionsEvicted.inc(count);
+      const now = Date.now();
+      if (now - lastEvictLog >= 60_000) {
+        lastEvictLog = now;
+        logger.warn(
+          { event: "known_limit", evicted: count, maxKnownFiles: config.maxKnownFiles },
+          "more files known than MAX_KNOWN_FILES: the positions of the least recently seen were dropped (they are read again from their start after a restart); raise MAX_KNOWN_FILES or narrow LOG_PATHS",
+        );
+      }
+    },
     onSave: (ok) => {
       sourceMetrics.positionsSaves.inc({ result: ok ? "ok" : "error" });
       if (!ok) sourceMetrics.positionsSaveErrors.inc();

@@ -133,6 +133,8 @@ const schema = {
   rescanIntervalMs: int("RESCAN_INTERVAL_MS", { default: 10_000, min: 100, max: 3_600_000 }),
   pollIntervalMs: int("POLL_INTERVAL_MS", { default: 500, min: 10, max: 60_000 }),
   maxOpenFiles: int("MAX_OPEN_FILES", { default: 1024, min: 1, max: 1_000_000 }),
+  // Entries the positions file keeps (one per file known); past it the least recently seen go.
+  maxKnownFiles: int("MAX_KNOWN_FILES", { default: 10_000, min: 10, max: 1_000_000 }),
   positionsSyncMs: int("POSITIONS_SYNC_MS", { default: 1000, min: 10, max: 600_000 }),
   summaryIntervalMs: int("SUMMARY_INTERVAL_MS", { default: 30_000, min: 0, max: 86_400_000 }),
   // Between the files and the destinations: drop, keep, redact (processing/stage.ts).

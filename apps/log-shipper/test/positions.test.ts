@@ -141,9 +141,20 @@ describe("Positions", () => {
   it("caps the number of entries, dropping the least recently seen", () => {
     const { file } = fresh();
     let now = 0;
-    const p = new Positions({ file, logger: silentLogger(), maxEntries: 3, now: () => now++ });
+    const evicted: number[] = [];
+    const p = new Positions({
+      file,
+      logger: silentLogger(),
+      maxEntries: 3,
+      now: () => now++,
+      onEvict: (n) => evicted.push(n),
+    });
     for (let i = 0; i < 5; i++) p.track(`id${i}`, `f${i}`, `/p${i}`, i);
     p.prune();
     expect(p.entriesSnapshot().map((e) => e.id)).toEqual(["id2", "id3", "id4"]);
+    // Said, so the app can log and count it (MAX_KNOWN_FILES).
+    expect(evicted).toEqual([2]);
+    p.prune();
+    expect(evicted).toEqual([2]);
   });
 });

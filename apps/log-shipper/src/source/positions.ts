@@ -57,6 +57,11 @@ export interface PositionsOptions {
   now?: () => number;
   /** Called after every save attempt (metrics). */
   onSave?: (ok: boolean) => void;
+  /**
+   * Called when entries within the retention were dropped because more than `maxEntries` files
+   * are known (MAX_KNOWN_FILES): those files are read again from their start after a restart.
+   */
+  onEvict?: (count: number) => void;
 }
 
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -223,10 +228,12 @@ export class Positions {
     }
     if (this.entries.size > this.maxEntries) {
       const oldest = [...this.entries.values()].sort((a, b) => a.seenAt - b.seenAt);
-      for (const e of oldest.slice(0, this.entries.size - this.maxEntries)) {
+      const evicted = oldest.slice(0, this.entries.size - this.maxEntries);
+      for (const e of evicted) {
         this.entries.delete(e.id);
         removed++;
       }
+      this.opts.onEvict?.(evicted.length);
     }
     if (removed > 0) this.dirty = true;
     return removed;

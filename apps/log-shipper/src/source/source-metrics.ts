@@ -61,6 +61,11 @@ export function createSourceMetrics(
       labelNames: ["result"] as const,
       registers,
     }),
+    positionsEvicted: new Counter({
+      name: "log_shipper_positions_evicted_total",
+      help: "Positions entries dropped because more than MAX_KNOWN_FILES files were known (the least recently seen first): those files are read again from their start after a restart.",
+      registers,
+    }),
     positionsSaveErrors: new Counter({
       name: "log_shipper_positions_save_errors_total",
       help: 'Positions file writes that failed (the same as log_shipper_positions_saves_total{result="error"}, by the name alerts look for).',
