@@ -20,9 +20,11 @@
 //   node bench/log-shipper.mjs --compare-fanout         # Loki alone, then Loki + OTLP + Elasticsearch: CPU ratio
 // Options: --rate=N --seconds=N --line-bytes=N --batch-wait-ms=N --cpu-millis=200 --memory-mib=128
 //          --node-options="..." (NODE_OPTIONS for the shipper) --json (print only the JSON result)
+//          --receivers=separate|inline (default separate: the OTLP and Elasticsearch receivers, which
+//          decode every record, run in a process of their own instead of this one)
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
 // (a shipper that falls behind shows latencies growing with the run's length).
-import { spawn } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -52,6 +54,8 @@ const opt = {
   json: args.json === "true",
   destinations: (args.destinations ?? "loki").split(","),
   compareFanout: args["compare-fanout"] === "true",
+  // Where the OTLP/Elasticsearch receivers run: "separate" (a process of their own) or "inline".
+  receivers: args.receivers ?? "separate",
 };
 const say = (...a) => {
   if (!opt.json) console.log(...a);
@@ -94,7 +98,33 @@ for (const name of ["fake-otlp", "fake-elasticsearch"]) {
       js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },
   });
-  bundled[name] = await import(pathToFileURL(out).href);
+}
+// Receivers-only mode: this script, forked by a fan-out run, serves the OTLP and Elasticsearch
+// receivers in a process of its own and reports their counts over IPC every 20 ms.
+const SERVE_RECEIVERS = process.argv.includes("--serve-receivers");
+if (SERVE_RECEIVERS) {
+  const otlp = await (await import(pathToFileURL(join(bundleDir, "fake-otlp.mjs")).href)).startFakeOtlp({
+    store: "count",
+  });
+  const es = await (
+    await import(pathToFileURL(join(bundleDir, "fake-elasticsearch.mjs")).href)
+  ).startFakeElasticsearch();
+  const report = () => process.send({ counts: { otlp: otlp.recordCount, elasticsearch: es.docs.length } });
+  const timer = setInterval(report, 20);
+  process.send({ urls: { otlp: otlp.url, elasticsearch: es.url } });
+  process.on("message", async (m) => {
+    if (m === "close") {
+      clearInterval(timer);
+      report();
+      await otlp.close();
+      await es.close();
+      rmSync(bundleDir, { recursive: true, force: true });
+      process.disconnect();
+    }
+  });
+} else {
+  for (const name of ["fake-otlp", "fake-elasticsearch"])
+    bundled[name] = await import(pathToFileURL(join(bundleDir, `${name}.mjs`)).href);
 }
 
 // ---- the writer (its own thread, so the receiver's decoding does not delay writes) -------------
@@ -236,15 +266,48 @@ async function run(rate, seconds, destinations = opt.destinations) {
     }
   };
   const loki = await startFakeLoki({ store: "count", onEntry });
-  const otlp = destinations.includes("otlp")
-    ? await bundled["fake-otlp"].startFakeOtlp({ store: "count" })
-    : null;
-  const es = destinations.includes("elasticsearch")
-    ? await bundled["fake-elasticsearch"].startFakeElasticsearch()
-    : null;
+  const wantOtlp = destinations.includes("otlp");
+  const wantEs = destinations.includes("elasticsearch");
+  let otlp = null;
+  let es = null;
+  const received = { otlp: 0, elasticsearch: 0 };
+  if ((wantOtlp || wantEs) && opt.receivers === "separate") {
+    // The OTLP and Elasticsearch receivers decode and check every record (protobufjs, JSON.parse):
+    // in a process of their own they do not stall this one's Loki receiver (whose arrival times
+    // are the latency figures) nor the writer thread.
+    const child = fork(fileURLToPath(import.meta.url), ["--serve-receivers"], { stdio: "inherit" });
+    const urls = await new Promise((r, reject) => {
+      child.on("message", (m) => {
+        if (m.urls) r(m.urls);
+        if (m.counts) Object.assign(received, m.counts);
+      });
+      child.once("exit", () => reject(new Error("receivers process exited during start")));
+    });
+    const close = async () => {
+      const gone = new Promise((r) => child.once("exit", r));
+      child.send("close");
+      await gone;
+    };
+    if (wantOtlp) otlp = { url: urls.otlp, count: () => received.otlp, close };
+    if (wantEs)
+      es = {
+        url: urls.elasticsearch,
+        count: () => received.elasticsearch,
+        close: wantOtlp ? async () => {} : close,
+      };
+  } else {
+    if (wantOtlp) {
+      const r = await bundled["fake-otlp"].startFakeOtlp({ store: "count" });
+      otlp = { url: r.url, count: () => r.recordCount, close: () => r.close() };
+    }
+    if (wantEs) {
+      const r = await bundled["fake-elasticsearch"].startFakeElasticsearch();
+      es = { url: r.url, count: () => r.docs.length, close: () => r.close() };
+    }
+  }
   const others = () => ({
-    ...(otlp ? { otlp: otlp.recordCount } : {}),
-    ...(es ? { elasticsearch: es.docs.length } : {}),
+    ...(otlp ? { otlp: otlp.count() } : {}),
+    ...(es ? { elasticsearch: es.count() } : {}),
   });
   const env = {
     PATH: process.env.PATH ?? "",
@@ -343,10 +406,10 @@ async function run(rate, seconds, destinations = opt.destinations) {
   await scrapeMemory(address, memory);
   child.kill("SIGTERM");
   const exit = await exited;
-  const perDestination = { loki: arrived, ...others() };
   await loki.close();
   await otlp?.close();
   await es?.close();
+  const perDestination = { loki: arrived, ...others() };
   cg?.remove();
   rmSync(tmp, { recursive: true, force: true });
 
@@ -416,39 +479,43 @@ function show(r) {
   );
 }
 
-mkdirSync(join(root, "bench/results"), { recursive: true });
-try {
-  const results = [];
-  if (opt.findMax) {
-    let best = null;
-    for (const rate of [25_000, 50_000, 75_000, 100_000, 125_000, 150_000]) {
-      const r = await run(rate, opt.seconds);
+if (!SERVE_RECEIVERS) await main();
+
+async function main() {
+  mkdirSync(join(root, "bench/results"), { recursive: true });
+  try {
+    const results = [];
+    if (opt.findMax) {
+      let best = null;
+      for (const rate of [25_000, 50_000, 75_000, 100_000, 125_000, 150_000]) {
+        const r = await run(rate, opt.seconds);
+        show(r);
+        results.push(r);
+        if (!r.keepsUp) break;
+        best = rate;
+      }
+      say(`max rate kept up with: ${best ?? "< 25000"} lines/s`);
+    } else if (opt.compareFanout) {
+      // Same writer, same rate, one after the other: Loki alone, then the fan-out to all three.
+      const alone = await run(opt.rate, opt.seconds, ["loki"]);
+      show(alone);
+      const all = await run(opt.rate, opt.seconds, ["loki", "otlp", "elasticsearch"]);
+      show(all);
+      results.push(alone, all);
+      say(
+        `fan-out to Loki + OTLP + Elasticsearch costs ${(all.cpuSecondsPerMillionLines / alone.cpuSecondsPerMillionLines).toFixed(2)}× the CPU of Loki alone ` +
+          `(${all.cpuSecondsPerMillionLines} vs ${alone.cpuSecondsPerMillionLines} s per million lines); peak RSS ${all.peakRssMiB} vs ${alone.peakRssMiB} MiB`,
+      );
+    } else {
+      const r = await run(opt.rate, opt.seconds);
       show(r);
       results.push(r);
-      if (!r.keepsUp) break;
-      best = rate;
     }
-    say(`max rate kept up with: ${best ?? "< 25000"} lines/s`);
-  } else if (opt.compareFanout) {
-    // Same writer, same rate, one after the other: Loki alone, then the fan-out to all three.
-    const alone = await run(opt.rate, opt.seconds, ["loki"]);
-    show(alone);
-    const all = await run(opt.rate, opt.seconds, ["loki", "otlp", "elasticsearch"]);
-    show(all);
-    results.push(alone, all);
-    say(
-      `fan-out to Loki + OTLP + Elasticsearch costs ${(all.cpuSecondsPerMillionLines / alone.cpuSecondsPerMillionLines).toFixed(2)}× the CPU of Loki alone ` +
-        `(${all.cpuSecondsPerMillionLines} vs ${alone.cpuSecondsPerMillionLines} s per million lines); peak RSS ${all.peakRssMiB} vs ${alone.peakRssMiB} MiB`,
-    );
-  } else {
-    const r = await run(opt.rate, opt.seconds);
-    show(r);
-    results.push(r);
+    const file = join(root, "bench/results", `log-shipper-${opt.cgroup ? "cgroup-" : ""}${Date.now()}.json`);
+    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    if (opt.json) console.log(JSON.stringify(results, null, 2));
+    else say(`results written to ${file}`);
+  } finally {
+    rmSync(bundleDir, { recursive: true, force: true });
   }
-  const file = join(root, "bench/results", `log-shipper-${opt.cgroup ? "cgroup-" : ""}${Date.now()}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  if (opt.json) console.log(JSON.stringify(results, null, 2));
-  else say(`results written to ${file}`);
-} finally {
-  rmSync(bundleDir, { recursive: true, force: true });
 }
