@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ConfigError, type Env, parseEnv } from "@sidecar/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatLabels } from "../src/labels.js";
-import { MAX_ERROR_BODY_BYTES } from "../src/sinks/elasticsearch/bulk-client.js";
+import { classifyBulkResponse, MAX_ERROR_BODY_BYTES } from "../src/sinks/elasticsearch/bulk-client.js";
 import {
   createElasticsearchSink,
   describeElasticsearch,
@@ -373,5 +373,39 @@ describe("Elasticsearch config", () => {
     });
     expect(JSON.stringify(d)).not.toContain("TOPSECRETKEY");
     expect(JSON.stringify(d)).not.toContain(":pw@");
+  });
+});
+
+describe("classifyBulkResponse", () => {
+  const body = {
+    body: Buffer.from('{"a":1}\n{}\n{"b":2}\n{}\n'),
+    contentType: "application/x-ndjson",
+    itemEnds: Uint32Array.of(10, 20),
+    lineBytes: Uint32Array.of(5, 5),
+  } satisfies BulkBody;
+
+  it("an answer that says errors:false at its head is success without reading the items", () => {
+    for (const text of [
+      '{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}',
+      '{"took":12,"errors":false,"items":[]}',
+      ' {\n  "took" : 3,\n  "errors" : false\n}',
+    ]) {
+      expect(classifyBulkResponse(200, text, body)).toEqual({ kind: "success", status: 200 });
+    }
+  });
+
+  it("errors:true, or a head the fast path does not know, is still read item by item", () => {
+    const r = classifyBulkResponse(
+      200,
+      '{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}]}',
+      body,
+    );
+    expect(r).toMatchObject({ kind: "partial", dropped: 0, retry: { lines: 1 } });
+    expect(classifyBulkResponse(200, '{"ingest_took":1,"errors":false,"items":[{},{}]}', body)).toEqual({
+      kind: "success",
+      status: 200,
+    });
+    expect(classifyBulkResponse(200, '{"errors":false', body).kind).toBe("retryable");
+    expect(classifyBulkResponse(200, '{"errors":"false"}', body).kind).toBe("retryable");
   });
 });
