@@ -5,7 +5,8 @@
 // on the SourceFile object), scans the line head for `time`/`level` (entry.ts), picks the stream
 // for (filename, level) from a small per-file array, checks UTF-8 with simdutf (`isUtf8`), and
 // appends the protobuf-encoded entry to that stream's reusable buffer. No per-line string,
-// object or promise. A sealed batch is handed to `onSeal` synchronously, which must encode it
+// object or promise. With several destinations the fan-out does the scan and the UTF-8 check once
+// per line (ScannedLine) and every destination's batcher takes that result. A sealed batch is handed to `onSeal` synchronously, which must encode it
 // before returning; then the stream buffers are reused for the next batch.
 //
 // Per-file order holds because a file's lines enter streams in read order and batches are sealed
@@ -40,6 +41,44 @@ export const MAX_FUTURE_MS = 10 * 60 * 1000;
 export const MAX_ENCODABLE_SEC = { protobuf: 253_402_300_799, json: 9_223_372_035 } as const;
 /** At most this much of a line is kept as the example of a replaced timestamp. */
 const EXAMPLE_BYTES = 200;
+
+/**
+ * What the batcher learns of a line before encoding it: the line's bytes as a view (its invalid
+ * UTF-8 replaced), and its own time and level (entry.ts). The fan-out scans each line once and
+ * hands the same result to every destination's batcher (`Batcher.add`'s `scanned`): the scan,
+ * the UTF-8 check and the view are per line, not per line and destination.
+ */
+export class ScannedLine {
+  line: Uint8Array = new Uint8Array(0);
+  /** The line had invalid UTF-8, replaced with U+FFFD in `line`. */
+  repaired = false;
+  /** The line carries its own time (`sec`, `nanos`). */
+  ownTime = false;
+  sec = 0;
+  nanos = 0;
+  level: LevelCode = 0;
+  private readonly scanner = new EntryScanner();
+
+  /** Scan `buf[start, end)` into this object (overwriting the previous line's result). */
+  scan(buf: Buffer, start: number, end: number): this {
+    // One view per line, used for the UTF-8 check and the copy (each view is an allocation).
+    // A plain Uint8Array view is markedly cheaper to create than Buffer#subarray's FastBuffer.
+    let line: Uint8Array = new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+    this.repaired = false;
+    if (!isUtf8(line)) {
+      // Rare: replace invalid sequences with U+FFFD (protobuf strings must be valid UTF-8).
+      line = Buffer.from(buf.toString("utf8", start, end), "utf8");
+      this.repaired = true;
+    }
+    this.line = line;
+    const scanner = this.scanner;
+    this.ownTime = scanner.scan(buf, start, end);
+    this.sec = scanner.sec;
+    this.nanos = scanner.nanos;
+    this.level = scanner.level;
+    return this;
+  }
+}
 
 /** One Loki stream: a label set and the entries encoded for the open batch. */
 class Stream {
@@ -131,7 +170,8 @@ export interface BatcherOptions {
 
 export class Batcher {
   private readonly opts: BatcherOptions;
-  private readonly scanner = new EntryScanner();
+  /** The scan of lines added without one (a single destination). */
+  private readonly scanned = new ScannedLine();
   private readonly files = new WeakMap<SourceFile, FileState>();
   private readonly groups = new Map<string, StreamGroup>();
   private lastFile: SourceFile | undefined;
@@ -173,7 +213,16 @@ export class Batcher {
    * file bytes it covers (offset delta, so terminators and truncated tails count), or the line
    * length + 1 for a file's first line.
    */
-  add(file: SourceFile, buf: Buffer, start: number, end: number, offset: number, readTimeMs: number): number {
+  add(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    readTimeMs: number,
+    /** The line already scanned (by the fan-out, once for every destination); else scanned here. */
+    scanned?: ScannedLine,
+  ): number {
     let fs: FileState;
     if (file === this.lastFile) {
       fs = this.lastState as FileState;
@@ -185,41 +234,35 @@ export class Batcher {
     if (fs.path !== file.path) this.bindPath(fs, file.path);
     const group = fs.group as StreamGroup;
 
-    // One view per line, used for the UTF-8 check and the copy (each view is an allocation).
-    // A plain Uint8Array view is markedly cheaper to create than Buffer#subarray's FastBuffer.
-    let line: Uint8Array = new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
-    if (!isUtf8(line)) {
-      // Rare: replace invalid sequences with U+FFFD (protobuf strings must be valid UTF-8).
-      line = Buffer.from(buf.toString("utf8", start, end), "utf8");
-      this.openRepaired++;
-    }
+    const scan = scanned ?? this.scanned.scan(buf, start, end);
+    const line = scan.line;
+    if (scan.repaired) this.openRepaired++;
     const lineLen = line.length;
 
-    const scanner = this.scanner;
-    let ownTime = scanner.scan(buf, start, end);
+    let ownTime = scan.ownTime;
     // A time the destination cannot take would cost the whole push (a decode error) or the
     // entry (Loki's "timestamp too new"): such a line gets its read time, counted. Old times
     // that can be encoded are kept as the app wrote them (see the README: Loki's
     // reject_old_samples_max_age is the server's call, and it stores the other entries).
     if (
       ownTime &&
-      (scanner.sec < 0 ||
-        scanner.sec > this.maxOwnSec ||
-        scanner.sec * 1000 + scanner.nanos / 1e6 > readTimeMs + MAX_FUTURE_MS)
+      (scan.sec < 0 ||
+        scan.sec > this.maxOwnSec ||
+        scan.sec * 1000 + scan.nanos / 1e6 > readTimeMs + MAX_FUTURE_MS)
     ) {
       ownTime = false;
       this.openReplaced++;
       this.openReplacedExample ??= Buffer.from(line.subarray(0, EXAMPLE_BYTES)).toString("utf8");
     }
-    const level = scanner.level;
+    const level = scan.level;
     const stream = group.streams[level] ?? this.createStream(group, level);
     // Loki silently drops an entry whose stream, timestamp and line equal one it holds, so
     // entries of a stream are kept at distinct timestamps (see Stream's timestamp fields).
     let sec: number;
     let nanos: number;
     if (ownTime) {
-      sec = scanner.sec;
-      nanos = scanner.nanos;
+      sec = scan.sec;
+      nanos = scan.nanos;
       const origSec = stream.origSec;
       const origNanos = stream.origNanos;
       stream.origSec = sec;

@@ -20,6 +20,7 @@
 //   unless a processing stage may skip lines (`tracked`): a skipped line's offset is acknowledged
 //   once nothing before it is in flight.
 import type { Logger } from "pino";
+import { ScannedLine } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { LogLimiter } from "./log-limiter.js";
 import type { Pipeline, PipelineStats } from "./pipeline.js";
@@ -88,6 +89,7 @@ export class FanOut implements LineSink {
   private lastFile: SourceFile | undefined;
   private lastState: FileAcks | undefined;
   private readonly fullLog = new LogLimiter(30_000);
+  private readonly scanned = new ScannedLine();
 
   constructor(private readonly opts: FanOutOptions) {}
 
@@ -140,6 +142,8 @@ export class FanOut implements LineSink {
     st.last = offset;
     let all = true;
     const skip = st.skip;
+    // Scanned once here (UTF-8 check, time, level), not once per destination's batcher.
+    const scanned = this.scanned.scan(buf, start, end);
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i] as Dest;
       if (skip !== null && offset <= (skip[i] as number)) {
@@ -151,7 +155,7 @@ export class FanOut implements LineSink {
         this.droppedFull(d);
         continue;
       }
-      d.pipeline.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
+      d.pipeline.writeLine(file, buf, start, end, offset, truncated, readTimeMs, scanned);
       st.written[i] = offset;
     }
     if (skip !== null && offset >= Math.max(...skip)) st.skip = null;

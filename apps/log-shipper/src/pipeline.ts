@@ -38,7 +38,7 @@ import { readFileSync } from "node:fs";
 import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
 import type { Registry } from "prom-client";
 import type { Dispatcher } from "undici";
-import { Batcher, type SealedBatch } from "./batcher.js";
+import { Batcher, type ScannedLine, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { baseLabels } from "./labels.js";
 import { LogLimiter } from "./log-limiter.js";
@@ -200,9 +200,11 @@ export class Pipeline implements LineSink {
     offset: number,
     _truncated: boolean,
     readTimeMs: number,
+    /** The line already scanned (the fan-out scans once for every destination). */
+    scanned?: ScannedLine,
   ): void {
     if (this.stopped) return;
-    this.pending += this.batcher.add(file, buf, start, end, offset, readTimeMs);
+    this.pending += this.batcher.add(file, buf, start, end, offset, readTimeMs, scanned);
     // At the bound readers stop. If nothing is queued, no acknowledgement is coming to make room
     // but the open batch's own: seal it now rather than after its age. (With batches queued, their
     // acknowledgements make room; sealing here would only cut batches small.)
