@@ -462,6 +462,9 @@ async function scrapeMemory(address, into) {
     const re =
       /^(process_resident_memory_bytes|nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_total_bytes\{space="(?:new|old|large_object|code)"\}|log_shipper_pending_bytes) (\S+)$/gm;
     for (const m of text.matchAll(re)) into[m[1]] = Number((Number(m[2]) / 1024 / 1024).toFixed(1));
+    // Not memory, but what each acknowledgement costs besides the send: positions file writes.
+    const saves = /^log_shipper_positions_saves_total\{result="ok"\} (\S+)$/m.exec(text);
+    if (saves) into.positionsSaves = Number(saves[1]);
   } catch {
     /* metrics are a nice-to-have here */
   }
