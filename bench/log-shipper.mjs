@@ -109,7 +109,15 @@ if (SERVE_RECEIVERS) {
   const es = await (
     await import(pathToFileURL(join(bundleDir, "fake-elasticsearch.mjs")).href)
   ).startFakeElasticsearch();
-  const report = () => process.send({ counts: { otlp: otlp.recordCount, elasticsearch: es.docs.length } });
+  const report = () => {
+    if (process.connected)
+      process.send({ counts: { otlp: otlp.recordCount, elasticsearch: es.docs.length } });
+  };
+  // The parent gone (it failed): so are we.
+  process.once("disconnect", () => {
+    rmSync(bundleDir, { recursive: true, force: true });
+    process.exit(0);
+  });
   const timer = setInterval(report, 20);
   process.send({ urls: { otlp: otlp.url, elasticsearch: es.url } });
   process.on("message", async (m) => {
@@ -118,7 +126,6 @@ if (SERVE_RECEIVERS) {
       report();
       await otlp.close();
       await es.close();
-      rmSync(bundleDir, { recursive: true, force: true });
       process.disconnect();
     }
   });

@@ -16,7 +16,9 @@
 // - Back-pressure: `pendingBytes` counts file bytes read but not yet acknowledged (open batch
 //   plus queued batches). `canAccept()` is false at MAX_BUFFER_BYTES; the queue of sealed
 //   batches is bounded by the same count, because readers stop feeding it. Sealed batches are
-//   kept encoded and compressed, so the bound in memory is well under MAX_BUFFER_BYTES.
+//   kept encoded and compressed, so the bound in memory is well under MAX_BUFFER_BYTES — or, for
+//   a sink whose encoding is larger than the lines (Sink.encodeLate: uncompressed Elasticsearch
+//   NDJSON), as a copy of their entries, encoded only when next to send: about MAX_BUFFER_BYTES.
 // - Outcomes: 2xx → acknowledged. 429/5xx/408/network/timeout, and 401/403/404 (credentials,
 //   tenant or URL — logged as errors with the likely cause) → the same batch is retried after
 //   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
@@ -48,7 +50,7 @@ import { DryRunSink } from "./sinks/dry-run/dry-run.js";
 import type { EncodedBody } from "./sinks/loki/encode-protobuf.js";
 import { LokiClient, type SendResult, type Transport } from "./sinks/loki/loki-client.js";
 import { LokiSink } from "./sinks/loki/loki-sink.js";
-import type { PartialResult, Sink, SinkResult } from "./sinks/sink.js";
+import type { BatchStream, PartialResult, Sink, SinkResult } from "./sinks/sink.js";
 
 /** The same retry reason or drop message is logged at most once per this interval (counted between). */
 export const REPEAT_LOG_INTERVAL_MS = 30_000;
@@ -124,7 +126,10 @@ export interface PipelineStats {
 }
 
 interface QueuedBatch {
-  readonly body: EncodedBody;
+  /** The request body; undefined until the batch is next to send when the sink encodes late. */
+  body: EncodedBody | undefined;
+  /** The batch's streams, entries copied, while `body` is not made yet (Sink.encodeLate). */
+  held?: readonly BatchStream[];
   readonly acks: SealedBatch["acks"];
   readonly lines: number;
   readonly lineBytes: number;
@@ -298,7 +303,8 @@ export class Pipeline implements LineSink {
   }
 
   private onSeal(batch: SealedBatch): void {
-    const body = this.sink.encode(batch.streams);
+    const late = this.sink.encodeLate === true;
+    const body = late ? undefined : this.sink.encode(batch.streams);
     this.counters.linesRepaired += batch.repairedLines;
     if (batch.replacedTimestamps > 0) {
       this.counters.timestampsReplaced += batch.replacedTimestamps;
@@ -317,6 +323,7 @@ export class Pipeline implements LineSink {
     }
     this.queue.push({
       body,
+      ...(late ? { held: holdStreams(batch.streams) } : {}),
       acks: batch.acks,
       lines: batch.lines,
       lineBytes: batch.lineBytes,
@@ -348,7 +355,7 @@ export class Pipeline implements LineSink {
       const t0 = performance.now();
       let result: SinkResult;
       try {
-        result = await this.sink.send(head.body, signal);
+        result = await this.sink.send(this.bodyOf(head), signal);
       } catch (err) {
         // A sink must return values; a throw is a bug, but must not wedge the pipeline.
         result = { kind: "retryable", reason: "error", message: String(err) };
@@ -385,6 +392,15 @@ export class Pipeline implements LineSink {
     }
   }
 
+  /** The batch's request body, encoded now if the sink encodes late (then kept for retries). */
+  private bodyOf(batch: QueuedBatch): EncodedBody {
+    if (batch.body === undefined) {
+      batch.body = this.sink.encode(batch.held as readonly BatchStream[]);
+      batch.held = undefined;
+    }
+    return batch.body;
+  }
+
   /** `lines` of the head batch were taken by the destination. */
   private onSuccess(head: QueuedBatch, lines: number): void {
     const now = Date.now();
@@ -397,7 +413,7 @@ export class Pipeline implements LineSink {
     const m = this.metrics;
     m.sentLines.inc(d, lines);
     m.sentBytes.inc(d, head.lineBytes);
-    m.requestBytes.inc(d, head.body.body.length);
+    m.requestBytes.inc(d, this.bodyOf(head).body.length);
     m.batches.inc({ destination: d.destination, outcome: "success" });
     m.lastSuccess.set(d, now / 1000);
     if (this.attempt > 0) {
@@ -447,7 +463,7 @@ export class Pipeline implements LineSink {
       c.linesSent += taken;
       this.metrics.sentLines.inc(this.dest, taken);
     }
-    this.queue[0] = { ...head, body: result.retry.body, lines: retryLines };
+    this.queue[0] = { ...head, body: result.retry.body, held: undefined, lines: retryLines };
     return false;
   }
 
@@ -460,7 +476,7 @@ export class Pipeline implements LineSink {
     if (this.sink.split === undefined) return false;
     let halves: ReturnType<NonNullable<Sink["split"]>>;
     try {
-      halves = this.sink.split(head.body);
+      halves = this.sink.split(this.bodyOf(head));
     } catch (err) {
       this.log.error({ err }, "cannot read a rejected batch back to split it");
       return false;
@@ -510,7 +526,7 @@ export class Pipeline implements LineSink {
       let example: unknown;
       if (head.lines === 1 && this.sink.example !== undefined) {
         try {
-          example = this.sink.example(head.body);
+          example = this.sink.example(this.bodyOf(head));
         } catch {
           // the example is best effort
         }
@@ -642,6 +658,23 @@ function lokiOrDryRun(opts: PipelineOptions): Sink {
       ...(opts.ca !== undefined || opts.caFile !== undefined ? { ca: readCa(opts) } : {}),
     });
   return new LokiSink(transport, opts.encoding ?? "protobuf", opts.compression ?? "gzip");
+}
+
+/**
+ * A sealed batch's streams with their entries copied into one buffer of their own (the batcher
+ * reuses its stream buffers for the next batch); labels and entry refs are the batch's already.
+ */
+function holdStreams(streams: readonly BatchStream[]): BatchStream[] {
+  let size = 0;
+  for (const s of streams) size += s.entries.length;
+  const all = Buffer.allocUnsafeSlow(size);
+  let p = 0;
+  return streams.map((s) => {
+    all.set(s.entries, p);
+    const entries = all.subarray(p, p + s.entries.length);
+    p += s.entries.length;
+    return { ...s, entries };
+  });
 }
 
 function retryAfter(r: PartialResult): { retryAfterMs?: number } {

@@ -6,8 +6,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, type Env, parseEnv } from "@sidecar/shared";
+import { Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatLabels } from "../src/labels.js";
+import { Pipeline } from "../src/pipeline.js";
 import { classifyBulkResponse, MAX_ERROR_BODY_BYTES } from "../src/sinks/elasticsearch/bulk-client.js";
 import {
   createElasticsearchSink,
@@ -407,5 +409,58 @@ describe("classifyBulkResponse", () => {
     });
     expect(classifyBulkResponse(200, '{"errors":false', body).kind).toBe("retryable");
     expect(classifyBulkResponse(200, '{"errors":"false"}', body).kind).toBe("retryable");
+  });
+});
+
+describe("Elasticsearch in a pipeline", () => {
+  it("uncompressed: queued batches wait as entries and are encoded only when next to send, each line stored once", async () => {
+    const inner = sink({ ES_COMPRESSION: "none" });
+    expect(inner.encodeLate).toBe(true);
+    let encoded = 0;
+    const counted = Object.assign(Object.create(inner) as Sink, {
+      encode(streams: readonly BatchStream[]) {
+        encoded++;
+        return inner.encode(streams);
+      },
+    });
+    const acked: number[] = [];
+    const pipeline = new Pipeline({
+      sink: counted,
+      timeoutMs: 5000,
+      retryMinMs: 20,
+      retryMaxMs: 50,
+      batchWaitMs: 60_000,
+      batchMaxBytes: 1 << 20,
+      maxBufferBytes: 1 << 24,
+      staticLabels: { job: "sample-app" },
+      registry: new Registry(),
+      logger: silentLogger(),
+      ack: { acknowledged: (_id, offset) => acked.push(offset) },
+      random: () => 0.5,
+    });
+    es.setFault({ kind: "status", status: 503 });
+    const file = { id: FILE, path: "/shared/logs/app.log" };
+    const want = lines(30, "queued");
+    let offset = 0;
+    pipeline.start();
+    for (let b = 0; b < 3; b++) {
+      for (const l of want.slice(b * 10, b * 10 + 10)) {
+        const buf = Buffer.from(`${l}\n`);
+        offset += buf.length;
+        pipeline.writeLine(file, buf, 0, buf.length - 1, offset, false, T * 1000);
+      }
+      pipeline.flush();
+    }
+    const deadline = Date.now() + 20_000;
+    while (es.requests.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(pipeline.stats().queuedBatches).toBe(3);
+    // Only the head has been encoded (and is retried as it is); the two behind it have not.
+    expect(encoded).toBe(1);
+    es.setFault(undefined);
+    expect(await pipeline.drain(Date.now() + 20_000)).toBe(true);
+    await pipeline.close();
+    expect(encoded).toBe(3);
+    expect(messages().sort()).toEqual([...want].sort());
+    expect(acked.at(-1)).toBe(offset);
   });
 });

@@ -60,6 +60,13 @@ export interface Sink {
    * to give each line a stable id, e.g. Elasticsearch `_id`). Off by default: it costs per line.
    */
   readonly entryRefs?: boolean;
+  /**
+   * When true, a sealed batch is kept as a copy of its entries (about the size of the lines) and
+   * encoded only when it is next to send: for an encoding much larger than the lines (uncompressed
+   * Elasticsearch NDJSON is ~3× the line bytes), so a backlog of MAX_BUFFER_BYTES holds about
+   * MAX_BUFFER_BYTES in memory, not several times that. Off: encoded at seal time.
+   */
+  readonly encodeLate?: boolean;
   /** How logs name it: "Loki", "OTLP", "Elasticsearch", "the dry run". */
   readonly title: string;
   encode(streams: readonly BatchStream[]): EncodedBody;

@@ -137,10 +137,13 @@ export class ElasticsearchSink implements Sink {
    */
   readonly maxOwnSec = MAX_ENCODABLE_SEC.json;
   readonly entryRefs = true;
+  /** Uncompressed bulk bodies are ~3× the lines: queued batches wait as entries, not as NDJSON. */
+  readonly encodeLate: boolean;
   private readonly encoder: BulkEncoder;
   private readonly client: BulkClient;
 
   constructor(cfg: ElasticsearchConfig & { esEndpoint: URL }, ctx: SinkContext) {
+    this.encodeLate = cfg.esCompression === "none";
     this.encoder = new BulkEncoder({
       index: cfg.esIndex,
       compression: cfg.esCompression,
