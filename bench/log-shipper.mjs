@@ -108,10 +108,9 @@ if (SERVE_RECEIVERS) {
   });
   const es = await (
     await import(pathToFileURL(join(bundleDir, "fake-elasticsearch.mjs")).href)
-  ).startFakeElasticsearch();
+  ).startFakeElasticsearch({ store: "count" });
   const report = () => {
-    if (process.connected)
-      process.send({ counts: { otlp: otlp.recordCount, elasticsearch: es.docs.length } });
+    if (process.connected) process.send({ counts: { otlp: otlp.recordCount, elasticsearch: es.docCount } });
   };
   // The parent gone (it failed): so are we.
   process.once("disconnect", () => {
@@ -308,8 +307,8 @@ async function run(rate, seconds, destinations = opt.destinations) {
       otlp = { url: r.url, count: () => r.recordCount, close: () => r.close() };
     }
     if (wantEs) {
-      const r = await bundled["fake-elasticsearch"].startFakeElasticsearch();
-      es = { url: r.url, count: () => r.docs.length, close: () => r.close() };
+      const r = await bundled["fake-elasticsearch"].startFakeElasticsearch({ store: "count" });
+      es = { url: r.url, count: () => r.docCount, close: () => r.close() };
     }
   }
   const others = () => ({

@@ -72,12 +72,20 @@ export interface FakeElasticsearchOptions {
   port?: number;
   requireAuth?: { basic?: { username: string; password: string }; apiKey?: string };
   tls?: { cert: string; key: string };
+  /**
+   * Keep the stored documents (default) or only count them (big runs, benchmarks): every document
+   * is still parsed and checked and every `_id` remembered (409 on a second create); `docs` stays
+   * empty and `docCount` counts.
+   */
+  store?: "full" | "count";
 }
 
 export interface FakeElasticsearch {
   url: string;
   /** Documents stored, in arrival order (an overwrite by `index` replaces in place). */
   docs: StoredDoc[];
+  /** Documents stored (docs.length, also with store: "count"). */
+  readonly docCount: number;
   requests: BulkRequestRecord[];
   /** Items answered 409 (already there). */
   readonly conflicts: number;
@@ -123,6 +131,8 @@ export async function startFakeElasticsearch(
   let itemFaults: (ItemFault & { left: number })[] = [];
   let conflicts = 0;
   let seqNo = 0;
+  const countOnly = opts.store === "count";
+  let docCount = 0;
   let autoId = 0;
   const waiters: { n: number; resolve: () => void }[] = [];
 
@@ -428,7 +438,7 @@ export async function startFakeElasticsearch(
     const doc: StoredDoc = { index: it.index, id, source: source as Record<string, unknown> };
     const shards = { total: 2, successful: 1, failed: 0 };
     if (have !== undefined) {
-      docs[have] = doc;
+      if (!countOnly) docs[have] = doc;
       return {
         _index: it.index,
         _id: id,
@@ -440,8 +450,9 @@ export async function startFakeElasticsearch(
         status: 200,
       };
     }
-    idx.set(id, docs.length);
-    docs.push(doc);
+    idx.set(id, docCount);
+    docCount++;
+    if (!countOnly) docs.push(doc);
     return {
       _index: it.index,
       _id: id,
@@ -475,6 +486,9 @@ export async function startFakeElasticsearch(
     url: `${scheme}://${addr.address}:${addr.port}`,
     docs,
     requests,
+    get docCount() {
+      return docCount;
+    },
     get conflicts() {
       return conflicts;
     },
