@@ -65,6 +65,9 @@ export interface Sink {
    * encoded only when it is next to send: for an encoding much larger than the lines (uncompressed
    * Elasticsearch NDJSON is ~3× the line bytes), so a backlog of MAX_BUFFER_BYTES holds about
    * MAX_BUFFER_BYTES in memory, not several times that. Off: encoded at seal time.
+   * With it on, encode() is called for a batch only once the previous batch's body is done with
+   * (sent and acknowledged, dropped, or replaced by its split halves or retry body): the sink may
+   * build successive bodies in one reused buffer.
    */
   readonly encodeLate?: boolean;
   /** How logs name it: "Loki", "OTLP", "Elasticsearch", "the dry run". */

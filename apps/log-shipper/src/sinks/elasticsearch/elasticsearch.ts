@@ -147,6 +147,8 @@ export class ElasticsearchSink implements Sink {
     this.encoder = new BulkEncoder({
       index: cfg.esIndex,
       compression: cfg.esCompression,
+      // Encoded late (one body alive at a time): the body can be the encoder's own buffer.
+      reuseBody: this.encodeLate,
       staticLabels: ctx.staticLabels,
       podLabels: ctx.podLabels,
     });

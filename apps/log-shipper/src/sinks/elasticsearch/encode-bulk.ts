@@ -67,6 +67,12 @@ export interface BulkEncoderOptions {
   staticLabels: Readonly<Record<string, string>>;
   /** Downward API labels (`namespace`, `pod`, `container`, `node`) → `kubernetes.*`. */
   podLabels: Readonly<Record<string, string>>;
+  /**
+   * Uncompressed only: each body is a view of the encoder's own buffer, valid until the next
+   * encode() — for a caller that encodes a batch only once the previous body is done with (the
+   * pipeline with Sink.encodeLate). Saves copying (and page-faulting in) megabytes per batch.
+   */
+  reuseBody?: boolean;
 }
 
 /** File keys remembered (identity → hash); cleared when it grows past this (files long gone). */
@@ -201,6 +207,8 @@ export class BulkEncoder {
       // Level 1: most of gzip's gain on NDJSON comes at the lowest level, at a fraction of the CPU.
       body = gzipSync(ndjson, { level: 1 });
       contentEncoding = "gzip";
+    } else if (this.opts.reuseBody === true) {
+      body = ndjson;
     } else {
       // A copy (the scratch buffer is reused for the next batch) into memory that is not zeroed
       // first: Buffer.from(view) zero-fills a megabyte-sized body and then copies it byte-wise.
@@ -291,6 +299,10 @@ export class BulkEncoder {
       h2 = Math.imul(h2 ^ c, 1597334677);
       if (ESCAPED[c] === 0) {
         b[p++] = c;
+      } else if (c === 0x22) {
+        // The common escape in JSON lines (every key and string value): inline, not a call.
+        b[p++] = 0x5c;
+        b[p++] = 0x22;
       } else {
         p = writeEscape(b, p, c);
       }
@@ -320,10 +332,12 @@ export class BulkEncoder {
     b.set(this.secBytes, p);
     p += 19;
     b[p++] = 0x2e; // .
-    let n = nanos;
+    // nanos < 10^9 < 2^31: integer division (`| 0`), several times cheaper than Math.floor.
+    let n = nanos | 0;
     for (let k = p + 8; k >= p; k--) {
-      b[k] = 0x30 + (n % 10);
-      n = Math.floor(n / 10);
+      const q = (n / 10) | 0;
+      b[k] = 0x30 + n - q * 10;
+      n = q;
     }
     p += 9;
     b[p++] = 0x5a; // Z
@@ -383,6 +397,19 @@ function writeHashHex(b: Uint8Array, p: number, h1: number, h2: number): void {
 
 /** `v` (0 ≤ v < 2^53) in base 36, lowercase, as Number#toString(36) writes it; returns the end. */
 function writeBase36(b: Uint8Array, p: number, v: number): number {
+  if (v <= 0x7fffffff) {
+    // The usual case (offsets below 2 GiB): integer division.
+    let x = v | 0;
+    let n = 1;
+    for (let y = x; y >= 36; y = (y / 36) | 0) n++;
+    for (let k = p + n - 1; k >= p; k--) {
+      const q = (x / 36) | 0;
+      const d = x - q * 36;
+      b[k] = d < 10 ? 0x30 + d : 0x57 + d; // 0-9, a-z
+      x = q;
+    }
+    return p + n;
+  }
   let n = 1;
   for (let x = v; x >= 36; x = Math.floor(x / 36)) n++;
   for (let k = p + n - 1; k >= p; k--) {
