@@ -132,6 +132,11 @@ describe("JSON", () => {
     expect(doc.streams[0].values[0][0]).toBe("1700000000123000000");
   });
 
+  it("gzip: a small body owns its memory (not a view of zlib's 16 KiB chunk, kept while queued)", () => {
+    const enc = new JsonEncoder("gzip").encode(streamsOf(inputs.slice(0, 1)));
+    expect(enc.body.buffer.byteLength - enc.body.length).toBeLessThanOrEqual(1024);
+  });
+
   it("formats nanosecond timestamps", () => {
     expect(unixNanosString(1700000000, 5)).toBe("1700000000000000005");
     expect(unixNanosString(0, 5)).toBe("5");

@@ -3,6 +3,7 @@
 // Not the default and not on the hot path: it reads the batch's protobuf-form entries back and
 // builds the document with JSON.stringify, which escapes the labels and lines correctly.
 import { gzipSync } from "node:zlib";
+import { compactBody } from "../compact.js";
 import { type BatchEncoder, type BatchStream, type EncodedBody, forEachEntry } from "./encode-protobuf.js";
 
 /** Nanoseconds since the epoch as the decimal string Loki's JSON push expects. */
@@ -27,7 +28,12 @@ export class JsonEncoder implements BatchEncoder {
     const json = Buffer.from(JSON.stringify(doc), "utf8");
     if (this.compression === "gzip") {
       // Level 1: the body is sent once over a fast link; most of gzip's gain comes at low levels.
-      return { body: gzipSync(json, { level: 1 }), contentType: "application/json", contentEncoding: "gzip" };
+      // compactBody: a small result would otherwise keep zlib's 16 KiB chunk while queued.
+      return {
+        body: compactBody(gzipSync(json, { level: 1 })),
+        contentType: "application/json",
+        contentEncoding: "gzip",
+      };
     }
     return { body: json, contentType: "application/json" };
   }

@@ -4,6 +4,7 @@
 // omitted. Not the default and not on the hot path: entries are read back with forEachEntry and
 // each line is escaped by JSON.stringify.
 import { gzipSync } from "node:zlib";
+import { compactBody } from "../compact.js";
 import { unixNanosString } from "../loki/encode-json.js";
 import {
   type BatchEncoder,
@@ -11,13 +12,7 @@ import {
   type EncodedBody,
   forEachEntry,
 } from "../loki/encode-protobuf.js";
-import {
-  compactBody,
-  type OtlpEncoderOptions,
-  recordParts,
-  resourceAttributes,
-  SCOPE_NAME,
-} from "./encode-protobuf.js";
+import { type OtlpEncoderOptions, recordParts, resourceAttributes, SCOPE_NAME } from "./encode-protobuf.js";
 
 function keyValues(pairs: readonly [string, string][]): string {
   return `[${pairs.map(([k, v]) => `{"key":${JSON.stringify(k)},"value":{"stringValue":${JSON.stringify(v)}}}`).join(",")}]`;

@@ -19,6 +19,7 @@
 // as a string body, and log.file.name / log.file.path from the `filename` label. The parts that are
 // the same for every line of a stream (severity, file attributes) are encoded once per stream.
 import { gzipSync } from "node:zlib";
+import { compactBody } from "../compact.js";
 import {
   type BatchEncoder,
   type BatchStream,
@@ -134,19 +135,6 @@ export function writeFixed64Nanos(b: Uint8Array, pos: number, sec: number, nanos
   b[pos + 5] = (hi >>> 8) & 0xff;
   b[pos + 6] = (hi >>> 16) & 0xff;
   b[pos + 7] = hi >>> 24;
-}
-
-/**
- * A compressed body as a buffer of its own size. zlib's sync API returns a small result as a view
- * of its 16 KiB output chunk: a one-line batch queued during an outage would hold 16 KiB for ~30
- * bytes — thousands of such batches (one per BATCH_WAIT_MS with a trickle of lines) add up to tens
- * of MiB in a 128 MiB container. Big results are already compact (concatenated chunks).
- */
-export function compactBody(b: Buffer): Buffer {
-  if (b.buffer.byteLength - b.length <= 1024) return b;
-  const own = Buffer.allocUnsafeSlow(b.length);
-  b.copy(own);
-  return own;
 }
 
 /** Encoded per-stream record fields: severity (2, 3) before the body, attributes (6) after it. */
