@@ -14,13 +14,12 @@ import {
   oneOf,
   optionalStr,
   parseEnv,
-  secretFile,
   str,
   url,
 } from "@sidecar/shared";
 import picomatch from "picomatch";
+import { caFile, credentialFile } from "./config-fields.js";
 import { processingProblems, processingSchema } from "./processing/config.js";
-import { FileSecret } from "./secret-file.js";
 import {
   describeElasticsearch,
   elasticsearchProblems,
@@ -63,34 +62,6 @@ function globList(name: string, def: readonly string[], absolute: boolean): Fiel
       }
       return Object.freeze(absolute ? items.map((g) => (isAbsolute(g) ? g : resolve(g))) : items);
     },
-  };
-}
-
-/** A readable file whose content is used later (a CA bundle): the path is kept, readability checked. */
-function caFile(name: string): Field<string | undefined> {
-  const inner = secretFile(name);
-  return {
-    name,
-    expected: "the path of a readable PEM file",
-    default: () => undefined,
-    parse: (raw, env) => {
-      const pem = inner.parse(raw, env);
-      if (!pem?.includes("-----BEGIN")) throw new Error("no PEM certificate in the file");
-      return pem;
-    },
-  };
-}
-
-/**
- * A credential file: checked readable now (a bad path is a config error, exit 2), kept by path so
- * the Loki client follows it when Kubernetes rotates it. The content is never printed.
- */
-function credentialFile(name: string): Field<FileSecret | undefined> {
-  return {
-    name,
-    expected: "the path of a readable file",
-    default: () => undefined,
-    parse: (raw) => new FileSecret(name, raw.trim()),
   };
 }
 

@@ -1,19 +1,9 @@
 // The Elasticsearch / OpenSearch destination as a module for config.ts and app.ts to wire (see the
 // module shape in ../sink.ts): its variables, their cross-checks, the Sink and its start-up
 // description. Enabled by ES_ENDPOINT; the encoder is encode-bulk.ts, the client bulk-client.ts.
-import {
-  type ConfigProblem,
-  type Env,
-  type Field,
-  int,
-  oneOf,
-  optionalStr,
-  secretFile,
-  str,
-  url,
-} from "@sidecar/shared";
+import { type ConfigProblem, type Env, type Field, int, oneOf, optionalStr, str, url } from "@sidecar/shared";
 import { MAX_ENCODABLE_SEC } from "../../batcher.js";
-import { FileSecret } from "../../secret-file.js";
+import { caFile, credentialFile } from "../../config-fields.js";
 import type { BatchStream, BodyPart, EncodedBody, Sink, SinkContext, SinkResult } from "../sink.js";
 import { BulkClient } from "./bulk-client.js";
 import { BulkEncoder, bulkLineBytes, firstItem, isBulkBody, selectItems } from "./encode-bulk.js";
@@ -29,31 +19,6 @@ function indexField(name: string): Field<IndexName> {
       'an index or data stream name (lowercase, no \\ / * ? " < > | , # : or space), optionally with %Y %m %d %H date placeholders',
     default: () => new IndexName(DEFAULT_ES_INDEX),
     parse: (raw) => new IndexName(raw.trim()),
-  };
-}
-
-/** A readable PEM file (a CA bundle): the content is kept. (As config.ts's caFile.) */
-function caFile(name: string): Field<string | undefined> {
-  const inner = secretFile(name);
-  return {
-    name,
-    expected: "the path of a readable PEM file",
-    default: () => undefined,
-    parse: (raw, env) => {
-      const pem = inner.parse(raw, env);
-      if (!pem?.includes("-----BEGIN")) throw new Error("no PEM certificate in the file");
-      return pem;
-    },
-  };
-}
-
-/** A credential file followed as it changes (as config.ts's credentialFile). */
-function credentialFile(name: string): Field<FileSecret | undefined> {
-  return {
-    name,
-    expected: "the path of a readable file",
-    default: () => undefined,
-    parse: (raw) => new FileSecret(name, raw.trim()),
   };
 }
 

@@ -12,11 +12,10 @@ import {
   type Field,
   oneOf,
   parseEnv,
-  secretFile,
   url,
 } from "@sidecar/shared";
 import { MAX_ENCODABLE_SEC } from "../../batcher.js";
-import { FileSecret } from "../../secret-file.js";
+import { caFile, credentialFile } from "../../config-fields.js";
 import type { BatchStream, EncodedBody } from "../loki/encode-protobuf.js";
 import type { Sink, SinkContext, SinkResult } from "../sink.js";
 import { OtlpJsonEncoder } from "./encode-json.js";
@@ -81,31 +80,6 @@ function headerList(name: string): Field<Readonly<Record<string, string>>> {
       }
       return Object.freeze(out);
     },
-  };
-}
-
-/** A readable PEM file (a CA bundle): its content. */
-function caFile(name: string): Field<string | undefined> {
-  const inner = secretFile(name);
-  return {
-    name,
-    expected: "the path of a readable PEM file",
-    default: () => undefined,
-    parse: (raw, env) => {
-      const pem = inner.parse(raw, env);
-      if (!pem?.includes("-----BEGIN")) throw new Error("no PEM certificate in the file");
-      return pem;
-    },
-  };
-}
-
-/** A credential file, checked readable now and followed as it changes (secret-file.ts). */
-function credentialFile(name: string): Field<FileSecret | undefined> {
-  return {
-    name,
-    expected: "the path of a readable file",
-    default: () => undefined,
-    parse: (raw) => new FileSecret(name, raw.trim()),
   };
 }
 
