@@ -30,6 +30,7 @@ import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
 import { Agent, type Dispatcher, request } from "undici";
 import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
+import { noAnswer, readText } from "../http.js";
 import type { SendResult } from "../loki/loki-client.js";
 import type { EncodedBody, PartialResult, SinkResult } from "../sink.js";
 import { type BulkBody, isBulkBody, selectItems } from "./encode-bulk.js";
@@ -162,7 +163,7 @@ export class BulkClient {
       });
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
-        const text = await readLimited(res.body, MAX_BULK_RESPONSE_BYTES);
+        const text = await readText(res.body, MAX_BULK_RESPONSE_BYTES);
         if (text.truncated)
           return {
             kind: "retryable",
@@ -172,7 +173,7 @@ export class BulkClient {
           };
         return classifyBulkResponse(status, text.text, batch);
       }
-      const { text: message } = await readLimited(res.body, MAX_ERROR_BODY_BYTES);
+      const { text: message } = await readText(res.body, MAX_ERROR_BODY_BYTES);
       const reason = `http_${status}`;
       let hint = CONFIG_STATUS_HINTS[status];
       if (status >= 400 && status < 500 && status !== 429 && status !== 408 && hint === undefined)
@@ -193,15 +194,7 @@ export class BulkClient {
         ...(hint !== undefined ? { hint } : {}),
       };
     } catch (err) {
-      if (timedOut)
-        return { kind: "retryable", reason: "timeout", message: `timeout after ${this.timeoutMs} ms` };
-      if (signal.aborted) return { kind: "retryable", reason: "aborted" };
-      const e = err as NodeJS.ErrnoException;
-      return {
-        kind: "retryable",
-        reason: "network",
-        message: e.code ? `${e.code}: ${e.message}` : String(e),
-      };
+      return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs: this.timeoutMs });
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
@@ -296,27 +289,6 @@ export function classifyBulkResponse(status: number, text: string, batch: Encode
 
 function cut(s: string): string {
   return s.length > MAX_ERROR_BODY_BYTES ? `${s.slice(0, MAX_ERROR_BODY_BYTES)}…` : s;
-}
-
-/** At most `max` bytes of a response body as text; the rest is discarded. */
-async function readLimited(
-  body: Dispatcher.ResponseData["body"],
-  max: number,
-): Promise<{ text: string; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
-      chunks.push(b);
-      size += b.length;
-      if (size > max) break; // leaving the loop destroys the rest of the body
-    }
-  } catch {
-    // A body cut off mid-way still leaves us the status; the message is best effort.
-  }
-  const text = Buffer.concat(chunks).subarray(0, max).toString("utf8").trim();
-  return size > max ? { text: `${text}…`, truncated: true } : { text, truncated: false };
 }
 
 export type { SendResult };

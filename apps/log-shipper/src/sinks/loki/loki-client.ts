@@ -14,6 +14,7 @@ import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
 import { Agent, type Dispatcher, request } from "undici";
 import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
+import { noAnswer, readText } from "../http.js";
 import type { EncodedBody } from "./encode-protobuf.js";
 
 export const PUSH_PATH = "/loki/api/v1/push";
@@ -181,7 +182,7 @@ export class LokiClient implements Transport {
         await res.body.dump();
         return { kind: "success", status };
       }
-      const message = await readLimited(res.body, MAX_ERROR_BODY_BYTES);
+      const { text: message } = await readText(res.body, MAX_ERROR_BODY_BYTES);
       const reason = `http_${status}`;
       if (isPermanentStatus(status)) return { kind: "failure", status, reason, message };
       let hint = CONFIG_STATUS_HINTS[status];
@@ -202,15 +203,7 @@ export class LokiClient implements Transport {
         ...(hint !== undefined ? { hint } : {}),
       };
     } catch (err) {
-      if (timedOut)
-        return { kind: "retryable", reason: "timeout", message: `timeout after ${this.timeoutMs} ms` };
-      if (signal.aborted) return { kind: "retryable", reason: "aborted" };
-      const e = err as NodeJS.ErrnoException;
-      return {
-        kind: "retryable",
-        reason: "network",
-        message: e.code ? `${e.code}: ${e.message}` : String(e),
-      };
+      return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs: this.timeoutMs });
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
@@ -220,22 +213,4 @@ export class LokiClient implements Transport {
   async close(): Promise<void> {
     if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
   }
-}
-
-/** At most `max` bytes of a response body as text; the rest is discarded. */
-async function readLimited(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
-      chunks.push(b);
-      size += b.length;
-      if (size >= max) break; // leaving the loop destroys the rest of the body
-    }
-  } catch {
-    // A body cut off mid-way still leaves us the status; the message is best effort.
-  }
-  const text = Buffer.concat(chunks).subarray(0, max).toString("utf8").trim();
-  return size > max ? `${text}…` : text;
 }

@@ -22,6 +22,7 @@ import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
 import { Agent, type Dispatcher, request } from "undici";
 import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
+import { noAnswer, readBody } from "../http.js";
 import type { EncodedBody } from "../loki/encode-protobuf.js";
 import type { SinkResult } from "../sink.js";
 import type { RequestSigner } from "./sigv4.js";
@@ -138,7 +139,8 @@ export class OtlpClient {
       });
       const status = res.statusCode;
       const contentType = String(res.headers["content-type"] ?? "");
-      const { bytes, cut } = await readLimited(res.body, MAX_RESPONSE_BYTES);
+      const { bytes, cut: over, failed } = await readBody(res.body, MAX_RESPONSE_BYTES);
+      const cut = over || failed;
       if (status >= 200 && status < 300) {
         const partial = cut ? undefined : decodeExportResponse(bytes, contentType);
         if (partial !== undefined && partial.rejected > 0) {
@@ -169,15 +171,7 @@ export class OtlpClient {
       }
       return { kind: "failure", status, reason, message };
     } catch (err) {
-      if (timedOut)
-        return { kind: "retryable", reason: "timeout", message: `timeout after ${this.timeoutMs} ms` };
-      if (signal.aborted) return { kind: "retryable", reason: "aborted" };
-      const e = err as NodeJS.ErrnoException;
-      return {
-        kind: "retryable",
-        reason: "network",
-        message: e.code ? `${e.code}: ${e.message}` : String(e),
-      };
+      return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs: this.timeoutMs });
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
@@ -191,27 +185,6 @@ export class OtlpClient {
 
 function clip(s: string): string {
   return s.length > MAX_MESSAGE_CHARS ? `${s.slice(0, MAX_MESSAGE_CHARS)}…` : s;
-}
-
-/** At most `max` bytes of a response body; the rest is discarded (and the socket with it). */
-async function readLimited(
-  body: Dispatcher.ResponseData["body"],
-  max: number,
-): Promise<{ bytes: Buffer; cut: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
-      chunks.push(b);
-      size += b.length;
-      if (size > max) break; // leaving the loop destroys the rest of the body
-    }
-  } catch {
-    // A body cut off mid-way still leaves us the status; the rest is best effort.
-    return { bytes: Buffer.concat(chunks), cut: true };
-  }
-  return { bytes: Buffer.concat(chunks).subarray(0, max), cut: size > max };
 }
 
 // --- responses ----------------------------------------------------------------------------------
