@@ -5,21 +5,9 @@ import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { App } from "../src/app.js";
-import { LokiClient } from "../src/sinks/loki/loki-client.js";
-import { LokiSink } from "../src/sinks/loki/loki-sink.js";
-import type { Sink, SinkName } from "../src/sinks/sink.js";
 import { buildTestApp, tempDirs } from "./support/app-harness.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
-import { lines, until } from "./support/loki-harness.js";
-
-function lokiSinkNamed(loki: FakeLoki, name: SinkName): Sink {
-  const inner = new LokiSink(
-    new LokiClient({ endpoint: new URL(loki.pushUrl), timeoutMs: 5000 }),
-    "protobuf",
-    "gzip",
-  );
-  return Object.assign(Object.create(inner) as Sink, { name, title: name });
-}
+import { lines, lokiSinkNamed, until } from "./support/loki-harness.js";
 
 describe("fan-out in the assembled shipper", () => {
   const open: { app?: App; lokis: FakeLoki[] } = { lokis: [] };

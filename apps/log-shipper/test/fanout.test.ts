@@ -9,21 +9,9 @@ import type { SourceFile } from "../src/contracts.js";
 import { FanOut, type WhenFull } from "../src/fanout.js";
 import { Pipeline } from "../src/pipeline.js";
 import { createSinkMetrics } from "../src/sink-metrics.js";
-import { LokiClient } from "../src/sinks/loki/loki-client.js";
-import { LokiSink } from "../src/sinks/loki/loki-sink.js";
-import type { Sink, SinkName } from "../src/sinks/sink.js";
+import type { SinkName } from "../src/sinks/sink.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
-import { lines, metric, until } from "./support/loki-harness.js";
-
-/** A Loki sink under another destination name (a second, independent destination). */
-function lokiSinkNamed(loki: FakeLoki, name: SinkName): Sink {
-  const inner = new LokiSink(
-    new LokiClient({ endpoint: new URL(loki.pushUrl), timeoutMs: 5000 }),
-    "protobuf",
-    "gzip",
-  );
-  return Object.assign(Object.create(inner) as Sink, { name, title: name });
-}
+import { lines, lokiSinkNamed, metric, until } from "./support/loki-harness.js";
 
 interface Setup {
   fanout: FanOut;

@@ -26,11 +26,9 @@ import { appendFileSync, copyFileSync, existsSync, renameSync, truncateSync, unl
 import { join } from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { LokiClient } from "../src/sinks/loki/loki-client.js";
-import { LokiSink } from "../src/sinks/loki/loki-sink.js";
-import type { Sink, SinkName } from "../src/sinks/sink.js";
 import { buildTestApp, type Dirs, tempDirs } from "./support/app-harness.js";
-import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
+import { startFakeLoki } from "./support/fake-loki.js";
+import { lokiSinkNamed } from "./support/loki-harness.js";
 import { type Rng, seededRng, testSeed } from "./support/random.js";
 
 const MAX_ROTATED = 3;
@@ -262,16 +260,6 @@ const REGRESSION_SEEDS = [
   1000044, 1000087, 1000133, 1000313, 1000317, 1000357, 2000047, 2000068, 3489316589, 2960237189, 2960237190,
   2960237191, 2960237192, 2960237193, 2960237194,
 ];
-
-/** A Loki sink under another destination name: a second, independent destination. */
-function lokiSinkNamed(loki: FakeLoki, name: SinkName): Sink {
-  const inner = new LokiSink(
-    new LokiClient({ endpoint: new URL(loki.pushUrl), timeoutMs: 5000 }),
-    "protobuf",
-    "gzip",
-  );
-  return Object.assign(Object.create(inner) as Sink, { name, title: name });
-}
 
 async function runModel(seed: number, fanout: boolean): Promise<void> {
   // Kind and variant follow from the seed, so SEED=<seed> MODEL_RUNS=1 replays a run exactly.

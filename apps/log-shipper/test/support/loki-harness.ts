@@ -6,6 +6,9 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import type { SourceFile } from "../../src/contracts.js";
 import { Pipeline, type PipelineOptions } from "../../src/pipeline.js";
+import { LokiClient } from "../../src/sinks/loki/loki-client.js";
+import { LokiSink } from "../../src/sinks/loki/loki-sink.js";
+import type { Sink, SinkName } from "../../src/sinks/sink.js";
 import type { FakeLoki } from "./fake-loki.js";
 
 export interface Harness {
@@ -113,4 +116,14 @@ export function lines(prefix: string, n: number): string[] {
     { length: n },
     (_, i) => `{"level":30,"time":${1_700_000_000_000 + i},"msg":"${prefix}-${i}"}`,
   );
+}
+
+/** A Loki sink under another destination name: a second, independent destination (fan-out tests). */
+export function lokiSinkNamed(loki: FakeLoki, name: SinkName): Sink {
+  const inner = new LokiSink(
+    new LokiClient({ endpoint: new URL(loki.pushUrl), timeoutMs: 5000 }),
+    "protobuf",
+    "gzip",
+  );
+  return Object.assign(Object.create(inner) as Sink, { name, title: name });
 }
