@@ -285,8 +285,8 @@ export class ProcessingStage implements LineSink {
     }
     let out = text;
     for (const rule of redact) {
-      rule.re.lastIndex = 0;
-      if (!rule.re.test(out)) continue;
+      // One pass: replace() (global pattern) scans the line once and leaves it as it is when
+      // nothing matches; no separate test() first.
       let n = 0;
       const replace = rule.replace;
       out = out.replace(rule.re, (...args: unknown[]) => {
