@@ -15,6 +15,7 @@ import { close, fstat, stat } from "node:fs";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
 import type { AckListener, LineSink } from "../contracts.js";
+import { FileRegistry } from "./file-registry.js";
 import {
   ANCHOR_BYTES,
   anchorHash,
@@ -68,23 +69,6 @@ export interface TailerOptions {
   now?: () => number;
 }
 
-interface RetiredProgress {
-  id: string;
-  key: string;
-  readPos: number;
-  acked: number;
-  /** Hash of the bytes before anchorOffset (default readPos; fingerprint.ts, anchors). */
-  anchor: string;
-  /** Where the anchor ends when not at readPos (a saved entry: where reading stood, ≥ acked). */
-  anchorOffset?: number;
-  at: number;
-  /**
-   * Forgotten while closed because its path went away (renamed or deleted, which cannot be told
-   * apart then): the same file found again under another name has its own identity (key).
-   */
-  vanished?: boolean;
-}
-
 /** Where reading stood in another file that a new file turned out to be a copy of. */
 interface Original {
   id: string;
@@ -125,7 +109,6 @@ export function isLineStart(offset: number, anchor: Buffer, verifiedAt?: number)
  * read) per write. At most this much latency is added, and only under a steady stream.
  */
 const READ_COALESCE_MS = 50;
-const RETIRED_MEMORY_MS = 10 * 60 * 1000;
 /**
  * Housekeeping (hints, rescans, polls) over many files never starves reading: after this many
  * files examined, reconciled or polled, one chunk is read (see yieldToReads).
@@ -134,7 +117,6 @@ const HOUSEKEEPING_SLICE = 32;
 /** A file that has not grown for this long is quiet: polled every QUIET_POLL_MS, not every tick. */
 const QUIET_AFTER_MS = 10_000;
 const QUIET_POLL_MS = 5_000;
-const RETIRED_PER_FINGERPRINT = 8;
 /**
  * Known paths in directories that did not change are stat'ed by each rescan this many at a time,
  * in turn: a safety net for a file's growth whose fs.watch event was lost (inotify overflow),
@@ -153,31 +135,15 @@ const POLL_SLICE = 64;
 const HEAD_BYTES = 64 * 1024;
 
 export class Tailer implements AckListener {
-  private readonly byInode = new Map<string, FileReader>();
-  /** The readers of byInode by fingerprint (originalOf looks at those only: O(1), not O(files)). */
-  private readonly byFingerprint = new Map<string, Set<FileReader>>();
-  private readonly byPath = new Map<string, FileReader>();
-  /** Every reader whose acknowledgements may still arrive (including retired ones), by reader id. */
-  private readonly byId = new Map<string, FileReader>();
-  /** The newest reader of each identity: the only one whose acknowledgements move positions. */
-  private readonly byKey = new Map<string, FileReader>();
-  private generation = 0;
+  private readonly registry: FileRegistry;
   /** Copies held until their (live) original is retired, by the original. */
   private readonly held = new Map<FileReader, FileReader[]>();
-  /**
-   * Identities of files that left every watched path fully acknowledged: forgotten from positions
-   * after the next rescan unless that rescan found them again (renamed to another matching path).
-   * Keeps the positions file small at high rotation rates instead of waiting for the 24 h prune.
-   */
-  private readonly goneIds = new Set<string>();
   /** Originals retired since the loop last released their held copies. */
   private releasing: FileReader[] = [];
   /** Copies (copytruncate) whose original's acknowledgements also cover them. */
   private readonly copiesOf = new Map<string, FileReader[]>();
   /** Paths too short to fingerprint yet. */
   private readonly waiting = new Set<string>();
-  /** Reading progress of files that were truncated or vanished, by fingerprint (copytruncate). */
-  private readonly retiredFp = new Map<string, RetiredProgress[]>();
   private readonly events = new Map<string, PathEvent>();
   private pendingScan: ReadonlySet<string> | null = null;
   /** Of pendingScan, the paths whose directory changed (undefined: all of them). */
@@ -224,6 +190,7 @@ export class Tailer implements AckListener {
 
   constructor(private readonly opts: TailerOptions) {
     this.now = opts.now ?? Date.now;
+    this.registry = new FileRegistry(opts.positions, this.now);
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
     this.idleCloseMs = opts.idleCloseMs ?? 60 * 1000;
     this.maxOpenFiles = opts.maxOpenFiles ?? 1024;
@@ -256,7 +223,7 @@ export class Tailer implements AckListener {
 
   /** AckListener: the sink says everything of `fileId` up to `offset` is done. */
   acknowledged(id: string, offset: number, ahead?: Readonly<Record<string, number>>): void {
-    const r = this.byId.get(id);
+    const r = this.registry.withId(id);
     if (r === undefined) return; // a reader fully acknowledged and forgotten: nothing to move
     // An acknowledgement past what this reader has read cannot be its own (defensive).
     if (offset > r.readPos && !r.retired) return;
@@ -265,7 +232,7 @@ export class Tailer implements AckListener {
       r.ackJump = null;
     }
     if (offset > r.acked) r.acked = offset;
-    this.commit(r, offset, ahead);
+    this.registry.commit(r, offset, ahead);
     if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
     const copies = this.copiesOf.get(id);
     if (copies !== undefined) {
@@ -274,20 +241,10 @@ export class Tailer implements AckListener {
         const covered = Math.min(offset, c.inherit.limit);
         if (covered > c.acked) {
           c.acked = covered;
-          this.commit(c, covered);
+          this.registry.commit(c, covered);
         }
       }
     }
-  }
-
-  /**
-   * Commit `r`'s acknowledged offset under its identity — unless a newer reader took that identity
-   * over (the file was truncated and rewritten with the same first line): then this offset is of
-   * content that no longer exists.
-   */
-  private commit(r: FileReader, offset: number, ahead?: Readonly<Record<string, number>>): void {
-    if (this.byKey.get(r.key) !== r) return;
-    this.opts.positions.commit(r.key, offset, r.anchorAt(), ahead);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -310,7 +267,7 @@ export class Tailer implements AckListener {
   async readToEnd(deadline: number): Promise<boolean> {
     this.finalFlush = true;
     this.deferred.clear();
-    for (const r of this.byInode.values()) {
+    for (const r of this.registry.tracked()) {
       if (r.fd === null) continue;
       r.atEof = true;
       this.enqueue(r);
@@ -330,31 +287,31 @@ export class Tailer implements AckListener {
     this.deferTimer = null;
     this.wake();
     await this.loopDone;
-    for (const r of this.byInode.values()) await r.closeFd();
-    for (const r of this.byId.values()) await r.closeFd();
+    for (const r of this.registry.tracked()) await r.closeFd();
+    for (const r of this.registry.awaitingAcks()) await r.closeFd();
     this.resolveIdle();
   }
 
   /** Bytes on disk not yet acknowledged, over every tracked file. */
   get unacknowledgedBytes(): number {
     let total = 0;
-    for (const r of this.byInode.values()) total += r.lagBytes;
+    for (const r of this.registry.tracked()) total += r.lagBytes;
     return total;
   }
 
   stats(): SourceStats {
     let open = 0;
     const lag: { path: string; bytes: number }[] = [];
-    for (const r of this.byInode.values()) {
+    for (const r of this.registry.tracked()) {
       if (r.fd !== null) open++;
       lag.push({ path: displayPath(r.path), bytes: r.lagBytes });
     }
-    return { filesWatched: this.byInode.size, filesOpen: open, lag, readPaused: this.paused };
+    return { filesWatched: this.registry.trackedCount, filesOpen: open, lag, readPaused: this.paused };
   }
 
   /** Tracked files (for tests and the shutdown summary). */
   files(): { id: string; path: string; readPos: number; acked: number; size: number; open: boolean }[] {
-    return [...this.byInode.values()].map((r) => ({
+    return [...this.registry.tracked()].map((r) => ({
       id: r.id,
       path: r.path,
       readPos: r.readPos,
@@ -564,7 +521,7 @@ export class Tailer implements AckListener {
       if (!isLineStart(to, anchor)) continue;
       if (r.acked >= from) {
         r.moveTo(to, to, anchor);
-        this.commit(r, to);
+        this.registry.commit(r, to);
       } else {
         // Lines before `from` are still in flight: acknowledged up to `to` once they are.
         r.moveTo(to, r.acked, anchor);
@@ -583,7 +540,7 @@ export class Tailer implements AckListener {
 
   /** Work out what is at `path` now and update readers accordingly. */
   private async examine(path: string, ev: PathEvent): Promise<void> {
-    const current = this.byPath.get(path);
+    const current = this.registry.atPath(path);
     if (ev === "change" && current !== undefined && current.fd !== null) {
       this.hinted(current);
       return;
@@ -610,15 +567,15 @@ export class Tailer implements AckListener {
     // entry, no other file of its fingerprint): whether a file is a copy of another, or has a copy
     // that shipped some of its lines already (after a restart), is decided with every file of a
     // listing found before either is read on.
-    const r = this.byPath.get(path);
+    const r = this.registry.atPath(path);
     if (
       used &&
       r !== undefined &&
       this.fresh.has(r) &&
       r.lastReadAt === 0 &&
       r.queued &&
-      this.byFingerprint.get(r.fingerprint)?.size === 1 &&
-      !this.retiredFp.has(r.fingerprint) &&
+      this.registry.countWithFingerprint(r.fingerprint) === 1 &&
+      !this.registry.hasRetired(r.fingerprint) &&
       this.opts.positions.withFingerprint(r.fingerprint, r.key).length === 0 &&
       this.opts.sink.canAccept()
     ) {
@@ -681,7 +638,7 @@ export class Tailer implements AckListener {
     const headBytes = await readHead(fd, this.buf.subarray(0, HEAD_BYTES));
     const fp = fingerprintOf(this.buf.subarray(0, headBytes), headBytes);
     this.head = { fd, bytes: headBytes };
-    const existing = this.byInode.get(key);
+    const existing = this.registry.atInode(key);
     // A reader whose fd is closed (idle, rotated) does not keep its inode alive: the number may
     // now be another file's — a copy that begins with the same banner has the same fingerprint.
     // Only the bytes before where its reading stands tell.
@@ -704,14 +661,14 @@ export class Tailer implements AckListener {
       }
       if (existing.path !== path) {
         const old = existing.path;
-        if (this.byPath.get(old) === existing && (await this.pathHoldsInode(old, key))) {
+        if (this.registry.atPath(old) === existing && (await this.pathHoldsInode(old, key))) {
           return used; // a second name (hard link or allowed symlink) for a file already tailed
         }
-        if (this.byPath.get(old) === existing) this.byPath.delete(old);
+        this.registry.unsetPath(old, existing);
         if (current !== undefined && current !== existing) await this.pathGone(path, current);
         existing.path = path;
         existing.rotated = existing.rotated || path !== existing.firstPath;
-        this.byPath.set(path, existing);
+        this.registry.setPath(path, existing);
         this.opts.positions.touch(existing.key, path);
         this.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
       }
@@ -816,7 +773,7 @@ export class Tailer implements AckListener {
         // Its progress stays known for a while: the content it was measured in may live on in a
         // copy found next (copytruncate while the shipper was down: the copy has a new inode,
         // the original was truncated and written again).
-        this.rememberSaved(fp, id, known);
+        this.registry.rememberSaved(fp, id, known);
       }
     }
     if (!resumed) {
@@ -888,7 +845,7 @@ export class Tailer implements AckListener {
       if (resumed && known !== undefined) {
         // The content the saved offset was measured in may live on in a copy found next (as for a
         // saved entry whose anchor does not match, above).
-        this.rememberSaved(fp, id, known);
+        this.registry.rememberSaved(fp, id, known);
         resumed = false;
       }
       offset = 0;
@@ -899,7 +856,7 @@ export class Tailer implements AckListener {
     }
     if (!resumed) positions.forget(id);
     const r = new FileReader({
-      id: `${key}/${++this.generation}`,
+      id: this.registry.nextReaderId(key),
       key,
       path,
       dev,
@@ -938,39 +895,22 @@ export class Tailer implements AckListener {
       list.push(r);
       this.copiesOf.set(inherit.fromId, list);
     }
-    this.setInode(inodeKey(dev, ino), r);
-    this.byPath.set(path, r);
-    this.byId.set(r.id, r);
-    this.byKey.set(key, r);
+    this.registry.add(r);
     if (inherit !== null) {
       // Acknowledgements of the original that arrived since its progress was looked up (the
       // awaits above) found no copy to pass them on to: take them now. A reader no longer in
-      // byId was acknowledged up to where it stood; a saved entry's id is never in byId (its
+      // the registry by id was acknowledged up to where it stood; a saved entry's id is never there (its
       // progress was taken as acknowledged already).
-      const orig = this.byId.get(inherit.fromId);
+      const orig = this.registry.withId(inherit.fromId);
       const covered = Math.min(inherit.limit, orig === undefined ? inherit.limit : orig.acked);
       if (covered > r.acked) {
         r.acked = covered;
-        this.commit(r, covered);
+        this.registry.commit(r, covered);
       }
     }
     this.enqueue(r);
     if (fresh && offset === 0) this.fresh.add(r);
     return r;
-  }
-
-  /** A saved entry's progress, kept for a while for a copy of its content (see originalOf). */
-  private rememberSaved(fp: string, id: string, known: PositionEntry): void {
-    if (known.anchor === undefined || known.anchorOffset === undefined || known.offset <= 0) return;
-    this.rememberRetired(fp, {
-      id,
-      key: id,
-      readPos: known.offset,
-      acked: known.offset,
-      anchor: known.anchor,
-      anchorOffset: known.anchorOffset,
-      at: this.now(),
-    });
   }
 
   /** A check that `fd` has the bytes live reader `r` consumed just before where it stands now. */
@@ -1027,8 +967,7 @@ export class Tailer implements AckListener {
     // First make sure the readers of this fingerprint still read what they think: a file truncated
     // and rewritten (same first line) but not noticed yet would otherwise neither match the copy
     // nor be known as the copy's real original, and both would be read in full.
-    const sameFp = this.byFingerprint.get(fp);
-    for (const r of sameFp === undefined ? [] : [...sameFp]) {
+    for (const r of this.registry.withFingerprint(fp)) {
       if (r.fingerprint !== fp || r.key === exceptId || r.fd === null || r.retired || r.holdFor !== null)
         continue;
       const v = await r.verify(this.scratch);
@@ -1038,7 +977,7 @@ export class Tailer implements AckListener {
     const consider = (c: Original) => {
       if (best === undefined || c.readPos > best.readPos) best = c;
     };
-    for (const r of [...(this.byFingerprint.get(fp) ?? [])]) {
+    for (const r of this.registry.withFingerprint(fp)) {
       if (r.fingerprint !== fp || r.key === exceptId || r.retired || r.holdFor !== null) continue;
       if (size >= r.readPos) {
         // Equal where the original's reading stands, and (while the original still holds them)
@@ -1108,25 +1047,25 @@ export class Tailer implements AckListener {
         }
       }
     }
-    for (const retired of this.retiredFp.get(fp) ?? []) {
+    for (const retired of this.registry.retiredWith(fp)) {
       const at = retired.anchorOffset ?? retired.readPos;
       if ((retired.key === exceptId && retired.vanished !== true) || retired.readPos === 0 || size < at)
         continue;
       const bytes = await readAnchor(fd, at, this.anchorScratch);
       // Its acknowledgements may have come in since it was retired: a reader no longer waiting
-      // for any (gone from byId) was acknowledged up to where it stood.
+      // for any (no longer found by id) was acknowledged up to where it stood.
       if (bytes !== null && anchorHash(bytes) === retired.anchor)
         consider({
           id: retired.id,
           readPos: retired.readPos,
-          acked: this.byId.get(retired.id)?.acked ?? retired.readPos,
+          acked: this.registry.withId(retired.id)?.acked ?? retired.readPos,
           anchorAt: at,
           confirm: this.confirmHash(at, retired.anchor),
         });
     }
     for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
       // A file still tracked here is judged by its reader (where reading stands), not its entry.
-      if (this.byKey.has(e.id)) continue;
+      if (this.registry.hasIdentity(e.id)) continue;
       // An entry without an anchor (older version) cannot be verified: reading the file again
       // (duplicates) is better than skipping a new file's head.
       if (e.anchor === undefined || e.anchorOffset === undefined || size < e.anchorOffset) continue;
@@ -1229,7 +1168,7 @@ export class Tailer implements AckListener {
     c.moveTo(start, acked, anchor);
     this.unlinkCopy(c);
     this.linkCopy(c, orig.id, start);
-    this.commit(c, acked);
+    this.registry.commit(c, acked);
     orig.holdFor = c;
     orig.verifiedTo = Math.min(origSize, Math.max(start, origLineEnd ?? 0));
     orig.queued = false;
@@ -1299,7 +1238,7 @@ export class Tailer implements AckListener {
         const acked = Math.max(c.acked, Math.min(orig.acked, to));
         c.moveTo(to, acked, anchor);
         if (c.inherit !== null) c.inherit.limit = to;
-        this.commit(c, acked);
+        this.registry.commit(c, acked);
       }
       return;
     }
@@ -1377,7 +1316,7 @@ export class Tailer implements AckListener {
       const acked = Math.min(Math.max(orig.acked, c.acked), start);
       c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
       if (c.inherit !== null) c.inherit.limit = start;
-      this.commit(c, acked);
+      this.registry.commit(c, acked);
       this.event(
         "copy_recognised",
         { path: c.path, id: c.id, from: orig.id, offset: start },
@@ -1427,7 +1366,7 @@ export class Tailer implements AckListener {
 
   /** `path` no longer holds reader `r`'s file: it was renamed away or deleted. */
   private async pathGone(path: string, r: FileReader): Promise<void> {
-    if (this.byPath.get(path) === r) this.byPath.delete(path);
+    this.registry.unsetPath(path, r);
     r.rotated = true;
     if (r.fd === null) {
       // Closed (it was fully read) and now gone from its path: nothing left to read from it.
@@ -1455,7 +1394,7 @@ export class Tailer implements AckListener {
     const sliceFrom = this.sliceStart;
     let unchanged = 0;
     for (const path of paths) {
-      const r = this.byPath.get(path);
+      const r = this.registry.atPath(path);
       // An open file's path is looked at by the poll (same checks, at least as often).
       if (r !== undefined && r.fd !== null) continue;
       if (r !== undefined && changed !== undefined && !changed.has(path)) {
@@ -1479,7 +1418,7 @@ export class Tailer implements AckListener {
       else if (r.fd !== null && st.size > r.size) this.enqueue(r);
     }
     this.sliceStart = sliceFrom + RESCAN_STAT_SLICE >= unchanged ? 0 : sliceFrom + RESCAN_STAT_SLICE;
-    for (const [path, r] of [...this.byPath]) {
+    for (const [path, r] of this.registry.paths()) {
       if (paths.has(path)) continue;
       // The listing can be older than what fs.watch reported since: a file created after it was
       // taken (the new file of a rename rotation) is missing from it. Taken for gone, it would be
@@ -1488,13 +1427,7 @@ export class Tailer implements AckListener {
       await this.pathGone(path, r);
     }
     for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
-    if (this.goneIds.size > 0) {
-      const live = new Set<string>();
-      for (const r of this.byInode.values()) live.add(r.key);
-      for (const r of this.byId.values()) live.add(r.key);
-      for (const id of this.goneIds) if (!live.has(id)) this.opts.positions.forget(id);
-      this.goneIds.clear();
-    }
+    this.registry.forgetGone();
   }
 
   /**
@@ -1510,7 +1443,7 @@ export class Tailer implements AckListener {
       if (quietRound) {
         this.lastQuietPoll = now;
         // Keeps the entries of files still tracked from being pruned (closed ones too).
-        for (const r of this.byInode.values()) this.opts.positions.touch(r.key, r.path);
+        for (const r of this.registry.tracked()) this.opts.positions.touch(r.key, r.path);
       }
       for (const r of this.openCount.readers) {
         if (!quietRound && now - r.lastGrowthAt >= QUIET_AFTER_MS && r.holdFor === null && !r.rotated)
@@ -1523,7 +1456,10 @@ export class Tailer implements AckListener {
       this.opts.positions.touch(r.key, r.path);
       await this.yieldToReads();
       if (r.fd === null || r.retired) continue;
-      if (this.byPath.get(r.path) === r && !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))) {
+      if (
+        this.registry.atPath(r.path) === r &&
+        !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))
+      ) {
         // Renamed away (rotation) without an event reaching us yet: see what is there now.
         const path = r.path;
         await this.pathGone(path, r);
@@ -1547,7 +1483,7 @@ export class Tailer implements AckListener {
       if (st.nlink === 0 && !r.deleted) {
         r.deleted = true;
         r.rotated = true;
-        if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
+        this.registry.unsetPath(r.path, r);
         this.event(
           "deleted",
           { path: r.path, id: r.id, unreadBytes: Math.max(0, st.size - r.readPos) },
@@ -1575,7 +1511,7 @@ export class Tailer implements AckListener {
         this.retire(r);
       } else if (r.rotated && idleFor >= this.rotatedIdleMs) {
         await r.closeFd();
-        if (this.byPath.get(r.path) !== r) this.untrack(r);
+        if (this.registry.atPath(r.path) !== r) this.untrack(r);
       } else if (idleFor >= this.idleCloseMs) {
         await r.closeFd();
       }
@@ -1591,16 +1527,12 @@ export class Tailer implements AckListener {
         "below MAX_OPEN_FILES again",
       );
     }
-    for (const [fp, list] of this.retiredFp) {
-      const keep = list.filter((p) => now - p.at <= RETIRED_MEMORY_MS);
-      if (keep.length === 0) this.retiredFp.delete(fp);
-      else if (keep.length < list.length) this.retiredFp.set(fp, keep);
-    }
+    this.registry.pruneRetired(now);
   }
 
   /** At shutdown: rotated files' writers are gone, so their last partial lines are complete. */
   private async flushRotatedPartials(): Promise<void> {
-    for (const r of [...this.byInode.values()]) {
+    for (const r of [...this.registry.tracked()]) {
       if (r.fd === null || !r.rotated) continue;
       if (r.hasUnread || r.splitter.hasHeldHead) await this.flushPartial(r);
     }
@@ -1631,26 +1563,6 @@ export class Tailer implements AckListener {
     }
   }
 
-  private setInode(key: string, r: FileReader): void {
-    const prev = this.byInode.get(key);
-    if (prev !== undefined && prev !== r) this.deleteInode(key, prev);
-    this.byInode.set(key, r);
-    let set = this.byFingerprint.get(r.fingerprint);
-    if (set === undefined) {
-      set = new Set();
-      this.byFingerprint.set(r.fingerprint, set);
-    }
-    set.add(r);
-  }
-
-  private deleteInode(key: string, r: FileReader): void {
-    this.byInode.delete(key);
-    const set = this.byFingerprint.get(r.fingerprint);
-    if (set === undefined) return;
-    set.delete(r);
-    if (set.size === 0) this.byFingerprint.delete(r.fingerprint);
-  }
-
   /** Stop reading `r` for good; keep it reachable by id until its acknowledgements arrive. */
   private retire(r: FileReader): void {
     r.retired = true;
@@ -1658,65 +1570,19 @@ export class Tailer implements AckListener {
     if (r.fd !== null) void r.closeFd();
     r.queued = false;
     this.ready = this.ready.filter((x) => x !== r);
-    const key = inodeKey(r.dev, r.ino);
-    if (this.byInode.get(key) === r) this.deleteInode(key, r);
-    if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
-    this.rememberRetired(r.fingerprint, this.progressOf(r));
+    this.registry.retire(r);
     if (r.acked >= r.readPos) this.dropRetired(r);
   }
 
-  /** Where reader `r` stands, to recognise its content later (see originalOf). */
-  private progressOf(r: FileReader): RetiredProgress {
-    return {
-      id: r.id,
-      key: r.key,
-      readPos: r.readPos,
-      acked: r.acked,
-      anchor: r.anchorAt().hash,
-      at: this.now(),
-    };
-  }
-
-  private rememberRetired(fp: string, p: RetiredProgress): void {
-    // Several retired files can share a fingerprint (a common banner line): keep the latest few,
-    // each recognisable by its own anchor.
-    const list = this.retiredFp.get(fp) ?? [];
-    list.push(p);
-    if (list.length > RETIRED_PER_FINGERPRINT) list.shift();
-    this.retiredFp.set(fp, list);
-  }
-
   private dropRetired(r: FileReader): void {
-    if (this.byId.get(r.id) === r) this.byId.delete(r.id);
-    if (this.byKey.get(r.key) === r) {
-      this.byKey.delete(r.key);
-      if (r.deleted) this.opts.positions.forget(r.key);
-      else if (this.byInode.get(inodeKey(r.dev, r.ino)) !== r && r.acked >= r.size) this.goneIds.add(r.key);
-    }
+    this.registry.drop(r);
     this.unlinkCopy(r);
   }
 
   /** Forget a closed file that is no longer at any watched path. */
   private untrack(r: FileReader): void {
     if (this.held.has(r)) this.releasing.push(r);
-    // Renamed while closed, it may be found again under another name after its entry is gone (a
-    // rescan forgets the entries of files gone from every path): its progress stays known for a
-    // while, or it would be read again from its start.
-    if (r.readPos > 0 && !r.deleted)
-      this.rememberRetired(r.fingerprint, { ...this.progressOf(r), vanished: true });
-    const key = inodeKey(r.dev, r.ino);
-    if (this.byInode.get(key) === r) this.deleteInode(key, r);
-    if (this.byPath.get(r.path) === r) this.byPath.delete(r.path);
-    if (r.acked >= r.readPos && this.byId.get(r.id) === r) {
-      this.byId.delete(r.id);
-      this.unlinkCopy(r);
-      if (this.byKey.get(r.key) === r) {
-        this.byKey.delete(r.key);
-        if (r.acked >= r.size) this.goneIds.add(r.key);
-      }
-    } else {
-      r.retired = true;
-    }
+    if (this.registry.untrack(r)) this.unlinkCopy(r);
   }
 
   private unlinkCopy(r: FileReader): void {
