@@ -24,9 +24,9 @@ import {
   FINGERPRINT_BYTES,
   fileId,
   fingerprintOf,
+  isLineStart,
 } from "../src/source/fingerprint.js";
 import { FileReader } from "../src/source/reader.js";
-import { isLineStart } from "../src/source/tailer.js";
 import { RecordingSink, type Source, startSource, waitFor } from "./support/source-harness.js";
 
 const BANNER = "=== service starting ===\n";

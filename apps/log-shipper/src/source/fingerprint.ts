@@ -48,6 +48,17 @@ export function inodeKey(dev: number | bigint, ino: number | bigint): string {
 // the offset, is not the content the offset was measured in.
 export const ANCHOR_BYTES = 1024;
 
+/**
+ * A reader may only start at offset 0, right after a newline (`anchor`: the file's bytes before
+ * `offset`), or where the bytes before it were just verified equal to what a reader consumed there
+ * (`verifiedAt`: the end of ANCHOR_BYTES compared) — a rotated file's last partial line was shipped
+ * up to such an offset, and a copy of it continues there.
+ */
+export function isLineStart(offset: number, anchor: Buffer, verifiedAt?: number): boolean {
+  if (offset === 0 || (anchor.length > 0 && anchor[anchor.length - 1] === 10)) return true;
+  return verifiedAt !== undefined && verifiedAt - ANCHOR_BYTES < offset && offset <= verifiedAt;
+}
+
 /** Hash of an anchor's bytes (what positions store; the live reader keeps the bytes themselves). */
 export function anchorHash(bytes: Buffer): string {
   return createHash("sha256").update(bytes).digest("hex").slice(0, 16);

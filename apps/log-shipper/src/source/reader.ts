@@ -110,7 +110,7 @@ export class FileReader implements SourceFile, LineEmitter {
   inherit: { fromId: string; limit: number } | null = null;
   /**
    * Reading skipped from `from` to `to` (a held copy had shipped those bytes already, see the
-   * tailer's catchUpWithCopies): once this reader's own lines are acknowledged up to `from`, it is
+   * CopyHolding.catchUp): once this reader's own lines are acknowledged up to `from`, it is
    * acknowledged up to `to`.
    */
   ackJump: { from: number; to: number } | null = null;

@@ -15,15 +15,17 @@ import { close, fstat, stat } from "node:fs";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
 import type { AckListener, LineSink } from "../contracts.js";
+import { CopyHolding, compareWith, shorterSame } from "./copy-holding.js";
+import { FileEvents, type ResyncReason } from "./file-events.js";
 import { FileRegistry } from "./file-registry.js";
 import {
   ANCHOR_BYTES,
   anchorHash,
-  compareRange,
   FINGERPRINT_BYTES,
   fileId,
   fingerprintOf,
   inodeKey,
+  isLineStart,
   readAnchor,
   readFingerprint,
   readHead,
@@ -87,23 +89,6 @@ interface Original {
 const DEFAULT_CHUNK = 1024 * 1024;
 
 /**
- * Why reading did not go on at an offset (log_shipper_resyncs_total{reason}): a saved offset on
- * restart, an offset inherited from an original (copytruncate), one re-checked against a held
- * copy's original, or a file whose bytes before the offset changed under the reader.
- */
-export type ResyncReason = "saved" | "inherited" | "rechecked" | "changed";
-
-/**
- * A reader may only start at offset 0, right after a newline (`anchor`: the file's bytes before
- * `offset`), or where the bytes before it were just verified equal to what a reader consumed there
- * (`verifiedAt`: the end of ANCHOR_BYTES compared) — a rotated file's last partial line was shipped
- * up to such an offset, and a copy of it continues there.
- */
-export function isLineStart(offset: number, anchor: Buffer, verifiedAt?: number): boolean {
-  if (offset === 0 || (anchor.length > 0 && anchor[anchor.length - 1] === 10)) return true;
-  return verifiedAt !== undefined && verifiedAt - ANCHOR_BYTES < offset && offset <= verifiedAt;
-}
-/**
  * A file hinted again within this time after its last read waits for the rest of it: a writer
  * that writes every few milliseconds would otherwise cost a read cycle (fstat, identity check,
  * read) per write. At most this much latency is added, and only under a steady stream.
@@ -136,12 +121,8 @@ const HEAD_BYTES = 64 * 1024;
 
 export class Tailer implements AckListener {
   private readonly registry: FileRegistry;
-  /** Copies held until their (live) original is retired, by the original. */
-  private readonly held = new Map<FileReader, FileReader[]>();
-  /** Originals retired since the loop last released their held copies. */
-  private releasing: FileReader[] = [];
-  /** Copies (copytruncate) whose original's acknowledgements also cover them. */
-  private readonly copiesOf = new Map<string, FileReader[]>();
+  private readonly copies: CopyHolding;
+  private readonly report: FileEvents;
   /** Paths too short to fingerprint yet. */
   private readonly waiting = new Set<string>();
   private readonly events = new Map<string, PathEvent>();
@@ -191,6 +172,15 @@ export class Tailer implements AckListener {
   constructor(private readonly opts: TailerOptions) {
     this.now = opts.now ?? Date.now;
     this.registry = new FileRegistry(opts.positions, this.now);
+    this.report = new FileEvents(opts.logger, opts.metrics);
+    this.copies = new CopyHolding({
+      registry: this.registry,
+      positions: opts.positions,
+      queue: { enqueue: (r) => this.enqueue(r), unqueue: (r) => this.unqueue(r) },
+      events: this.report,
+      anchorScratch: this.anchorScratch,
+      scratch: this.scratch,
+    });
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
     this.idleCloseMs = opts.idleCloseMs ?? 60 * 1000;
     this.maxOpenFiles = opts.maxOpenFiles ?? 1024;
@@ -234,17 +224,7 @@ export class Tailer implements AckListener {
     if (offset > r.acked) r.acked = offset;
     this.registry.commit(r, offset, ahead);
     if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
-    const copies = this.copiesOf.get(id);
-    if (copies !== undefined) {
-      for (const c of copies) {
-        if (c.inherit === null) continue;
-        const covered = Math.min(offset, c.inherit.limit);
-        if (covered > c.acked) {
-          c.acked = covered;
-          this.registry.commit(c, covered);
-        }
-      }
-    }
+    this.copies.acknowledged(id, offset);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -361,10 +341,8 @@ export class Tailer implements AckListener {
           }
           continue;
         }
-        if (this.releasing.length > 0) {
-          const originals = this.releasing;
-          this.releasing = [];
-          for (const o of originals) await this.releaseCopies(o);
+        if (this.copies.releasePending) {
+          await this.copies.releaseRetired();
           continue;
         }
         if (this.pendingScan !== null) {
@@ -426,6 +404,11 @@ export class Tailer implements AckListener {
     });
   }
 
+  private unqueue(r: FileReader): void {
+    r.queued = false;
+    this.ready = this.ready.filter((x) => x !== r);
+  }
+
   private enqueue(r: FileReader): void {
     if (r.queued || r.fd === null || r.retired || r.holdFor !== null) return;
     r.queued = true;
@@ -470,8 +453,8 @@ export class Tailer implements AckListener {
       }
       if (v === "gone") return;
     }
-    if (this.held.size > 0 && this.held.has(r)) {
-      if (!(await this.catchUpWithCopies(r))) return;
+    if (this.copies.holding && this.copies.isHolding(r)) {
+      if (!(await this.copies.catchUp(r, this.buf))) return;
       head = undefined; // `buf` was used meanwhile
     }
     const res = await r.readChunk(this.buf, head);
@@ -484,56 +467,8 @@ export class Tailer implements AckListener {
     const consumed = res.consumed;
     if (consumed > 0) this.count(r, consumed);
     if (res.full) this.enqueue(r);
-    // Copies held for this file (copytruncate in progress, rare) are compared again right away,
-    // while this file still has the bytes: once it is truncated, how far a copy equals it can no
-    // longer be checked, and what is not known equal is read from the copy again.
-    if (consumed > 0 && this.held.size > 0) {
-      for (const c of this.held.get(r) ?? []) {
-        const st = await c.stat();
-        if (st !== null) await this.recheckHeld(c, st.size);
-      }
-    }
-  }
-
-  /**
-   * A copy held for `r` can have shipped lines past where `r`'s reading stands: before a restart
-   * the two were judged the other way round (the copy — a cp that stopped at a line end while the
-   * writer had written only half of that line — grew past `r` and was read on, `r` held), and
-   * after it the copy resumed at its own acknowledged offset and is held for `r` again. What `r`
-   * has there is what the copy shipped when its bytes are the same: `r` goes on after them, or,
-   * while `r` holds only a part of them so far, waits for the rest (false: do not read now) —
-   * reading them would ship those lines twice. Where the bytes differ, the copy's offset says
-   * nothing about `r`.
-   */
-  private async catchUpWithCopies(r: FileReader): Promise<boolean> {
-    for (const c of this.held.get(r) ?? []) {
-      const to = c.acked;
-      const from = r.readPos;
-      if (to <= from || c.fd === null || c.retired || r.fd === null || r.splitter.inLongLine) continue;
-      const cmp = await compareRange(r.fd, c.fd, from, to, this.buf).catch(() => "differs" as const);
-      if (r.readPos !== from || r.fd === null || c.holdFor !== r) return false; // changed meanwhile: look again
-      if (cmp === "differs") continue;
-      if (cmp === "short") return false;
-      const read = await readAnchor(r.fd, to, this.anchorScratch).catch(() => null);
-      if (read === null || r.readPos !== from) return false;
-      const anchor = Buffer.from(read);
-      // The copy's acknowledged offset is a line end there, so it is one here too (same bytes).
-      if (!isLineStart(to, anchor)) continue;
-      if (r.acked >= from) {
-        r.moveTo(to, to, anchor);
-        this.registry.commit(r, to);
-      } else {
-        // Lines before `from` are still in flight: acknowledged up to `to` once they are.
-        r.moveTo(to, r.acked, anchor);
-        r.ackJump = { from, to };
-      }
-      this.event(
-        "copy_caught_up",
-        { path: r.path, id: r.id, from: c.id, skippedFrom: from, offset: to },
-        "a held copy already shipped these lines; reading on after them",
-      );
-    }
-    return true;
+    // Copies held for this file (copytruncate in progress, rare) are compared again right away.
+    if (consumed > 0 && this.copies.holding) await this.copies.recheckCopiesOf(r);
   }
 
   // ---- identity -----------------------------------------------------------------------------
@@ -604,7 +539,8 @@ export class Tailer implements AckListener {
     // costs one pass over the open files per many opens, not one per open.
     const closable: FileReader[] = [];
     for (const r of this.openCount.readers) {
-      if (r.fd === null || r.queued || r.holdFor !== null || this.held.has(r) || r.hasUnread) continue;
+      if (r.fd === null || r.queued || r.holdFor !== null || this.copies.isHolding(r) || r.hasUnread)
+        continue;
       if (!r.splitter.inLongLine) closable.push(r);
     }
     if (closable.length > 0) {
@@ -670,7 +606,7 @@ export class Tailer implements AckListener {
         existing.rotated = existing.rotated || path !== existing.firstPath;
         this.registry.setPath(path, existing);
         this.opts.positions.touch(existing.key, path);
-        this.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
+        this.report.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
       }
       this.waiting.delete(path);
       existing.noteSize(st.size);
@@ -679,7 +615,7 @@ export class Tailer implements AckListener {
     }
     if (existing !== undefined) {
       // Same inode, different content: truncated and rewritten in place, or the inode was reused.
-      this.event(
+      this.report.event(
         "truncated",
         { path, id: existing.id, previousOffset: existing.readPos, size: st.size },
         "file truncated or replaced; reading it from the start",
@@ -745,7 +681,7 @@ export class Tailer implements AckListener {
         if (src?.live !== undefined) {
           holdFor = src.live;
           inherit = { fromId: src.id, limit: Math.min(src.verifiedTo ?? 0, src.readPos) };
-          this.event(
+          this.report.event(
             "copy_held",
             { path, id, offset, from: src.id, verifiedTo: src.verifiedTo },
             "file found again: a copy of a file still being read; holding it until the original is truncated",
@@ -766,7 +702,11 @@ export class Tailer implements AckListener {
           verifiedAt = undefined;
           confirm = undefined;
         } else {
-          this.event("found", { path, id, offset, size }, "file found; resuming at its acknowledged offset");
+          this.report.event(
+            "found",
+            { path, id, offset, size },
+            "file found; resuming at its acknowledged offset",
+          );
         }
       } else {
         positions.forget(id);
@@ -794,7 +734,7 @@ export class Tailer implements AckListener {
         inherit = { fromId: src.id, limit: offset };
         verifiedAt = src.anchorAt;
         confirm = src.confirm;
-        this.event(
+        this.report.event(
           "copy_held",
           { path, id, from: src.id, verifiedTo: src.verifiedTo },
           "copy of a file still being read (copytruncate?); holding it until the original is truncated",
@@ -805,7 +745,7 @@ export class Tailer implements AckListener {
         inherit = { fromId: src.id, limit: src.readPos };
         verifiedAt = src.anchorAt;
         confirm = src.confirm;
-        this.event(
+        this.report.event(
           "copy_recognised",
           { path, id, from: src.id, offset },
           "copy of a file already read (copytruncate); continuing where its original stood",
@@ -813,13 +753,13 @@ export class Tailer implements AckListener {
       } else if (!truncated) {
         // (A truncation noticed here was logged by the caller.)
         if (known !== undefined) {
-          this.event(
+          this.report.event(
             "truncated",
             { path, id, previousOffset: known.offset, size },
             "file shrank or was rewritten while the shipper was down (or its inode was reused); reading it from the start",
           );
         } else {
-          this.event("found", { path, id, size }, "file found");
+          this.report.event("found", { path, id, size }, "file found");
           fresh = true;
         }
       }
@@ -841,7 +781,7 @@ export class Tailer implements AckListener {
         ? offset > 0
         : !isLineStart(offset, anchor, verifiedAt) || (confirm !== undefined && !(await confirm(fd)))
     ) {
-      this.resyncEvent(resumed ? "saved" : "inherited", path, id, offset);
+      this.report.resync(resumed ? "saved" : "inherited", path, id, offset);
       if (resumed && known !== undefined) {
         // The content the saved offset was measured in may live on in a copy found next (as for a
         // saved entry whose anchor does not match, above).
@@ -882,19 +822,8 @@ export class Tailer implements AckListener {
         ? verifiedAhead(known)
         : undefined,
     );
-    if (holdFor !== null) {
-      r.holdFor = holdFor;
-      r.verifiedTo = offset;
-      const list = this.held.get(holdFor) ?? [];
-      list.push(r);
-      this.held.set(holdFor, list);
-    }
-    if (inherit !== null) {
-      r.inherit = inherit;
-      const list = this.copiesOf.get(inherit.fromId) ?? [];
-      list.push(r);
-      this.copiesOf.set(inherit.fromId, list);
-    }
+    if (holdFor !== null) this.copies.hold(r, holdFor, offset);
+    if (inherit !== null) this.copies.link(r, inherit.fromId, inherit.limit);
     this.registry.add(r);
     if (inherit !== null) {
       // Acknowledgements of the original that arrived since its progress was looked up (the
@@ -986,7 +915,7 @@ export class Tailer implements AckListener {
         if (bytes === null || !r.tailEquals(bytes)) continue;
         let verifiedTo = r.readPos;
         if (size > r.readPos) {
-          const c = await this.compareWith(fd, size, r);
+          const c = await compareWith(fd, size, r, this.anchorScratch);
           if (c.state === "differs") continue;
           if (c.state === "unknown") {
             // The other file lacks those bytes. It was just verified to still hold what it read,
@@ -994,7 +923,7 @@ export class Tailer implements AckListener {
             // progress), found before the file it copies — e.g. that one was empty or unreadable
             // until now. When this file equals it up to its end, hold this one for now; the
             // held-copy check swaps the two roles once this one has grown past it.
-            const shorter = await this.shorterSame(fd, size, r);
+            const shorter = await shorterSame(fd, size, r, this.anchorScratch);
             if (shorter === "differs") continue;
             if (shorter !== null && shorter !== "banner") {
               consider({
@@ -1033,7 +962,7 @@ export class Tailer implements AckListener {
       } else {
         // Shorter than where the original's reading stands, but equal to it so far: a copy still
         // being written (cp in progress), or one taken before the original grew further.
-        const c = await this.compareWith(fd, size, r);
+        const c = await compareWith(fd, size, r, this.anchorScratch);
         if (c.state === "same") {
           consider({
             id: r.id,
@@ -1042,7 +971,7 @@ export class Tailer implements AckListener {
             live: r,
             verifiedTo: c.lineEnd ?? 0,
             anchorAt: size,
-            confirm: async (cfd) => (await this.compareWith(cfd, size, r)).state === "same",
+            confirm: async (cfd) => (await compareWith(cfd, size, r, this.anchorScratch)).state === "same",
           });
         }
       }
@@ -1082,257 +1011,13 @@ export class Tailer implements AckListener {
     return best;
   }
 
-  /**
-   * `fd`'s bytes just before `end` against the live original's ("unknown": it lacks them now),
-   * and the offset just past the last line end among them (a copy may only start at a line start).
-   */
-  private async compareWith(
-    fd: number,
-    end: number,
-    orig: FileReader,
-  ): Promise<{ state: "same" | "differs" | "unknown"; lineEnd: number | null }> {
-    const ofd = orig.fd;
-    if (ofd === null || end <= 0) return { state: "unknown", lineEnd: null };
-    const mine = await readAnchor(fd, end, this.anchorScratch).catch(() => null);
-    if (mine === null) return { state: "unknown", lineEnd: null };
-    const copy = Buffer.from(mine);
-    const nl = copy.lastIndexOf(10);
-    const lineEnd = nl === -1 ? null : end - copy.length + nl + 1;
-    const theirs = await readAnchor(ofd, end, this.anchorScratch).catch(() => null);
-    if (theirs === null) return { state: "unknown", lineEnd };
-    return { state: theirs.equals(copy) ? "same" : "differs", lineEnd };
-  }
-
-  /**
-   * Whether `fd` (of `size` bytes) equals live reader `r`'s file over all of that file, when that
-   * file is shorter than `size` but still at least as long as where `r`'s reading stands: its size
-   * when so, "differs" when the bytes differ, "banner" when that file holds nothing but its first
-   * line (which every file of the fingerprint shares, so it says nothing), null when it cannot
-   * tell (closed, gone, too short).
-   */
-  private async shorterSame(
-    fd: number,
-    size: number,
-    r: FileReader,
-  ): Promise<number | "differs" | "banner" | null> {
-    const st = await r.stat();
-    if (st === null || r.fd === null || st.size >= size || st.size < r.readPos || st.size === 0) return null;
-    if (st.size <= ANCHOR_BYTES) {
-      // A file that holds nothing but its first line (a banner) says nothing: every file of this
-      // fingerprint begins like that.
-      const all = await readAnchor(r.fd, st.size, this.anchorScratch).catch(() => null);
-      if (all === null) return null;
-      const nl = all.indexOf(10);
-      if (nl === -1 || nl + 1 >= st.size) return "banner";
-    }
-    const cmp = await this.compareWith(fd, st.size, r);
-    if (cmp.state === "differs") return "differs";
-    return cmp.state === "same" ? st.size : null;
-  }
-
-  /** `c` is no longer held for its original (released, found to differ, truncated itself). */
-  private unhold(c: FileReader): void {
-    const orig = c.holdFor;
-    if (orig === null) return;
-    const list = this.held.get(orig)?.filter((x) => x !== c) ?? [];
-    if (list.length > 0) this.held.set(orig, list);
-    else this.held.delete(orig);
-    c.holdFor = null;
-  }
-
-  /**
-   * A held copy `c` grew past its "original" `orig`, which still holds what it read and equals
-   * `c` over all of its (shorter) length: `orig` is the copy (a cp that finished or lags behind,
-   * found first), `c` the file being written. Swap their roles: `c` reads on from where `orig`'s
-   * reading stands (every byte before it was read from `orig`, and `c` has the same bytes there),
-   * and `orig` is held as a copy of `c` — nothing read twice, nothing skipped.
-   */
-  private async swapHeld(
-    c: FileReader,
-    orig: FileReader,
-    origSize: number,
-    origLineEnd: number | null,
-  ): Promise<void> {
-    if (c.fd === null || orig.splitter.inLongLine) return;
-    // Where `orig`'s reading stands — or further, where `c` itself was acknowledged before (it
-    // was found again after a restart with an offset of its own).
-    const start = Math.max(orig.readPos, c.acked);
-    const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
-    if (anchor === null || (start === orig.readPos && !orig.tailEquals(anchor))) return;
-    if (!isLineStart(start, anchor, start === orig.readPos ? start : undefined)) {
-      this.resetToStart(c, "rechecked");
-      return;
-    }
-    this.unhold(c);
-    const acked = Math.max(c.acked, Math.min(orig.acked, start));
-    c.moveTo(start, acked, anchor);
-    this.unlinkCopy(c);
-    this.linkCopy(c, orig.id, start);
-    this.registry.commit(c, acked);
-    orig.holdFor = c;
-    orig.verifiedTo = Math.min(origSize, Math.max(start, origLineEnd ?? 0));
-    orig.queued = false;
-    this.ready = this.ready.filter((x) => x !== orig);
-    const list = this.held.get(c) ?? [];
-    list.push(orig);
-    this.held.set(c, list);
-    this.unlinkCopy(orig);
-    this.linkCopy(orig, c.id, orig.readPos);
-    this.event(
-      "copy_held",
-      { path: orig.path, id: orig.id, from: c.id, verifiedTo: orig.verifiedTo },
-      "file turned out to be the copy of one found after it; holding it, reading the other on",
-    );
-    this.enqueue(c);
-  }
-
-  /** Acknowledgements of `fromId` up to `limit` also cover copy `c` (identical bytes). */
-  private linkCopy(c: FileReader, fromId: string, limit: number): void {
-    c.inherit = { fromId, limit };
-    const list = this.copiesOf.get(fromId) ?? [];
-    list.push(c);
-    this.copiesOf.set(fromId, list);
-  }
-
-  /**
-   * A held copy grew or time passed: extend how far it is known equal to its original — or, when
-   * its new bytes differ from the original's, it was no copy after all (a new file that began
-   * like the original): read it from its start (at worst a few lines twice, none skipped).
-   */
-  private async recheckHeld(c: FileReader, size: number): Promise<void> {
-    const orig = c.holdFor;
-    if (orig === null || c.fd === null || orig.fd === null || size <= c.verifiedTo) return;
-    const cmp = await this.compareWith(c.fd, size, orig);
-    let state = cmp.state;
-    if (state === "unknown" && (await orig.verify(this.scratch)) === "ok") {
-      // The original lacks those bytes but still holds what it read: it is shorter. Equal over
-      // all of it: it is the copy, and this one the file being written (see swapHeld); not
-      // equal: this one is no copy of it.
-      const shorter = await this.shorterSame(c.fd, size, orig);
-      if (shorter === null) return;
-      if (shorter !== "differs" && shorter !== "banner") {
-        const lineEnd = (await this.compareWith(c.fd, shorter, orig)).lineEnd;
-        await this.swapHeld(c, orig, shorter, lineEnd);
-        return;
-      }
-      // Differs — or the other file holds nothing but the banner both begin with, which cannot
-      // tell a copy from a new file: holding this one until the other grows could hold it for
-      // good (its lines never read), so it is read from its start (the banner perhaps twice).
-      state = "differs";
-    }
-    if (state === "same") {
-      const to = cmp.lineEnd ?? 0;
-      if (to > c.verifiedTo) {
-        // The original's acknowledgements cover the copy's identical bytes too: a restart (or the
-        // release) then does not read them from the copy again.
-        const read = await readAnchor(c.fd, to, this.anchorScratch).catch(() => null);
-        if (read === null || c.fd === null) return;
-        const anchor = Buffer.from(read);
-        // Compared again now that the tail is read: it must be the bytes found equal.
-        if ((await this.compareWith(c.fd, to, orig)).state !== "same") return;
-        if (!isLineStart(to, anchor)) {
-          this.resetToStart(c, "rechecked");
-          return;
-        }
-        c.verifiedTo = to;
-        const acked = Math.max(c.acked, Math.min(orig.acked, to));
-        c.moveTo(to, acked, anchor);
-        if (c.inherit !== null) c.inherit.limit = to;
-        this.registry.commit(c, acked);
-      }
-      return;
-    }
-    // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
-    // (then it is retired first and releases the copy at the right offset).
-    if (state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
-    this.event(
-      "found",
-      { path: c.path, id: c.id, size },
-      "file differs from the one it began like; reading it from its start",
-    );
-    this.readFromStart(c);
-  }
-
-  /** A reader that has nothing in flight (held, or not read yet) starts over at offset 0. */
-  private readFromStart(c: FileReader): void {
-    this.unhold(c);
-    this.unlinkCopy(c);
-    c.inherit = null;
-    c.moveTo(0, 0, Buffer.alloc(0));
-    this.opts.positions.forget(c.key);
-    this.opts.positions.track(c.key, c.fingerprint, c.path, 0, c.anchorAt());
-    this.enqueue(c);
-  }
-
-  /** `c`'s offset, taken from elsewhere, is not a line start of its file: read it from 0. */
-  private resetToStart(c: FileReader, reason: ResyncReason): void {
-    this.resyncEvent(reason, c.path, c.id, c.readPos);
-    this.readFromStart(c);
-  }
-
-  /**
-   * Reading was about to go on at `offset` of `path`, but the bytes before it are not the ones that
-   * offset was measured in (not a line start, or changed under the reader): it starts over at 0.
-   */
-  private resyncEvent(reason: ResyncReason, path: string, id: string, offset: number): void {
-    this.opts.metrics?.resyncs.inc({ reason });
-    this.opts.logger.warn(
-      { event: "resync", reason, path, id, offset },
-      "offset is not a line start of this file's content (changed, or not the file it was taken from); reading it from the start",
-    );
-  }
-
-  /**
-   * `orig` was retired: its held copies start where its reading finally stood when they hold the
-   * same bytes there; otherwise (a copy shorter than that, or not equal there) where they were
-   * last checked equal to it — at worst a few lines come twice, none is skipped.
-   */
-  private async releaseCopies(orig: FileReader): Promise<void> {
-    const copies = this.held.get(orig);
-    this.held.delete(orig);
-    if (copies === undefined) return;
-    for (const c of copies) {
-      if (c.holdFor !== orig) continue;
-      c.holdFor = null;
-      if (c.fd === null || c.retired) continue;
-      const st = await c.stat();
-      const size = st?.size ?? 0;
-      let start = Math.min(c.verifiedTo, orig.readPos);
-      if (size >= orig.readPos) {
-        const bytes = await readAnchor(c.fd, orig.readPos, this.anchorScratch).catch(() => null);
-        if (bytes !== null && orig.tailEquals(bytes)) start = orig.readPos;
-      }
-      // What was acknowledged of the copy itself (before a restart) is never read again.
-      if (c.acked > start && c.acked <= size) start = c.acked;
-      let anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
-      if (anchor === null) start = 0;
-      else if (
-        !isLineStart(start, anchor, start === orig.readPos && orig.tailEquals(anchor) ? start : undefined)
-      ) {
-        this.resyncEvent("rechecked", c.path, c.id, start);
-        start = 0;
-        anchor = null;
-      }
-      const acked = Math.min(Math.max(orig.acked, c.acked), start);
-      c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
-      if (c.inherit !== null) c.inherit.limit = start;
-      this.registry.commit(c, acked);
-      this.event(
-        "copy_recognised",
-        { path: c.path, id: c.id, from: orig.id, offset: start },
-        "copy of a file already read (copytruncate); continuing where its original stood",
-      );
-      this.enqueue(c);
-    }
-  }
-
   /** The same inode was truncated (or rewritten): retire the old reader, read again from 0. */
   private async restartTruncated(r: FileReader, resync?: ResyncReason): Promise<void> {
     const fd = r.fd;
     const path = r.path;
-    if (resync !== undefined) this.resyncEvent(resync, r.path, r.id, r.readPos);
+    if (resync !== undefined) this.report.resync(resync, r.path, r.id, r.readPos);
     else
-      this.event(
+      this.report.event(
         "truncated",
         { path, id: r.id, previousOffset: r.readPos, size: r.size },
         "file truncated; reading it from the start",
@@ -1376,7 +1061,7 @@ export class Tailer implements AckListener {
     const st = await r.stat();
     if (st !== null && st.nlink === 0 && !r.deleted) {
       r.deleted = true;
-      this.event(
+      this.report.event(
         "deleted",
         { path, id: r.id, unreadBytes: Math.max(0, st.size - r.readPos) },
         "file deleted; finishing it from the open descriptor",
@@ -1472,11 +1157,11 @@ export class Tailer implements AckListener {
         // all, and its copytruncate finished): then it is a new file, read from its start.
         const v = await r.verify(this.scratch);
         if (v === "truncated" || v === "rewritten") {
-          this.unhold(r);
+          this.copies.unhold(r);
           await this.restartTruncated(r);
           continue;
         }
-        await this.recheckHeld(r, st.size);
+        await this.copies.recheck(r, st.size);
         r.noteSize(st.size);
         continue;
       }
@@ -1484,7 +1169,7 @@ export class Tailer implements AckListener {
         r.deleted = true;
         r.rotated = true;
         this.registry.unsetPath(r.path, r);
-        this.event(
+        this.report.event(
           "deleted",
           { path: r.path, id: r.id, unreadBytes: Math.max(0, st.size - r.readPos) },
           "file deleted; finishing it from the open descriptor",
@@ -1507,7 +1192,7 @@ export class Tailer implements AckListener {
       }
       if (r.readPos < r.size || r.splitter.inLongLine) continue;
       if (r.deleted) {
-        this.event("closed", { path: r.path, id: r.id }, "deleted file fully read; closed");
+        this.report.event("closed", { path: r.path, id: r.id }, "deleted file fully read; closed");
         this.retire(r);
       } else if (r.rotated && idleFor >= this.rotatedIdleMs) {
         await r.closeFd();
@@ -1566,37 +1251,22 @@ export class Tailer implements AckListener {
   /** Stop reading `r` for good; keep it reachable by id until its acknowledgements arrive. */
   private retire(r: FileReader): void {
     r.retired = true;
-    if (this.held.has(r)) this.releasing.push(r);
+    this.copies.originalRetired(r);
     if (r.fd !== null) void r.closeFd();
-    r.queued = false;
-    this.ready = this.ready.filter((x) => x !== r);
+    this.unqueue(r);
     this.registry.retire(r);
     if (r.acked >= r.readPos) this.dropRetired(r);
   }
 
   private dropRetired(r: FileReader): void {
     this.registry.drop(r);
-    this.unlinkCopy(r);
+    this.copies.unlink(r);
   }
 
   /** Forget a closed file that is no longer at any watched path. */
   private untrack(r: FileReader): void {
-    if (this.held.has(r)) this.releasing.push(r);
-    if (this.registry.untrack(r)) this.unlinkCopy(r);
-  }
-
-  private unlinkCopy(r: FileReader): void {
-    if (r.inherit === null) return;
-    const list = this.copiesOf.get(r.inherit.fromId);
-    if (list === undefined) return;
-    const rest = list.filter((c) => c !== r);
-    if (rest.length > 0) this.copiesOf.set(r.inherit.fromId, rest);
-    else this.copiesOf.delete(r.inherit.fromId);
-  }
-
-  private event(kind: string, fields: Record<string, unknown>, msg: string): void {
-    this.opts.metrics?.fileEvents.inc({ event: kind });
-    this.opts.logger.info({ event: kind, ...fields }, msg);
+    this.copies.originalRetired(r);
+    if (this.registry.untrack(r)) this.copies.unlink(r);
   }
 }
 
