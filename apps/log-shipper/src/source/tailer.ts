@@ -1,8 +1,12 @@
-// The source side's coordinator: turns discovery's hints into file identities and readers, and
-// runs the read loop. Everything that touches readers happens on one serial loop (examine a path,
-// reconcile a rescan, poll open files, read one chunk), so identity decisions never race with
-// reads. Reads share one chunk buffer, one file at a time, round-robin; before each chunk the loop
-// asks the sink whether it may read (back-pressure) and otherwise sleeps until the sink drains.
+// The source side's coordinator and entry point (app.ts): turns discovery's hints into file
+// identities and readers, and decides what each file is. Its other concerns have modules of their
+// own: the identity registry (file-registry.ts: readers by inode, fingerprint, path, id and
+// identity, and what is remembered of gone ones), copy holding (copy-holding.ts: copytruncate
+// copies held until their original is retired) and the read loop (read-loop.ts: the one serial
+// loop every step below runs on, the ready queue, chunk reads, back-pressure). What stays here:
+// what a path holds now (examine, identify, createReader), which known content a new file
+// continues (originalOf), rescans and polls of known files, the bound on open files, and
+// reading everything to its end at shutdown.
 //
 // Identity decisions (see fingerprint.ts for what a fingerprint is):
 //   same inode, same fingerprint, new path  → renamed (rotation): keeps its reader and offset
@@ -30,9 +34,9 @@ import {
   readFingerprint,
   readHead,
 } from "./fingerprint.js";
-import { LineSplitter } from "./line-splitter.js";
 import { displayPath, fsPath } from "./path-bytes.js";
 import type { PositionEntry, Positions } from "./positions.js";
+import { ReadLoop } from "./read-loop.js";
 import { FileReader, type OpenFiles } from "./reader.js";
 import type { SourceMetrics, SourceStats } from "./source-metrics.js";
 
@@ -86,19 +90,6 @@ interface Original {
   confirm: (fd: number) => Promise<boolean>;
 }
 
-const DEFAULT_CHUNK = 1024 * 1024;
-
-/**
- * A file hinted again within this time after its last read waits for the rest of it: a writer
- * that writes every few milliseconds would otherwise cost a read cycle (fstat, identity check,
- * read) per write. At most this much latency is added, and only under a steady stream.
- */
-const READ_COALESCE_MS = 50;
-/**
- * Housekeeping (hints, rescans, polls) over many files never starves reading: after this many
- * files examined, reconciled or polled, one chunk is read (see yieldToReads).
- */
-const HOUSEKEEPING_SLICE = 32;
 /** A file that has not grown for this long is quiet: polled every QUIET_POLL_MS, not every tick. */
 const QUIET_AFTER_MS = 10_000;
 const QUIET_POLL_MS = 5_000;
@@ -131,24 +122,14 @@ export class Tailer implements AckListener {
   private pendingChanged: Set<string> | undefined;
   /** Where the next rescan's slice of unchanged paths to stat starts (see reconcile). */
   private sliceStart = 0;
-  private ready: FileReader[] = [];
-  private readonly buf: Buffer;
+  private readonly loop: ReadLoop;
   private readonly scratch = Buffer.allocUnsafe(FINGERPRINT_BYTES);
   private readonly anchorScratch = Buffer.allocUnsafe(ANCHOR_BYTES);
-  private wakeFn: (() => void) | null = null;
-  private idleWaiters: Array<() => void> = [];
-  private pollDue = false;
   private lastQuietPoll = 0;
-  private stopped = false;
-  private loopDone: Promise<void> | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
-  private finalFlush = false;
-  private readonly deferred = new Set<FileReader>();
   /** New readers of content nothing else shares (read as soon as found: see examine). */
   private readonly fresh = new WeakSet<FileReader>();
-  /** The first bytes identify() read into `buf` (valid until anything else uses `buf`). */
+  /** The first bytes identify() read into the loop's `buf` (valid until anything else uses it). */
   private head: { fd: number; bytes: number } | null = null;
-  private deferTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
   private readonly idleCloseMs: number;
@@ -163,11 +144,6 @@ export class Tailer implements AckListener {
   private atOpenLimit = false;
   /** At the bound with no file to close; cleared by the next read (see roomToOpen). */
   private openBlocked = false;
-  private housekeeping = 0;
-  /** True while reading waits for acknowledgements. */
-  paused = false;
-  /** Running totals for the periodic summary line (the metrics hold the same counts). */
-  readonly totals = { lines: 0, bytes: 0, truncated: 0 };
 
   constructor(private readonly opts: TailerOptions) {
     this.now = opts.now ?? Date.now;
@@ -176,7 +152,7 @@ export class Tailer implements AckListener {
     this.copies = new CopyHolding({
       registry: this.registry,
       positions: opts.positions,
-      queue: { enqueue: (r) => this.enqueue(r), unqueue: (r) => this.unqueue(r) },
+      queue: { enqueue: (r) => this.loop.enqueue(r), unqueue: (r) => this.loop.unqueue(r) },
       events: this.report,
       anchorScratch: this.anchorScratch,
       scratch: this.scratch,
@@ -184,9 +160,28 @@ export class Tailer implements AckListener {
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
     this.idleCloseMs = opts.idleCloseMs ?? 60 * 1000;
     this.maxOpenFiles = opts.maxOpenFiles ?? 1024;
-    const chunk = Math.max(opts.chunkBytes ?? DEFAULT_CHUNK, LineSplitter.minChunkBytes(opts.maxLineBytes));
-    // Each read also fetches the ≤ ANCHOR_BYTES before its offset (see FileReader.readChunk).
-    this.buf = Buffer.allocUnsafe(chunk + ANCHOR_BYTES);
+    this.loop = new ReadLoop({
+      sink: opts.sink,
+      steps: {
+        housekeepingDue: () =>
+          this.events.size > 0 || this.copies.releasePending || this.pendingScan !== null,
+        housekeep: () => this.housekeep(),
+        poll: () => this.poll(),
+        finish: () => this.flushRotatedPartials(),
+        restart: (r, reason) => this.restartTruncated(r, reason),
+        chunkRead: () => {
+          this.openBlocked = false;
+        },
+      },
+      copies: this.copies,
+      logger: opts.logger,
+      ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+      maxLineBytes: opts.maxLineBytes,
+      ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
+      pollIntervalMs: opts.pollIntervalMs,
+      now: this.now,
+      scratch: this.scratch,
+    });
   }
 
   // ---- inputs -------------------------------------------------------------------------------
@@ -195,7 +190,7 @@ export class Tailer implements AckListener {
   notePath(path: string, event: PathEvent): void {
     const prev = this.events.get(path);
     if (prev === undefined || prev === "change") this.events.set(path, event);
-    this.wake();
+    this.loop.wake();
   }
 
   /**
@@ -208,7 +203,7 @@ export class Tailer implements AckListener {
     else if (changed === undefined) this.pendingChanged = undefined;
     else if (this.pendingChanged !== undefined) for (const p of changed) this.pendingChanged.add(p);
     this.pendingScan = paths;
-    this.wake();
+    this.loop.wake();
   }
 
   /** AckListener: the sink says everything of `fileId` up to `offset` is done. */
@@ -230,14 +225,7 @@ export class Tailer implements AckListener {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   start(): void {
-    if (this.loopDone) return;
-    this.opts.sink.onDrain(() => this.wake());
-    this.pollTimer = setInterval(() => {
-      this.pollDue = true;
-      this.wake();
-    }, this.opts.pollIntervalMs);
-    this.pollTimer.unref();
-    this.loopDone = this.loop();
+    this.loop.start();
   }
 
   /**
@@ -245,31 +233,21 @@ export class Tailer implements AckListener {
    * their writer is gone), within the deadline. Returns true when everything was read.
    */
   async readToEnd(deadline: number): Promise<boolean> {
-    this.finalFlush = true;
-    this.deferred.clear();
+    this.loop.startFinalFlush();
     for (const r of this.registry.tracked()) {
       if (r.fd === null) continue;
       r.atEof = true;
-      this.enqueue(r);
+      this.loop.enqueue(r);
     }
-    this.pollDue = true;
-    this.wake();
-    const done = await this.whenIdle(deadline);
-    return done;
+    return this.loop.whenIdle(deadline);
   }
 
   /** Stop the loop and close every file. */
   async close(): Promise<void> {
-    this.stopped = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = null;
-    if (this.deferTimer) clearTimeout(this.deferTimer);
-    this.deferTimer = null;
-    this.wake();
-    await this.loopDone;
+    await this.loop.stop();
     for (const r of this.registry.tracked()) await r.closeFd();
     for (const r of this.registry.awaitingAcks()) await r.closeFd();
-    this.resolveIdle();
+    this.loop.resolveIdle();
   }
 
   /** Bytes on disk not yet acknowledged, over every tracked file. */
@@ -286,7 +264,7 @@ export class Tailer implements AckListener {
       if (r.fd !== null) open++;
       lag.push({ path: displayPath(r.path), bytes: r.lagBytes });
     }
-    return { filesWatched: this.registry.trackedCount, filesOpen: open, lag, readPaused: this.paused };
+    return { filesWatched: this.registry.trackedCount, filesOpen: open, lag, readPaused: this.loop.paused };
   }
 
   /** Tracked files (for tests and the shutdown summary). */
@@ -301,174 +279,40 @@ export class Tailer implements AckListener {
     }));
   }
 
-  // ---- the loop -----------------------------------------------------------------------------
-
-  private wake(): void {
-    const w = this.wakeFn;
-    if (w) {
-      this.wakeFn = null;
-      w();
-    }
+  /** True while reading waits for acknowledgements. */
+  get paused(): boolean {
+    return this.loop.paused;
   }
 
-  private whenIdle(deadline: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      t.unref();
-      this.idleWaiters.push(() => {
-        clearTimeout(t);
-        resolve(true);
-      });
-      this.wake();
-    });
+  /** Running totals for the periodic summary line (the metrics hold the same counts). */
+  get totals(): Readonly<{ lines: number; bytes: number; truncated: number }> {
+    return this.loop.totals;
   }
 
-  private resolveIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
+  // ---- housekeeping (a step of the read loop) --------------------------------------------------
 
-  private async loop(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        if (this.events.size > 0) {
-          const batch = [...this.events];
-          this.events.clear();
-          for (const [path, ev] of batch) {
-            await this.examine(path, ev);
-            await this.yieldToReads();
-          }
-          continue;
-        }
-        if (this.copies.releasePending) {
-          await this.copies.releaseRetired();
-          continue;
-        }
-        if (this.pendingScan !== null) {
-          const scan = this.pendingScan;
-          const changed = this.pendingChanged;
-          this.pendingScan = null;
-          this.pendingChanged = undefined;
-          await this.reconcile(scan, changed);
-          continue;
-        }
-        if (this.pollDue) {
-          this.pollDue = false;
-          await this.poll();
-          continue;
-        }
-        const r = this.ready[0];
-        if (r !== undefined) {
-          if (!this.opts.sink.canAccept()) {
-            if (!this.paused) this.opts.metrics?.backpressureWaits.inc();
-            this.paused = true;
-            await this.sleep();
-            continue;
-          }
-          this.paused = false;
-          this.ready.shift();
-          r.queued = false;
-          await this.readOne(r);
-          continue;
-        }
-        if (this.idleWaiters.length > 0) {
-          if (this.finalFlush) await this.flushRotatedPartials();
-          this.resolveIdle();
-        }
-        await this.sleep();
-      } catch (err) {
-        this.opts.logger.error({ err }, "file tailing step failed; continuing");
+  /** Path hints, then copies released by retired originals, then a rescan's listing. */
+  private async housekeep(): Promise<void> {
+    if (this.events.size > 0) {
+      const batch = [...this.events];
+      this.events.clear();
+      for (const [path, ev] of batch) {
+        await this.examine(path, ev);
+        await this.loop.yieldToReads();
       }
-    }
-  }
-
-  /**
-   * Called once per file by long housekeeping passes: every HOUSEKEEPING_SLICE files, read one
-   * chunk if a file is ready and the sink takes it — thousands of files appearing at once, or a
-   * poll over many files, then delay reading a little instead of stopping it.
-   */
-  private async yieldToReads(): Promise<void> {
-    if (++this.housekeeping < HOUSEKEEPING_SLICE) return;
-    this.housekeeping = 0;
-    const r = this.ready[0];
-    if (r === undefined || !this.opts.sink.canAccept()) return;
-    this.ready.shift();
-    r.queued = false;
-    await this.readOne(r);
-  }
-
-  private sleep(): Promise<void> {
-    return new Promise((resolve) => {
-      this.wakeFn = resolve;
-    });
-  }
-
-  private unqueue(r: FileReader): void {
-    r.queued = false;
-    this.ready = this.ready.filter((x) => x !== r);
-  }
-
-  private enqueue(r: FileReader): void {
-    if (r.queued || r.fd === null || r.retired || r.holdFor !== null) return;
-    r.queued = true;
-    this.ready.push(r);
-    this.wake();
-  }
-
-  /** A file grew: read it now, or with the next batch of hints if it was read a moment ago. */
-  private hinted(r: FileReader): void {
-    if (r.queued) return;
-    const since = this.now() - r.lastReadAt;
-    if (since >= READ_COALESCE_MS) {
-      this.enqueue(r);
       return;
     }
-    this.deferred.add(r);
-    if (this.deferTimer !== null) return;
-    this.deferTimer = setTimeout(() => {
-      this.deferTimer = null;
-      for (const d of this.deferred) this.enqueue(d);
-      this.deferred.clear();
-    }, READ_COALESCE_MS - since);
-    this.deferTimer.unref();
-  }
-
-  private async readOne(r: FileReader, head?: number): Promise<void> {
-    this.head = null;
-    if (r.fd === null || r.retired || r.holdFor !== null) return;
-    r.lastReadAt = this.now();
-    // Verified before every chunk, not only at the end of the file: a file truncated and written
-    // again while reading paused (back-pressure) or lagged behind may already be longer than our
-    // offset, and reading on would ship the new content from the middle (fstat + two 1 KiB reads).
-    // The bytes just before the offset are compared in the read itself (readChunk), so this check
-    // leaves them out; at offset 0 the read compares the fingerprint itself, and nothing is left
-    // to check (a file found a moment ago is read without two more syscalls).
-    const start = r.readPos;
-    if (start > 0) {
-      const v = await r.verify(this.scratch, false);
-      if (v === "truncated" || v === "rewritten") {
-        await this.restartTruncated(r);
-        return;
-      }
-      if (v === "gone") return;
-    }
-    if (this.copies.holding && this.copies.isHolding(r)) {
-      if (!(await this.copies.catchUp(r, this.buf))) return;
-      head = undefined; // `buf` was used meanwhile
-    }
-    const res = await r.readChunk(this.buf, head);
-    this.openBlocked = false;
-    if (res.changed) {
-      // At 0: another first line, i.e. rewritten (what verify reports as truncated).
-      await this.restartTruncated(r, start === 0 ? undefined : "changed");
+    if (this.copies.releasePending) {
+      await this.copies.releaseRetired();
       return;
     }
-    const consumed = res.consumed;
-    if (consumed > 0) this.count(r, consumed);
-    if (res.full) this.enqueue(r);
-    // Copies held for this file (copytruncate in progress, rare) are compared again right away.
-    if (consumed > 0 && this.copies.holding) await this.copies.recheckCopiesOf(r);
+    if (this.pendingScan !== null) {
+      const scan = this.pendingScan;
+      const changed = this.pendingChanged;
+      this.pendingScan = null;
+      this.pendingChanged = undefined;
+      await this.reconcile(scan, changed);
+    }
   }
 
   // ---- identity -----------------------------------------------------------------------------
@@ -477,7 +321,7 @@ export class Tailer implements AckListener {
   private async examine(path: string, ev: PathEvent): Promise<void> {
     const current = this.registry.atPath(path);
     if (ev === "change" && current !== undefined && current.fd !== null) {
-      this.hinted(current);
+      this.loop.hinted(current);
       return;
     }
     if ((current === undefined || current.fd === null) && !(await this.roomToOpen(path))) return;
@@ -515,11 +359,9 @@ export class Tailer implements AckListener {
       this.opts.sink.canAccept()
     ) {
       this.fresh.delete(r);
-      const i = this.ready.lastIndexOf(r);
-      if (i !== -1) this.ready.splice(i, 1);
-      r.queued = false;
+      this.loop.takeQueued(r);
       // All of a file smaller than HEAD_BYTES is in `buf` already.
-      await this.readOne(r, head?.fd === r.fd && head.bytes < HEAD_BYTES ? head.bytes : undefined);
+      await this.loop.read(r, head?.fd === r.fd && head.bytes < HEAD_BYTES ? head.bytes : undefined);
     }
   }
 
@@ -571,8 +413,8 @@ export class Tailer implements AckListener {
     const st = stats ?? (await fstatFd(fd));
     const key = inodeKey(st.dev, st.ino);
     this.head = null;
-    const headBytes = await readHead(fd, this.buf.subarray(0, HEAD_BYTES));
-    const fp = fingerprintOf(this.buf.subarray(0, headBytes), headBytes);
+    const headBytes = await readHead(fd, this.loop.buf.subarray(0, HEAD_BYTES));
+    const fp = fingerprintOf(this.loop.buf.subarray(0, headBytes), headBytes);
     this.head = { fd, bytes: headBytes };
     const existing = this.registry.atInode(key);
     // A reader whose fd is closed (idle, rotated) does not keep its inode alive: the number may
@@ -610,7 +452,7 @@ export class Tailer implements AckListener {
       }
       this.waiting.delete(path);
       existing.noteSize(st.size);
-      this.enqueue(existing);
+      this.loop.enqueue(existing);
       return used;
     }
     if (existing !== undefined) {
@@ -837,7 +679,7 @@ export class Tailer implements AckListener {
         this.registry.commit(r, covered);
       }
     }
-    this.enqueue(r);
+    this.loop.enqueue(r);
     if (fresh && offset === 0) this.fresh.add(r);
     return r;
   }
@@ -1067,7 +909,7 @@ export class Tailer implements AckListener {
         "file deleted; finishing it from the open descriptor",
       );
     }
-    this.enqueue(r);
+    this.loop.enqueue(r);
   }
 
   /**
@@ -1086,7 +928,7 @@ export class Tailer implements AckListener {
         const k = unchanged++;
         if (k < sliceFrom || k >= sliceFrom + RESCAN_STAT_SLICE) continue;
       }
-      await this.yieldToReads();
+      await this.loop.yieldToReads();
       if (r === undefined) {
         await this.examine(path, "add");
         continue;
@@ -1100,7 +942,7 @@ export class Tailer implements AckListener {
       }
       if (inodeKey(st.dev, st.ino) !== inodeKey(r.dev, r.ino)) await this.examine(path, "add");
       else if (r.fd === null && st.size !== r.size) await this.examine(path, "add");
-      else if (r.fd !== null && st.size > r.size) this.enqueue(r);
+      else if (r.fd !== null && st.size > r.size) this.loop.enqueue(r);
     }
     this.sliceStart = sliceFrom + RESCAN_STAT_SLICE >= unchanged ? 0 : sliceFrom + RESCAN_STAT_SLICE;
     for (const [path, r] of this.registry.paths()) {
@@ -1139,7 +981,7 @@ export class Tailer implements AckListener {
     for (const r of this.pollQueue.splice(0, POLL_SLICE)) {
       if (r.fd === null || r.retired) continue;
       this.opts.positions.touch(r.key, r.path);
-      await this.yieldToReads();
+      await this.loop.yieldToReads();
       if (r.fd === null || r.retired) continue;
       if (
         this.registry.atPath(r.path) === r &&
@@ -1180,15 +1022,15 @@ export class Tailer implements AckListener {
         // read verifies before it reads on; queue it even when it looks fully read.
         r.noteSize(st.size);
         r.atEof = true;
-        this.enqueue(r);
+        this.loop.enqueue(r);
         continue;
       }
-      if (st.size > r.size) this.enqueue(r);
+      if (st.size > r.size) this.loop.enqueue(r);
       r.noteSize(st.size);
       if (r.queued) continue;
       const idleFor = now - r.lastGrowthAt;
       if (r.rotated && idleFor >= this.rotatedIdleMs && (r.hasUnread || r.splitter.hasHeldHead)) {
-        await this.flushPartial(r);
+        await this.loop.flushPartial(r);
       }
       if (r.readPos < r.size || r.splitter.inLongLine) continue;
       if (r.deleted) {
@@ -1219,32 +1061,7 @@ export class Tailer implements AckListener {
   private async flushRotatedPartials(): Promise<void> {
     for (const r of [...this.registry.tracked()]) {
       if (r.fd === null || !r.rotated) continue;
-      if (r.hasUnread || r.splitter.hasHeldHead) await this.flushPartial(r);
-    }
-  }
-
-  private async flushPartial(r: FileReader): Promise<void> {
-    if (!this.opts.sink.canAccept()) return;
-    const consumed = await r.flushPartial(this.buf);
-    if (consumed === null) {
-      await this.restartTruncated(r, "changed");
-      return;
-    }
-    if (consumed > 0 || r.splitter.lines > 0) this.count(r, consumed);
-  }
-
-  /** Once per chunk: move the splitter's line counts into the totals and metrics. */
-  private count(r: FileReader, consumed: number): void {
-    const c = r.splitter.takeCounts();
-    const t = this.totals;
-    t.lines += c.lines;
-    t.bytes += consumed;
-    t.truncated += c.truncated;
-    const m = this.opts.metrics;
-    if (m !== undefined) {
-      if (c.lines > 0) m.linesRead.inc(c.lines);
-      if (consumed > 0) m.bytesRead.inc(consumed);
-      if (c.truncated > 0) m.linesTruncated.inc(c.truncated);
+      if (r.hasUnread || r.splitter.hasHeldHead) await this.loop.flushPartial(r);
     }
   }
 
@@ -1253,7 +1070,7 @@ export class Tailer implements AckListener {
     r.retired = true;
     this.copies.originalRetired(r);
     if (r.fd !== null) void r.closeFd();
-    this.unqueue(r);
+    this.loop.unqueue(r);
     this.registry.retire(r);
     if (r.acked >= r.readPos) this.dropRetired(r);
   }
