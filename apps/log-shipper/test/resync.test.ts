@@ -336,9 +336,11 @@ describe("Tailer: acknowledgements and identities across copies and renames (mod
     sink.autoAck = false;
     src = await startSource({ ...d, sink });
     await waitFor(() => sink.lines.length === 41, "app.log read (nothing acknowledged)");
-    const t = src.tailer as unknown as { originalOf: (...a: unknown[]) => Promise<unknown> };
-    const originalOf = t.originalOf.bind(src.tailer);
-    t.originalOf = async (...a: unknown[]) => {
+    // The tailer's copy recognition (src/source/originals.ts), wrapped to time the acknowledgements.
+    const o = (src.tailer as unknown as { originals: { originalOf: (...a: unknown[]) => Promise<unknown> } })
+      .originals;
+    const originalOf = o.originalOf.bind(o);
+    o.originalOf = async (...a: unknown[]) => {
       const found = await originalOf(...a);
       sink.ackAll(); // the acknowledgements come back right now
       return found;

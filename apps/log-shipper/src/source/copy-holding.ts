@@ -10,7 +10,7 @@
 // never in the read queue; `c.inherit` is set exactly when `c` is in the list of copies of
 // `c.inherit.fromId`; a copy only ever starts at a line start (isLineStart) — where it cannot,
 // it is read from 0 (at worst lines twice, never one skipped). Whether a new file is a copy at all
-// is decided elsewhere (tailer.ts, originalOf); this module is told with hold() and link().
+// is decided elsewhere (originals.ts, tailer.ts); this module is told with hold() and link().
 
 import type { FileEvents, ResyncReason } from "./file-events.js";
 import type { FileRegistry } from "./file-registry.js";
@@ -43,21 +43,8 @@ export class CopyHolding {
   private releasing: FileReader[] = [];
   /** Copies (copytruncate) whose original's acknowledgements also cover them, by original id. */
   private readonly copiesOf = new Map<string, FileReader[]>();
-  private readonly registry: Pick<FileRegistry, "commit">;
-  private readonly positions: Pick<Positions, "forget" | "track">;
-  private readonly queue: ReadQueue;
-  private readonly events: FileEvents;
-  private readonly anchorScratch: Buffer;
-  private readonly scratch: Buffer;
 
-  constructor(deps: CopyHoldingDeps) {
-    this.registry = deps.registry;
-    this.positions = deps.positions;
-    this.queue = deps.queue;
-    this.events = deps.events;
-    this.anchorScratch = deps.anchorScratch;
-    this.scratch = deps.scratch;
-  }
+  constructor(private readonly deps: CopyHoldingDeps) {}
 
   /** Whether any copy is held at all (the read path's cheap test). */
   get holding(): boolean {
@@ -103,7 +90,7 @@ export class CopyHolding {
       const covered = Math.min(offset, c.inherit.limit);
       if (covered > c.acked) {
         c.acked = covered;
-        this.registry.commit(c, covered);
+        this.deps.registry.commit(c, covered);
       }
     }
   }
@@ -139,20 +126,20 @@ export class CopyHolding {
       if (r.readPos !== from || r.fd === null || c.holdFor !== r) return false; // changed meanwhile: look again
       if (cmp === "differs") continue;
       if (cmp === "short") return false;
-      const read = await readAnchor(r.fd, to, this.anchorScratch).catch(() => null);
+      const read = await readAnchor(r.fd, to, this.deps.anchorScratch).catch(() => null);
       if (read === null || r.readPos !== from) return false;
       const anchor = Buffer.from(read);
       // The copy's acknowledged offset is a line end there, so it is one here too (same bytes).
       if (!isLineStart(to, anchor)) continue;
       if (r.acked >= from) {
         r.moveTo(to, to, anchor);
-        this.registry.commit(r, to);
+        this.deps.registry.commit(r, to);
       } else {
         // Lines before `from` are still in flight: acknowledged up to `to` once they are.
         r.moveTo(to, r.acked, anchor);
         r.ackJump = { from, to };
       }
-      this.events.event(
+      this.deps.events.event(
         "copy_caught_up",
         { path: r.path, id: r.id, from: c.id, skippedFrom: from, offset: to },
         "a held copy already shipped these lines; reading on after them",
@@ -169,16 +156,16 @@ export class CopyHolding {
   async recheck(c: FileReader, size: number): Promise<void> {
     const orig = c.holdFor;
     if (orig === null || c.fd === null || orig.fd === null || size <= c.verifiedTo) return;
-    const cmp = await compareWith(c.fd, size, orig, this.anchorScratch);
+    const cmp = await compareWith(c.fd, size, orig, this.deps.anchorScratch);
     let state = cmp.state;
-    if (state === "unknown" && (await orig.verify(this.scratch)) === "ok") {
+    if (state === "unknown" && (await orig.verify(this.deps.scratch)) === "ok") {
       // The original lacks those bytes but still holds what it read: it is shorter. Equal over
       // all of it: it is the copy, and this one the file being written (see swap); not
       // equal: this one is no copy of it.
-      const shorter = await shorterSame(c.fd, size, orig, this.anchorScratch);
+      const shorter = await shorterSame(c.fd, size, orig, this.deps.anchorScratch);
       if (shorter === null) return;
       if (shorter !== "differs" && shorter !== "banner") {
-        const lineEnd = (await compareWith(c.fd, shorter, orig, this.anchorScratch)).lineEnd;
+        const lineEnd = (await compareWith(c.fd, shorter, orig, this.deps.anchorScratch)).lineEnd;
         await this.swap(c, orig, shorter, lineEnd);
         return;
       }
@@ -192,11 +179,11 @@ export class CopyHolding {
       if (to > c.verifiedTo) {
         // The original's acknowledgements cover the copy's identical bytes too: a restart (or the
         // release) then does not read them from the copy again.
-        const read = await readAnchor(c.fd, to, this.anchorScratch).catch(() => null);
+        const read = await readAnchor(c.fd, to, this.deps.anchorScratch).catch(() => null);
         if (read === null || c.fd === null) return;
         const anchor = Buffer.from(read);
         // Compared again now that the tail is read: it must be the bytes found equal.
-        if ((await compareWith(c.fd, to, orig, this.anchorScratch)).state !== "same") return;
+        if ((await compareWith(c.fd, to, orig, this.deps.anchorScratch)).state !== "same") return;
         if (!isLineStart(to, anchor)) {
           this.resetToStart(c, "rechecked");
           return;
@@ -205,14 +192,14 @@ export class CopyHolding {
         const acked = Math.max(c.acked, Math.min(orig.acked, to));
         c.moveTo(to, acked, anchor);
         if (c.inherit !== null) c.inherit.limit = to;
-        this.registry.commit(c, acked);
+        this.deps.registry.commit(c, acked);
       }
       return;
     }
     // Differs, or the original lacks those bytes now: maybe the original was truncated meanwhile
     // (then it is retired first and releases the copy at the right offset).
-    if (state === "unknown" || (await orig.verify(this.scratch)) !== "ok") return;
-    this.events.event(
+    if (state === "unknown" || (await orig.verify(this.deps.scratch)) !== "ok") return;
+    this.deps.events.event(
       "found",
       { path: c.path, id: c.id, size },
       "file differs from the one it began like; reading it from its start",
@@ -237,30 +224,30 @@ export class CopyHolding {
       const size = st?.size ?? 0;
       let start = Math.min(c.verifiedTo, orig.readPos);
       if (size >= orig.readPos) {
-        const bytes = await readAnchor(c.fd, orig.readPos, this.anchorScratch).catch(() => null);
+        const bytes = await readAnchor(c.fd, orig.readPos, this.deps.anchorScratch).catch(() => null);
         if (bytes !== null && orig.tailEquals(bytes)) start = orig.readPos;
       }
       // What was acknowledged of the copy itself (before a restart) is never read again.
       if (c.acked > start && c.acked <= size) start = c.acked;
-      let anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
+      let anchor = await readAnchor(c.fd, start, this.deps.anchorScratch).catch(() => null);
       if (anchor === null) start = 0;
       else if (
         !isLineStart(start, anchor, start === orig.readPos && orig.tailEquals(anchor) ? start : undefined)
       ) {
-        this.events.resync("rechecked", c.path, c.id, start);
+        this.deps.events.resync("rechecked", c.path, c.id, start);
         start = 0;
         anchor = null;
       }
       const acked = Math.min(Math.max(orig.acked, c.acked), start);
       c.moveTo(start, acked, anchor ?? Buffer.alloc(0));
       if (c.inherit !== null) c.inherit.limit = start;
-      this.registry.commit(c, acked);
-      this.events.event(
+      this.deps.registry.commit(c, acked);
+      this.deps.events.event(
         "copy_recognised",
         { path: c.path, id: c.id, from: orig.id, offset: start },
         "copy of a file already read (copytruncate); continuing where its original stood",
       );
-      this.queue.enqueue(c);
+      this.deps.queue.enqueue(c);
     }
   }
 
@@ -281,7 +268,7 @@ export class CopyHolding {
     // Where `orig`'s reading stands — or further, where `c` itself was acknowledged before (it
     // was found again after a restart with an offset of its own).
     const start = Math.max(orig.readPos, c.acked);
-    const anchor = await readAnchor(c.fd, start, this.anchorScratch).catch(() => null);
+    const anchor = await readAnchor(c.fd, start, this.deps.anchorScratch).catch(() => null);
     if (anchor === null || (start === orig.readPos && !orig.tailEquals(anchor))) return;
     if (!isLineStart(start, anchor, start === orig.readPos ? start : undefined)) {
       this.resetToStart(c, "rechecked");
@@ -292,21 +279,21 @@ export class CopyHolding {
     c.moveTo(start, acked, anchor);
     this.unlink(c);
     this.link(c, orig.id, start);
-    this.registry.commit(c, acked);
+    this.deps.registry.commit(c, acked);
     orig.holdFor = c;
     orig.verifiedTo = Math.min(origSize, Math.max(start, origLineEnd ?? 0));
-    this.queue.unqueue(orig);
+    this.deps.queue.unqueue(orig);
     const list = this.held.get(c) ?? [];
     list.push(orig);
     this.held.set(c, list);
     this.unlink(orig);
     this.link(orig, c.id, orig.readPos);
-    this.events.event(
+    this.deps.events.event(
       "copy_held",
       { path: orig.path, id: orig.id, from: c.id, verifiedTo: orig.verifiedTo },
       "file turned out to be the copy of one found after it; holding it, reading the other on",
     );
-    this.queue.enqueue(c);
+    this.deps.queue.enqueue(c);
   }
 
   /** A reader that has nothing in flight (held, or not read yet) starts over at offset 0. */
@@ -315,14 +302,14 @@ export class CopyHolding {
     this.unlink(c);
     c.inherit = null;
     c.moveTo(0, 0, Buffer.alloc(0));
-    this.positions.forget(c.key);
-    this.positions.track(c.key, c.fingerprint, c.path, 0, c.anchorAt());
-    this.queue.enqueue(c);
+    this.deps.positions.forget(c.key);
+    this.deps.positions.track(c.key, c.fingerprint, c.path, 0, c.anchorAt());
+    this.deps.queue.enqueue(c);
   }
 
   /** `c`'s offset, taken from elsewhere, is not a line start of its file: read it from 0. */
   private resetToStart(c: FileReader, reason: ResyncReason): void {
-    this.events.resync(reason, c.path, c.id, c.readPos);
+    this.deps.events.resync(reason, c.path, c.id, c.readPos);
     this.readFromStart(c);
   }
 

@@ -1,12 +1,12 @@
 // The source side's coordinator and entry point (app.ts): turns discovery's hints into file
 // identities and readers, and decides what each file is. Its other concerns have modules of their
 // own: the identity registry (file-registry.ts: readers by inode, fingerprint, path, id and
-// identity, and what is remembered of gone ones), copy holding (copy-holding.ts: copytruncate
-// copies held until their original is retired) and the read loop (read-loop.ts: the one serial
-// loop every step below runs on, the ready queue, chunk reads, back-pressure). What stays here:
-// what a path holds now (examine, identify, createReader), which known content a new file
-// continues (originalOf), rescans and polls of known files, the bound on open files, and
-// reading everything to its end at shutdown.
+// identity, and what is remembered of gone ones), copy recognition (originals.ts: which known
+// content a new file continues), copy holding (copy-holding.ts: copytruncate copies held until
+// their original is retired) and the read loop (read-loop.ts: the one serial loop every step
+// below runs on, the ready queue, chunk reads, back-pressure). What stays here: what a path holds
+// now (examine, identify, createReader), rescans and polls of known files, the bound on open
+// files, and reading everything to its end at shutdown.
 //
 // Identity decisions (see fingerprint.ts for what a fingerprint is):
 //   same inode, same fingerprint, new path  → renamed (rotation): keeps its reader and offset
@@ -19,12 +19,11 @@ import { close, fstat, stat } from "node:fs";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
 import type { AckListener, LineSink } from "../contracts.js";
-import { CopyHolding, compareWith, shorterSame } from "./copy-holding.js";
+import { CopyHolding } from "./copy-holding.js";
 import { FileEvents, type ResyncReason } from "./file-events.js";
 import { FileRegistry } from "./file-registry.js";
 import {
   ANCHOR_BYTES,
-  anchorHash,
   FINGERPRINT_BYTES,
   fileId,
   fingerprintOf,
@@ -34,6 +33,7 @@ import {
   readFingerprint,
   readHead,
 } from "./fingerprint.js";
+import { Originals } from "./originals.js";
 import { displayPath, fsPath } from "./path-bytes.js";
 import type { PositionEntry, Positions } from "./positions.js";
 import { ReadLoop } from "./read-loop.js";
@@ -75,21 +75,6 @@ export interface TailerOptions {
   now?: () => number;
 }
 
-/** Where reading stood in another file that a new file turned out to be a copy of. */
-interface Original {
-  id: string;
-  readPos: number;
-  acked: number;
-  /** The original is still being read (not truncated yet): hold the copy until it is retired. */
-  live?: FileReader;
-  /** For a live original: how far the copy was checked equal to it. */
-  verifiedTo?: number;
-  /** The copy's bytes before this offset (ANCHOR_BYTES of them) were checked equal to the original's. */
-  anchorAt: number;
-  /** Run that check again (after the copy's bytes before its start offset were read: see createReader). */
-  confirm: (fd: number) => Promise<boolean>;
-}
-
 /** A file that has not grown for this long is quiet: polled every QUIET_POLL_MS, not every tick. */
 const QUIET_AFTER_MS = 10_000;
 const QUIET_POLL_MS = 5_000;
@@ -114,6 +99,7 @@ export class Tailer implements AckListener {
   private readonly registry: FileRegistry;
   private readonly copies: CopyHolding;
   private readonly report: FileEvents;
+  private readonly originals: Originals;
   /** Paths too short to fingerprint yet. */
   private readonly waiting = new Set<string>();
   private readonly events = new Map<string, PathEvent>();
@@ -149,6 +135,13 @@ export class Tailer implements AckListener {
     this.now = opts.now ?? Date.now;
     this.registry = new FileRegistry(opts.positions, this.now);
     this.report = new FileEvents(opts.logger, opts.metrics);
+    this.originals = new Originals({
+      registry: this.registry,
+      positions: opts.positions,
+      restart: (r) => this.restartTruncated(r),
+      anchorScratch: this.anchorScratch,
+      scratch: this.scratch,
+    });
     this.copies = new CopyHolding({
       registry: this.registry,
       positions: opts.positions,
@@ -510,16 +503,16 @@ export class Tailer implements AckListener {
     /** Nothing known of this content: no entry, no original (see examine). */
     let fresh = false;
     if (known !== undefined) {
-      if (known.offset <= size && (await this.holdsSavedContent(fd, size, known))) {
+      if (known.offset <= size && (await this.originals.holdsSavedContent(fd, size, known))) {
         offset = known.offset;
         acked = known.offset;
         resumed = true;
         verifiedAt = known.anchorOffset;
-        confirm = (f) => this.holdsSavedContent(f, Number.MAX_SAFE_INTEGER, known);
+        confirm = (f) => this.originals.holdsSavedContent(f, Number.MAX_SAFE_INTEGER, known);
         // Maybe a copy (copytruncate) of a file already being read, whose original was not
         // truncated yet when the shipper stopped (or was found again first after the restart):
         // held again like before the restart, or both would read on from their own offsets.
-        const src = await this.originalOf(fd, size, fp, id);
+        const src = await this.originals.originalOf(fd, size, fp, id);
         if (src?.live !== undefined) {
           holdFor = src.live;
           inherit = { fromId: src.id, limit: Math.min(src.verifiedTo ?? 0, src.readPos) };
@@ -531,7 +524,7 @@ export class Tailer implements AckListener {
         } else if (
           src !== undefined &&
           src.readPos > known.offset &&
-          (await this.anchorIsFirstLine(fd, known.anchorOffset ?? known.offset))
+          (await this.originals.anchorIsFirstLine(fd, known.anchorOffset ?? known.offset))
         ) {
           // The entry proves no more than the identity (inode + first line): its anchor holds at
           // most the first line, which every file of this fingerprint begins with. It may be a
@@ -566,7 +559,7 @@ export class Tailer implements AckListener {
       // A file truncated and written again in place is only checked against files still being
       // read: its copy may have been found first (copied after the truncation was done but
       // before it was noticed here), or it was overwritten with a copy of another (`cp a b`).
-      const found = await this.originalOf(fd, size, fp, id);
+      const found = await this.originals.originalOf(fd, size, fp, id);
       const src = truncated && found?.live === undefined ? undefined : found;
       if (src?.live !== undefined) {
         // The original is still there and still read: wait for its truncation before reading on.
@@ -682,175 +675,6 @@ export class Tailer implements AckListener {
     this.loop.enqueue(r);
     if (fresh && offset === 0) this.fresh.add(r);
     return r;
-  }
-
-  /** A check that `fd` has the bytes live reader `r` consumed just before where it stands now. */
-  private confirmTail(r: FileReader): (fd: number) => Promise<boolean> {
-    const at = r.readPos;
-    return async (fd) => {
-      if (r.readPos !== at) return false;
-      const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
-      return bytes !== null && r.tailEquals(bytes);
-    };
-  }
-
-  /** A check that `fd`'s bytes just before `at` hash to `hash` (a saved or retired anchor). */
-  private confirmHash(at: number, hash: string): (fd: number) => Promise<boolean> {
-    return async (fd) => {
-      const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
-      return bytes !== null && anchorHash(bytes) === hash;
-    };
-  }
-
-  /**
-   * Whether the bytes of `fd` before `at` are at most its first line (none at all, or ending at
-   * its first newline): an anchor there matches every file that begins with that line.
-   */
-  private async anchorIsFirstLine(fd: number, at: number): Promise<boolean> {
-    if (at === 0) return true;
-    if (at > ANCHOR_BYTES) return false;
-    const bytes = await readAnchor(fd, at, this.anchorScratch).catch(() => null);
-    if (bytes === null) return false;
-    const nl = bytes.indexOf(10);
-    return nl === -1 || nl >= at - 1;
-  }
-
-  /** Whether `fd` still holds the content a saved entry was measured in (its anchor matches). */
-  private async holdsSavedContent(fd: number, size: number, e: PositionEntry): Promise<boolean> {
-    if (e.anchor === undefined || e.anchorOffset === undefined) return true; // written by an older version
-    if (size < e.anchorOffset) return false;
-    const bytes = await readAnchor(fd, e.anchorOffset, this.anchorScratch);
-    return bytes !== null && anchorHash(bytes) === e.anchor;
-  }
-
-  /**
-   * The file `fd` (of `size` bytes, fingerprint `fp`) is a copy of another file when that file has
-   * the same fingerprint AND `fd` holds the very bytes that file had just before where its reading
-   * stood (its anchor). A file with only the same first line (a banner, a CSV header), or shorter
-   * than that offset, is a new file. Of several matches the one read furthest wins.
-   */
-  private async originalOf(
-    fd: number,
-    size: number,
-    fp: string,
-    exceptId: string,
-  ): Promise<Original | undefined> {
-    // First make sure the readers of this fingerprint still read what they think: a file truncated
-    // and rewritten (same first line) but not noticed yet would otherwise neither match the copy
-    // nor be known as the copy's real original, and both would be read in full.
-    for (const r of this.registry.withFingerprint(fp)) {
-      if (r.fingerprint !== fp || r.key === exceptId || r.fd === null || r.retired || r.holdFor !== null)
-        continue;
-      const v = await r.verify(this.scratch);
-      if (v === "truncated" || v === "rewritten") await this.restartTruncated(r);
-    }
-    let best: Original | undefined;
-    const consider = (c: Original) => {
-      if (best === undefined || c.readPos > best.readPos) best = c;
-    };
-    for (const r of this.registry.withFingerprint(fp)) {
-      if (r.fingerprint !== fp || r.key === exceptId || r.retired || r.holdFor !== null) continue;
-      if (size >= r.readPos) {
-        // Equal where the original's reading stands, and (while the original still holds them)
-        // equal at the copy's end too: a file that only shares a banner differs right after it.
-        const bytes = await readAnchor(fd, r.readPos, this.anchorScratch);
-        if (bytes === null || !r.tailEquals(bytes)) continue;
-        let verifiedTo = r.readPos;
-        if (size > r.readPos) {
-          const c = await compareWith(fd, size, r, this.anchorScratch);
-          if (c.state === "differs") continue;
-          if (c.state === "unknown") {
-            // The other file lacks those bytes. It was just verified to still hold what it read,
-            // so it is most likely shorter, not truncated: a copy still being written (cp in
-            // progress), found before the file it copies — e.g. that one was empty or unreadable
-            // until now. When this file equals it up to its end, hold this one for now; the
-            // held-copy check swaps the two roles once this one has grown past it.
-            const shorter = await shorterSame(fd, size, r, this.anchorScratch);
-            if (shorter === "differs") continue;
-            if (shorter !== null && shorter !== "banner") {
-              consider({
-                id: r.id,
-                readPos: r.readPos,
-                acked: r.acked,
-                live: r,
-                verifiedTo: r.readPos,
-                anchorAt: r.readPos,
-                confirm: this.confirmTail(r),
-              });
-              continue;
-            }
-            // It no longer has those bytes: truncated (not noticed yet), so it will not read on —
-            // the copy continues where it stood, without waiting.
-            consider({
-              id: r.id,
-              readPos: r.readPos,
-              acked: r.acked,
-              anchorAt: r.readPos,
-              confirm: this.confirmTail(r),
-            });
-            continue;
-          }
-          verifiedTo = Math.max(verifiedTo, c.lineEnd ?? 0);
-        }
-        consider({
-          id: r.id,
-          readPos: r.readPos,
-          acked: r.acked,
-          live: r,
-          verifiedTo,
-          anchorAt: r.readPos,
-          confirm: this.confirmTail(r),
-        });
-      } else {
-        // Shorter than where the original's reading stands, but equal to it so far: a copy still
-        // being written (cp in progress), or one taken before the original grew further.
-        const c = await compareWith(fd, size, r, this.anchorScratch);
-        if (c.state === "same") {
-          consider({
-            id: r.id,
-            readPos: r.readPos,
-            acked: r.acked,
-            live: r,
-            verifiedTo: c.lineEnd ?? 0,
-            anchorAt: size,
-            confirm: async (cfd) => (await compareWith(cfd, size, r, this.anchorScratch)).state === "same",
-          });
-        }
-      }
-    }
-    for (const retired of this.registry.retiredWith(fp)) {
-      const at = retired.anchorOffset ?? retired.readPos;
-      if ((retired.key === exceptId && retired.vanished !== true) || retired.readPos === 0 || size < at)
-        continue;
-      const bytes = await readAnchor(fd, at, this.anchorScratch);
-      // Its acknowledgements may have come in since it was retired: a reader no longer waiting
-      // for any (no longer found by id) was acknowledged up to where it stood.
-      if (bytes !== null && anchorHash(bytes) === retired.anchor)
-        consider({
-          id: retired.id,
-          readPos: retired.readPos,
-          acked: this.registry.withId(retired.id)?.acked ?? retired.readPos,
-          anchorAt: at,
-          confirm: this.confirmHash(at, retired.anchor),
-        });
-    }
-    for (const e of this.opts.positions.withFingerprint(fp, exceptId)) {
-      // A file still tracked here is judged by its reader (where reading stands), not its entry.
-      if (this.registry.hasIdentity(e.id)) continue;
-      // An entry without an anchor (older version) cannot be verified: reading the file again
-      // (duplicates) is better than skipping a new file's head.
-      if (e.anchor === undefined || e.anchorOffset === undefined || size < e.anchorOffset) continue;
-      const bytes = await readAnchor(fd, e.anchorOffset, this.anchorScratch);
-      if (bytes !== null && anchorHash(bytes) === e.anchor)
-        consider({
-          id: e.id,
-          readPos: e.offset,
-          acked: e.offset,
-          anchorAt: e.anchorOffset,
-          confirm: this.confirmHash(e.anchorOffset, e.anchor),
-        });
-    }
-    return best;
   }
 
   /** The same inode was truncated (or rewritten): retire the old reader, read again from 0. */
