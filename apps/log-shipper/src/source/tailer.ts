@@ -3,10 +3,10 @@
 // own: the identity registry (file-registry.ts: readers by inode, fingerprint, path, id and
 // identity, and what is remembered of gone ones), copy recognition (originals.ts: which known
 // content a new file continues), copy holding (copy-holding.ts: copytruncate copies held until
-// their original is retired) and the read loop (read-loop.ts: the one serial loop every step
-// below runs on, the ready queue, chunk reads, back-pressure). What stays here: what a path holds
-// now (examine, identify, createReader), rescans and polls of known files, the bound on open
-// files, and reading everything to its end at shutdown.
+// their original is retired), the open-file bound (open-files.ts) and the read loop
+// (read-loop.ts: the one serial loop every step below runs on, the ready queue, chunk reads,
+// back-pressure). What stays here: what a path holds now (examine, identify, createReader),
+// rescans and polls of known files, and reading everything to its end at shutdown.
 //
 // Identity decisions (see fingerprint.ts for what a fingerprint is):
 //   same inode, same fingerprint, new path  → renamed (rotation): keeps its reader and offset
@@ -33,11 +33,12 @@ import {
   readFingerprint,
   readHead,
 } from "./fingerprint.js";
+import { OpenFileBound } from "./open-files.js";
 import { Originals } from "./originals.js";
 import { displayPath, fsPath } from "./path-bytes.js";
 import type { PositionEntry, Positions } from "./positions.js";
 import { ReadLoop } from "./read-loop.js";
-import { FileReader, type OpenFiles } from "./reader.js";
+import { FileReader } from "./reader.js";
 import type { SourceMetrics, SourceStats } from "./source-metrics.js";
 
 const fstatFd = promisify(fstat);
@@ -119,17 +120,9 @@ export class Tailer implements AckListener {
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
   private readonly idleCloseMs: number;
-  private readonly maxOpenFiles: number;
-  /** Open descriptors of all readers, and those readers (FileReader keeps both up to date). */
-  readonly openCount: Required<OpenFiles> = { n: 0, readers: new Set() };
+  private readonly openFiles: OpenFileBound;
   /** Open files still to be looked at in the current poll round (see poll). */
   private pollQueue: FileReader[] = [];
-  /** Paths waiting for a free descriptor (MAX_OPEN_FILES reached). */
-  private readonly openWaiting = new Set<string>();
-  /** MAX_OPEN_FILES was reached and not yet relieved (logged once per episode). */
-  private atOpenLimit = false;
-  /** At the bound with no file to close; cleared by the next read (see roomToOpen). */
-  private openBlocked = false;
 
   constructor(private readonly opts: TailerOptions) {
     this.now = opts.now ?? Date.now;
@@ -152,7 +145,12 @@ export class Tailer implements AckListener {
     });
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
     this.idleCloseMs = opts.idleCloseMs ?? 60 * 1000;
-    this.maxOpenFiles = opts.maxOpenFiles ?? 1024;
+    this.openFiles = new OpenFileBound({
+      max: opts.maxOpenFiles ?? 1024,
+      logger: opts.logger,
+      ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+      holdsCopies: (r) => this.copies.isHolding(r),
+    });
     this.loop = new ReadLoop({
       sink: opts.sink,
       steps: {
@@ -162,9 +160,7 @@ export class Tailer implements AckListener {
         poll: () => this.poll(),
         finish: () => this.flushRotatedPartials(),
         restart: (r, reason) => this.restartTruncated(r, reason),
-        chunkRead: () => {
-          this.openBlocked = false;
-        },
+        chunkRead: () => this.openFiles.chunkRead(),
       },
       copies: this.copies,
       logger: opts.logger,
@@ -317,7 +313,7 @@ export class Tailer implements AckListener {
       this.loop.hinted(current);
       return;
     }
-    if ((current === undefined || current.fd === null) && !(await this.roomToOpen(path))) return;
+    if ((current === undefined || current.fd === null) && !(await this.openFiles.roomFor(path))) return;
     const opened = await this.opts.opener.openAllowed(path);
     if (opened === null) {
       this.waiting.delete(path);
@@ -356,44 +352,6 @@ export class Tailer implements AckListener {
       // All of a file smaller than HEAD_BYTES is in `buf` already.
       await this.loop.read(r, head?.fd === r.fd && head.bytes < HEAD_BYTES ? head.bytes : undefined);
     }
-  }
-
-  /**
-   * Whether one more file may be opened (MAX_OPEN_FILES). At the bound, the quietest file that is
-   * fully read and not held is closed to make room; when there is none, `path` waits (retried by
-   * the poll) and the first wait of an episode is logged.
-   */
-  private async roomToOpen(path: string): Promise<boolean> {
-    if (this.openCount.n < this.maxOpenFiles) return true;
-    if (this.openBlocked) {
-      // Nothing could be closed, and nothing was read since: do not look again for every path.
-      this.openWaiting.add(path);
-      return false;
-    }
-    // Close an eighth of the bound at once (the quietest first), so that a stream of new files
-    // costs one pass over the open files per many opens, not one per open.
-    const closable: FileReader[] = [];
-    for (const r of this.openCount.readers) {
-      if (r.fd === null || r.queued || r.holdFor !== null || this.copies.isHolding(r) || r.hasUnread)
-        continue;
-      if (!r.splitter.inLongLine) closable.push(r);
-    }
-    if (closable.length > 0) {
-      closable.sort((a, b) => a.lastGrowthAt - b.lastGrowthAt);
-      for (const r of closable.slice(0, Math.max(1, this.maxOpenFiles >> 3))) await r.closeFd();
-      return true;
-    }
-    this.openBlocked = true;
-    this.openWaiting.add(path);
-    this.opts.metrics?.openLimitWaits.inc();
-    if (!this.atOpenLimit) {
-      this.atOpenLimit = true;
-      this.opts.logger.warn(
-        { event: "open_limit", maxOpenFiles: this.maxOpenFiles, path },
-        "MAX_OPEN_FILES reached and every open file still has unread lines; new files wait until one is read",
-      );
-    }
-    return false;
   }
 
   /** Returns true when `fd` was handed to a reader (else the caller closes it). */
@@ -644,7 +602,7 @@ export class Tailer implements AckListener {
       maxLineBytes: this.opts.maxLineBytes,
       sink: this.opts.sink,
       now: this.now,
-      openCount: this.openCount,
+      openCount: this.openFiles.open,
       ...(anchor !== null ? { anchor } : {}),
     });
     positions.track(id, fp, path, acked, r.anchorAt());
@@ -796,7 +754,7 @@ export class Tailer implements AckListener {
         // Keeps the entries of files still tracked from being pruned (closed ones too).
         for (const r of this.registry.tracked()) this.opts.positions.touch(r.key, r.path);
       }
-      for (const r of this.openCount.readers) {
+      for (const r of this.openFiles.open.readers) {
         if (!quietRound && now - r.lastGrowthAt >= QUIET_AFTER_MS && r.holdFor === null && !r.rotated)
           continue;
         this.pollQueue.push(r);
@@ -868,16 +826,7 @@ export class Tailer implements AckListener {
       }
     }
     for (const path of this.waiting) if (!this.events.has(path)) this.events.set(path, "add");
-    if (this.openWaiting.size > 0) {
-      for (const path of this.openWaiting) if (!this.events.has(path)) this.events.set(path, "add");
-      this.openWaiting.clear();
-    } else if (this.atOpenLimit && this.openCount.n < this.maxOpenFiles) {
-      this.atOpenLimit = false;
-      this.opts.logger.info(
-        { event: "open_limit_relieved", open: this.openCount.n },
-        "below MAX_OPEN_FILES again",
-      );
-    }
+    for (const path of this.openFiles.takeWaiting()) if (!this.events.has(path)) this.events.set(path, "add");
     this.registry.pruneRetired(now);
   }
 
