@@ -118,7 +118,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     ack: {
       acknowledged: (id, offset, ahead) => tailer?.acknowledged(id, offset, ahead),
       persisted: async () => {
-        await positions.save();
+        await positions.saveCommitted();
       },
     },
     logger: logger.child({ component: "fanout" }),
