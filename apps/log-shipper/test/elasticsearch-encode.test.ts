@@ -148,6 +148,22 @@ describe("BulkEncoder", () => {
     expect(items[0]?.[1].log).toEqual({ level: "info", file: { path: "/logs/ünï.log" } });
   });
 
+  it("escapes every ASCII byte that JSON needs escaped, and only those", () => {
+    // One line with every byte 0x00–0x7f, and one per byte: each parses back to itself.
+    const all = Array.from({ length: 0x80 }, (_, c) => String.fromCharCode(c)).join("");
+    const entries = [all, ...all].map((line, i) => ({ sec: T, nanos: 0, line, fileId: FILE, offset: i + 1 }));
+    const body = encoder().encode(streamsOf([{ labels, entries }]));
+    const items = parseBulkBody(body);
+    expect(items.map(([, doc]) => doc.message)).toEqual(entries.map((e) => e.line));
+    // Escaped: control bytes, `"` and `\`; everything else as itself (space and `!` included).
+    const ndjson = body.body.toString("latin1");
+    for (let c = 0x20; c < 0x80; c++) {
+      const ch = String.fromCharCode(c);
+      const want = c === 0x22 || c === 0x5c ? `"message":"\\${ch}"` : `"message":"${ch}"`;
+      expect(ndjson.includes(want), `byte 0x${c.toString(16)}`).toBe(true);
+    }
+  });
+
   it("names classic indices from the line's own time in UTC, without data stream fields", () => {
     const e = encoder("logs-%Y.%m.%d");
     const items = parseBulkBody(

