@@ -155,6 +155,10 @@ describe("BulkEncoder", () => {
     const body = encoder().encode(streamsOf([{ labels, entries }]));
     const items = parseBulkBody(body);
     expect(items.map(([, doc]) => doc.message)).toEqual(entries.map((e) => e.line));
+    // The `_id`'s line hash, computed while escaping, is lineHash's (even and odd lengths).
+    expect(items.map(([a]) => a.create?._id)).toEqual(
+      entries.map((e) => documentId(FILE, e.offset, Buffer.from(e.line))),
+    );
     // Escaped: control bytes, `"` and `\`; everything else as itself (space and `!` included).
     const ndjson = body.body.toString("latin1");
     for (let c = 0x20; c < 0x80; c++) {

@@ -291,23 +291,21 @@ export class BulkEncoder {
     // through; `"`, `\` and bytes below 0x20 are escaped), hashed on the way (see lineHash).
     let h1 = 0xdeadbeef ^ lineLen;
     let h2 = 0x41c6ce57 ^ lineLen;
-    for (let i = start; i < end; i++) {
+    // Two bytes per turn (then the odd last one): fewer loop checks; the hash order is unchanged.
+    let i = start;
+    for (const pairsEnd = end - 1; i < pairsEnd; i += 2) {
+      const c = src[i] as number;
+      const d = src[i + 1] as number;
+      h1 = Math.imul(Math.imul(h1 ^ c, 2654435761) ^ d, 2654435761);
+      h2 = Math.imul(Math.imul(h2 ^ c, 1597334677) ^ d, 1597334677);
+      p = escapeByte(b, p, c);
+      p = escapeByte(b, p, d);
+    }
+    if (i < end) {
       const c = src[i] as number;
       h1 = Math.imul(h1 ^ c, 2654435761);
       h2 = Math.imul(h2 ^ c, 1597334677);
-      // Two comparisons, not a table lookup: most bytes are above `"` and not `\` (measured ~15 %
-      // faster on the loop; bench/log-shipper-es-encode.mjs).
-      if (c > 0x22 && c !== 0x5c) {
-        b[p++] = c;
-      } else if (c === 0x22) {
-        // The common escape in JSON lines (every key and string value): inline, not a call.
-        b[p++] = 0x5c;
-        b[p++] = 0x22;
-      } else if (c >= 0x20 && c !== 0x5c) {
-        b[p++] = c; // space, `!`
-      } else {
-        p = writeEscape(b, p, c);
-      }
+      p = escapeByte(b, p, c);
     }
     writeHashHex(b, hashAt, h1, h2);
     b.set(tail, p);
@@ -420,6 +418,27 @@ function writeBase36(b: Uint8Array, p: number, v: number): number {
     v = Math.floor(v / 36);
   }
   return p + n;
+}
+
+/** One line byte into a JSON string at `p` (escaped when it must be); returns the end. */
+function escapeByte(b: Uint8Array, p: number, c: number): number {
+  // Two comparisons, not a table lookup: most bytes are above `"` and not `\` (measured ~15 %
+  // faster on the loop; bench/log-shipper-es-encode.mjs).
+  if (c > 0x22 && c !== 0x5c) {
+    b[p] = c;
+    return p + 1;
+  }
+  if (c === 0x22) {
+    // The common escape in JSON lines (every key and string value).
+    b[p] = 0x5c;
+    b[p + 1] = 0x22;
+    return p + 2;
+  }
+  if (c >= 0x20 && c !== 0x5c) {
+    b[p] = c; // space, `!`
+    return p + 1;
+  }
+  return writeEscape(b, p, c);
 }
 
 /** Escape one byte that cannot stand in a JSON string as itself; returns the end. */
