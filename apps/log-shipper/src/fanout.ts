@@ -62,7 +62,10 @@ interface Dest {
 class FileAcks {
   /** Offset past the last line handed to each destination; -1: none. */
   readonly written: number[];
-  /** Offset each destination acknowledged; -1: none. */
+  /**
+   * Offset each destination acknowledged (-1: none) — for one that was ahead when reading resumed,
+   * the saved offset it had acknowledged before.
+   */
   readonly acked: number[];
   /** Per destination, the offset it already had when reading resumed (lines up to it skipped). */
   skip: number[] | null = null;
@@ -70,13 +73,14 @@ class FileAcks {
   last = -1;
   /** Offset reported to the source side. */
   committed = -1;
-  /** The `ahead` offsets last reported, as a string (to report changes only). */
-  aheadKey = "";
+  /** Per destination, the `ahead` offset last reported (-1: not ahead), to report changes only. */
+  readonly reported: number[];
   /** Nothing in flight, nothing to skip, everything committed. */
   idle = false;
   constructor(n: number) {
     this.written = new Array<number>(n).fill(-1);
     this.acked = new Array<number>(n).fill(-1);
+    this.reported = new Array<number>(n).fill(-1);
   }
 }
 
@@ -212,7 +216,20 @@ export class FanOut implements LineSink {
     st.committed = offset;
     if (ahead !== undefined) {
       const skip = this.dests.map((d) => ahead[d.name] ?? -1);
-      if (skip.some((o) => o > offset)) st.skip = skip;
+      if (skip.some((o) => o > offset)) {
+        st.skip = skip;
+        // What such a destination has is its saved offset, not only what was read since: it is
+        // reported as such (`ahead`) while the others catch up, instead of moving line by line
+        // from the resumed offset — which cost a report per skipped line, and told the positions
+        // file less than the destination had (lines again after a crash in between).
+        for (let i = 0; i < n; i++) {
+          const o = skip[i] as number;
+          if (o > offset) {
+            st.written[i] = o;
+            st.acked[i] = o;
+          }
+        }
+      }
     }
     this.files.set(file.id, st);
     if (this.lastFile === file) this.lastState = st;
@@ -299,29 +316,42 @@ export class FanOut implements LineSink {
    */
   private report(fileId: string, st: FileAcks): void {
     const n = this.dests.length;
-    const has = new Array<number>(n);
+    const written = st.written;
+    const acked = st.acked;
+    const last = st.last;
+    // What each destination has: what it acknowledged while lines are in flight to it; else
+    // everything written so far (it skipped or dropped the rest), or its saved offset when that is
+    // further on. No allocation unless something is reported: this runs for every skipped line.
     let min = Number.POSITIVE_INFINITY;
     let idle = true;
     for (let i = 0; i < n; i++) {
-      const inFlight = (st.written[i] as number) > (st.acked[i] as number);
+      const a = acked[i] as number;
+      const inFlight = (written[i] as number) > a;
       if (inFlight) idle = false;
-      const h = inFlight ? (st.acked[i] as number) : st.last;
-      has[i] = h;
+      const h = inFlight ? a : Math.max(a, last);
       if (h < min) min = h;
     }
-    let ahead: Record<string, number> | undefined;
-    let aheadKey = "";
+    // Never past what was read (when every destination was ahead — one that held them back was
+    // removed — the commit follows reading, as before, and their offsets travel as `ahead`).
+    if (min > last) min = last;
+    let aheadMoved = false;
     for (let i = 0; i < n; i++) {
-      const h = has[i] as number;
-      if (h > min) {
-        ahead ??= {};
-        ahead[(this.dests[i] as Dest).name] = h;
-        aheadKey += `${i}:${h},`;
-      }
+      const a = acked[i] as number;
+      const h = (written[i] as number) > a ? a : Math.max(a, last);
+      if ((h > min ? h : -1) !== st.reported[i]) aheadMoved = true;
     }
-    if (min >= 0 && (min > st.committed || aheadKey !== st.aheadKey)) {
+    if (min >= 0 && (min > st.committed || aheadMoved)) {
       st.committed = Math.max(st.committed, min);
-      st.aheadKey = aheadKey;
+      let ahead: Record<string, number> | undefined;
+      for (let i = 0; i < n; i++) {
+        const a = acked[i] as number;
+        const h = (written[i] as number) > a ? a : Math.max(a, last);
+        st.reported[i] = h > min ? h : -1;
+        if (h > min) {
+          ahead ??= {};
+          ahead[(this.dests[i] as Dest).name] = h;
+        }
+      }
       try {
         this.opts.ack.acknowledged(fileId, st.committed, ahead ?? {});
       } catch (err) {

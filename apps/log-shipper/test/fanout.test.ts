@@ -271,4 +271,43 @@ describe("FanOut", () => {
     expect(s.committed(f.id)).toBe(end);
     await s.fanout.close();
   });
+
+  it("begin with ahead offsets: that destination's saved offset is reported as `ahead`, once, not each line read", async () => {
+    const s = setup([
+      { loki: a, name: "loki" },
+      { loki: b, name: "otlp" },
+    ]);
+    const f = { id: "f/3", path: "/l/a.log" };
+    const first = lines("t", 50);
+    const firstEnd = first.reduce((n, l) => n + l.length + 1, 0);
+    s.fanout.begin(f, 0, { loki: firstEnd });
+    s.write(f, first.slice(0, 30)); // skipped for loki, in flight to otlp
+    // Loki has its saved offset all along (not the 30 lines read since): one report, not 30.
+    expect(s.commits.filter((c) => c.fileId === f.id)).toEqual([
+      { fileId: f.id, offset: 0, ahead: { loki: firstEnd } },
+    ]);
+    await s.fanout.close();
+  });
+
+  it("begin with ahead offsets: once the other destination catches up, the commit moves past the saved offset", async () => {
+    const s = setup([
+      { loki: a, name: "loki" },
+      { loki: b, name: "otlp" },
+    ]);
+    s.fanout.start();
+    const f = { id: "f/4", path: "/l/a.log" };
+    const first = lines("v", 50);
+    const firstEnd = first.reduce((n, l) => n + l.length + 1, 0);
+    s.fanout.begin(f, 0, { loki: firstEnd });
+    s.write(f, first);
+    const end = s.write(f, lines("w", 10));
+    expect(await s.fanout.drain(Date.now() + 30_000)).toBe(true);
+    expect(a.entries.map((e) => e.line).sort()).toEqual(lines("w", 10).sort());
+    expect(b.entries).toHaveLength(60);
+    const mine = s.commits.filter((c) => c.fileId === f.id);
+    // Loki is never reported as having less than its saved offset.
+    for (const c of mine) expect(Math.max(c.offset, c.ahead?.loki ?? -1)).toBeGreaterThanOrEqual(firstEnd);
+    expect(mine.at(-1)).toEqual({ fileId: f.id, offset: end, ahead: {} });
+    await s.fanout.close();
+  });
 });
