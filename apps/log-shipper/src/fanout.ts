@@ -9,7 +9,7 @@
 // - A file's offset is committed (and its reading released) only up to what every destination
 //   has: the minimum over destinations of what each acknowledged. A destination with nothing of
 //   the file in flight counts as having everything written so far (it skipped or dropped the
-//   rest). The offsets of destinations that are further on travel with the commit (`ahead`) into
+//   rest), or its saved offset when reading resumed behind it. The offsets of destinations that are further on travel with the commit (`ahead`) into
 //   the positions file; the tailer hands them back on restart (`begin`). A file's state is kept
 //   while it is written to (its committed offset is the base of the others' `ahead`); files
 //   with nothing in flight are forgotten once MAX_IDLE_FILES are known.
