@@ -18,6 +18,7 @@
 //   node bench/log-shipper.mjs --destinations=loki,otlp,elasticsearch
 //                                                       # fan-out: every line to each (counted per destination)
 //   node bench/log-shipper.mjs --compare-fanout         # Loki alone, then Loki + OTLP + Elasticsearch: CPU ratio
+//   node bench/log-shipper.mjs --compare-fanout --repeat=3   # three such pairs, and the ratio's range
 // Options: --rate=N --seconds=N --line-bytes=N --batch-wait-ms=N --cpu-millis=200 --memory-mib=128
 //          --node-options="..." (NODE_OPTIONS for the shipper) --json (print only the JSON result)
 //          --receivers=separate|inline (default separate: the OTLP and Elasticsearch receivers, which
@@ -54,6 +55,7 @@ const opt = {
   json: args.json === "true",
   destinations: (args.destinations ?? "loki").split(","),
   compareFanout: args["compare-fanout"] === "true",
+  repeat: Number(args.repeat ?? 1),
   // Where the OTLP/Elasticsearch receivers run: "separate" (a process of their own) or "inline".
   receivers: args.receivers ?? "separate",
 };
@@ -505,16 +507,28 @@ async function main() {
       }
       say(`max rate kept up with: ${best ?? "< 25000"} lines/s`);
     } else if (opt.compareFanout) {
-      // Same writer, same rate, one after the other: Loki alone, then the fan-out to all three.
-      const alone = await run(opt.rate, opt.seconds, ["loki"]);
-      show(alone);
-      const all = await run(opt.rate, opt.seconds, ["loki", "otlp", "elasticsearch"]);
-      show(all);
-      results.push(alone, all);
-      say(
-        `fan-out to Loki + OTLP + Elasticsearch costs ${(all.cpuSecondsPerMillionLines / alone.cpuSecondsPerMillionLines).toFixed(2)}× the CPU of Loki alone ` +
-          `(${all.cpuSecondsPerMillionLines} vs ${alone.cpuSecondsPerMillionLines} s per million lines); peak RSS ${all.peakRssMiB} vs ${alone.peakRssMiB} MiB`,
-      );
+      // Same writer, same rate, one after the other: Loki alone, then the fan-out to all three;
+      // --repeat=N pairs (on a shared machine one pair says little: the ratio moves with the load).
+      const ratios = [];
+      for (let i = 0; i < opt.repeat; i++) {
+        const load = readFileSync("/proc/loadavg", "utf8").split(" ")[0];
+        const alone = await run(opt.rate, opt.seconds, ["loki"]);
+        show(alone);
+        const all = await run(opt.rate, opt.seconds, ["loki", "otlp", "elasticsearch"]);
+        show(all);
+        results.push(alone, all);
+        const ratio = all.cpuSecondsPerMillionLines / alone.cpuSecondsPerMillionLines;
+        ratios.push(ratio);
+        say(
+          `fan-out to Loki + OTLP + Elasticsearch costs ${ratio.toFixed(2)}× the CPU of Loki alone ` +
+            `(${all.cpuSecondsPerMillionLines} vs ${alone.cpuSecondsPerMillionLines} s per million lines; load average ${load} at the start); ` +
+            `peak RSS ${all.peakRssMiB} vs ${alone.peakRssMiB} MiB; positions writes ${all.memoryAtEnd.positionsSaves ?? "?"} vs ${alone.memoryAtEnd.positionsSaves ?? "?"}`,
+        );
+      }
+      if (ratios.length > 1)
+        say(
+          `ratio over ${ratios.length} pairs: ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×`,
+        );
     } else {
       const r = await run(opt.rate, opt.seconds);
       show(r);
