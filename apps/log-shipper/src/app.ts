@@ -111,6 +111,9 @@ export function buildApp(config: Config, deps: AppDeps): App {
     keepMatching: config.keepMatching,
     dropMatching: config.dropMatching,
     redact: redactRules(config),
+    labelFields: config.labelFields,
+    labelFieldsMaxValues: config.labelFieldsMaxValues,
+    metadataFields: config.metadataFields,
   };
   const processes = processingEnabled(processing);
   const pipeline = new FanOut({
@@ -173,7 +176,13 @@ export function buildApp(config: Config, deps: AppDeps): App {
     onScan: (paths, changed) => tailer?.noteScan(paths, changed),
     onRefused: () => sourceMetrics.fileEvents.inc({ event: "refused" }),
   });
-  const stage = processes ? new ProcessingStage(pipeline, { ...processing, registry }) : undefined;
+  const stage = processes
+    ? new ProcessingStage(pipeline, {
+        ...processing,
+        registry,
+        logger: logger.child({ component: "processing" }),
+      })
+    : undefined;
   tailer = new Tailer({
     sink: stage ?? pipeline,
     positions,

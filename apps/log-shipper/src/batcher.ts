@@ -16,6 +16,7 @@ import { isUtf8 } from "node:buffer";
 import type { SourceFile } from "./contracts.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "./entry.js";
 import { formatLabels, streamLabels, stripRotationSuffix } from "./labels.js";
+import type { LineFields } from "./processing/fields.js";
 import { appendEntry, type BatchStream, GrowableBuffer } from "./sinks/loki/encode-protobuf.js";
 import { displayPath } from "./source/path-bytes.js";
 
@@ -57,6 +58,11 @@ export class ScannedLine {
   sec = 0;
   nanos = 0;
   level: LevelCode = 0;
+  /**
+   * The line's promoted labels and structured metadata (processing stage, LABEL_FIELDS /
+   * METADATA_FIELDS), set by the fan-out after `scan`; undefined without them.
+   */
+  fields: LineFields | undefined = undefined;
   private readonly scanner = new EntryScanner();
 
   /** Scan `buf[start, end)` into this object (overwriting the previous line's result). */
@@ -65,6 +71,7 @@ export class ScannedLine {
     // A plain Uint8Array view is markedly cheaper to create than Buffer#subarray's FastBuffer.
     let line: Uint8Array = new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
     this.repaired = false;
+    this.fields = undefined;
     if (!isUtf8(line)) {
       // Rare: replace invalid sequences with U+FFFD (protobuf strings must be valid UTF-8).
       line = Buffer.from(buf.toString("utf8", start, end), "utf8");
@@ -84,6 +91,8 @@ export class ScannedLine {
 class Stream {
   readonly group: StreamGroup;
   readonly labels: Record<string, string>;
+  /** The labels promoted from the lines' own fields (LABEL_FIELDS), when any. */
+  readonly promoted: Readonly<Record<string, string>> | undefined;
   readonly labelBytes: Buffer;
   readonly entries = new GrowableBuffer(STREAM_INITIAL_BYTES);
   count = 0;
@@ -109,16 +118,19 @@ class Stream {
   origNanos = -1;
   ownSec = 0;
   ownNanos = -1;
-  constructor(group: StreamGroup, labels: Record<string, string>) {
+  constructor(group: StreamGroup, labels: Record<string, string>, promoted?: Record<string, string>) {
     this.group = group;
     this.labels = labels;
+    this.promoted = promoted;
     this.labelBytes = Buffer.from(formatLabels(labels), "utf8");
   }
 }
 
-/** The streams of one `filename` label value, one per level code. */
+/** The streams of one `filename` label value, one per level code (and promoted label values). */
 class StreamGroup {
   readonly streams: (Stream | undefined)[] = [];
+  /** Streams with promoted labels, by level code and LineFields.labelKey. */
+  keyed: Map<string, Stream> | undefined;
   lastSeq = 0;
   constructor(readonly filename: string) {}
 }
@@ -255,7 +267,11 @@ export class Batcher {
       this.openReplacedExample ??= Buffer.from(line.subarray(0, EXAMPLE_BYTES)).toString("utf8");
     }
     const level = scan.level;
-    const stream = group.streams[level] ?? this.createStream(group, level);
+    const fields = scan.fields;
+    const stream =
+      fields === undefined || fields.labelKey === ""
+        ? (group.streams[level] ?? this.createStream(group, level))
+        : this.keyedStream(group, level, fields);
     // Loki silently drops an entry whose stream, timestamp and line equal one it holds, so
     // entries of a stream are kept at distinct timestamps (see Stream's timestamp fields).
     let sec: number;
@@ -308,7 +324,7 @@ export class Batcher {
       fs.seq = this.seq;
       this.openFiles.push(fs);
     }
-    this.openBytesCount += appendEntry(stream.entries, sec, nanos, line);
+    this.openBytesCount += appendEntry(stream.entries, sec, nanos, line, fields?.metadataWire);
     stream.count++;
     if (this.entryRefs) {
       stream.fileIds.push(fs.id);
@@ -358,6 +374,7 @@ export class Batcher {
       seq: this.seq,
       streams: streams.map((s) => ({
         labels: s.labels,
+        ...(s.promoted !== undefined ? { promoted: s.promoted } : {}),
         labelBytes: s.labelBytes,
         entries: s.entries.view(),
         count: s.count,
@@ -426,11 +443,36 @@ export class Batcher {
     return s;
   }
 
-  /** Forget stream groups no file has used for a while (names of files long rotated away). */
+  /** The stream of a line with promoted labels: level + their values pick it. */
+  private keyedStream(group: StreamGroup, level: LevelCode, fields: LineFields): Stream {
+    if (group.keyed === undefined) group.keyed = new Map();
+    const keyed = group.keyed;
+    const key = `${level}\u0000${fields.labelKey}`;
+    let s = keyed.get(key);
+    if (s === undefined) {
+      const promoted: Record<string, string> = {};
+      for (const [name, value] of fields.labels) promoted[name] = value;
+      const labels = {
+        ...promoted,
+        ...streamLabels(this.opts.baseLabels, group.filename, LEVEL_NAMES[level]),
+      };
+      s = new Stream(group, labels, promoted);
+      keyed.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * Forget stream groups no file has used for a while (names of files long rotated away), and
+   * streams of promoted label values no line had for as long.
+   */
   private pruneGroups(): void {
     // A file still holding a pruned group keeps using it; it is only dropped from the lookup.
     for (const [name, g] of this.groups) {
       if (this.seq - g.lastSeq > GROUP_IDLE_BATCHES) this.groups.delete(name);
+      else if (g.keyed !== undefined) {
+        for (const [key, s] of g.keyed) if (this.seq - s.seq > GROUP_IDLE_BATCHES) g.keyed.delete(key);
+      }
     }
   }
 }

@@ -24,6 +24,7 @@ import { ScannedLine } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { LogLimiter } from "./log-limiter.js";
 import type { Pipeline, PipelineStats } from "./pipeline.js";
+import type { LineFields } from "./processing/fields.js";
 import type { SinkMetrics } from "./sink-metrics.js";
 
 export type WhenFull = "block" | "drop";
@@ -129,6 +130,8 @@ export class FanOut implements LineSink {
     offset: number,
     truncated: boolean,
     readTimeMs: number,
+    /** The line's LABEL_FIELDS / METADATA_FIELDS (the processing stage), when it had any. */
+    fields?: LineFields,
   ): void {
     const dests = this.dests;
     if (this.passthrough) {
@@ -148,6 +151,7 @@ export class FanOut implements LineSink {
     const skip = st.skip;
     // Scanned once here (UTF-8 check, time, level), not once per destination's batcher.
     const scanned = this.scanned.scan(buf, start, end);
+    scanned.fields = fields;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i] as Dest;
       if (skip !== null && offset <= (skip[i] as number)) {

@@ -3,6 +3,8 @@
 // with exit 2 naming the variable, never at the first line.
 import { type ConfigProblem, type Env, type Field, int } from "@sidecar/shared";
 import { LEVEL_NAMES } from "../entry.js";
+import { sanitizeLabelName } from "../labels.js";
+import { LOKI_MAX_LABEL_NAMES, OWN_LABELS } from "./fields.js";
 import {
   type Continues,
   MULTILINE_PRESETS,
@@ -95,6 +97,29 @@ function preset(name: string): Field<MultilinePreset | undefined> {
   };
 }
 
+/** JSON keys, comma-separated (LABEL_FIELDS, METADATA_FIELDS). */
+function fieldList(name: string): Field<readonly string[]> {
+  return {
+    name,
+    expected: "a comma-separated list of top-level JSON field names",
+    default: () => Object.freeze([]),
+    parse: (raw) => {
+      const items = raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "");
+      const seen = new Set<string>();
+      for (const f of items) {
+        const label = sanitizeLabelName(f);
+        if (seen.has(label)) throw new Error(`"${f}" is listed twice (as the name ${label})`);
+        seen.add(label);
+        if (label.startsWith("__")) throw new Error(`"${f}": names starting with __ are reserved by Loki`);
+      }
+      return Object.freeze(items);
+    },
+  };
+}
+
 export const processingSchema = {
   multilineStart: onePattern("MULTILINE_START"),
   multilinePreset: preset("MULTILINE_PRESET"),
@@ -106,6 +131,9 @@ export const processingSchema = {
   dropMatching: patterns("DROP_MATCHING", ""),
   redactPatterns: patterns("REDACT", "g"),
   redactPresets: presets("REDACT_PRESETS"),
+  labelFields: fieldList("LABEL_FIELDS"),
+  labelFieldsMaxValues: int("LABEL_FIELDS_MAX_VALUES", { default: 50, min: 1, max: 10_000 }),
+  metadataFields: fieldList("METADATA_FIELDS"),
 };
 
 /** REDACT's patterns as rules (`REDACT#<n>`), then the presets. */
@@ -119,21 +147,63 @@ export function redactRules(cfg: {
   ];
 }
 
-/** MULTILINE_START and MULTILINE_PRESET are two answers to one question: set one. */
+/**
+ * MULTILINE_START and MULTILINE_PRESET are two answers to one question: set one. LABEL_FIELDS and
+ * METADATA_FIELDS may not take a name the shipper's own labels have (filename, level, the pod
+ * labels, STATIC_LABELS) nor each other's, and the labels of a stream must stay within Loki's
+ * default max_label_names_per_series.
+ */
 export function processingProblems(
-  cfg: { multilineStart: RegExp | undefined; multilinePreset: MultilinePreset | undefined },
+  cfg: {
+    multilineStart: RegExp | undefined;
+    multilinePreset: MultilinePreset | undefined;
+    labelFields: readonly string[];
+    metadataFields: readonly string[];
+    staticLabels: Readonly<Record<string, string>>;
+  },
   env: Env,
 ): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
   if (cfg.multilineStart !== undefined && cfg.multilinePreset !== undefined) {
-    return [
-      {
-        name: "MULTILINE_PRESET",
-        value: env.MULTILINE_PRESET,
-        expected: "unset when MULTILINE_START is set — choose one",
-      },
-    ];
+    problems.push({
+      name: "MULTILINE_PRESET",
+      value: env.MULTILINE_PRESET,
+      expected: "unset when MULTILINE_START is set — choose one",
+    });
   }
-  return [];
+  const own = new Set<string>([...OWN_LABELS, ...Object.keys(cfg.staticLabels)]);
+  const labelNames = new Set(cfg.labelFields.map(sanitizeLabelName));
+  const check = (name: "LABEL_FIELDS" | "METADATA_FIELDS", fields: readonly string[]) => {
+    for (const f of fields) {
+      const label = sanitizeLabelName(f);
+      let why: string | undefined;
+      if (own.has(label)) why = `"${f}" would be named ${label}, a label the shipper sets itself`;
+      else if (name === "METADATA_FIELDS" && labelNames.has(label))
+        why = `"${f}" is in LABEL_FIELDS too (as ${label}) — a field is a label or metadata, not both`;
+      if (why !== undefined) {
+        problems.push({
+          name,
+          value: env[name],
+          expected: `field names other than ${[...own].join(", ")}`,
+          reason: why,
+        });
+        return;
+      }
+    }
+  };
+  check("LABEL_FIELDS", cfg.labelFields);
+  check("METADATA_FIELDS", cfg.metadataFields);
+  // filename + level + the pod labels (when set) + STATIC_LABELS + LABEL_FIELDS.
+  const base = 2 + 4 + Object.keys(cfg.staticLabels).length;
+  if (cfg.labelFields.length > 0 && base + cfg.labelFields.length > LOKI_MAX_LABEL_NAMES) {
+    problems.push({
+      name: "LABEL_FIELDS",
+      value: env.LABEL_FIELDS,
+      expected: `at most ${Math.max(0, LOKI_MAX_LABEL_NAMES - base)} fields`,
+      reason: `a stream would have more than Loki's default ${LOKI_MAX_LABEL_NAMES} labels (filename, level, namespace, pod, container, node and STATIC_LABELS are there already)`,
+    });
+  }
+  return problems;
 }
 
 /** The continuation rule the settings ask for, if any. */

@@ -7,15 +7,20 @@
 //   DROP_MATCHING  lines matching one of its patterns are dropped
 //   REDACT         each match of its patterns is replaced by [REDACTED]
 //   REDACT_PRESETS built-in rules: bearer, aws-keys, jwt, credit-card, email
+//   LABEL_FIELDS / METADATA_FIELDS  fields of JSON lines as labels / structured metadata
+//                  (processing/fields.ts), read after redaction: a redacted value never leaves
+//                  as a label or metadata either
 //
 // Pattern lists hold one regular expression per line (a newline separates them; a pattern may
 // contain commas), each checked at start (processing/regex.ts). A dropped line is counted
 // (`log_shipper_lines_dropped_total{reason}`) and still moves the file's offset forward: the
 // fan-out acknowledges it once nothing before it is in flight. Redactions are counted per rule
 // (`log_shipper_redactions_total{rule}`). Without any of these settings the stage is not built.
+import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { LineSink, SourceFile } from "../contracts.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "../entry.js";
+import { FieldExtractor, type LineFields } from "./fields.js";
 import type { Continues } from "./multiline.js";
 
 export const REDACTED = "[REDACTED]";
@@ -95,11 +100,29 @@ export interface ProcessingOptions {
   keepMatching: readonly RegExp[];
   dropMatching: readonly RegExp[];
   redact: readonly RedactRule[];
+  /** JSON fields promoted to labels (LABEL_FIELDS) and their distinct-value cap. */
+  labelFields?: readonly string[];
+  labelFieldsMaxValues?: number;
+  /** JSON fields sent as structured metadata (METADATA_FIELDS). */
+  metadataFields?: readonly string[];
   registry: Registry;
+  /** For the once-per-field warning of the label cap (a silent logger when omitted). */
+  logger?: Logger;
 }
 
 /** What the stage writes into: the fan-out (a LineSink that can also skip a line). */
 export interface SkippingSink extends LineSink {
+  /** As LineSink.writeLine, with the line's LABEL_FIELDS / METADATA_FIELDS when it had any. */
+  writeLine(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    truncated: boolean,
+    readTimeMs: number,
+    fields?: LineFields,
+  ): void;
   /** A line that goes nowhere: its offset still moves forward once nothing before it is in flight. */
   skipLine(file: SourceFile, offset: number): void;
 }
@@ -108,6 +131,8 @@ export interface SkippingSink extends LineSink {
 export function processingEnabled(o: Omit<ProcessingOptions, "registry">): boolean {
   return (
     o.multiline !== undefined ||
+    (o.labelFields?.length ?? 0) > 0 ||
+    (o.metadataFields?.length ?? 0) > 0 ||
     o.dropLevels.length > 0 ||
     o.keepMatching.length > 0 ||
     o.dropMatching.length > 0 ||
@@ -132,6 +157,9 @@ interface Pending {
 
 const NEWLINE = Buffer.from("\n");
 
+const noop = (): void => {};
+const silentLogger = { warn: noop } as unknown as Logger;
+
 export class ProcessingStage implements LineSink {
   private readonly scanner = new EntryScanner();
   private readonly dropLevel: boolean[];
@@ -141,6 +169,7 @@ export class ProcessingStage implements LineSink {
   private readonly records?: Counter;
   private readonly cuts?: Counter<"reason">;
   private readonly pending = new Map<SourceFile, Pending>();
+  private readonly fields: FieldExtractor | undefined;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -161,6 +190,17 @@ export class ProcessingStage implements LineSink {
       labelNames: ["rule"],
       registers: [opts.registry],
     });
+    const labelFields = opts.labelFields ?? [];
+    const metadataFields = opts.metadataFields ?? [];
+    if (labelFields.length > 0 || metadataFields.length > 0) {
+      this.fields = new FieldExtractor({
+        labelFields,
+        metadataFields,
+        maxValues: opts.labelFieldsMaxValues ?? 50,
+        registry: opts.registry,
+        logger: opts.logger ?? silentLogger,
+      });
+    }
     const ml = opts.multiline;
     if (ml !== undefined) {
       this.records = new Counter({
@@ -268,7 +308,7 @@ export class ProcessingStage implements LineSink {
       }
     }
     if (!this.needText) {
-      this.next.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
+      this.forward(file, buf, start, end, offset, truncated, readTimeMs);
       return;
     }
     const text = buf.toString("utf8", start, end);
@@ -302,11 +342,29 @@ export class ProcessingStage implements LineSink {
       if (n > 0) this.redactions.inc({ rule: rule.name }, n);
     }
     if (out === text) {
-      this.next.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
+      this.forward(file, buf, start, end, offset, truncated, readTimeMs);
       return;
     }
     const b = Buffer.from(out, "utf8");
-    this.next.writeLine(file, b, 0, b.length, offset, truncated, readTimeMs);
+    this.forward(file, b, 0, b.length, offset, truncated, readTimeMs);
+  }
+
+  /** Hand a kept line on, with its label and metadata fields when those are asked for. */
+  private forward(
+    file: SourceFile,
+    buf: Buffer,
+    start: number,
+    end: number,
+    offset: number,
+    truncated: boolean,
+    readTimeMs: number,
+  ): void {
+    const fx = this.fields;
+    if (fx === undefined) {
+      this.next.writeLine(file, buf, start, end, offset, truncated, readTimeMs);
+      return;
+    }
+    this.next.writeLine(file, buf, start, end, offset, truncated, readTimeMs, fx.extract(buf, start, end));
   }
 
   get pendingBytes(): number {

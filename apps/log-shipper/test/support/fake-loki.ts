@@ -21,7 +21,8 @@
 //   const loki = await startFakeLoki();            // http://127.0.0.1:<ephemeral port>
 //   ...point LOKI_ENDPOINT at loki.pushUrl (or loki.url)...
 //   await loki.waitForEntries(1000, 30_000);      // rejects with a clear message on timeout
-//   loki.entries  // [{ labels: {job: "sample-app", filename: "...", level: "info"}, tsNs, line }]
+//   loki.entries  // [{ labels: {job: "sample-app", filename: "...", level: "info"}, tsNs, line,
+//                 //    metadata?: {trace_id: "..."} }]   (structured metadata, when the entry had any)
 //   loki.setFault({ kind: "status", status: 503, times: 3 });
 //   await loki.close();
 //
@@ -61,6 +62,11 @@ export interface ReceivedEntry {
   labels: Record<string, string>;
   tsNs: bigint;
   line: string;
+  /**
+   * Structured metadata (Loki 3): protobuf EntryAdapter field 3 (repeated LabelPairAdapter
+   * { name = 1; value = 2 }, grafana/loki pkg/push/push.proto), or a JSON value's third element.
+   */
+  metadata?: Record<string, string>;
 }
 
 export interface ReceivedRequest {
@@ -455,6 +461,7 @@ function decodeEntry(r: Reader, out: ReceivedEntry[]): void {
   let nanos = 0;
   let line = "";
   let haveTs = false;
+  let metadata: Record<string, string> | undefined;
   while (!r.done()) {
     const tag = r.varint();
     if (tag === ((1 << 3) | 2)) {
@@ -468,6 +475,22 @@ function decodeEntry(r: Reader, out: ReceivedEntry[]): void {
       }
     } else if (tag === ((2 << 3) | 2)) {
       line = r.string();
+    } else if (tag === ((3 << 3) | 2)) {
+      // structuredMetadata: LabelPairAdapter { string name = 1; string value = 2; }
+      const pr = r.sub();
+      let name = "";
+      let value = "";
+      while (!pr.done()) {
+        const pt = pr.varint();
+        if (pt === ((1 << 3) | 2)) name = pr.string();
+        else if (pt === ((2 << 3) | 2)) value = pr.string();
+        else pr.skip(pt & 7);
+      }
+      if (name === "") throw new Error("structured metadata without a name");
+      metadata ??= {};
+      metadata[name] = value;
+    } else if (tag === ((4 << 3) | 2)) {
+      throw new Error("EntryAdapter.parsed (field 4) is for query answers, not pushes");
     } else {
       r.skip(tag & 7);
     }
@@ -476,7 +499,12 @@ function decodeEntry(r: Reader, out: ReceivedEntry[]): void {
   if (nanos >= 1_000_000_000) throw new Error(`timestamp nanos out of range: ${nanos}`);
   // google.protobuf.Timestamp (gogo's StdTimeUnmarshal, as Loki decodes it) ends with year 9999.
   if (sec >= MAX_TIMESTAMP_SECONDS) throw new Error(`timestamp: seconds:${sec} after 10000-01-01`);
-  out.push({ labels: NO_LABELS_YET, tsNs: BigInt(sec) * 1_000_000_000n + BigInt(nanos), line });
+  out.push({
+    labels: NO_LABELS_YET,
+    tsNs: BigInt(sec) * 1_000_000_000n + BigInt(nanos),
+    line,
+    ...(metadata !== undefined ? { metadata } : {}),
+  });
 }
 
 /** Protobuf wire reader over buf[pos, end). Numbers are exact up to 2^53 (enough for Loki). */
@@ -614,14 +642,33 @@ export function decodeJsonPush(raw: Buffer, contentEncoding?: string): ReceivedE
     }
     if (!Array.isArray(s.values)) throw new Error("stream without values");
     for (const v of s.values as unknown[]) {
-      if (!Array.isArray(v) || typeof v[0] !== "string" || typeof v[1] !== "string" || !/^\d+$/.test(v[0])) {
+      if (
+        !Array.isArray(v) ||
+        v.length < 2 ||
+        v.length > 3 ||
+        typeof v[0] !== "string" ||
+        typeof v[1] !== "string" ||
+        !/^\d+$/.test(v[0])
+      ) {
         throw new Error(`bad value ${JSON.stringify(v)}`);
+      }
+      // [ts, line, {structured metadata}]: an object of string values.
+      let metadata: Record<string, string> | undefined;
+      if (v.length === 3) {
+        const m = v[2] as unknown;
+        if (typeof m !== "object" || m === null || Array.isArray(m))
+          throw new Error(`structured metadata is not an object: ${JSON.stringify(v)}`);
+        metadata = {};
+        for (const [k, x] of Object.entries(m as Record<string, unknown>)) {
+          if (typeof x !== "string") throw new Error(`structured metadata ${k} is not a string`);
+          metadata[k] = x;
+        }
       }
       const tsNs = BigInt(v[0]);
       // Loki parses the nanoseconds with strconv.ParseInt(…, 10, 64).
       if (tsNs > MAX_INT64)
         throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(v[0])}: value out of range`);
-      out.push({ labels, tsNs, line: v[1] });
+      out.push({ labels, tsNs, line: v[1], ...(metadata !== undefined ? { metadata } : {}) });
     }
   }
   return out;

@@ -54,6 +54,9 @@ export interface ReceivedRecord {
   severityText: string;
   body: string;
   attributes: Record<string, string>;
+  /** The record's trace_id / span_id as lowercase hex; only when the record has one. */
+  traceId?: string;
+  spanId?: string;
 }
 
 export interface ReceivedOtlpRequest {
@@ -392,9 +395,37 @@ interface RequestObject {
         severityText?: unknown;
         body?: { stringValue?: unknown };
         attributes?: unknown;
+        traceId?: unknown;
+        spanId?: unknown;
       }[];
     }[];
   }[];
+}
+
+/**
+ * A trace or span id as lowercase hex ("" when absent): bytes from protobuf; in JSON the OTLP
+ * mapping writes these two as hex strings (not base64), which this receiver insists on.
+ */
+function id(v: unknown, bytes: number, what: string, how: "protobuf" | "json"): string {
+  if (v === undefined || v === null || v === "") return "";
+  let hex: string;
+  if (how === "json") {
+    if (typeof v !== "string" || !/^[0-9a-fA-F]*$/.test(v))
+      throw new Error(`${what} is not hex: ${String(v)}`);
+    hex = v.toLowerCase();
+  } else {
+    if (!(v instanceof Uint8Array)) throw new Error(`${what} is not bytes`);
+    if (v.length === 0) return "";
+    hex = Buffer.from(v).toString("hex");
+  }
+  if (hex.length !== bytes * 2) throw new Error(`${what} is not ${bytes} bytes: ${hex}`);
+  return hex;
+}
+
+function ids(trace: unknown, span: unknown, how: "protobuf" | "json"): { traceId?: string; spanId?: string } {
+  const traceId = id(trace, 16, "traceId", how);
+  const spanId = id(span, 8, "spanId", how);
+  return { ...(traceId !== "" ? { traceId } : {}), ...(spanId !== "" ? { spanId } : {}) };
 }
 
 function fromObject(doc: RequestObject, how: "protobuf" | "json"): ReceivedRecord[] {
@@ -429,6 +460,7 @@ function fromObject(doc: RequestObject, how: "protobuf" | "json"): ReceivedRecor
           severityText: typeof r.severityText === "string" ? r.severityText : "",
           body: r.body.stringValue,
           attributes: stringAttrs(r.attributes, "record"),
+          ...ids(r.traceId, r.spanId, how),
         });
       }
     }

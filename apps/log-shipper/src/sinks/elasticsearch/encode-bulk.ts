@@ -7,6 +7,10 @@
 //    "container":{"name":"…"},"node":{"name":"…"}},"labels":{"job":"sample-app"},
 //    "data_stream":{"type":"logs","dataset":"sidecar","namespace":"default"}}
 //
+// Labels promoted from the line's fields (LABEL_FIELDS) join `labels`; a line's structured
+// metadata (METADATA_FIELDS) becomes `trace.id` / `span.id` (ECS) for `trace_id` / `span_id`, and
+// `labels.<name>` for the others.
+//
 // `create`, not `index`: data streams accept only `create`, and `create` is what makes a re-sent
 // line harmless — an `_id` that is already there is answered 409 and not written again.
 //
@@ -26,7 +30,7 @@
 // item ends (`itemEnds`), so the client can rebuild a body of only the items to retry.
 import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { type BatchStream, type EncodedBody, GrowableBuffer } from "../loki/encode-protobuf.js";
+import { type BatchStream, type EncodedBody, GrowableBuffer, readPair } from "../loki/encode-protobuf.js";
 import { fileIdentity } from "../sink.js";
 import type { IndexName } from "./index-name.js";
 
@@ -99,6 +103,8 @@ export class BulkEncoder {
   private headKey: Buffer | undefined;
   /** The ECS fields every document shares (kubernetes.*, labels.*, data_stream.*), as JSON members. */
   private readonly commonJson: string;
+  /** The same, as an object (documents with promoted labels or metadata merge into `labels`). */
+  private readonly common: Record<string, unknown>;
 
   constructor(opts: BulkEncoderOptions) {
     this.opts = opts;
@@ -115,6 +121,29 @@ export class BulkEncoder {
     if (ds !== undefined)
       common.data_stream = { type: ds.type, dataset: ds.dataset, namespace: ds.namespace };
     this.commonJson = JSON.stringify(common).slice(1, -1);
+    this.common = common;
+  }
+
+  /**
+   * The document's end (after the message) for a stream with promoted labels or a line with
+   * metadata: `log`, `trace.id` / `span.id`, then the shared fields with `labels` merged.
+   */
+  private fieldsTail(
+    log: Record<string, unknown>,
+    promoted: Readonly<Record<string, string>> | undefined,
+    metadata: readonly [string, string][] | undefined,
+  ): Buffer {
+    const doc: Record<string, unknown> = { log };
+    const labels: Record<string, string> = { ...(this.common.labels as Record<string, string> | undefined) };
+    if (promoted !== undefined) Object.assign(labels, promoted);
+    for (const [k, v] of metadata ?? []) {
+      if (k === "trace_id") doc.trace = { id: v };
+      else if (k === "span_id") doc.span = { id: v };
+      else labels[k] = v;
+    }
+    for (const [k, v] of Object.entries(this.common)) doc[k] = k === "labels" ? labels : v;
+    if (doc.labels === undefined && Object.keys(labels).length > 0) doc.labels = labels;
+    return Buffer.from(`",${JSON.stringify(doc).slice(1)}\n`, "utf8");
   }
 
   encode(streams: readonly BatchStream[]): BulkBody {
@@ -135,7 +164,10 @@ export class BulkEncoder {
       if (s.labels.level !== undefined) log.level = s.labels.level;
       if (s.labels.filename !== undefined) log.file = { path: s.labels.filename };
       const members = [JSON.stringify({ log }).slice(1, -1), this.commonJson].filter((m) => m !== "");
-      const tail = Buffer.from(`",${members.join(",")}}\n`, "utf8");
+      const tail =
+        s.promoted === undefined
+          ? Buffer.from(`",${members.join(",")}}\n`, "utf8")
+          : this.fieldsTail(log, s.promoted, undefined);
       // The entries' wire form (encode-protobuf.ts appendEntry), read in place: no per-line view.
       const e = s.entries;
       let p = 0;
@@ -154,6 +186,7 @@ export class BulkEncoder {
         let nanos = 0;
         let lineStart = p;
         let lineEnd = p;
+        let metadata: [string, string][] | undefined;
         while (p < entryEnd) {
           const tag = e[p++] as number;
           let len = 0;
@@ -177,10 +210,15 @@ export class BulkEncoder {
               if (t === 0x08) sec = x;
               else if (t === 0x10) nanos = x;
             }
-          } else {
+          } else if (tag === 0x12) {
             lineStart = p;
             lineEnd = p + len;
             p = lineEnd;
+          } else {
+            // EntryAdapter.structuredMetadata (METADATA_FIELDS): only lines that carry some.
+            if (metadata === undefined) metadata = [];
+            metadata.push(readPair(e, p, p + len));
+            p += len;
           }
         }
         this.writeItem(
@@ -192,7 +230,7 @@ export class BulkEncoder {
           lineEnd,
           this.fileKey(fileIds[i] as string),
           offsets[i] as number,
-          tail,
+          metadata === undefined ? tail : this.fieldsTail(log, s.promoted, metadata),
         );
         lineBytes[item] = lineEnd - lineStart;
         itemEnds[item++] = out.len;

@@ -8,6 +8,7 @@
 import { gunzipSync } from "node:zlib";
 import snappy from "snappy";
 import { formatLabels } from "../../labels.js";
+import { encodeMetadata } from "../../processing/fields.js";
 import {
   appendEntry,
   type BatchStream,
@@ -138,20 +139,26 @@ function varint(buf: Buffer, r: { p: number }): number {
 function decodeJson(body: EncodedBody): DecodedBatch {
   const json = body.contentEncoding === "gzip" ? gunzipSync(body.body) : body.body;
   const doc = JSON.parse(json.toString("utf8")) as {
-    streams: { stream: Record<string, string>; values: [string, string][] }[];
+    streams: { stream: Record<string, string>; values: [string, string, Record<string, string>?][] }[];
   };
   const out: DecodedBatch = { streams: [], entries: [] };
   const scratch = new GrowableBuffer(1024);
   for (const s of doc.streams) {
     const index = out.streams.length;
     out.streams.push({ labels: s.stream, labelBytes: Buffer.from(formatLabels(s.stream), "utf8") });
-    for (const [ts, line] of s.values) {
+    for (const [ts, line, metadata] of s.values) {
       // Decimal nanoseconds as the JSON encoder wrote them (unixNanosString).
       const sec = ts.length > 9 ? Number(ts.slice(0, -9)) : 0;
       const nanos = Number(ts.length > 9 ? ts.slice(-9) : ts);
       const bytes = Buffer.from(line, "utf8");
       scratch.len = 0;
-      appendEntry(scratch, sec, nanos, bytes);
+      appendEntry(
+        scratch,
+        sec,
+        nanos,
+        bytes,
+        metadata !== undefined ? encodeMetadata(Object.entries(metadata)) : undefined,
+      );
       out.entries.push({ stream: index, wire: Buffer.from(scratch.view()), lineBytes: bytes.length });
     }
   }

@@ -1,5 +1,7 @@
 // Loki's JSON push body (`LOKI_ENCODING=json`), optionally gzip-compressed:
 //   {"streams":[{"stream":{"k":"v"},"values":[["<unix ns>","line"], ...]}]}
+// An entry with structured metadata (METADATA_FIELDS) has it as a third element:
+//   ["<unix ns>","line",{"trace_id":"…"}]
 // Not the default and not on the hot path: it reads the batch's protobuf-form entries back and
 // builds the document with JSON.stringify, which escapes the labels and lines correctly.
 import { gzipSync } from "node:zlib";
@@ -18,9 +20,11 @@ export class JsonEncoder implements BatchEncoder {
   encode(streams: readonly BatchStream[]): EncodedBody {
     const doc = {
       streams: streams.map((s) => {
-        const values: [string, string][] = [];
-        forEachEntry(s.entries, (sec, nanos, line) => {
-          values.push([unixNanosString(sec, nanos), line.toString("utf8")]);
+        const values: ([string, string] | [string, string, Record<string, string>])[] = [];
+        forEachEntry(s.entries, (sec, nanos, line, metadata) => {
+          if (metadata === undefined) values.push([unixNanosString(sec, nanos), line.toString("utf8")]);
+          else
+            values.push([unixNanosString(sec, nanos), line.toString("utf8"), Object.fromEntries(metadata)]);
         });
         return { stream: s.labels, values };
       }),

@@ -4,8 +4,11 @@
 //
 //   PushRequest   { repeated StreamAdapter streams = 1; }
 //   StreamAdapter { string labels = 1; repeated EntryAdapter entries = 2; }
-//   EntryAdapter  { google.protobuf.Timestamp timestamp = 1; string line = 2; }
+//   EntryAdapter  { google.protobuf.Timestamp timestamp = 1; string line = 2;
+//                   repeated LabelPairAdapter structuredMetadata = 3; }
+//   LabelPairAdapter { string name = 1; string value = 2; }
 //   Timestamp     { int64 seconds = 1; int32 nanos = 2; }
+// (grafana/loki pkg/push/push.proto; field 4, `parsed`, is for query answers only.)
 //
 // Entries are kept between reads and sends already in wire form, including their
 // `StreamAdapter.entries` tag and length, so a stream's entry bytes are one contiguous run that
@@ -76,12 +79,20 @@ export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
 
 /**
  * Append one entry, as a `StreamAdapter.entries` field, to `out`. `line` must be valid UTF-8
- * (protobuf `string`). Returns the number of bytes appended.
+ * (protobuf `string`). `metadata`: the entry's structured metadata fields, already encoded
+ * (processing/fields.ts encodeMetadata). Returns the number of bytes appended.
  */
-export function appendEntry(out: GrowableBuffer, sec: number, nanos: number, line: Uint8Array): number {
+export function appendEntry(
+  out: GrowableBuffer,
+  sec: number,
+  nanos: number,
+  line: Uint8Array,
+  metadata?: Uint8Array,
+): number {
   const lineLen = line.length;
   const tsLen = (sec > 0 ? 1 + varintSize(sec) : 0) + (nanos > 0 ? 1 + varintSize(nanos) : 0);
-  const entryLen = 1 + varintSize(tsLen) + tsLen + 1 + varintSize(lineLen) + lineLen;
+  const metaLen = metadata !== undefined ? metadata.length : 0;
+  const entryLen = 1 + varintSize(tsLen) + tsLen + 1 + varintSize(lineLen) + lineLen + metaLen;
   const total = 1 + varintSize(entryLen) + entryLen;
   out.reserve(total);
   const b = out.buf;
@@ -101,7 +112,12 @@ export function appendEntry(out: GrowableBuffer, sec: number, nanos: number, lin
   b[p++] = 0x12; // EntryAdapter.line
   p = writeVarint(b, p, lineLen);
   b.set(line, p);
-  out.len = p + lineLen;
+  p += lineLen;
+  if (metadata !== undefined) {
+    b.set(metadata, p);
+    p += metaLen;
+  }
+  out.len = p;
   return total;
 }
 
@@ -111,6 +127,8 @@ export interface BatchStream {
   readonly labelBytes: Buffer;
   /** The same labels as an object (JSON push, dry run). */
   readonly labels: Readonly<Record<string, string>>;
+  /** Those of `labels` promoted from the lines' fields (LABEL_FIELDS), when any. */
+  readonly promoted?: Readonly<Record<string, string>>;
   /** Entries in wire form (see `appendEntry`); only valid until the batch's streams are reused. */
   readonly entries: Buffer;
   readonly count: number;
@@ -122,10 +140,13 @@ export interface BatchStream {
   readonly offsets?: readonly number[];
 }
 
-/** Read entries back from their wire form (JSON encoding, dry run). */
+/**
+ * Read entries back from their wire form (JSON encoding, dry run). `metadata` is the entry's
+ * structured metadata as [name, value] pairs, undefined when it has none.
+ */
 export function forEachEntry(
   entries: Uint8Array,
-  fn: (sec: number, nanos: number, line: Buffer) => void,
+  fn: (sec: number, nanos: number, line: Buffer, metadata: [string, string][] | undefined) => void,
 ): void {
   const buf = Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength);
   let p = 0;
@@ -145,6 +166,7 @@ export function forEachEntry(
     let sec = 0;
     let nanos = 0;
     let line: Buffer = Buffer.alloc(0);
+    let metadata: [string, string][] | undefined;
     while (p < entryEnd) {
       const tag = buf[p++];
       const len = readVarint();
@@ -156,13 +178,40 @@ export function forEachEntry(
           if (t === 0x08) sec = v;
           else if (t === 0x10) nanos = v;
         }
-      } else {
+      } else if (tag === 0x12) {
         line = buf.subarray(p, p + len);
+        p += len;
+      } else {
+        if (metadata === undefined) metadata = [];
+        metadata.push(readPair(buf, p, p + len));
         p += len;
       }
     }
-    fn(sec, nanos, line);
+    fn(sec, nanos, line, metadata);
   }
+}
+
+/** One LabelPairAdapter (bytes [start, end) of `buf`, inside its tag and length) as [name, value]. */
+export function readPair(buf: Buffer, start: number, end: number): [string, string] {
+  let p = start;
+  let name = "";
+  let value = "";
+  while (p < end) {
+    const tag = buf[p++] as number;
+    let len = 0;
+    let mul = 1;
+    for (;;) {
+      const c = buf[p++] as number;
+      len += (c & 0x7f) * mul;
+      if (c < 0x80) break;
+      mul *= 128;
+    }
+    const s = buf.toString("utf8", p, p + len);
+    if (tag === 0x0a) name = s;
+    else if (tag === 0x12) value = s;
+    p += len;
+  }
+  return [name, value];
 }
 
 /** Encoded body plus the headers that describe it. */

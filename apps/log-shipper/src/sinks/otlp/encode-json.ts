@@ -2,7 +2,8 @@
 // encoder, in the OTLP JSON mapping — lowerCamelCase field names, 64-bit integers (the
 // nanosecond times) as decimal strings, enums (severityNumber) as integers, default values
 // omitted. Not the default and not on the hot path: entries are read back with forEachEntry and
-// each line is escaped by JSON.stringify.
+// each line is escaped by JSON.stringify. trace_id / span_id are hex strings, as the OTLP JSON
+// mapping has them (not base64 as for other bytes).
 import { gzipSync } from "node:zlib";
 import { compactBody } from "../compact.js";
 import { unixNanosString } from "../loki/encode-json.js";
@@ -12,7 +13,13 @@ import {
   type EncodedBody,
   forEachEntry,
 } from "../loki/encode-protobuf.js";
-import { type OtlpEncoderOptions, recordParts, resourceAttributes, SCOPE_NAME } from "./encode-protobuf.js";
+import {
+  metadataParts,
+  type OtlpEncoderOptions,
+  recordParts,
+  resourceAttributes,
+  SCOPE_NAME,
+} from "./encode-protobuf.js";
 
 function keyValues(pairs: readonly [string, string][]): string {
   return `[${pairs.map(([k, v]) => `{"key":${JSON.stringify(k)},"value":{"stringValue":${JSON.stringify(v)}}}`).join(",")}]`;
@@ -33,10 +40,13 @@ export class OtlpJsonEncoder implements BatchEncoder {
     this.now = opts.now ?? Date.now;
   }
 
-  private partsOf(labels: Readonly<Record<string, string>>): { before: string; after: string } {
+  private partsOf(
+    labels: Readonly<Record<string, string>>,
+    promoted: Readonly<Record<string, string>> | undefined,
+  ): { before: string; after: string } {
     let p = this.parts.get(labels);
     if (p === undefined) {
-      const r = recordParts(labels);
+      const r = recordParts(labels, promoted);
       let before = "";
       if (r.severityNumber > 0) before += `,"severityNumber":${r.severityNumber}`;
       if (r.severityText !== undefined) before += `,"severityText":${JSON.stringify(r.severityText)}`;
@@ -53,10 +63,20 @@ export class OtlpJsonEncoder implements BatchEncoder {
     const observed = unixNanosString(obsSec, Math.round((nowMs - obsSec * 1000) * 1e6));
     const records: string[] = [];
     for (const s of streams) {
-      const { before, after } = this.partsOf(s.labels);
-      forEachEntry(s.entries, (sec, nanos, line) => {
+      const { before, after } = this.partsOf(s.labels, s.promoted);
+      const r = recordParts(s.labels, s.promoted);
+      forEachEntry(s.entries, (sec, nanos, line, metadata) => {
+        let rest = after;
+        if (metadata !== undefined) {
+          // The line's metadata: its attributes join the stream's; the ids are the record's own.
+          const m = metadataParts(metadata);
+          const attrs = [...r.attributes, ...m.attributes];
+          rest = attrs.length > 0 ? `,"attributes":${keyValues(attrs)}` : "";
+          if (m.traceId !== undefined) rest += `,"traceId":"${m.traceId}"`;
+          if (m.spanId !== undefined) rest += `,"spanId":"${m.spanId}"`;
+        }
         records.push(
-          `{"timeUnixNano":"${unixNanosString(sec, nanos)}","observedTimeUnixNano":"${observed}"${before},"body":{"stringValue":${JSON.stringify(line.toString("utf8"))}}${after}}`,
+          `{"timeUnixNano":"${unixNanosString(sec, nanos)}","observedTimeUnixNano":"${observed}"${before},"body":{"stringValue":${JSON.stringify(line.toString("utf8"))}}${rest}}`,
         );
       });
     }

@@ -9,15 +9,19 @@
 //   InstrumentationScope { string name = 1; }
 //   LogRecord     { fixed64 time_unix_nano = 1; SeverityNumber severity_number = 2;
 //                   string severity_text = 3; AnyValue body = 5; repeated KeyValue attributes = 6;
-//                   fixed64 observed_time_unix_nano = 11; }
+//                   bytes trace_id = 9; bytes span_id = 10; fixed64 observed_time_unix_nano = 11; }
 //   KeyValue      { string key = 1; AnyValue value = 2; }
 //   AnyValue      { oneof value { string string_value = 1; ... } }
 //
 // The mapping (README "OTLP"): one ResourceLogs whose resource holds the pod (k8s.*), service.name
 // (the `job` static label) and the other static labels; one ScopeLogs; per line a LogRecord with
 // the entry's time, the encode time as observed time, the severity from the `level` label, the line
-// as a string body, and log.file.name / log.file.path from the `filename` label. The parts that are
-// the same for every line of a stream (severity, file attributes) are encoded once per stream.
+// as a string body, and log.file.name / log.file.path from the `filename` label, and the labels
+// promoted from the line's fields (LABEL_FIELDS) as attributes. The parts that are the same for
+// every line of a stream (severity, file attributes) are encoded once per stream. A line's
+// structured metadata (METADATA_FIELDS) become attributes of its record, except `trace_id` and
+// `span_id` holding a valid id (32 / 16 hex digits, not all zero): those become the record's own
+// trace_id / span_id (metadataParts).
 import { gzipSync } from "node:zlib";
 import { compactBody } from "../compact.js";
 import {
@@ -25,6 +29,7 @@ import {
   type BatchStream,
   type EncodedBody,
   GrowableBuffer,
+  readPair,
   varintSize,
   writeVarint,
 } from "../loki/encode-protobuf.js";
@@ -77,7 +82,10 @@ export interface RecordParts {
   attributes: [string, string][];
 }
 
-export function recordParts(labels: Readonly<Record<string, string>>): RecordParts {
+export function recordParts(
+  labels: Readonly<Record<string, string>>,
+  promoted?: Readonly<Record<string, string>>,
+): RecordParts {
   const level = labels.level;
   const attributes: [string, string][] = [];
   const filename = labels.filename;
@@ -85,8 +93,43 @@ export function recordParts(labels: Readonly<Record<string, string>>): RecordPar
     attributes.push(["log.file.name", filename.slice(filename.lastIndexOf("/") + 1)]);
     attributes.push(["log.file.path", filename]);
   }
+  if (promoted !== undefined) for (const [k, v] of Object.entries(promoted)) attributes.push([k, v]);
   const severityNumber = level !== undefined ? (SEVERITY_NUMBERS[level] ?? 0) : 0;
   return { severityNumber, severityText: severityNumber > 0 ? level : undefined, attributes };
+}
+
+/** A line's structured metadata as OTLP sees it: the record's own ids, and attributes. */
+export interface MetadataParts {
+  /** Lowercase hex, 32 digits (16 bytes) / 16 digits (8 bytes). */
+  traceId: string | undefined;
+  spanId: string | undefined;
+  attributes: [string, string][];
+}
+
+const HEX_ID = /^[0-9a-fA-F]+$/;
+
+/** A valid OTLP id: `digits` hex digits, not all zero (the spec's invalid id). */
+function validId(v: string, digits: number): boolean {
+  return v.length === digits && HEX_ID.test(v) && !/^0+$/.test(v);
+}
+
+export function metadataParts(metadata: readonly [string, string][]): MetadataParts {
+  const out: MetadataParts = { traceId: undefined, spanId: undefined, attributes: [] };
+  for (const [k, v] of metadata) {
+    if (k === "trace_id" && out.traceId === undefined && validId(v, 32)) out.traceId = v.toLowerCase();
+    else if (k === "span_id" && out.spanId === undefined && validId(v, 16)) out.spanId = v.toLowerCase();
+    else out.attributes.push([k, v]);
+  }
+  return out;
+}
+
+/** The LogRecord fields of a line's metadata: attributes (6), trace_id (9), span_id (10). */
+function metadataFields(metadata: readonly [string, string][]): Buffer {
+  const m = metadataParts(metadata);
+  const parts = m.attributes.map(([k, v]) => keyValueField(0x32, k, v));
+  if (m.traceId !== undefined) parts.push(lenField(0x4a, Buffer.from(m.traceId, "hex")));
+  if (m.spanId !== undefined) parts.push(lenField(0x52, Buffer.from(m.spanId, "hex")));
+  return Buffer.concat(parts);
 }
 
 // --- small protobuf writers (cold: used for the per-stream and per-sink parts) -------------------
@@ -175,10 +218,13 @@ export class OtlpProtobufEncoder implements BatchEncoder {
     this.now = opts.now ?? Date.now;
   }
 
-  private bytesOf(labels: Readonly<Record<string, string>>): StreamBytes {
+  private bytesOf(
+    labels: Readonly<Record<string, string>>,
+    promoted: Readonly<Record<string, string>> | undefined,
+  ): StreamBytes {
     let sb = this.streamBytes.get(labels);
     if (sb === undefined) {
-      const p = recordParts(labels);
+      const p = recordParts(labels, promoted);
       const mid: Buffer[] = [];
       if (p.severityNumber > 0) mid.push(varintField(0x10, p.severityNumber));
       if (p.severityText !== undefined) mid.push(stringField(0x1a, p.severityText));
@@ -205,7 +251,7 @@ export class OtlpProtobufEncoder implements BatchEncoder {
     observed[0] = 0x59; // LogRecord.observed_time_unix_nano (fixed64)
     writeFixed64Nanos(observed, 1, obsSec, obsNanos);
     for (const s of streams) {
-      const { mid, attrs } = this.bytesOf(s.labels);
+      const { mid, attrs } = this.bytesOf(s.labels, s.promoted);
       const tail = Buffer.concat([attrs, observed]);
       const midLen = mid.length;
       const tailLen = tail.length;
@@ -231,6 +277,7 @@ export class OtlpProtobufEncoder implements BatchEncoder {
         let nanos = 0;
         let lineStart = p;
         let lineLen = 0;
+        let metadata: [string, string][] | undefined;
         while (p < entryEnd) {
           const tag = e[p++] as number;
           let len = 0;
@@ -256,14 +303,20 @@ export class OtlpProtobufEncoder implements BatchEncoder {
               if (t === 0x08) sec = v;
               else if (t === 0x10) nanos = v;
             }
-          } else {
+          } else if (tag === 0x12) {
             lineStart = p;
             lineLen = len;
             p += len;
+          } else {
+            // EntryAdapter.structuredMetadata (METADATA_FIELDS): only lines that carry some.
+            if (metadata === undefined) metadata = [];
+            metadata.push(readPair(e, p, p + len));
+            p += len;
           }
         }
+        const extra = metadata !== undefined ? metadataFields(metadata) : undefined;
         const anyLen = 1 + varintSize(lineLen) + lineLen;
-        const recLen = fixedLen + varintSize(anyLen) + anyLen;
+        const recLen = fixedLen + varintSize(anyLen) + anyLen + (extra !== undefined ? extra.length : 0);
         out.reserve(1 + 5 + recLen);
         const b = out.buf;
         let q = out.len;
@@ -281,7 +334,12 @@ export class OtlpProtobufEncoder implements BatchEncoder {
         e.copy(b, q, lineStart, lineStart + lineLen);
         q += lineLen;
         b.set(tail, q); // attributes (6), observed time (11)
-        out.len = q + tailLen;
+        q += tailLen;
+        if (extra !== undefined) {
+          b.set(extra, q); // the line's metadata: attributes (6), trace_id (9), span_id (10)
+          q += extra.length;
+        }
+        out.len = q;
       }
     }
     // The enclosing headers go right before the records, in the room left for them.
