@@ -129,8 +129,8 @@ class Stream {
 /** The streams of one `filename` label value, one per level code (and promoted label values). */
 class StreamGroup {
   readonly streams: (Stream | undefined)[] = [];
-  /** Streams with promoted labels, by level code and LineFields.labelKey. */
-  keyed: Map<string, Stream> | undefined;
+  /** Streams with promoted labels: per level code, by LineFields.labelKey. */
+  keyed: (Map<string, Stream> | undefined)[] | undefined;
   lastSeq = 0;
   constructor(readonly filename: string) {}
 }
@@ -445,9 +445,13 @@ export class Batcher {
 
   /** The stream of a line with promoted labels: level + their values pick it. */
   private keyedStream(group: StreamGroup, level: LevelCode, fields: LineFields): Stream {
-    if (group.keyed === undefined) group.keyed = new Map();
-    const keyed = group.keyed;
-    const key = `${level}\u0000${fields.labelKey}`;
+    if (group.keyed === undefined) group.keyed = [];
+    let keyed = group.keyed[level];
+    if (keyed === undefined) {
+      keyed = new Map();
+      group.keyed[level] = keyed;
+    }
+    const key = fields.labelKey;
     let s = keyed.get(key);
     if (s === undefined) {
       const promoted: Record<string, string> = {};
@@ -471,7 +475,10 @@ export class Batcher {
     for (const [name, g] of this.groups) {
       if (this.seq - g.lastSeq > GROUP_IDLE_BATCHES) this.groups.delete(name);
       else if (g.keyed !== undefined) {
-        for (const [key, s] of g.keyed) if (this.seq - s.seq > GROUP_IDLE_BATCHES) g.keyed.delete(key);
+        for (const keyed of g.keyed) {
+          if (keyed === undefined) continue;
+          for (const [key, s] of keyed) if (this.seq - s.seq > GROUP_IDLE_BATCHES) keyed.delete(key);
+        }
       }
     }
   }

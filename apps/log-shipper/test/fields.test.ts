@@ -59,7 +59,7 @@ describe("reading top-level fields of a JSON line", () => {
     it(c.name, () => {
       const buf = Buffer.from(`xx${c.line}yy`);
       scanner.scan(buf, 2, buf.length - 2);
-      expect(scanner.values).toEqual(c.want);
+      expect([scanner.value(0), scanner.value(1)]).toEqual(c.want);
     });
   }
 
@@ -67,7 +67,7 @@ describe("reading top-level fields of a JSON line", () => {
     const s = new TopLevelScanner(["trace.id"]);
     const buf = Buffer.from('{"trace":{"id":"nested"},"trace.id":"whole"}');
     s.scan(buf, 0, buf.length);
-    expect(s.values).toEqual(["whole"]);
+    expect(s.value(0)).toBe("whole");
   });
 });
 
@@ -131,6 +131,20 @@ describe("labels and metadata of a line", () => {
     expect(k('{"route":"/a","x":1}')).toBe(k('{"route":"/a","x":2}'));
     expect(k('{"route":"/a"}')).not.toBe(k('{"route":"/b"}'));
     expect(k('{"route":"/a"}')).not.toBe(k('{"http.method":"/a"}'));
+  });
+
+  it("metadata values are copied as valid UTF-8: escapes decoded, invalid bytes replaced", () => {
+    const { fx } = extractor();
+    const buf = Buffer.concat([
+      Buffer.from('{"trace_id":"a\\u00e9\\"b","user":"'),
+      Buffer.from([0x75, 0xff, 0x76]),
+      Buffer.from('"}'),
+    ]);
+    const f = fx.extract(buf, 0, buf.length);
+    expect(metadataOf(f?.metadataWire)).toEqual([
+      ["trace_id", 'aé"b'],
+      ["user", "u\ufffdv"],
+    ]);
   });
 
   it("a value too long for a label is not promoted (counted), and the line still gets its metadata", async () => {

@@ -25,11 +25,18 @@ export const MAX_LABEL_VALUE_BYTES = 1024;
 /** A metadata value longer than this (UTF-8 bytes) is not sent as metadata (the line keeps it). */
 export const MAX_METADATA_VALUE_BYTES = 8192;
 
-/** What the stage found in one line, handed with it to every destination's batcher. */
+/**
+ * What the stage found in one line, handed with it to every destination's batcher. Like the
+ * line's bytes it is valid only during the writeLine call (the extractor reuses the object and
+ * its metadata buffer for the next line): the batcher copies what it keeps.
+ */
 export interface LineFields {
   /** Promoted labels, in LABEL_FIELDS order: [label name, value] (only those promoted). */
   readonly labels: readonly (readonly [string, string])[];
-  /** The promoted values as one string (stream key); "" when nothing was promoted. */
+  /**
+   * The promoted values as one string that tells streams apart (with one label field, its value);
+   * "" when nothing was promoted.
+   */
   readonly labelKey: string;
   /**
    * METADATA_FIELDS found, as repeated Loki `EntryAdapter.structuredMetadata` fields (field 3,
@@ -108,58 +115,80 @@ function skipValue(buf: Uint8Array, i: number, end: number): number {
   return i;
 }
 
-/** A scalar value at [s, e) as a string, or undefined (null, object, array, bad escape). */
-function scalar(buf: Buffer, s: number, e: number): string | undefined {
-  const c = buf[s];
-  if (c === QUOTE) {
-    // No backslash: the bytes are the string (the common case); else let JSON unescape it.
-    let escaped = false;
-    for (let i = s + 1; i < e - 1; i++) {
-      if (buf[i] === BACKSLASH) {
-        escaped = true;
-        break;
-      }
-    }
-    if (!escaped) return buf.toString("utf8", s + 1, e - 1);
-    try {
-      return JSON.parse(buf.toString("utf8", s, e)) as string;
-    } catch {
-      return undefined;
-    }
+function isAscii(buf: Uint8Array, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if ((buf[i] as number) >= 0x80) return false;
+  return true;
+}
+
+/** How a found value is held: absent, its bytes as they are, or a string with escapes. */
+const ABSENT = 0;
+const RAW = 1;
+const ESCAPED = 2;
+
+/** `true`, `false` or a JSON number, at [s, e). */
+function isPlainScalar(buf: Uint8Array, s: number, e: number): boolean {
+  const c = buf[s] as number;
+  if (c === 0x74) return e - s === 4 && buf[s + 1] === 0x72 && buf[s + 2] === 0x75 && buf[s + 3] === 0x65;
+  if (c === 0x66)
+    return (
+      e - s === 5 && buf[s + 1] === 0x61 && buf[s + 2] === 0x6c && buf[s + 3] === 0x73 && buf[s + 4] === 0x65
+    );
+  // A number: digits, sign, point, exponent — loose (the app wrote JSON), but never other bytes.
+  if (c !== 0x2d && (c < 0x30 || c > 0x39)) return false;
+  for (let i = s + 1; i < e; i++) {
+    const d = buf[i] as number;
+    if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d))
+      return false;
   }
-  if (c === LBRACE || c === LBRACKET || c === 0x6e /* n: null */) return undefined;
-  const text = buf.toString("latin1", s, e);
-  if (text === "true" || text === "false" || /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/.test(text)) return text;
-  return undefined;
+  return true;
 }
 
 /**
- * Finds the wanted top-level keys of a JSON line. `scan` fills `values` (index = wanted key's
- * index; undefined when absent) and is reused line after line.
+ * Finds the wanted top-level keys of a JSON line, reused line after line. After `scan`, a found
+ * value is bytes [start, end) of the line: a string's content (without quotes; `kind` ESCAPED when
+ * it holds escapes), or a number or boolean as written. `value(k)` gives it as a string.
  */
 export class TopLevelScanner {
-  /** Wanted keys as latin1 strings of their UTF-8 bytes (compared to keys read as latin1). */
-  private readonly keys: Map<string, number>;
-  /** True at index n when some wanted key is n bytes long (cheap filter before a key string). */
+  /** Wanted keys as UTF-8 bytes (compared byte by byte with the line's raw key bytes). */
+  private readonly keys: Uint8Array[];
+  /** True at index n when some wanted key is n bytes long (cheap filter before comparing). */
   private readonly lengths: boolean[] = [];
-  readonly values: (string | undefined)[];
+  readonly kinds: Uint8Array;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  private buf: Buffer = Buffer.alloc(0);
 
   constructor(wanted: readonly string[]) {
-    this.keys = new Map(wanted.map((k, i) => [Buffer.from(k, "utf8").toString("latin1"), i]));
-    for (const k of this.keys.keys()) this.lengths[k.length] = true;
-    this.values = new Array<string | undefined>(wanted.length).fill(undefined);
+    this.keys = wanted.map((k) => Buffer.from(k, "utf8"));
+    for (const k of this.keys) this.lengths[k.length] = true;
+    this.kinds = new Uint8Array(wanted.length);
+    this.starts = new Int32Array(wanted.length);
+    this.ends = new Int32Array(wanted.length);
+  }
+
+  /** The wanted key whose bytes are [s, e) of `buf`, not found yet; -1 when none. */
+  private keyAt(buf: Buffer, s: number, e: number): number {
+    const keys = this.keys;
+    const len = e - s;
+    outer: for (let k = 0; k < keys.length; k++) {
+      const key = keys[k] as Uint8Array;
+      if (key.length !== len || this.kinds[k] !== ABSENT) continue;
+      for (let j = 0; j < len; j++) if (buf[s + j] !== key[j]) continue outer;
+      return k;
+    }
+    return -1;
   }
 
   /** Scan bytes [start, end) of `buf`; returns how many wanted keys were found. */
   scan(buf: Buffer, start: number, end: number): number {
-    const values = this.values;
-    values.fill(undefined);
+    this.buf = buf;
+    this.kinds.fill(ABSENT);
     let i = start;
     while (i < end && isSpace(buf[i])) i++;
     if (buf[i] !== LBRACE) return 0;
     i++;
     let found = 0;
-    const want = this.keys.size;
+    const want = this.keys.length;
     for (;;) {
       while (i < end && isSpace(buf[i])) i++;
       if (buf[i] !== QUOTE) return found; // `}` or not JSON
@@ -176,11 +205,28 @@ export class TopLevelScanner {
       const ve = skipValue(buf, vs, end);
       if (ve < 0) return found;
       if (this.lengths[ke - ks] === true) {
-        const k = this.keys.get(buf.toString("latin1", ks, ke));
-        if (k !== undefined && values[k] === undefined) {
-          const v = scalar(buf, vs, ve);
-          if (v !== undefined) {
-            values[k] = v;
+        const k = this.keyAt(buf, ks, ke);
+        if (k >= 0) {
+          const c = buf[vs];
+          let kind = ABSENT;
+          if (c === QUOTE) {
+            kind = RAW;
+            for (let j = vs + 1; j < ve - 1; j++) {
+              if (buf[j] === BACKSLASH) {
+                kind = ESCAPED;
+                break;
+              }
+            }
+            this.starts[k] = vs + 1;
+            this.ends[k] = ve - 1;
+          } else if (isPlainScalar(buf, vs, ve)) {
+            kind = RAW;
+            this.starts[k] = vs;
+            this.ends[k] = ve;
+          }
+          // null, objects and arrays are not taken.
+          if (kind !== ABSENT) {
+            this.kinds[k] = kind;
             if (++found === want) return found;
           }
         }
@@ -190,6 +236,30 @@ export class TopLevelScanner {
       if (buf[i] !== COMMA) return found;
       i++;
     }
+  }
+
+  /** Wanted key `k`'s value as a string; undefined when absent (or a malformed escape). */
+  value(k: number): string | undefined {
+    const kind = this.kinds[k];
+    if (kind === ABSENT) return undefined;
+    const s = this.starts[k] as number;
+    const e = this.ends[k] as number;
+    if (kind === RAW) return this.buf.toString("utf8", s, e);
+    try {
+      return JSON.parse(this.buf.toString("utf8", s - 1, e + 1)) as string;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Bytes of value `k` (found, RAW): its length. */
+  rawLength(k: number): number {
+    return (this.ends[k] as number) - (this.starts[k] as number);
+  }
+
+  /** Whether value `k` can be copied as bytes (found and without escapes). */
+  isRaw(k: number): boolean {
+    return this.kinds[k] === RAW;
   }
 }
 
@@ -224,7 +294,16 @@ export class FieldExtractor {
   private readonly nLabels: number;
   /** Label names (sanitized), then metadata names (sanitized), by wanted index. */
   private readonly names: string[];
+  /** The same names as UTF-8 bytes. */
+  private readonly nameBytes: Uint8Array[];
   private readonly seen: Set<string>[];
+  /** The result, reused line after line (see LineFields), and its metadata bytes. */
+  private readonly result: {
+    labels: [string, string][];
+    labelKey: string;
+    metadataWire: Uint8Array | undefined;
+  } = { labels: [], labelKey: "", metadataWire: undefined };
+  private scratch = Buffer.allocUnsafe(1024);
   private readonly warned: boolean[];
   private readonly overLimit: Counter<"field" | "limit">;
   private readonly metadataTooLong: Counter<"field">;
@@ -233,6 +312,7 @@ export class FieldExtractor {
     this.nLabels = opts.labelFields.length;
     this.scanner = new TopLevelScanner([...opts.labelFields, ...opts.metadataFields]);
     this.names = [...opts.labelFields, ...opts.metadataFields].map(sanitizeLabelName);
+    this.nameBytes = this.names.map((n) => Buffer.from(n, "utf8"));
     this.seen = opts.labelFields.map(() => new Set<string>());
     this.warned = opts.labelFields.map(() => false);
     this.overLimit = new Counter({
@@ -253,34 +333,86 @@ export class FieldExtractor {
   extract(buf: Buffer, start: number, end: number): LineFields | undefined {
     const scanner = this.scanner;
     if (scanner.scan(buf, start, end) === 0) return undefined;
-    const values = scanner.values;
-    let labels: [string, string][] | undefined;
+    const out = this.result;
+    const labels = out.labels;
+    labels.length = 0;
     let labelKey = "";
     for (let k = 0; k < this.nLabels; k++) {
-      const v = values[k];
+      const v = scanner.value(k);
       if (v === undefined || v === "") continue;
       if (!this.admit(k, v)) continue;
-      if (labels === undefined) labels = [];
       labels.push([this.names[k] as string, v]);
-      labelKey += `${k}\u0000${v}\u0000`;
+      // One label field (the usual case): its value is the key; several: index and value each.
+      labelKey = this.nLabels === 1 ? v : `${labelKey}${k}\u0000${v}\u0000`;
     }
-    let metadata: [string, string][] | undefined;
-    for (let k = this.nLabels; k < values.length; k++) {
-      const v = values[k];
-      if (v === undefined || v === "") continue;
-      if (v.length > MAX_METADATA_VALUE_BYTES / 3 && Buffer.byteLength(v) > MAX_METADATA_VALUE_BYTES) {
+    const metadataWire = this.metadata(buf);
+    if (labels.length === 0 && metadataWire === undefined) return undefined;
+    out.labelKey = labelKey;
+    out.metadataWire = metadataWire;
+    return out;
+  }
+
+  /**
+   * The found METADATA_FIELDS as structuredMetadata fields, in one buffer: a value without
+   * escapes (the usual case) is copied from the line's bytes, never made a string.
+   */
+  private metadata(buf: Buffer): Uint8Array | undefined {
+    const scanner = this.scanner;
+    const n = this.names.length;
+    let size = 0;
+    let escaped: (Buffer | undefined)[] | undefined;
+    for (let k = this.nLabels; k < n; k++) {
+      let len: number;
+      // Raw bytes are copied only when ASCII: anything else goes through a string, which also
+      // replaces invalid UTF-8 (protobuf strings must be valid UTF-8, or Loki refuses the push).
+      if (scanner.isRaw(k) && isAscii(buf, scanner.starts[k] as number, scanner.ends[k] as number))
+        len = scanner.rawLength(k);
+      else {
+        const v = scanner.value(k);
+        if (v === undefined) continue;
+        const b = Buffer.from(v, "utf8");
+        if (escaped === undefined) escaped = [];
+        escaped[k] = b;
+        len = b.length;
+      }
+      if (len === 0) continue;
+      if (len > MAX_METADATA_VALUE_BYTES) {
         this.metadataTooLong.inc({ field: this.opts.metadataFields[k - this.nLabels] as string });
         continue;
       }
-      if (metadata === undefined) metadata = [];
-      metadata.push([this.names[k] as string, v]);
+      const name = this.nameBytes[k] as Uint8Array;
+      const pair = 1 + varintSize(name.length) + name.length + 1 + varintSize(len) + len;
+      size += 1 + varintSize(pair) + pair;
     }
-    if (labels === undefined && metadata === undefined) return undefined;
-    return {
-      labels: labels ?? [],
-      labelKey,
-      metadataWire: metadata !== undefined ? encodeMetadata(metadata) : undefined,
-    };
+    if (size === 0) return undefined;
+    if (this.scratch.length < size)
+      this.scratch = Buffer.allocUnsafe(Math.max(size, this.scratch.length * 2));
+    const out = this.scratch;
+    let p = 0;
+    for (let k = this.nLabels; k < n; k++) {
+      const e = escaped?.[k];
+      let len: number;
+      if (e !== undefined) len = e.length;
+      else if (scanner.isRaw(k)) len = scanner.rawLength(k);
+      else continue;
+      if (len === 0 || len > MAX_METADATA_VALUE_BYTES) continue;
+      const name = this.nameBytes[k] as Uint8Array;
+      out[p++] = 0x1a; // EntryAdapter.structuredMetadata
+      p = writeVarint(out, p, 1 + varintSize(name.length) + name.length + 1 + varintSize(len) + len);
+      out[p++] = 0x0a; // LabelPairAdapter.name
+      p = writeVarint(out, p, name.length);
+      for (let j = 0; j < name.length; j++) out[p++] = name[j] as number;
+      out[p++] = 0x12; // LabelPairAdapter.value
+      p = writeVarint(out, p, len);
+      if (e !== undefined) {
+        out.set(e, p);
+        p += len;
+      } else {
+        const s = scanner.starts[k] as number;
+        for (let j = 0; j < len; j++) out[p++] = buf[s + j] as number;
+      }
+    }
+    return new Uint8Array(out.buffer, out.byteOffset, size);
   }
 
   /** Whether value `v` of label field `k` may be a label (the cap, the length), counting refusals. */
