@@ -182,6 +182,10 @@ export function describeConfig(cfg: Config): Record<string, unknown> {
     auth: cfg.lokiBearerToken ? "bearer" : cfg.lokiUsername ? "basic" : "none",
     extraCa: cfg.lokiCa !== undefined,
     shutdownTimeoutMs: cfg.shutdownTimeoutMs,
+    ...(cfg.labelFields.length > 0
+      ? { labelFields: cfg.labelFields, labelFieldsMaxValues: cfg.labelFieldsMaxValues }
+      : {}),
+    ...(cfg.metadataFields.length > 0 ? { metadataFields: cfg.metadataFields } : {}),
   };
 }
 

@@ -30,7 +30,7 @@ const DOT = 0x2e;
 const D0 = 0x30;
 const D9 = 0x39;
 
-function isSpace(c: number): boolean {
+export function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 }
 function isDigit(c: number): boolean {
@@ -325,7 +325,7 @@ function isKey(buf: Uint8Array, s: number, key: number[]): boolean {
 }
 
 /** Index of the closing quote of a JSON string whose content starts at `i`, or -1 past `limit`. */
-function skipString(buf: Uint8Array, i: number, limit: number): number {
+export function skipString(buf: Uint8Array, i: number, limit: number): number {
   while (i < limit) {
     const c = buf[i] as number;
     if (c === QUOTE) return i;

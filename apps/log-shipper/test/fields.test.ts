@@ -10,10 +10,11 @@ import { Registry } from "prom-client";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { FieldExtractor, TopLevelScanner } from "../src/processing/fields.js";
-import { forEachEntry } from "../src/sinks/loki/encode-protobuf.js";
+import { appendEntry, forEachEntry, GrowableBuffer } from "../src/sinks/loki/encode-protobuf.js";
+import { LokiSink } from "../src/sinks/loki/loki-sink.js";
 import { tempDirs } from "./support/app-harness.js";
 import { type FakeElasticsearch, startFakeElasticsearch } from "./support/fake-elasticsearch.js";
-import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
+import { decodeJsonPush, decodeProtobufPush, type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
 import { type FakeOtlp, startFakeOtlp } from "./support/fake-otlp.js";
 import { silentLogger } from "./support/logger.js";
 import { assertBuilt, type Shipper, shipperEnv, shipperTracker } from "./support/process.js";
@@ -158,6 +159,45 @@ describe("labels and metadata of a line", () => {
       'log_shipper_label_values_over_limit_total{field="route",limit="length"} 1',
     );
   });
+});
+
+describe("a rejected Loki batch split in halves keeps each entry's structured metadata", () => {
+  for (const encoding of ["protobuf", "json"] as const) {
+    it(encoding, () => {
+      const registry = new Registry();
+      const fx = new FieldExtractor({
+        labelFields: [],
+        metadataFields: ["trace_id"],
+        maxValues: 50,
+        registry,
+        logger: silentLogger(),
+      });
+      const entries = new GrowableBuffer(256);
+      const lines = ['{"trace_id":"t1","n":1}', '{"n":2}', '{"trace_id":"t3","n":3}'];
+      for (const [i, l] of lines.entries()) {
+        const b = Buffer.from(l);
+        appendEntry(entries, 1_700_000_000 + i, 0, b, fx.extract(b, 0, b.length)?.metadataWire);
+      }
+      const sink = new LokiSink(
+        { send: async () => ({ kind: "success", status: 204 }), close: async () => {} },
+        encoding,
+        "gzip",
+      );
+      const body = sink.encode([
+        { labels: { job: "x" }, labelBytes: Buffer.from('{job="x"}'), entries: entries.view(), count: 3 },
+      ]);
+      const halves = sink.split(body);
+      expect(halves).toBeDefined();
+      const decode = (b: { body: Buffer; contentEncoding?: string }) =>
+        encoding === "json" ? decodeJsonPush(b.body, b.contentEncoding) : decodeProtobufPush(b.body);
+      const got = (halves ?? []).flatMap((h) => decode(h.body)).map((e) => [e.line, e.metadata]);
+      expect(got).toEqual([
+        [lines[0], { trace_id: "t1" }],
+        [lines[1], undefined],
+        [lines[2], { trace_id: "t3" }],
+      ]);
+    });
+  }
 });
 
 describe("LABEL_FIELDS / METADATA_FIELDS settings", () => {

@@ -13,6 +13,7 @@
 
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
+import { isSpace, skipString } from "../entry.js";
 import { sanitizeLabelName } from "../labels.js";
 import { varintSize, writeVarint } from "../sinks/loki/encode-protobuf.js";
 
@@ -65,20 +66,6 @@ const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
-
-function isSpace(c: number | undefined): boolean {
-  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
-}
-
-/** Index of the closing quote of a string whose content starts at `i`, or -1. */
-function skipString(buf: Uint8Array, i: number, end: number): number {
-  while (i < end) {
-    const c = buf[i] as number;
-    if (c === QUOTE) return i;
-    i += c === BACKSLASH ? 2 : 1;
-  }
-  return -1;
-}
 
 /** Index just past the value starting at `i` (any JSON value), or -1 when it runs past `end`. */
 function skipValue(buf: Uint8Array, i: number, end: number): number {
@@ -184,22 +171,22 @@ export class TopLevelScanner {
     this.buf = buf;
     this.kinds.fill(ABSENT);
     let i = start;
-    while (i < end && isSpace(buf[i])) i++;
+    while (i < end && isSpace(buf[i] as number)) i++;
     if (buf[i] !== LBRACE) return 0;
     i++;
     let found = 0;
     const want = this.keys.length;
     for (;;) {
-      while (i < end && isSpace(buf[i])) i++;
+      while (i < end && isSpace(buf[i] as number)) i++;
       if (buf[i] !== QUOTE) return found; // `}` or not JSON
       const ks = i + 1;
       const ke = skipString(buf, ks, end);
       if (ke < 0) return found;
       i = ke + 1;
-      while (i < end && isSpace(buf[i])) i++;
+      while (i < end && isSpace(buf[i] as number)) i++;
       if (buf[i] !== COLON) return found;
       i++;
-      while (i < end && isSpace(buf[i])) i++;
+      while (i < end && isSpace(buf[i] as number)) i++;
       if (i >= end) return found;
       const vs = i;
       const ve = skipValue(buf, vs, end);
@@ -232,7 +219,7 @@ export class TopLevelScanner {
         }
       }
       i = ve;
-      while (i < end && isSpace(buf[i])) i++;
+      while (i < end && isSpace(buf[i] as number)) i++;
       if (buf[i] !== COMMA) return found;
       i++;
     }
