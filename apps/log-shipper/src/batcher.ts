@@ -3,10 +3,13 @@
 //
 // This is the hot path. Per line it: finds the file's state (last-file fast path, else a WeakMap
 // on the SourceFile object), scans the line head for `time`/`level` (entry.ts), picks the stream
-// for (filename, level) from a small per-file array, checks UTF-8 with simdutf (`isUtf8`), and
-// appends the protobuf-encoded entry to that stream's reusable buffer. No per-line string,
+// for (filename, level) from a small per-file array — or, for a line whose fields the processing
+// stage promoted to labels (LABEL_FIELDS), for (filename, level, promoted values) from a map —
+// checks UTF-8 with simdutf (`isUtf8`), and appends the protobuf-encoded entry (with the line's
+// structured metadata, METADATA_FIELDS) to that stream's reusable buffer. No per-line string,
 // object or promise. With several destinations the fan-out does the scan and the UTF-8 check once
-// per line (ScannedLine) and every destination's batcher takes that result. A sealed batch is handed to `onSeal` synchronously, which must encode it
+// per line (ScannedLine) and every destination's batcher takes that result. A sealed batch is
+// handed to `onSeal` synchronously, which must encode it
 // before returning; then the stream buffers are reused for the next batch.
 //
 // Per-file order holds because a file's lines enter streams in read order and batches are sealed

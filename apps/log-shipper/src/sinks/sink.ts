@@ -19,8 +19,10 @@
 //   close()             release connections.
 //
 // A batch's stream labels are the Loki view of a line (static labels, pod labels, `filename`,
-// `level`); each destination maps them onto its own model (OTLP resource/record attributes, ECS
-// fields). `podLabelKeys` tells which keys came from the downward API.
+// `level`, and those promoted from the line's fields, `BatchStream.promoted`), and each entry may
+// carry structured metadata (METADATA_FIELDS); each destination maps them onto its own model (OTLP
+// resource/record attributes and trace/span ids, ECS fields). `podLabelKeys` tells which keys came
+// from the downward API.
 import type { Logger } from "pino";
 import type { BatchStream, EncodedBody } from "./loki/encode-protobuf.js";
 import type { SendResult } from "./loki/loki-client.js";
