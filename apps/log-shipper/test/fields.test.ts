@@ -383,6 +383,44 @@ describe("dist/main.js with LABEL_FIELDS and METADATA_FIELDS", () => {
     expect((await s.exited).code).toBe(0);
   });
 
+  it("Loki + OTLP + Elasticsearch at once: each gets every line's labels and metadata", async () => {
+    const dirs = tempDirs("fields-fanout-");
+    loki = await startFakeLoki();
+    otlp = await startFakeOtlp();
+    es = await startFakeElasticsearch();
+    // Many lines, several routes and ids: the fields of one line must never leak into another's.
+    const lines: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      const id = (i + 1).toString(16).padStart(32, "0");
+      lines.push(`{"level":30,"time":${1700000000000 + i},"route":"/r${i % 3}","trace_id":"${id}","n":${i}}`);
+    }
+    writeFileSync(join(dirs.logs, "app.log"), `${lines.join("\n")}\n`);
+    const s = shippers.spawn({
+      ...shipperEnv(dirs, loki.url),
+      ...FIELDS_ENV,
+      LABEL_FIELDS_MAX_VALUES: "50",
+      OTLP_ENDPOINT: otlp.url,
+      ES_ENDPOINT: es.url,
+    });
+    await loki.waitForEntries(lines.length, 30_000);
+    await otlp.waitForRecords(lines.length, 30_000);
+    await es.waitForDocs(lines.length, 30_000);
+    const want = (line: string) => {
+      const o = JSON.parse(line) as { route: string; trace_id: string };
+      return { route: o.route, trace: o.trace_id };
+    };
+    for (const e of loki.entries)
+      expect({ route: e.labels.route, trace: e.metadata?.trace_id }, e.line).toEqual(want(e.line));
+    for (const r of otlp.records)
+      expect({ route: r.attributes.route, trace: r.traceId }, r.body).toEqual(want(r.body));
+    for (const d of es.docs) {
+      const doc = d.source as { message: string; labels: { route?: string }; trace?: { id: string } };
+      expect({ route: doc.labels.route, trace: doc.trace?.id }, doc.message).toEqual(want(doc.message));
+    }
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code).toBe(0);
+  });
+
   it("LABEL_FIELDS=level: exit 2 naming LABEL_FIELDS", async () => {
     const dirs = tempDirs("fields-bad-");
     const s = shippers.spawn({ ...shipperEnv(dirs), LABEL_FIELDS: "level" });
