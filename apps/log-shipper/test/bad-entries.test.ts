@@ -165,6 +165,17 @@ describe("Loki's per-entry verdict (timestamp too old)", () => {
         `3 errors like: entry for stream '{job="x"}' has timestamp too old: 2023-11-14 22:13:20 +0000 UTC; 2 errors like: Max entry size '256000' bytes exceeded for stream '{job="x"}'`,
       ),
     ).toBe(5);
+    // METADATA_FIELDS against a Loki whose allow_structured_metadata is off (Loki's own wording).
+    expect(
+      lokiEntryVerdict(
+        "2 errors like: stream '{job=\"x\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it.",
+      ),
+    ).toBe(2);
+    expect(
+      lokiEntryVerdict(
+        "stream '{job=\"x\"}' has structured metadata too large: '70000' bytes, limit: '65536' bytes",
+      ),
+    ).toBe(1);
     expect(lokiEntryVerdict("error parsing push request: snappy: corrupt input")).toBeUndefined();
     expect(lokiEntryVerdict("entry for stream has timestamp too old")).toBeUndefined();
     expect(lokiEntryVerdict("")).toBeUndefined();

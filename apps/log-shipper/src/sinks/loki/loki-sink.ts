@@ -60,13 +60,20 @@ export class LokiSink implements Sink {
 
 /**
  * When a 4xx answer is Loki's per-entry validation verdict — `entry for stream '…' has timestamp
- * too old: …`, `Max entry size '…' bytes exceeded for stream '…'`, grouped as `N errors like: …;
- * M errors like: …` — Loki stored every other entry of the push (its distributor validates
+ * too old: …`, `Max entry size '…' bytes exceeded for stream '…'`, `stream '…' includes
+ * structured metadata, but this feature is disallowed…` (METADATA_FIELDS against a Loki with
+ * allow_structured_metadata off), `stream '…' has structured metadata too large…`, grouped as
+ * `N errors like: …; M errors like: …` — Loki stored every other entry of the push (its distributor validates
  * entries one by one and pushes the valid ones before answering). Returns how many entries it
  * refused, or undefined when the answer is anything else (a decode error: nothing stored).
  */
 export function lokiEntryVerdict(message: string): number | undefined {
-  if (!/^(?:\d+ errors like: )?(?:entry for stream '|Max entry size ')/.test(message)) return undefined;
+  if (
+    !/^(?:\d+ errors like: )?(?:entry for stream '|Max entry size '|stream '.*?' (?:includes|has) structured metadata)/.test(
+      message,
+    )
+  )
+    return undefined;
   let n = 0;
   for (const m of message.matchAll(/(?:^|; )(\d+) errors like: /g)) n += Number(m[1]);
   return n > 0 ? n : 1;
