@@ -64,6 +64,51 @@ describe("reading top-level fields of a JSON line", () => {
     });
   }
 
+  it("agrees with JSON.parse on every object built from tricky members (first occurrence wins)", () => {
+    const values = [
+      '"a"',
+      '"a\\"b"',
+      '"\\u00e9\\\\"',
+      '""',
+      "1",
+      "-2.5e3",
+      "true",
+      "false",
+      "null",
+      '{"route":"x"}',
+      '["route",{"a":"}"}]',
+      '"}"',
+      '"{\\"route\\":1"',
+      '"\\\\"',
+    ];
+    const keys = ["route", "other", "rout", "routes"];
+    const members: [string, string][] = [];
+    for (const k of keys) for (const v of values) members.push([k, v]);
+    const scanner = new TopLevelScanner(["route"]);
+    let checked = 0;
+    for (const a of members) {
+      for (const b of members) {
+        for (const space of ["", " \n\t"]) {
+          const line = `{${space}"${a[0]}":${space}${a[1]}${space},"${b[0]}":${b[1]}${space}}`;
+          JSON.parse(line); // every line is valid JSON
+          const first = [a, b].find(([k]) => k === "route");
+          const v = first === undefined ? undefined : (JSON.parse(first[1]) as unknown);
+          const want =
+            typeof v === "string"
+              ? v
+              : typeof v === "number" || typeof v === "boolean"
+                ? first?.[1]
+                : undefined;
+          const buf = Buffer.from(line);
+          scanner.scan(buf, 0, buf.length);
+          expect(scanner.value(0), line).toBe(want);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(members.length * members.length * 2);
+  });
+
   it("a key with dots is a key of its own", () => {
     const s = new TopLevelScanner(["trace.id"]);
     const buf = Buffer.from('{"trace":{"id":"nested"},"trace.id":"whole"}');

@@ -111,6 +111,8 @@ function isAscii(buf: Uint8Array, s: number, e: number): boolean {
 const ABSENT = 0;
 const RAW = 1;
 const ESCAPED = 2;
+/** The key was there with null, an object or an array: decided, no value. */
+const NONE = 3;
 
 /** `true`, `false` or a JSON number, at [s, e). */
 function isPlainScalar(buf: Uint8Array, s: number, e: number): boolean {
@@ -166,7 +168,7 @@ export class TopLevelScanner {
     return -1;
   }
 
-  /** Scan bytes [start, end) of `buf`; returns how many wanted keys were found. */
+  /** Scan bytes [start, end) of `buf`; returns how many wanted keys were found (with any value). */
   scan(buf: Buffer, start: number, end: number): number {
     this.buf = buf;
     this.kinds.fill(ABSENT);
@@ -211,11 +213,10 @@ export class TopLevelScanner {
             this.starts[k] = vs;
             this.ends[k] = ve;
           }
-          // null, objects and arrays are not taken.
-          if (kind !== ABSENT) {
-            this.kinds[k] = kind;
-            if (++found === want) return found;
-          }
+          // null, objects and arrays are not taken — and the key is decided all the same (the
+          // first occurrence counts).
+          this.kinds[k] = kind === ABSENT ? NONE : kind;
+          if (++found === want) return found;
         }
       }
       i = ve;
@@ -225,10 +226,10 @@ export class TopLevelScanner {
     }
   }
 
-  /** Wanted key `k`'s value as a string; undefined when absent (or a malformed escape). */
+  /** Wanted key `k`'s value as a string; undefined when absent, not a scalar, or badly escaped. */
   value(k: number): string | undefined {
     const kind = this.kinds[k];
-    if (kind === ABSENT) return undefined;
+    if (kind === ABSENT || kind === NONE) return undefined;
     const s = this.starts[k] as number;
     const e = this.ends[k] as number;
     if (kind === RAW) return this.buf.toString("utf8", s, e);
