@@ -172,6 +172,8 @@ describe("labels and metadata of a line", () => {
     }
     const text = await registry.metrics();
     expect(text).toContain('log_shipper_label_values_over_limit_total{field="route",limit="values"} 1');
+    expect(text).toContain('log_shipper_label_values{field="route"} 2');
+    expect(text).toContain('log_shipper_label_values{field="http.method"} 2');
     // Distinct lines with the same label values share a stream key; different values do not.
     const k = (line: string) => fx.extract(Buffer.from(line), 0, line.length)?.labelKey;
     expect(k('{"route":"/a","x":1}')).toBe(k('{"route":"/a","x":2}'));

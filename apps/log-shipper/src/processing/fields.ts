@@ -12,7 +12,7 @@
 // first occurrence of a key wins. A line that is not JSON, or lacks a field, gets nothing.
 
 import type { Logger } from "pino";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { isSpace, skipString } from "../entry.js";
 import { sanitizeLabelName } from "../labels.js";
 import { varintSize, writeVarint } from "../sinks/loki/encode-protobuf.js";
@@ -308,6 +308,17 @@ export class FieldExtractor {
       help: "LABEL_FIELDS values not promoted to a label (left in the line), by field and limit: values (the field already had LABEL_FIELDS_MAX_VALUES distinct values) or length (over 1024 bytes).",
       labelNames: ["field", "limit"],
       registers: [opts.registry],
+    });
+    const seen = this.seen;
+    new Gauge({
+      name: "log_shipper_label_values",
+      help: "Distinct values each LABEL_FIELDS field has been promoted with since the start (at most LABEL_FIELDS_MAX_VALUES).",
+      labelNames: ["field"],
+      registers: [opts.registry],
+      collect() {
+        for (const [k, field] of opts.labelFields.entries())
+          this.set({ field }, (seen[k] as Set<string>).size);
+      },
     });
     this.metadataTooLong = new Counter({
       name: "log_shipper_metadata_values_too_long_total",
