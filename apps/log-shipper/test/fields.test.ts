@@ -468,6 +468,35 @@ describe("dist/main.js with LABEL_FIELDS and METADATA_FIELDS", () => {
     expect((await s.exited).code).toBe(0);
   });
 
+  it("a multiline record takes its fields from the JSON of its first line; REDACT applies first", async () => {
+    const dirs = tempDirs("fields-ml-");
+    loki = await startFakeLoki();
+    const record = [
+      `{"level":50,"time":1700000000001,"route":"/a","trace_id":"${TRACE}","user":"secret-token","msg":"boom"}`,
+      "\tat app.Main.run(Main.java:10)",
+      "\tat app.Main.main(Main.java:3)",
+    ].join("\n");
+    writeFileSync(join(dirs.logs, "app.log"), `${record}\n{"level":30,"time":1700000000002,"msg":"next"}\n`);
+    const s = shippers.spawn({
+      ...shipperEnv(dirs, loki.url),
+      LABEL_FIELDS: "route",
+      METADATA_FIELDS: "trace_id,user",
+      MULTILINE_PRESET: "indented",
+      REDACT: "secret-\\w+",
+    });
+    await loki.waitForEntries(2, 30_000);
+    const first = loki.entries.find((e) => e.line.includes("boom"));
+    expect(first?.line).toBe(record.replace("secret-token", "[REDACTED]"));
+    expect(first?.labels).toMatchObject({ route: "/a", level: "error" });
+    // The redacted value is what leaves as metadata too.
+    expect(first?.metadata).toEqual({ trace_id: TRACE, user: "[REDACTED]" });
+    const next = loki.entries.find((e) => e.line.includes("next"));
+    expect(next?.labels.route).toBeUndefined();
+    expect(next?.metadata).toBeUndefined();
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code).toBe(0);
+  });
+
   it("LABEL_FIELDS=level: exit 2 naming LABEL_FIELDS", async () => {
     const dirs = tempDirs("fields-bad-");
     const s = shippers.spawn({ ...shipperEnv(dirs), LABEL_FIELDS: "level" });
