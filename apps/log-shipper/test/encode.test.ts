@@ -5,6 +5,7 @@ import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { MAX_ENCODABLE_SEC } from "../src/batcher.js";
 import { formatLabels } from "../src/labels.js";
+import { encodeMetadata } from "../src/processing/fields.js";
 import { DryRunEncoder, isoNanos, parseDryRunLine } from "../src/sinks/dry-run/dry-run.js";
 import { JsonEncoder, unixNanosString } from "../src/sinks/loki/encode-json.js";
 import {
@@ -167,5 +168,32 @@ describe("dry run", () => {
       streamsOf([{ labels, entries: [{ sec: 1_700_000_000, nanos: 0, line: "x {y} z" }] }]),
     );
     expect(parseDryRunLine(enc.body.toString().trimEnd())).toMatchObject({ labels, line: "x {y} z" });
+  });
+
+  it("prints an entry's structured metadata after its labels, in its own order", () => {
+    const g = new GrowableBuffer(16);
+    const line = '{"msg":"hi","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}';
+    const metadata = encodeMetadata([
+      ["trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"],
+      ["user", 'a "quoted"\nname'],
+    ]);
+    appendEntry(g, 1_700_000_000, 0, Buffer.from(line), metadata);
+    appendEntry(g, 1_700_000_001, 0, Buffer.from(line));
+    const labels = { filename: "/var/log/app.log", job: "app" };
+    const text = new DryRunEncoder()
+      .encode([{ labels, labelBytes: Buffer.from(formatLabels(labels)), entries: g.view(), count: 2 }])
+      .body.toString();
+    const [withMeta, without] = text.trimEnd().split("\n") as [string, string];
+    expect(withMeta).toContain(
+      '{filename="/var/log/app.log", job="app"} {trace_id="4bf92f3577b34da6a3ce929d0e0e4736", user="a \\"quoted\\"\\nname"} {"msg"',
+    );
+    expect(parseDryRunLine(withMeta)).toEqual({
+      ts: "2023-11-14T22:13:20.000000000Z",
+      labels,
+      metadata: { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", user: 'a "quoted"\nname' },
+      line,
+    });
+    // A JSON line right after the labels is the line, not metadata.
+    expect(parseDryRunLine(without)).toEqual({ ts: "2023-11-14T22:13:21.000000000Z", labels, line });
   });
 });

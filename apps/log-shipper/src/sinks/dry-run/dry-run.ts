@@ -1,9 +1,11 @@
 // Dry run (no destination set): each entry is printed to stdout as one line a person can read —
-// `<time> <labels> <line>`, like `logcli` prints query results — instead of being sent, and each
+// `<time> <labels> <line>`, like `logcli` prints query results, with the entry's structured
+// metadata (METADATA_FIELDS) as a second `{…}` after the labels when it has some — instead of
+// being sent, and each
 // batch is acknowledged right away, so positions advance exactly as they would against a real Loki.
 
 import { MAX_ENCODABLE_SEC } from "../../batcher.js";
-import { formatLabels } from "../../labels.js";
+import { escapeLabelValue, formatLabels } from "../../labels.js";
 import {
   type BatchEncoder,
   type BatchStream,
@@ -21,34 +23,56 @@ export function isoNanos(sec: number, nanos: number): string {
 
 /**
  * Renders a batch as one line per entry: `2024-01-31T12:00:00.123000000Z {filename="…", job="…",
- * level="info"} the line`. A line's own newline-free bytes are printed as they are.
+ * level="info"} the line`, or with metadata `… level="info"} {trace_id="…"} the line` (metadata
+ * in the order it was read). A line's own newline-free bytes are printed as they are.
  */
 export class DryRunEncoder implements BatchEncoder {
   encode(streams: readonly BatchStream[]): EncodedBody {
     let out = "";
     for (const s of streams) {
       const labels = formatLabels(s.labels);
-      forEachEntry(s.entries, (sec, nanos, line) => {
-        out += `${isoNanos(sec, nanos)} ${labels} ${line.toString("utf8")}\n`;
+      forEachEntry(s.entries, (sec, nanos, line, metadata) => {
+        const meta = metadata === undefined ? "" : ` ${formatPairs(metadata)}`;
+        out += `${isoNanos(sec, nanos)} ${labels}${meta} ${line.toString("utf8")}\n`;
       });
     }
     return { body: Buffer.from(out, "utf8"), contentType: "text/plain" };
   }
 }
 
+/** Metadata pairs in their own order, written as labels are: `{trace_id="…", span_id="…"}`. */
+function formatPairs(pairs: readonly (readonly [string, string])[]): string {
+  return `{${pairs.map(([n, v]) => `${n}="${escapeLabelValue(v)}"`).join(", ")}}`;
+}
+
 const UNESCAPE: Record<string, string> = { n: "\n", r: "\r", t: "\t" };
 
-/** One printed dry-run line, parsed (for tests and tools): null when `text` is not one. */
-export function parseDryRunLine(
-  text: string,
-): { ts: string; labels: Record<string, string>; line: string } | null {
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) \{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (.*)$/s.exec(text);
-  if (m === null) return null;
-  const labels: Record<string, string> = {};
-  for (const l of (m[2] as string).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-    labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_, c: string) => UNESCAPE[c] ?? c);
+function parsePairs(body: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of body.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+    out[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_, c: string) => UNESCAPE[c] ?? c);
   }
-  return { ts: m[1] as string, labels, line: m[3] as string };
+  return out;
+}
+
+/**
+ * One printed dry-run line, parsed (for tests and tools): null when `text` is not one. A second
+ * `{name="…", …}` after the labels is the entry's metadata (a JSON line's `{"` never matches it).
+ */
+export function parseDryRunLine(text: string): {
+  ts: string;
+  labels: Record<string, string>;
+  metadata?: Record<string, string>;
+  line: string;
+} | null {
+  const pairs = String.raw`\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\}`;
+  const m = new RegExp(
+    String.raw`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) ${pairs}(?: (?=\{\w+=")${pairs})? (.*)$`,
+    "s",
+  ).exec(text);
+  if (m === null) return null;
+  const parsed = { ts: m[1] as string, labels: parsePairs(m[2] as string), line: m[4] as string };
+  return m[3] === undefined ? parsed : { ...parsed, metadata: parsePairs(m[3]) };
 }
 
 /** Writes each body to `out` (stdout by default) and reports success. */
