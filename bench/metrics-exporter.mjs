@@ -9,7 +9,8 @@
 //     settings its image sets (IMAGE_ENV: small V8 young generation, fewer malloc arenas) and once
 //     more with Node's defaults.
 // Usage: pnpm build && node bench/metrics-exporter.mjs   (env: BENCH_FILES, BENCH_SERIES_PER_FILE,
-// BENCH_SCRAPES, BENCH_CHANGES, NODE_EXPORTER). Needs /usr/bin/prometheus-node-exporter.
+// BENCH_SCRAPES, BENCH_CHANGES, NODE_EXPORTER, BENCH_NODE: the node binary that runs the exporter,
+// e.g. the image's Node 24; default: the one running this script). Needs /usr/bin/prometheus-node-exporter.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
@@ -25,6 +26,7 @@ const CHANGES = Number(process.env.BENCH_CHANGES ?? 8);
 const NODE_EXPORTER = process.env.NODE_EXPORTER ?? "/usr/bin/prometheus-node-exporter";
 const MAIN = resolve(import.meta.dirname, "../apps/metrics-exporter/dist/main.js");
 const COLLECT_INTERVAL_MS = 1000;
+const NODE = process.env.BENCH_NODE || process.execPath;
 /** A Dockerfile target's instructions: its stage and the stages it is built FROM, joined lines. */
 function targetText(dockerfile, target) {
   const stages = new Map();
@@ -42,19 +44,22 @@ function targetText(dockerfile, target) {
   return chain.join("\n");
 }
 // The exporter runs with the memory settings its image sets (ENV lines of the root Dockerfile's
-// metrics-exporter target and the stages it is built on), so the numbers are the image's; one more
-// run with Node's defaults shows what those settings buy.
+// metrics-exporter target and the stages it is built on, and the node flags of its CMD), so the
+// numbers are the image's; one more run with Node's defaults shows what those settings buy.
+const IMAGE_TEXT = targetText(
+  readFileSync(resolve(import.meta.dirname, "../Dockerfile"), "utf8"),
+  "metrics-exporter",
+);
 const IMAGE_ENV = Object.fromEntries(
-  [
-    ...targetText(
-      readFileSync(resolve(import.meta.dirname, "../Dockerfile"), "utf8"),
-      "metrics-exporter",
-    ).matchAll(/^ENV\s+(.+)$/gm),
-  ]
-    .flatMap((m) => m[1].trim().split(/\s+/))
-    .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])
+  [...IMAGE_TEXT.matchAll(/^ENV\s+(.+)$/gm)]
+    .flatMap((m) => [...m[1].matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)])
+    .map((m) => [m[1], m[2] ?? m[3]])
     .filter(([k]) => k === "NODE_OPTIONS" || k.startsWith("MALLOC_")),
 );
+const IMAGE_CMD = JSON.parse([...IMAGE_TEXT.matchAll(/^CMD\s+(.+)$/gm)].pop()?.[1] ?? "null");
+if (IMAGE_CMD?.[0] !== "node" || IMAGE_CMD.at(-1) !== "dist/main.js")
+  throw new Error(`the metrics-exporter target's CMD is not ["node", …, "dist/main.js"]: ${IMAGE_CMD}`);
+const IMAGE_NODE_ARGS = IMAGE_CMD.slice(1, -1);
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 
 const PROMETHEUS_HEADERS = {
@@ -205,8 +210,8 @@ const procs = [];
 try {
   for (let f = 0; f < FILES; f++)
     await writeAtomic(dir, `producer-${String(f).padStart(2, "0")}.prom`, fileText(f, 0));
-  const startExporter = (port, extraEnv = {}) => {
-    const p = spawn(process.execPath, [MAIN], {
+  const startExporter = (port, extraEnv = {}, nodeArgs = []) => {
+    const p = spawn(NODE, [...nodeArgs, MAIN], {
       env: {
         PATH: process.env.PATH,
         METRICS_DIR: dir,
@@ -226,7 +231,7 @@ try {
   };
   const exPort = await freePort();
   const nePort = await freePort();
-  const exporter = startExporter(exPort, IMAGE_ENV);
+  const exporter = startExporter(exPort, IMAGE_ENV, IMAGE_NODE_ARGS);
   const nodeExporter = spawn(
     NODE_EXPORTER,
     [
@@ -343,7 +348,10 @@ try {
   const imageEnv = Object.entries(IMAGE_ENV)
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
-  console.log(`\nmemory: metrics-exporter with the image's ${imageEnv}: ${mem(exMem)}`);
+  console.log(`\nnode: ${NODE} ${execFileSync(NODE, ["--version"], { encoding: "utf8" }).trim()}`);
+  console.log(
+    `memory: metrics-exporter with the image's ${imageEnv} node ${IMAGE_NODE_ARGS.join(" ")}: ${mem(exMem)}`,
+  );
   console.log(`memory: node_exporter ${mem(neMem)}`);
   console.log(`memory: metrics-exporter with Node's defaults: ${mem(tunedMem)}`);
 } finally {

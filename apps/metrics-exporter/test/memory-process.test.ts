@@ -1,5 +1,6 @@
-// Peak memory of the built program, run with the image's memory settings (Dockerfile: NODE_OPTIONS,
-// MALLOC_*), on the worst files the default caps let in (issue 15.2): the sidecar's limit is 128Mi
+// Peak memory of the built program, run as the image runs it (the Dockerfile's ENV and the node flags
+// of its CMD; MEMORY_TEST_NODE=/path/to/node runs it on another node, such as the image's Node 24).
+// On the worst files the default caps let in (issue 15.2): the sidecar's limit is 128Mi
 // whatever the shape — many small families, long HELP texts, long label values, several files.
 // The peak is the kernel's high-water mark of resident memory (VmHWM), read after the files were
 // collected and every format and encoding was scraped.
@@ -21,12 +22,37 @@ const MAX_TOTAL_BYTES = 12 * MiB;
 const MAX_FILE_BYTES = 8 * MiB;
 const HELP_WEIGHT = 4;
 
-// As apps/metrics-exporter/Dockerfile sets them.
-const IMAGE_ENV = {
-  NODE_OPTIONS: "--max-semi-space-size=1",
-  MALLOC_ARENA_MAX: "2",
-  MALLOC_MMAP_THRESHOLD_: "131072",
-};
+// The image's runtime settings, read from the root Dockerfile's metrics-exporter target (its stage and
+// the stages it is built FROM): the ENV lines and the node flags of its CMD, so the program runs
+// here exactly as the image runs it. MEMORY_TEST_NODE names the node binary to run it with (the
+// image's Node 24, say); by default, the node running the tests.
+function imageRuntime(): { env: Record<string, string>; nodeArgs: string[] } {
+  const text = readFileSync(resolve(import.meta.dirname, "../../../Dockerfile"), "utf8");
+  const stages = new Map<string, { base: string; lines: string[] }>();
+  let current: { base: string; lines: string[] } | undefined;
+  for (const line of text.replaceAll("\\\n", " ").split("\n")) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) {
+      current = { base: from[1] as string, lines: [] };
+      if (from[2]) stages.set(from[2], current);
+    } else if (!line.startsWith("#")) current?.lines.push(line);
+  }
+  const lines: string[] = [];
+  for (let s = stages.get("metrics-exporter"); s; s = stages.get(s.base)) lines.unshift(...s.lines);
+  const env = Object.fromEntries(
+    lines
+      .filter((l) => /^ENV\s/.test(l))
+      .flatMap((l) => [...l.slice(4).matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)])
+      .map((m) => [m[1], m[2] ?? m[3]]),
+  );
+  const cmd = lines.filter((l) => /^CMD\s/.test(l)).pop();
+  const argv: unknown = cmd ? JSON.parse(cmd.slice(4)) : undefined;
+  if (!Array.isArray(argv) || argv[0] !== "node" || argv.at(-1) !== "dist/main.js")
+    throw new Error(`the metrics-exporter target's CMD is not ["node", …, "dist/main.js"]: ${cmd}`);
+  return { env, nodeArgs: argv.slice(1, -1) as string[] };
+}
+const IMAGE = imageRuntime();
+const NODE = process.env.MEMORY_TEST_NODE || process.execPath;
 
 function kib(status: string, field: string): number {
   const m = status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m"));
@@ -42,13 +68,13 @@ async function peakOf(
   during: (port: number) => Promise<void> = async () => {},
 ): Promise<{ hwm: number; rss: number }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(NODE, [...IMAGE.nodeArgs, MAIN], {
     env: {
       PATH: process.env.PATH ?? "",
       METRICS_DIR: dir,
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(port),
-      ...IMAGE_ENV,
+      ...IMAGE.env,
       ...env,
     },
     stdio: ["ignore", "ignore", "pipe"],
