@@ -121,4 +121,8 @@ EXPOSE 9100
 # Follows HTTP_PORT when it is overridden.
 HEALTHCHECK --interval=10s --timeout=10s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HTTP_PORT || 9100) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/main.js"]
+# --max-opt=1: V8's interpreter and Sparkplug only, no Maglev or TurboFan. Their compilations were
+# the largest memory cost left on Node 24 (issue 10.5, a typical pod's ≈ 2k series, peak RSS:
+# ≈ 75 MiB → ≈ 61.5 MiB; README "Memory"). On the command line because NODE_OPTIONS refuses V8's
+# tiering flags and Node 24 ignores them when set at run time (src/tiering.ts still does it for Node 20).
+CMD ["node", "--max-opt=1", "dist/main.js"]
