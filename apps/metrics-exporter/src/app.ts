@@ -2,11 +2,12 @@
 // plus the optional outputs (Pushgateway, StatsD, remote-write; src/outputs/). `start()` listens, then collects once (readiness waits for
 // that first collection); `close()` stops the schedule, stops serving, collects a last time and
 // sends it through every output, all within the shutdown deadline.
-import type { Logger } from "pino";
+
 import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
 import { metricsHandler } from "./http.js";
+import type { Log } from "./logger.js";
 import type { Output, Snapshot } from "./outputs/output.js";
 import { ScheduledOutput } from "./outputs/output.js";
 import { Pusher } from "./outputs/pushgateway.js";
@@ -23,7 +24,7 @@ const RECLAIM_SLACK_BYTES = 8 * 1024 * 1024;
 const RECLAIM_MIN_SLACK_BYTES = 1024 * 1024;
 
 export interface AppDeps {
-  readonly logger: Logger;
+  readonly logger: Log;
   /** A fresh Registry per app unless a test hands one in. */
   readonly registry?: Registry;
   readonly now?: () => number;

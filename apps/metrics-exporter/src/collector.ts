@@ -3,8 +3,9 @@
 // versions older than STALE_AFTER_MS, and merge what is servable. The merged result is recomputed
 // only when the set of served versions changed, so an idle directory costs a readdir and a stat
 // per file. Every outcome is reported once per transition (logs) and as per-file metrics.
-import type { Logger } from "pino";
+
 import type { Family, FamilyType } from "./families.js";
+import type { Log } from "./logger.js";
 import { type Conflict, type MergeResult, mergeFiles } from "./merge.js";
 import { decodeUtf8, type FileError, type FileErrorReason, parseTextAsync } from "./parse.js";
 import { type Candidate, listFiles, readCapped, statFile, versionOf } from "./scan.js";
@@ -23,7 +24,7 @@ export interface CollectorOptions {
   readonly maxTotalBytes: number;
   /** 0 = never stale. */
   readonly staleAfterMs: number;
-  readonly logger: Logger;
+  readonly logger: Log;
   readonly metrics: SelfMetrics;
   /** The exporter's own families, which collected files may not shadow. */
   readonly ownFamilies: () => readonly { name: string; type: FamilyType }[];
@@ -100,7 +101,7 @@ const LIMIT_OF: Partial<Record<FileErrorReason, string>> = {
 
 export class Collector {
   private readonly opts: CollectorOptions;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly m: SelfMetrics;
   private readonly now: () => number;
   private readonly files = new Map<string, FileState>();

@@ -7,7 +7,7 @@
 // the responses in flight.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Logger } from "pino";
+import type { Log } from "./logger.js";
 import { http } from "./node-http.js";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -16,7 +16,7 @@ export type Readiness = { ready: true } | { ready: false; reason: string };
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 export interface HttpServerOptions {
-  readonly logger: Logger;
+  readonly logger: Log;
   readonly readiness: () => Readiness;
   /** GET/HEAD /metrics. */
   readonly metrics: Handler;

@@ -15,7 +15,8 @@ export interface ShutdownStep {
 }
 
 export interface LifecycleOptions {
-  logger: Logger;
+  /** Only what the lifecycle writes with: a pino Logger, or any logger with these three. */
+  logger: Pick<Logger, "info" | "warn" | "error">;
   /** Total time the steps may take, from the first signal. */
   timeoutMs: number;
   /** Injected for tests; defaults to exitNow (process.exit that cannot be held by a stuck thread). */

@@ -4,8 +4,7 @@ import { type DestinationStream, type Logger, type LoggerOptions, pino } from "p
 
 export type { Logger } from "pino";
 
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import type { LogLevel } from "./log-levels.js";
 
 export interface LoggerConfig {
   service: string;

@@ -4,8 +4,8 @@
 // state (not per failed send), and sends a last time at shutdown within the deadline. Its
 // self-metrics carry an `output` label.
 import { backoffDelay, sleep } from "@sidecar/shared";
-import type { Logger } from "pino";
 import type { Family } from "../families.js";
+import type { Log } from "../logger.js";
 import type { SelfMetrics } from "../self-metrics.js";
 
 export type OutputName = "pushgateway" | "statsd" | "remote_write";
@@ -50,7 +50,7 @@ export interface ScheduleOptions {
   readonly retryMinMs: number;
   readonly retryMaxMs: number;
   readonly snapshot: () => Snapshot;
-  readonly logger: Logger;
+  readonly logger: Log;
   readonly metrics: SelfMetrics;
 }
 
@@ -59,7 +59,7 @@ export class ScheduledOutput implements Output {
   readonly target: string;
   private readonly sender: Sender;
   private readonly opts: ScheduleOptions;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly stop = new AbortController();
   private loop: Promise<void> | undefined;
   private inFlight: Promise<SendResult> | undefined;

@@ -3,7 +3,7 @@
 // jitter while the gateway is unreachable or failing, and once more at shutdown so the last state
 // of a terminating pod is not lost. Results are typed values, not exceptions.
 import { backoffDelay, sleep } from "@sidecar/shared";
-import type { Logger } from "pino";
+import type { Log } from "../logger.js";
 import { CONTENT_TYPES } from "../render.js";
 import type { SelfMetrics } from "../self-metrics.js";
 import type { Output } from "./output.js";
@@ -23,7 +23,7 @@ export interface PusherOptions {
   readonly retryMaxMs: number;
   /** The body to push (text format 0.0.4), taken fresh for every push. */
   readonly body: () => Buffer;
-  readonly logger: Logger;
+  readonly logger: Log;
   readonly metrics: SelfMetrics;
 }
 
@@ -50,7 +50,7 @@ export function pushUrl(base: URL, job: string, instance: string): URL {
 export class Pusher implements Output {
   readonly name = "pushgateway" as const;
   private readonly opts: PusherOptions;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly endpoint: URL;
   private readonly auth: string | undefined;
   private readonly stop = new AbortController();
