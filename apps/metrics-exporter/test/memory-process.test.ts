@@ -267,12 +267,13 @@ describe("a typical pod with every output on (issue 10.5)", () => {
       );
       console.log(`typical pod, all outputs: ${writes} remote writes, VmHWM ${hwm} KiB, VmRSS ${rss} KiB`);
       expect(writes).toBeGreaterThanOrEqual(10);
-      // Node 20: 55.4–56.3 MiB (five runs; 56.6 MiB after 90 rounds, where it levels off). Of that
-      // peak, ≈ 38 MiB is file-backed (the node binary's pages), ≈ 13 MiB the V8 heap, ≈ 4 MiB
-      // malloc's; a bare `node` is ≈ 41 MiB, an empty directory ≈ 50 MiB. It was 70–73 MiB with
-      // fastify and TurboFan (src/server.ts, src/tiering.ts); the native snappy module alone would
-      // cost 8.5 MiB more. Node 24 (the image's; MEMORY_TEST_NODE): 74.5–75.3 MiB before the image's
-      // CMD passed --max-opt=1 (its V8 ignores tiering.ts's run-time setting), 61.2–61.7 MiB with it.
+      // Node 24.22.3 (the image's; MEMORY_TEST_NODE): 60.4–60.6 MiB; 74.5 MiB before the
+      // image's CMD passed --max-opt=1 (its V8 ignores tiering.ts's run-time setting), 61.2–61.7
+      // MiB before src/logger.ts replaced pino. Of that peak ≈ 42 MiB is file-backed (the node
+      // binary's pages); a bare `node` is 42.2 MiB, an empty directory 54.5 MiB.
+      // Node 20: 53.6–54.1 MiB (bare `node` 39.4 MiB, an empty directory 49.1 MiB); it was
+      // 70–73 MiB with fastify and TurboFan (src/server.ts, src/tiering.ts). The native snappy
+      // module alone would cost 8.5 MiB more.
       expect(hwm).toBeLessThan(64 * 1024);
     } finally {
       udp.close();
