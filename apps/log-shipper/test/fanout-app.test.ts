@@ -1,7 +1,9 @@
 // Fan-out through the assembled shipper (tailer, positions, restarts): two destinations, each a
 // fake Loki under its own destination name. One is down across a restart: the other gets
 // nothing twice (its offsets were saved as `ahead`), the one that was down gets everything once.
-import { appendFileSync, readFileSync } from "node:fs";
+// A rotated file closed and found again while a destination still has its lines in flight: read on
+// where it stood, so that destination gets them once.
+import { appendFileSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { App } from "../src/app.js";
@@ -63,5 +65,46 @@ describe("fan-out in the assembled shipper", () => {
     const after = JSON.parse(readFileSync(dirs.positionsFile, "utf8")).files;
     expect(after[0].offset).toBe(end + second.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0));
     expect(after[0].ahead).toBeUndefined();
+  });
+
+  it("a rotated file closed and found again while a destination retries its lines: each gets every line once", async () => {
+    const dirs = tempDirs();
+    const a = await startFakeLoki();
+    const b = await startFakeLoki();
+    open.lokis.push(a, b);
+    const file = join(dirs.logs, "app.log");
+    const first = lines("one", 100);
+    appendFileSync(file, first.map((l) => `${l}\n`).join(""));
+    b.setFault({ kind: "status", status: 503 }); // holds its lines in flight (retried) until cleared
+    const app = buildTestApp(dirs, { STATIC_LABELS: "job=test" }, undefined, {
+      destinations: [
+        { sink: lokiSinkNamed(a, "loki"), whenFull: "block" },
+        { sink: lokiSinkNamed(b, "otlp"), whenFull: "block" },
+      ],
+    });
+    open.app = app;
+    await app.start();
+    await until(() => a.entries.length === 100, "loki to take the lines while otlp retries", 30_000);
+    // Rotated to a name no pattern matches: closed once idle; then renamed to a watched name.
+    renameSync(file, join(dirs.logs, "app.old"));
+    await until(() => app.tailer.files().every((f) => !f.open), "the rotated file to be closed", 30_000);
+    renameSync(join(dirs.logs, "app.old"), `${file}.1`);
+    await until(
+      () =>
+        app.tailer.files().some((f) => f.path === `${file}.1` && f.readPos === statSync(`${file}.1`).size),
+      "the file found again and read to its end",
+      30_000,
+    );
+    b.setFault(undefined);
+    const second = lines("two", 10);
+    appendFileSync(`${file}.1`, second.map((l) => `${l}\n`).join(""));
+    await until(() => a.entries.length >= 110 && b.entries.length >= 110, "both to have every line", 30_000);
+    const report = await app.close(Date.now() + 10_000);
+    open.app = undefined;
+    expect(report.clean).toBe(true);
+    const all = [...first, ...second].sort();
+    expect(a.entries.map((e) => e.line).sort()).toEqual(all);
+    expect(b.entries.map((e) => e.line).sort()).toEqual(all);
+    expect(a.deduplicated + b.deduplicated).toBe(0);
   });
 });

@@ -487,6 +487,58 @@ describe("Tailer", () => {
     expect(src.sink.texts()).toEqual(names("gen1", 0, 7));
   });
 
+  it("a rotated file closed off every path with lines still in flight, found again, reads on where it stood (nothing twice)", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    writeFileSync(p, lines("x", 0, 2));
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length === 2, "2 lines");
+    sink.ackAll();
+    const id = sink.lines[0]?.id;
+    await waitFor(() => src?.tailer.files()[0]?.acked === statSync(p).size, "the first 2 lines acknowledged");
+    appendFileSync(p, lines("x", 2, 5));
+    await waitFor(() => sink.lines.length === 5, "5 lines, 3 of them in flight (a destination holds them)");
+    // Renamed to a name no pattern matches: off every watched path, then closed once idle.
+    renameSync(p, join(d.logs, "app.old"));
+    await waitFor(() => src?.tailer.files().some((f) => f.id === id && f.open) === false, "closed");
+    // Found again (the rotation's next rename) while those 3 lines are still unacknowledged.
+    renameSync(join(d.logs, "app.old"), `${p}.1`);
+    await waitFor(
+      () =>
+        src?.tailer.files().some((f) => f.path === `${p}.1` && f.readPos === statSync(`${p}.1`).size) ===
+        true,
+      "the file found again at its new path, read to its end",
+    );
+    appendFileSync(`${p}.1`, lines("x", 5, 7));
+    await waitFor(() => sink.texts().includes("x 6"), "the lines written after");
+    expect(sink.texts()).toEqual(names("x", 0, 7));
+    expect(new Set(sink.lines.map((l) => l.id))).toEqual(new Set([id]));
+    // The lines in flight are acknowledged: the file's offset reaches its end.
+    sink.ackAll();
+    await waitFor(
+      () => src?.tailer.files().find((f) => f.path === `${p}.1`)?.acked === statSync(`${p}.1`).size,
+      "everything acknowledged",
+    );
+  });
+
+  it("a rotated file closed off every path is forgotten once its lines in flight are acknowledged", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    writeFileSync(p, lines("x", 0, 3));
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length === 3, "3 lines in flight");
+    const id = sink.lines[0]?.id;
+    renameSync(p, join(d.logs, "app.old"));
+    await waitFor(() => src?.tailer.files().some((f) => f.id === id && f.open) === false, "closed");
+    sink.ackAll();
+    await waitFor(() => src?.tailer.files().length === 0, "the file to be forgotten");
+    await waitFor(() => src?.positions.size === 0, "its position to be forgotten");
+  });
+
   it("pauses reading at the back-pressure bound and resumes on drain", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");

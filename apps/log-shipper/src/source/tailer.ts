@@ -123,6 +123,8 @@ export class Tailer implements AckListener {
   private readonly openFiles: OpenFileBound;
   /** Open files still to be looked at in the current poll round (see poll). */
   private pollQueue: FileReader[] = [];
+  /** Closed files off every watched path with lines still in flight: forgotten once acknowledged. */
+  private readonly leaving = new Set<FileReader>();
 
   constructor(private readonly opts: TailerOptions) {
     this.now = opts.now ?? Date.now;
@@ -208,6 +210,11 @@ export class Tailer implements AckListener {
     if (offset > r.acked) r.acked = offset;
     this.registry.commit(r, offset, ahead);
     if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
+    if (r.acked >= r.readPos && this.leaving.delete(r) && r.fd === null && !r.retired) {
+      // Forgotten now that nothing of it is in flight, unless it was found again meanwhile.
+      if (this.registry.atPath(r.path) !== r && this.registry.atInode(inodeKey(r.dev, r.ino)) === r)
+        this.untrack(r);
+    }
     this.copies.acknowledged(id, offset);
   }
 
@@ -853,9 +860,19 @@ export class Tailer implements AckListener {
     this.copies.unlink(r);
   }
 
-  /** Forget a closed file that is no longer at any watched path. */
+  /**
+   * Forget a closed file that is no longer at any watched path — once every destination has what
+   * was read of it. Until then it stays known by its inode: found again meanwhile (the rotation's
+   * next rename), it reads on where it stood; a new reader would resume at the acknowledged
+   * offset and send the lines still in flight again.
+   */
   private untrack(r: FileReader): void {
     this.copies.originalRetired(r);
+    if (r.acked < r.readPos) {
+      this.leaving.add(r);
+      return;
+    }
+    this.leaving.delete(r);
     if (this.registry.untrack(r)) this.copies.unlink(r);
   }
 }
