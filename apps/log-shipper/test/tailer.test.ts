@@ -539,6 +539,38 @@ describe("Tailer", () => {
     await waitFor(() => src?.positions.size === 0, "its position to be forgotten");
   });
 
+  it("a copytruncate copy deleted while its original's lines are in flight is forgotten once they are acknowledged", async () => {
+    // The copy's lines are acknowledged only through its original's (inherited): no
+    // acknowledgement of its own says it is done. It must not stay known, with its position, for good.
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    const sink = new RecordingSink();
+    sink.autoAck = false;
+    writeFileSync(p, lines("old", 0, 10));
+    src = await startSource({ ...d, sink });
+    await waitFor(() => sink.lines.length === 10, "10 lines in flight");
+    copyFileSync(p, `${p}.1`);
+    truncateSync(p, 0);
+    appendFileSync(p, lines("new", 0, 3));
+    await waitFor(() => sink.lines.length === 13, "13 lines");
+    await waitFor(() => src?.tailer.files().length === 2, "the copy known beside its original");
+    renameSync(`${p}.1`, `${p}.2`);
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.path === `${p}.2` && !f.open) === true,
+      "the copy closed at its rotated path",
+    );
+    unlinkSync(`${p}.2`);
+    const registry = (src.tailer as unknown as { registry: { atPath(path: string): unknown } }).registry;
+    await waitFor(() => registry.atPath(`${p}.2`) === undefined, "the deletion seen");
+    sink.ackAll();
+    await waitFor(
+      () => src?.tailer.files().length === 1 && src.tailer.files()[0]?.path === p,
+      "the deleted copy to be forgotten",
+    );
+    await waitFor(() => src?.positions.size === 1, "its position to be forgotten");
+    expect(sink.texts()).toEqual([...names("old", 0, 10), ...names("new", 0, 3)]);
+  });
+
   it("pauses reading at the back-pressure bound and resumes on drain", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");

@@ -210,12 +210,26 @@ export class Tailer implements AckListener {
     if (offset > r.acked) r.acked = offset;
     this.registry.commit(r, offset, ahead);
     if (r.retired && r.acked >= r.readPos) this.dropRetired(r);
-    if (r.acked >= r.readPos && this.leaving.delete(r) && r.fd === null && !r.retired) {
-      // Forgotten now that nothing of it is in flight, unless it was found again meanwhile.
+    this.copies.acknowledged(id, offset);
+    this.settleLeaving();
+  }
+
+  /**
+   * Forget the `leaving` readers (see `untrack`) that nothing of is in flight any more, unless
+   * found again meanwhile. A copy's lines can be acknowledged through its original (CopyHolding
+   * passes them on, also when it rechecks, swaps or releases), with no acknowledgement of its own
+   * to announce it: so every reader in the set is looked at, after each acknowledgement and each
+   * rescan. The set is empty but for files renamed off every path while their lines are in flight.
+   */
+  private settleLeaving(): void {
+    if (this.leaving.size === 0) return;
+    for (const r of [...this.leaving]) {
+      if (r.acked < r.readPos) continue;
+      this.leaving.delete(r);
+      if (r.fd !== null || r.retired) continue;
       if (this.registry.atPath(r.path) !== r && this.registry.atInode(inodeKey(r.dev, r.ino)) === r)
         this.untrack(r);
     }
-    this.copies.acknowledged(id, offset);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -743,6 +757,7 @@ export class Tailer implements AckListener {
       await this.pathGone(path, r);
     }
     for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
+    this.settleLeaving();
     this.registry.forgetGone();
   }
 
