@@ -17,7 +17,6 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = resolve(fileURLToPath(import.meta.url), "../..");
-const MAIN_JS = join(root, "apps/log-shipper/dist/main.js");
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
     const a2 = a.replace(/^--/, "");
@@ -25,6 +24,10 @@ const args = Object.fromEntries(
     return eq === -1 ? [a2, "true"] : [a2.slice(0, eq), a2.slice(eq + 1)];
   }),
 );
+// --main=PATH: another build of the shipper, for before/after runs side by side (say, a copy of
+// main's dist/main.js in apps/log-shipper/node_modules/.bench-builds/base/, where its external
+// packages resolve).
+const MAIN_JS = args.main ? resolve(args.main) : join(root, "apps/log-shipper/dist/main.js");
 const opt = {
   files: Number(args.files ?? 10_000),
   idleSeconds: Number(args["idle-seconds"] ?? 20),

@@ -34,7 +34,6 @@ import { Worker } from "node:worker_threads";
 import { build } from "esbuild";
 
 const root = resolve(fileURLToPath(import.meta.url), "../..");
-const MAIN_JS = join(root, "apps/log-shipper/dist/main.js");
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
     const a2 = a.replace(/^--/, "");
@@ -42,6 +41,10 @@ const args = Object.fromEntries(
     return eq === -1 ? [a2, "true"] : [a2.slice(0, eq), a2.slice(eq + 1)];
   }),
 );
+// --main=PATH: another build of the shipper, for before/after runs side by side (say, a copy of
+// main's dist/main.js in apps/log-shipper/node_modules/.bench-builds/base/, where its external
+// packages resolve).
+const MAIN_JS = args.main ? resolve(args.main) : join(root, "apps/log-shipper/dist/main.js");
 const opt = {
   rate: Number(args.rate ?? 50_000),
   seconds: Number(args.seconds ?? (args.cgroup ? 15 : 20)),

@@ -39,7 +39,6 @@
 import { readFileSync } from "node:fs";
 import { backoffDelay, type Logger, StartupError, sleep } from "@sidecar/shared";
 import type { Registry } from "prom-client";
-import type { Dispatcher } from "undici";
 import { Batcher, type ScannedLine, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { baseLabels } from "./labels.js";
@@ -92,8 +91,6 @@ export interface PipelineOptions {
   ack: AckListener;
   /** Dry-run output; process.stdout by default. */
   dryRunOut?: NodeJS.WritableStream;
-  /** undici keep-alive pool for Loki; the client creates its own when omitted. */
-  dispatcher?: Dispatcher;
   /** Replaces the Loki client / dry run (tests, benchmarks). */
   transport?: Transport;
   /** Shared metrics (one set per registry, labelled by destination); created when omitted. */
@@ -654,7 +651,6 @@ function lokiOrDryRun(opts: PipelineOptions): Sink {
       ...(opts.username !== undefined ? { username: opts.username } : {}),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
       ...(opts.bearerToken !== undefined ? { bearerToken: opts.bearerToken } : {}),
-      ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
       ...(opts.ca !== undefined || opts.caFile !== undefined ? { ca: readCa(opts) } : {}),
     });
   return new LokiSink(transport, opts.encoding ?? "protobuf", opts.compression ?? "gzip");

@@ -1,14 +1,98 @@
-// What the destinations' HTTP clients (Loki, OTLP, Elasticsearch) share: reading a bounded part of
-// an answer, and classifying a request that got no answer at all.
-import type { Dispatcher } from "undici";
+// What the destinations' HTTP clients (Loki, OTLP, Elasticsearch) share: the keep-alive connection
+// pool they POST through, reading a bounded part of an answer, and classifying a request that got
+// no answer at all.
+//
+// The pool is Node's own http/https client (its HTTP parser is llhttp compiled into the binary),
+// not undici: importing undici alone costs ~18 MiB of resident memory at start (its module graph
+// pulls in Node's bundled fetch, http2, worker_threads …), and its parser is WebAssembly that V8
+// compiles at the first request — a sidecar with a 128Mi limit sending one request at a time
+// gains nothing from either (bench/log-shipper.mjs, apps/log-shipper/README.md "Performance").
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { rootCertificates } from "node:tls";
 import type { SendResult } from "./loki/loki-client.js";
+
+/** An answer's status line and headers; `body` must be read (readBody/readText) or resumed. */
+export interface HttpAnswer {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: IncomingMessage;
+}
+
+export interface HttpPoolOptions {
+  /** Extra CA certificate(s), PEM — added to Node's default trust, not replacing it. */
+  ca?: string;
+  /** Connections kept per host (one request is in flight at a time; a spare covers a reconnect race). */
+  connections?: number;
+  /** An idle connection is closed after this long (or the server's `Keep-Alive: timeout` hint, if shorter). */
+  idleMs?: number;
+}
+
+/** A keep-alive pool for POSTs to one destination. */
+export class HttpPool {
+  private readonly http: HttpAgent;
+  private readonly https: HttpsAgent;
+
+  constructor(opts: HttpPoolOptions = {}) {
+    const connections = opts.connections ?? 2;
+    const common = {
+      keepAlive: true,
+      maxSockets: connections,
+      maxFreeSockets: connections,
+      timeout: opts.idleMs ?? 30_000,
+    };
+    this.http = new HttpAgent(common);
+    this.https = new HttpsAgent({
+      ...common,
+      ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
+    });
+  }
+
+  /**
+   * POST `body`; resolves with the answer once its head arrived, rejects on a network error or
+   * when `signal` aborts before that (an abort later breaks the body off).
+   */
+  post(url: URL, headers: Record<string, string>, body: Buffer, signal: AbortSignal): Promise<HttpAnswer> {
+    return new Promise((resolve, reject) => {
+      const tls = url.protocol === "https:";
+      const req = (tls ? httpsRequest : httpRequest)(
+        url,
+        {
+          method: "POST",
+          headers: { ...headers, "content-length": String(body.length) },
+          agent: tls ? this.https : this.http,
+          signal,
+        },
+        (res) => {
+          // A body broken off later is seen by its reader; unread, it must not throw.
+          res.on("error", () => {});
+          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res });
+        },
+      );
+      // Stays attached: an error after the answer arrived (abort, reset) must not throw either.
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+
+  /** Close the idle connections and refuse to keep new ones. */
+  async close(): Promise<void> {
+    this.http.destroy();
+    this.https.destroy();
+  }
+}
 
 /**
  * At most `max` bytes of a response body; the rest is discarded (leaving the loop destroys it,
  * and the socket with it). `cut`: there was more than `max`; `failed`: the body broke off.
  */
 export async function readBody(
-  body: Dispatcher.ResponseData["body"],
+  body: AsyncIterable<unknown>,
   max: number,
 ): Promise<{ bytes: Buffer; cut: boolean; failed: boolean }> {
   const chunks: Buffer[] = [];
@@ -29,12 +113,17 @@ export async function readBody(
 
 /** At most `max` bytes of a response body as trimmed text, `…` marking a cut. */
 export async function readText(
-  body: Dispatcher.ResponseData["body"],
+  body: AsyncIterable<unknown>,
   max: number,
 ): Promise<{ text: string; truncated: boolean }> {
   const { bytes, cut } = await readBody(body, max);
   const text = bytes.toString("utf8").trim();
   return cut ? { text: `${text}…`, truncated: true } : { text, truncated: false };
+}
+
+/** Read and discard the rest of an answer (the connection goes back to the pool at its end). */
+export function discard(body: IncomingMessage): void {
+  body.resume();
 }
 
 /** A request that got no answer: timed out, aborted (drain deadline, close) or a network error. */

@@ -1,5 +1,5 @@
-// The Elasticsearch / OpenSearch `_bulk` client: one POST of an encoded body over undici (own
-// keep-alive Agent, an extra CA added to the default trust, a per-request timeout), with basic or
+// The Elasticsearch / OpenSearch `_bulk` client: one POST of an encoded body over Node's http client
+// (own keep-alive pool, sinks/http.ts; an extra CA added to the default trust, a per-request timeout), with basic or
 // ApiKey auth from files followed as they change. Like the Loki client it never retries by itself:
 // it classifies the outcome and the pipeline decides.
 //
@@ -26,11 +26,9 @@
 // Every retry is safe because every document has its stable `_id` (encode-bulk.ts): what the
 // server took already comes back as 409. That is also why anything unexpected in a 200 answer
 // (unparsable, wrong item count) is retried as a whole rather than guessed at.
-import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
-import { Agent, type Dispatcher, request } from "undici";
 import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
-import { noAnswer, readText } from "../http.js";
+import { HttpPool, noAnswer, readText } from "../http.js";
 import type { SendResult } from "../loki/loki-client.js";
 import type { EncodedBody, PartialResult, SinkResult } from "../sink.js";
 import { type BulkBody, isBulkBody, selectItems } from "./encode-bulk.js";
@@ -58,7 +56,8 @@ export interface BulkClientOptions {
   /** Extra CA certificate(s), PEM — added to Node's default trust, not replacing it. */
   ca?: string;
   timeoutMs: number;
-  dispatcher?: Dispatcher;
+  /** A keep-alive pool; when omitted the client creates (and closes) its own (sinks/http.ts). */
+  pool?: HttpPool;
   userAgent?: string;
 }
 
@@ -86,8 +85,8 @@ interface BulkItemResult {
 
 export class BulkClient {
   readonly url: URL;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownDispatcher: boolean;
+  private readonly pool: HttpPool;
+  private readonly ownPool: boolean;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly username: string | undefined;
@@ -98,18 +97,9 @@ export class BulkClient {
   constructor(opts: BulkClientOptions) {
     this.url = bulkUrl(opts.endpoint, opts.pipeline);
     this.timeoutMs = opts.timeoutMs;
-    this.ownDispatcher = opts.dispatcher === undefined;
-    this.dispatcher =
-      opts.dispatcher ??
-      new Agent({
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 120_000,
-        connections: 2,
-        connect: {
-          timeout: opts.timeoutMs,
-          ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
-        },
-      });
+    this.ownPool = opts.pool === undefined;
+    this.pool =
+      opts.pool ?? new HttpPool({ connections: 2, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
     this.headers = { "user-agent": opts.userAgent ?? "sidecar-log-shipper", accept: "application/json" };
     this.username = opts.username;
     this.password = opts.password;
@@ -154,13 +144,7 @@ export class BulkClient {
     const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
     if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
     try {
-      const res = await request(this.url, {
-        method: "POST",
-        headers,
-        body: batch.body,
-        dispatcher: this.dispatcher,
-        signal: ac.signal,
-      });
+      const res = await this.pool.post(this.url, headers, batch.body, ac.signal);
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
         const text = await readText(res.body, MAX_BULK_RESPONSE_BYTES);
@@ -202,7 +186,7 @@ export class BulkClient {
   }
 
   async close(): Promise<void> {
-    if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
+    if (this.ownPool) await this.pool.close();
   }
 }
 

@@ -1,5 +1,5 @@
-// The Loki HTTP client: one POST of an encoded batch to the push endpoint over undici (keep-alive
-// dispatcher handed in or created here), with tenant and auth headers, an extra CA added to the
+// The Loki HTTP client: one POST of an encoded batch to the push endpoint over a keep-alive pool
+// of Node's http client (handed in or created here, sinks/http.ts), with tenant and auth headers, an extra CA added to the
 // default trust and a per-request timeout. It does not retry by itself: it classifies the outcome
 // into a typed result (success / retryable with an optional delay hint / failure) and the
 // pipeline decides what to do — errors are values at this boundary, never exceptions.
@@ -10,11 +10,9 @@
 // a moment: a token being rotated, a gateway being redeployed) — and dropping would commit the
 // offsets of every batch until someone notices, losing all of it. They carry a `hint` naming the
 // likely cause for the pipeline's error log.
-import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
-import { Agent, type Dispatcher, request } from "undici";
 import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
-import { noAnswer, readText } from "../http.js";
+import { discard, HttpPool, noAnswer, readText } from "../http.js";
 import type { EncodedBody } from "./encode-protobuf.js";
 
 export const PUSH_PATH = "/loki/api/v1/push";
@@ -56,10 +54,10 @@ export interface LokiClientOptions {
   ca?: string;
   timeoutMs: number;
   /**
-   * A keep-alive pool; when omitted the client creates (and closes) its own undici Agent. A
-   * dispatcher handed in carries its own TLS settings: `ca` only applies to the client's own Agent.
+   * A keep-alive pool; when omitted the client creates (and closes) its own. A pool handed in
+   * carries its own TLS settings: `ca` only applies to the client's own pool.
    */
-  dispatcher?: Dispatcher;
+  pool?: HttpPool;
   userAgent?: string;
 }
 
@@ -93,8 +91,8 @@ export const CONFIG_STATUS_HINTS: Readonly<Record<number, string>> = Object.free
 
 export class LokiClient implements Transport {
   readonly url: URL;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownDispatcher: boolean;
+  private readonly pool: HttpPool;
+  private readonly ownPool: boolean;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly username: string | undefined;
@@ -106,19 +104,10 @@ export class LokiClient implements Transport {
   constructor(opts: LokiClientOptions) {
     this.url = pushUrl(opts.endpoint);
     this.timeoutMs = opts.timeoutMs;
-    this.ownDispatcher = opts.dispatcher === undefined;
-    this.dispatcher =
-      opts.dispatcher ??
-      new Agent({
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 120_000,
-        // One request is in flight at a time; a spare connection covers a reconnect race.
-        connections: 2,
-        connect: {
-          timeout: opts.timeoutMs,
-          ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
-        },
-      });
+    this.ownPool = opts.pool === undefined;
+    // One request is in flight at a time; a spare connection covers a reconnect race.
+    this.pool =
+      opts.pool ?? new HttpPool({ connections: 2, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
     const headers: Record<string, string> = { "user-agent": opts.userAgent ?? "sidecar-log-shipper" };
     if (opts.tenantId) headers["x-scope-orgid"] = opts.tenantId;
     this.headers = headers;
@@ -170,16 +159,10 @@ export class LokiClient implements Transport {
     const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
     if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
     try {
-      const res = await request(this.url, {
-        method: "POST",
-        headers,
-        body: batch.body,
-        dispatcher: this.dispatcher,
-        signal: ac.signal,
-      });
+      const res = await this.pool.post(this.url, headers, batch.body, ac.signal);
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
-        await res.body.dump();
+        discard(res.body);
         return { kind: "success", status };
       }
       const { text: message } = await readText(res.body, MAX_ERROR_BODY_BYTES);
@@ -211,6 +194,6 @@ export class LokiClient implements Transport {
   }
 
   async close(): Promise<void> {
-    if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
+    if (this.ownPool) await this.pool.close();
   }
 }

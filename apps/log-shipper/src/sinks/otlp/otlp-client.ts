@@ -1,5 +1,5 @@
-// The OTLP/HTTP logs client: one POST of an encoded ExportLogsServiceRequest to `/v1/logs` over an
-// undici keep-alive Agent (an extra CA added to the default trust), with the configured headers, a
+// The OTLP/HTTP logs client: one POST of an encoded ExportLogsServiceRequest to `/v1/logs` over a
+// keep-alive pool of Node's http client (sinks/http.ts; an extra CA added to the default trust), with the configured headers, a
 // bearer token followed in its file, or an AWS SigV4 signature. Like the Loki client it never
 // retries by itself: it classifies each attempt for the pipeline, as the OTLP specification's
 // OTLP/HTTP response section says:
@@ -18,11 +18,9 @@
 //                  retrying keeps the lines on disk until the destination takes them.
 //   other 4xx/5xx  failure: the batch is dropped (counted); the message is the google.rpc.Status
 //                  message from the body when it decodes, else the body's text.
-import { rootCertificates } from "node:tls";
 import { parseRetryAfter } from "@sidecar/shared";
-import { Agent, type Dispatcher, request } from "undici";
 import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
-import { noAnswer, readBody } from "../http.js";
+import { HttpPool, noAnswer, readBody } from "../http.js";
 import type { EncodedBody } from "../loki/encode-protobuf.js";
 import type { SinkResult } from "../sink.js";
 import type { RequestSigner } from "./sigv4.js";
@@ -61,15 +59,15 @@ export interface OtlpClientOptions {
   timeoutMs: number;
   /** SigV4 (OTLP_AWS_REGION): resolved before the first send; a failure to load is retried. */
   signer?: Promise<RequestSigner>;
-  /** A keep-alive pool; when omitted the client creates (and closes) its own undici Agent. */
-  dispatcher?: Dispatcher;
+  /** A keep-alive pool; when omitted the client creates (and closes) its own (sinks/http.ts). */
+  pool?: HttpPool;
   userAgent?: string;
 }
 
 export class OtlpClient {
   readonly url: URL;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownDispatcher: boolean;
+  private readonly pool: HttpPool;
+  private readonly ownPool: boolean;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly bearerToken: SecretSource | undefined;
@@ -78,18 +76,9 @@ export class OtlpClient {
   constructor(opts: OtlpClientOptions) {
     this.url = logsUrl(opts.endpoint);
     this.timeoutMs = opts.timeoutMs;
-    this.ownDispatcher = opts.dispatcher === undefined;
-    this.dispatcher =
-      opts.dispatcher ??
-      new Agent({
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 120_000,
-        connections: 2,
-        connect: {
-          timeout: opts.timeoutMs,
-          ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
-        },
-      });
+    this.ownPool = opts.pool === undefined;
+    this.pool =
+      opts.pool ?? new HttpPool({ connections: 2, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
     this.headers = { "user-agent": opts.userAgent ?? "sidecar-log-shipper", ...(opts.headers ?? {}) };
     this.bearerToken = opts.bearerToken;
     this.signer = opts.signer;
@@ -130,13 +119,7 @@ export class OtlpClient {
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const res = await request(this.url, {
-        method: "POST",
-        headers,
-        body: batch.body,
-        dispatcher: this.dispatcher,
-        signal: ac.signal,
-      });
+      const res = await this.pool.post(this.url, headers, batch.body, ac.signal);
       const status = res.statusCode;
       const contentType = String(res.headers["content-type"] ?? "");
       const { bytes, cut: over, failed } = await readBody(res.body, MAX_RESPONSE_BYTES);
@@ -179,7 +162,7 @@ export class OtlpClient {
   }
 
   async close(): Promise<void> {
-    if (this.ownDispatcher) await this.dispatcher.close().catch(() => {});
+    if (this.ownPool) await this.pool.close();
   }
 }
 
