@@ -20,7 +20,8 @@
 //   node bench/log-shipper.mjs --compare-fanout         # Loki alone, then Loki + OTLP + Elasticsearch: CPU ratio
 //   node bench/log-shipper.mjs --compare-fanout --repeat=3   # three such pairs, and the ratio's range
 // Options: --rate=N --seconds=N --line-bytes=N --batch-wait-ms=N --cpu-millis=200 --memory-mib=128
-//          --node-options="..." (NODE_OPTIONS for the shipper) --json (print only the JSON result)
+//          --node-options="..." (NODE_OPTIONS for the shipper) --node-args="..." (node flags before
+//          main.js, as a Dockerfile CMD gives them) --main=PATH --json (print only the JSON result)
 //          --receivers=separate|inline (default separate: the OTLP and Elasticsearch receivers, which
 //          decode every record, run in a process of their own instead of this one)
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
@@ -335,7 +336,11 @@ async function run(rate, seconds, destinations = opt.destinations) {
     // glibc malloc tuning experiments pass through (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, …).
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MALLOC_"))),
   };
-  const nodeArgs = opt.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(root, "bench/results")}`] : [];
+  const nodeArgs = [
+    // --node-args="...": node command-line flags (those NODE_OPTIONS refuses, like --max-opt).
+    ...(args["node-args"] ? args["node-args"].split(" ").filter(Boolean) : []),
+    ...(opt.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(root, "bench/results")}`] : []),
+  ];
   let cg = null;
   let child;
   if (opt.cgroup) {
