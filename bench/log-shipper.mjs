@@ -506,7 +506,7 @@ async function main() {
     const results = [];
     if (opt.findMax) {
       let best = null;
-      for (const rate of [25_000, 50_000, 75_000, 100_000, 125_000, 150_000]) {
+      for (const rate of [25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 250_000]) {
         const r = await run(rate, opt.seconds);
         show(r);
         results.push(r);

@@ -6,7 +6,7 @@
 // that has neither a complete first line nor FINGERPRINT_BYTES yet cannot be fingerprinted: it
 // waits (its first line is still being written).
 import { createHash } from "node:crypto";
-import { read } from "node:fs";
+import { read, readSync } from "node:fs";
 
 export const FINGERPRINT_BYTES = 1024;
 
@@ -32,6 +32,11 @@ export function readFingerprint(fd: number, scratch: Buffer): Promise<string | n
 }
 
 /** The identity key the sink acknowledges by: device and inode plus the content fingerprint. */
+/** readFingerprint without the thread-pool round trip (see FileReader: reads of a tailed file). */
+export function readFingerprintSync(fd: number, scratch: Buffer): string | null {
+  return fingerprintOf(scratch, readSync(fd, scratch, 0, FINGERPRINT_BYTES, 0));
+}
+
 export function fileId(dev: number | bigint, ino: number | bigint, fp: string): string {
   return `${dev}:${ino}:${fp}`;
 }
@@ -80,6 +85,13 @@ export function readAnchor(fd: number, offset: number, scratch: Buffer): Promise
 }
 
 /** Read the first `buf.length` bytes of an open file into `buf`; resolves how many there were. */
+/** readAnchor without the thread-pool round trip (see FileReader: reads of a tailed file). */
+export function readAnchorSync(fd: number, offset: number, scratch: Buffer): Buffer | null {
+  const len = Math.min(offset, ANCHOR_BYTES);
+  if (len === 0) return scratch.subarray(0, 0);
+  return readSync(fd, scratch, 0, len, offset - len) === len ? scratch.subarray(0, len) : null;
+}
+
 export function readHead(fd: number, buf: Buffer): Promise<number> {
   return preadInto(fd, buf, buf.length, 0);
 }

@@ -3,19 +3,29 @@
 // buffer shared by all readers, since reads happen one at a time) and are split in place; complete
 // lines go straight to the sink as byte ranges. The read offset only ever sits at a line start, so
 // an incomplete last line is simply read again next time instead of being copied aside.
-import { close, fstat, read, type Stats } from "node:fs";
+//
+// The reads and fstat()s of a tailed file are synchronous system calls. A tailed file is a regular
+// file (discovery refuses FIFOs, sockets and devices) whose new bytes are in the page cache, so
+// each call takes microseconds; done asynchronously, each one was a round trip through libuv's
+// thread pool — a queued work item, a thread woken, the event loop woken again, a callback and a
+// promise — several times the cost of the call itself, and three of them per chunk read (fstat,
+// fingerprint, chunk). Measured with bench/log-shipper.mjs (README "Performance").
+import { close, fstatSync, readSync, type Stats } from "node:fs";
 import { promisify } from "node:util";
 import type { LineSink, SourceFile } from "../contracts.js";
-import { ANCHOR_BYTES, anchorHash, fingerprintOf, readAnchor, readFingerprint } from "./fingerprint.js";
+import {
+  ANCHOR_BYTES,
+  anchorHash,
+  fingerprintOf,
+  readAnchorSync,
+  readFingerprintSync,
+} from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
 
-const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
 
-function pread(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n)));
-  });
+function pread(fd: number, buf: Buffer, length: number, position: number): number {
+  return readSync(fd, buf, 0, length, position);
 }
 
 export type VerifyResult = "ok" | "truncated" | "rewritten" | "gone";
@@ -227,9 +237,7 @@ export class FileReader implements SourceFile, LineEmitter {
     const start = this.readPos;
     const pre = this.tailLen;
     // `head`: `buf` already holds the file's first `head` bytes, read a moment ago (a new file).
-    const n =
-      head !== undefined && start === 0 && pre === 0 ? head : await pread(fd, buf, buf.length, start - pre);
-    if (this.readPos !== start || this.fd !== fd) return NOTHING; // reset meanwhile
+    const n = head !== undefined && start === 0 && pre === 0 ? head : pread(fd, buf, buf.length, start - pre);
     if (!this.tailMatches(buf, n)) return CHANGED;
     const data = buf.subarray(pre);
     const got = n - pre;
@@ -262,8 +270,7 @@ export class FileReader implements SourceFile, LineEmitter {
     const start = this.readPos;
     const pre = this.tailLen;
     const want = Math.min(buf.length - pre, Math.max(0, this.size - start));
-    const n = await pread(fd, buf, pre + want, start - pre);
-    if (this.readPos !== start || this.fd !== fd) return 0;
+    const n = pread(fd, buf, pre + want, start - pre);
     if (!this.tailMatches(buf, n)) return null;
     const data = buf.subarray(pre);
     const got = n - pre;
@@ -291,7 +298,7 @@ export class FileReader implements SourceFile, LineEmitter {
   async stat(): Promise<Stats | null> {
     if (this.fd === null) return null;
     try {
-      return await fstatFd(this.fd);
+      return fstatSync(this.fd);
     } catch {
       return null;
     }
@@ -312,10 +319,20 @@ export class FileReader implements SourceFile, LineEmitter {
     this.noteSize(st.size);
     const fd = this.fd;
     if (fd === null) return "gone";
-    const fp = await readFingerprint(fd, scratch).catch(() => null);
+    let fp: string | null;
+    try {
+      fp = readFingerprintSync(fd, scratch);
+    } catch {
+      fp = null;
+    }
     if (fp !== this.fingerprint) return "rewritten";
     if (this.readPos === 0 || !checkAnchor) return "ok";
-    const before = await readAnchor(fd, this.readPos, scratch).catch(() => null);
+    let before: Buffer | null;
+    try {
+      before = readAnchorSync(fd, this.readPos, scratch);
+    } catch {
+      before = null;
+    }
     if (before === null) return "truncated";
     return this.tailEquals(before) ? "ok" : "rewritten";
   }
