@@ -93,9 +93,11 @@ RUN mkdir -p /shared/logs /var/lib/log-shipper && chown 1000:1000 /shared /share
 # Node 24, apps/log-shipper/README.md "Performance"): a 1 MiB V8 semi-space instead of Node's
 # default (which grows to 16 MiB, 48 MiB of young generation in all) — the shipper's garbage is
 # short-lived and small; two malloc arenas instead of 8 per core; and --max-opt=2 (Maglev, never
-# TurboFan: TurboFan's code is ~5 MiB of the node binary that stays resident once used; V8 refuses
-# it in NODE_OPTIONS, hence the command line). test/image-memory.test.ts runs the built program
-# with exactly these settings, read from this file. Your own NODE_OPTIONS replaces the first.
+# TurboFan: TurboFan's code is ~5 MiB of the node binary that stays resident once used). V8
+# refuses --max-opt in NODE_OPTIONS, hence the command line. Node 24 only: on Node 20, whose Maglev
+# is off, it leaves the baseline compiler alone (3x the CPU). test/image-memory.test.ts runs the
+# built program with exactly these settings, read from this file. Your own NODE_OPTIONS replaces
+# the first.
 ENV NODE_OPTIONS=--max-semi-space-size=1 \
     MALLOC_ARENA_MAX=2
 COPY --from=build-log-shipper /out/node_modules ./node_modules
