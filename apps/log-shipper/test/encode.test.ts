@@ -102,6 +102,17 @@ describe("protobuf + snappy", () => {
     expect(decodeProtobufPush(b.body)).toEqual(expected(small));
   });
 
+  it("stream headers of every snappy literal size (labels up to 70 kB), several streams", () => {
+    // The header of each stream is written as a snappy literal element: tag sizes change at 60,
+    // 256 and 65536 bytes. Each label set's length lands on one side of those bounds.
+    const sized: Input[] = [10, 59, 61, 300, 65_600].map((n, i) => ({
+      labels: { job: "j", pad: "p".repeat(n) },
+      entries: [{ sec: 1700000000 + i, nanos: i, line: `line ${i} ${"z".repeat(n)}` }],
+    }));
+    const enc = new ProtobufEncoder().encode(streamsOf(sized));
+    expect(decodeProtobufPush(enc.body)).toEqual(expected(sized));
+  });
+
   it("rejects a corrupted body", () => {
     const enc = new ProtobufEncoder().encode(streamsOf(inputs));
     expect(() => decodeProtobufPush(enc.body.subarray(0, 20))).toThrow();
