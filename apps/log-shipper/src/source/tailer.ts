@@ -180,6 +180,17 @@ export class Tailer implements AckListener {
   /** Discovery hint: something happened at `path`. */
   notePath(path: string, event: PathEvent): void {
     const prev = this.events.get(path);
+    // A write to a file being read — the common event, one per write of the app — hints its
+    // reader right here, which is all examine() would do with it: no loop wake-up, no
+    // housekeeping step and its promises per write. Only with no other event of that path pending
+    // (a rename or unlink first decides what the path is now).
+    if (event === "change" && prev === undefined) {
+      const current = this.registry.atPath(path);
+      if (current !== undefined && current.fd !== null) {
+        this.loop.hinted(current);
+        return;
+      }
+    }
     if (prev === undefined || prev === "change") this.events.set(path, event);
     this.loop.wake();
   }
