@@ -92,9 +92,12 @@ const RUNTIME: Record<
   "sample-app": { env: { NODE_ENV: "production" }, mountPoints: ["/app/logs", "/app/metrics"] },
   // /shared too: Docker copies the image directory's owner onto an empty volume mounted over it.
   "log-shipper": {
-    env: { NODE_ENV: "production" },
+    // Measured by bench/log-shipper.mjs; apps/log-shipper/README.md "Performance" (issue 12).
+    env: { NODE_ENV: "production", NODE_OPTIONS: "--max-semi-space-size=1", MALLOC_ARENA_MAX: "2" },
     mountPoints: ["/shared/logs", "/var/lib/log-shipper"],
     owned: ["/shared", "/shared/logs", "/var/lib/log-shipper"],
+    // Maglev, never TurboFan (NODE_OPTIONS refuses the flag); same README.
+    nodeFlags: '"--max-opt=2", ',
   },
   "metrics-exporter": {
     env: {
