@@ -30,7 +30,7 @@ const BASE_IMAGE = "node:24-bookworm-slim";
 /** What each target adds to the base image's environment (see the Dockerfile's comments). */
 const IMAGE_ENV: Record<AppName, string[]> = {
   "sample-app": ["NODE_ENV=production"],
-  "log-shipper": ["NODE_ENV=production"],
+  "log-shipper": ["MALLOC_ARENA_MAX=2", "NODE_ENV=production", "NODE_OPTIONS=--max-semi-space-size=1"],
   "metrics-exporter": [
     "MALLOC_ARENA_MAX=2",
     "MALLOC_MMAP_THRESHOLD_=131072",
@@ -266,13 +266,18 @@ describe("the pod's containers (docker)", () => {
         await dockerOk(["image", "inspect", "--format", "{{json .Config}}", image(app)]),
       );
       expect(cfg.User, app).toBe("1000:1000");
-      // The exporter caps V8's tiers on its command line (apps/metrics-exporter/README.md "Memory").
+      // The exporter and the shipper cap V8's tiers on their command lines (each app's README).
       expect(cfg.Cmd, app).toEqual(
-        app === "metrics-exporter" ? ["node", "--max-opt=1", "dist/main.js"] : ["node", "dist/main.js"],
+        app === "metrics-exporter"
+          ? ["node", "--max-opt=1", "dist/main.js"]
+          : app === "log-shipper"
+            ? ["node", "--max-opt=2", "dist/main.js"]
+            : ["node", "dist/main.js"],
       );
       expect(cfg.WorkingDir, app).toBe("/app");
       // Exactly the environment each app's image set before the three Dockerfiles became one
-      // target each: the exporter's memory settings and nothing of one target in another.
+      // target each, plus the exporter's and the shipper's memory settings; nothing of one target in
+      // another.
       const added = (cfg.Env as string[]).filter((e) => !baseEnv.includes(e)).sort();
       expect(added, app).toEqual(IMAGE_ENV[app]);
       expect(Object.keys(cfg.ExposedPorts ?? {}), app).toEqual([`${HEALTH_PORT[app].port}/tcp`]);
