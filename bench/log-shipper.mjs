@@ -27,7 +27,7 @@
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
 // (a shipper that falls behind shows latencies growing with the run's length).
 import { fork, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -227,7 +227,9 @@ function makeCgroup(name) {
       remove: () => {
         for (const d of [cpu, mem]) {
           try {
-            rmSync(d, { recursive: false, force: true });
+            // A cgroup directory goes with rmdir (rmSync refuses a directory without `recursive`,
+            // and cgroupfs refuses deleting its files): every run used to leave its two behind.
+            rmdirSync(d);
           } catch {
             /* still busy; the kernel frees it when empty */
           }
@@ -243,7 +245,13 @@ function makeCgroup(name) {
   return {
     procs: [join(v2, "cgroup.procs")],
     stats: () => ({ memoryPeakBytes: Number(readFileSync(join(v2, "memory.peak"), "utf8")) }),
-    remove: () => rmSync(v2, { recursive: false, force: true }),
+    remove: () => {
+      try {
+        rmdirSync(v2);
+      } catch {
+        /* still busy; the kernel frees it when empty */
+      }
+    },
   };
 }
 
