@@ -113,6 +113,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     redact: redactRules(config),
     labelFields: config.labelFields,
     labelFieldsMaxValues: config.labelFieldsMaxValues,
+    labelFieldsMaxCombinations: config.labelFieldsMaxCombinations,
     metadataFields: config.metadataFields,
   };
   const processes = processingEnabled(processing);

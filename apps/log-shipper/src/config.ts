@@ -183,7 +183,11 @@ export function describeConfig(cfg: Config): Record<string, unknown> {
     extraCa: cfg.lokiCa !== undefined,
     shutdownTimeoutMs: cfg.shutdownTimeoutMs,
     ...(cfg.labelFields.length > 0
-      ? { labelFields: cfg.labelFields, labelFieldsMaxValues: cfg.labelFieldsMaxValues }
+      ? {
+          labelFields: cfg.labelFields,
+          labelFieldsMaxValues: cfg.labelFieldsMaxValues,
+          labelFieldsMaxCombinations: cfg.labelFieldsMaxCombinations,
+        }
       : {}),
     ...(cfg.metadataFields.length > 0 ? { metadataFields: cfg.metadataFields } : {}),
   };

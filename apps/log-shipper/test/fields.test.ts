@@ -118,7 +118,7 @@ describe("reading top-level fields of a JSON line", () => {
 });
 
 describe("labels and metadata of a line", () => {
-  const extractor = (maxValues = 2) => {
+  const extractor = (maxValues = 2, maxCombinations = 200) => {
     const registry = new Registry();
     return {
       registry,
@@ -126,6 +126,7 @@ describe("labels and metadata of a line", () => {
         labelFields: ["route", "http.method"],
         metadataFields: ["trace_id", "user"],
         maxValues,
+        maxCombinations,
         registry,
         logger: silentLogger(),
       }),
@@ -181,6 +182,34 @@ describe("labels and metadata of a line", () => {
     expect(k('{"route":"/a"}')).not.toBe(k('{"http.method":"/a"}'));
   });
 
+  it("a new combination of values past LABEL_FIELDS_MAX_COMBINATIONS gets none of its labels (counted per field), known ones keep theirs", async () => {
+    const { fx, registry } = extractor(50, 2);
+    const labelsOf = (line: string) => fx.extract(Buffer.from(line), 0, line.length)?.labels;
+    expect(labelsOf('{"route":"/a","http.method":"GET"}')).toEqual([
+      ["route", "/a"],
+      ["http_method", "GET"],
+    ]);
+    expect(labelsOf('{"route":"/b","http.method":"GET"}')).toEqual([
+      ["route", "/b"],
+      ["http_method", "GET"],
+    ]);
+    // Each value is known, but together they would be a third stream.
+    expect(labelsOf('{"route":"/a","http.method":"POST","trace_id":"t"}')).toEqual([]);
+    const refused = '{"route":"/b","http.method":"PUT"}';
+    expect(fx.extract(Buffer.from(refused), 0, refused.length)).toBeUndefined();
+    // One field alone is a combination of its own.
+    expect(labelsOf('{"route":"/c"}')).toBeUndefined();
+    expect(labelsOf('{"http.method":"GET","route":"/a"}')).toEqual([
+      ["route", "/a"],
+      ["http_method", "GET"],
+    ]);
+    const text = await registry.metrics();
+    expect(text).toContain('log_shipper_label_values_over_limit_total{field="route",limit="combinations"} 3');
+    expect(text).toContain(
+      'log_shipper_label_values_over_limit_total{field="http.method",limit="combinations"} 2',
+    );
+  });
+
   it("metadata values are copied as valid UTF-8: escapes decoded, invalid bytes replaced", () => {
     const { fx } = extractor();
     const buf = Buffer.concat([
@@ -216,6 +245,7 @@ describe("a rejected Loki batch split in halves keeps each entry's structured me
         labelFields: [],
         metadataFields: ["trace_id"],
         maxValues: 50,
+        maxCombinations: 200,
         registry,
         logger: silentLogger(),
       });
@@ -264,6 +294,11 @@ describe("LABEL_FIELDS / METADATA_FIELDS settings", () => {
       name: "LABEL_FIELDS_MAX_VALUES",
       says: "LABEL_FIELDS_MAX_VALUES",
     },
+    {
+      env: { LABEL_FIELDS_MAX_COMBINATIONS: "0" },
+      name: "LABEL_FIELDS_MAX_COMBINATIONS",
+      says: "LABEL_FIELDS_MAX_COMBINATIONS",
+    },
   ];
   for (const c of bad) {
     it(`refuses ${JSON.stringify(c.env)} naming ${c.name}`, () => {
@@ -289,6 +324,7 @@ describe("LABEL_FIELDS / METADATA_FIELDS settings", () => {
     expect(cfg.labelFields).toEqual(["route", "http.method"]);
     expect(cfg.metadataFields).toEqual(["trace_id", "span_id"]);
     expect(cfg.labelFieldsMaxValues).toBe(50);
+    expect(cfg.labelFieldsMaxCombinations).toBe(200);
   });
 });
 

@@ -133,6 +133,7 @@ export const processingSchema = {
   redactPresets: presets("REDACT_PRESETS"),
   labelFields: fieldList("LABEL_FIELDS"),
   labelFieldsMaxValues: int("LABEL_FIELDS_MAX_VALUES", { default: 50, min: 1, max: 10_000 }),
+  labelFieldsMaxCombinations: int("LABEL_FIELDS_MAX_COMBINATIONS", { default: 200, min: 1, max: 100_000 }),
   metadataFields: fieldList("METADATA_FIELDS"),
 };
 

@@ -54,6 +54,12 @@ export interface FieldsOptions {
   metadataFields: readonly string[];
   /** Distinct values per label field; new values past it are not promoted. */
   maxValues: number;
+  /**
+   * Distinct combinations of promoted values (each is a stream per file and level): a line with
+   * a new combination past it gets none of its labels. The per-field cap alone allows
+   * maxValues^fields streams (50³ = 125,000 for three fields), each with its own buffers.
+   */
+  maxCombinations: number;
   registry: Registry;
   logger: Logger;
 }
@@ -285,6 +291,9 @@ export class FieldExtractor {
   /** The same names as UTF-8 bytes. */
   private readonly nameBytes: Uint8Array[];
   private readonly seen: Set<string>[];
+  /** Label keys (LineFields.labelKey) admitted so far: at most maxCombinations. */
+  private readonly combinations = new Set<string>();
+  private warnedCombinations = false;
   /** The result, reused line after line (see LineFields), and its metadata bytes. */
   private readonly result: {
     labels: [string, string][];
@@ -305,7 +314,7 @@ export class FieldExtractor {
     this.warned = opts.labelFields.map(() => false);
     this.overLimit = new Counter({
       name: "log_shipper_label_values_over_limit_total",
-      help: "LABEL_FIELDS values not promoted to a label (left in the line), by field and limit: values (the field already had LABEL_FIELDS_MAX_VALUES distinct values) or length (over 1024 bytes).",
+      help: "LABEL_FIELDS values not promoted to a label (left in the line), by field and limit: values (the field already had LABEL_FIELDS_MAX_VALUES distinct values), length (over 1024 bytes) or combinations (the line's values would have made a combination past LABEL_FIELDS_MAX_COMBINATIONS; counted for each of its fields).",
       labelNames: ["field", "limit"],
       registers: [opts.registry],
     });
@@ -334,7 +343,7 @@ export class FieldExtractor {
     if (scanner.scan(buf, start, end) === 0) return undefined;
     const out = this.result;
     // A fresh array (cheap) rather than `length = 0`, which V8 handles in its runtime.
-    const labels: [string, string][] = [];
+    let labels: [string, string][] = [];
     let labelKey = "";
     for (let k = 0; k < this.nLabels; k++) {
       const v = scanner.value(k);
@@ -343,6 +352,10 @@ export class FieldExtractor {
       labels.push([this.names[k] as string, v]);
       // One label field (the usual case): its value is the key; several: index and value each.
       labelKey = this.nLabels === 1 ? v : `${labelKey}${k}\u0000${v}\u0000`;
+    }
+    if (labelKey !== "" && !this.combinations.has(labelKey) && !this.admitCombination(labelKey, labels)) {
+      labels = [];
+      labelKey = "";
     }
     const metadataWire = this.metadata(buf);
     if (labels.length === 0 && metadataWire === undefined) return undefined;
@@ -413,6 +426,34 @@ export class FieldExtractor {
       }
     }
     return new Uint8Array(out.buffer, out.byteOffset, size);
+  }
+
+  /**
+   * Whether a new combination of promoted values (`key`, with `labels`) may be one more stream,
+   * counting a refusal for each of its fields. Values of a refused combination that each field
+   * admitted stay admitted (their per-field cap counts them).
+   */
+  private admitCombination(key: string, labels: readonly [string, string][]): boolean {
+    if (this.combinations.size < this.opts.maxCombinations) {
+      this.combinations.add(key);
+      return true;
+    }
+    for (const [name] of labels) {
+      const k = this.names.indexOf(name);
+      this.overLimit.inc({ field: this.opts.labelFields[k] as string, limit: "combinations" });
+    }
+    if (!this.warnedCombinations) {
+      this.warnedCombinations = true;
+      this.opts.logger.warn(
+        {
+          event: "label_combinations_over_limit",
+          fields: this.opts.labelFields,
+          maxCombinations: this.opts.maxCombinations,
+        },
+        `LABEL_FIELDS: the fields' values have made LABEL_FIELDS_MAX_COMBINATIONS (${this.opts.maxCombinations}) distinct combinations; lines with a new combination keep their fields in the line but get none of these labels (counted in log_shipper_label_values_over_limit_total{limit="combinations"}; logged once)`,
+      );
+    }
+    return false;
   }
 
   /** Whether value `v` of label field `k` may be a label (the cap, the length), counting refusals. */

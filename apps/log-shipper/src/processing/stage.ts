@@ -100,9 +100,10 @@ export interface ProcessingOptions {
   keepMatching: readonly RegExp[];
   dropMatching: readonly RegExp[];
   redact: readonly RedactRule[];
-  /** JSON fields promoted to labels (LABEL_FIELDS) and their distinct-value cap. */
+  /** JSON fields promoted to labels (LABEL_FIELDS), their distinct-value cap and combination cap. */
   labelFields?: readonly string[];
   labelFieldsMaxValues?: number;
+  labelFieldsMaxCombinations?: number;
   /** JSON fields sent as structured metadata (METADATA_FIELDS). */
   metadataFields?: readonly string[];
   registry: Registry;
@@ -197,6 +198,7 @@ export class ProcessingStage implements LineSink {
         labelFields,
         metadataFields,
         maxValues: opts.labelFieldsMaxValues ?? 50,
+        maxCombinations: opts.labelFieldsMaxCombinations ?? 200,
         registry: opts.registry,
         logger: opts.logger ?? silentLogger,
       });
