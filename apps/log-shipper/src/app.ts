@@ -122,7 +122,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     ack: {
       acknowledged: (id, offset, ahead) => tailer?.acknowledged(id, offset, ahead),
       persisted: async () => {
-        await positions.saveCommitted();
+        await positions.save();
       },
     },
     logger: logger.child({ component: "fanout" }),

@@ -72,11 +72,9 @@ export interface AckListener {
    */
   acknowledged(fileId: string, offset: number, ahead?: Readonly<Record<string, number>>): void;
   /**
-   * Resolves once every committed offset acknowledged so far is durable (the positions file
-   * written, or the write failed and was reported). The sink sends its next batch only then, so a
-   * kill -9 re-sends at most the one batch that was in flight. `ahead` offsets alone (a
-   * destination further on than the slowest) are not waited for: the periodic save writes them,
-   * and a kill -9 before it costs that destination those lines again, never a line.
+   * Resolves once every acknowledgement made so far is durable (the positions file written, or
+   * the write failed and was reported). The sink sends its next batch only then, so a kill -9
+   * re-sends at most the one batch that was in flight.
    */
   persisted?(): Promise<void>;
 }

@@ -79,42 +79,6 @@ describe("Positions", () => {
     expect(existsSync(file)).toBe(true);
   });
 
-  it("a committed offset is written right away; `ahead` offsets alone wait for the periodic or final save", async () => {
-    const { file } = fresh();
-    let saves = 0;
-    const p = new Positions({ file, logger: silentLogger(), onSave: () => saves++ });
-    p.track("a", "f", "/x", 0);
-    expect(await p.save()).toBe(true);
-    expect(saves).toBe(1);
-    p.startAutoSave(600_000); // auto-saving: commits are written without waiting for the period
-    try {
-      // One destination acknowledged more than the other: only `ahead` moves.
-      p.commit("a", 0, undefined, { loki: 100 });
-      expect(await p.saveCommitted()).toBe(true);
-      await new Promise((r) => setImmediate(r));
-      await p.saveCommitted();
-      expect(saves).toBe(1);
-      // The other caught up: the committed offset moved, written now (once).
-      p.commit("a", 100, undefined, { otlp: 150 });
-      expect(await p.saveCommitted()).toBe(true);
-      await new Promise((r) => setImmediate(r));
-      await p.saveCommitted();
-      expect(saves).toBe(2);
-      const saved = JSON.parse(readFileSync(file, "utf8")).files[0];
-      expect(saved.offset).toBe(100);
-      expect(saved.ahead).toEqual({ otlp: 150 });
-      // `ahead` alone again: kept in memory, written by the next save (periodic or at shutdown).
-      p.commit("a", 100, undefined, { otlp: 200 });
-      await p.saveCommitted();
-      expect(JSON.parse(readFileSync(file, "utf8")).files[0].ahead).toEqual({ otlp: 150 });
-      expect(await p.save()).toBe(true);
-      expect(saves).toBe(3);
-      expect(JSON.parse(readFileSync(file, "utf8")).files[0].ahead).toEqual({ otlp: 200 });
-    } finally {
-      p.stopAutoSave();
-    }
-  });
-
   it("sets a corrupt file aside with a loud warning and starts fresh", async () => {
     for (const garbage of ["{not json", '{"version":7,"files":[]}', '{"version":1,"files":[{"id":1}]}', ""]) {
       const { dir, file } = fresh();

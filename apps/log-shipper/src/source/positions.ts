@@ -3,8 +3,7 @@
 // crash the shipper re-sends at most the unacknowledged tail and loses nothing. The file is written
 // atomically (temp + fsync + rename) as soon as an acknowledgement moved an offset (one write at a
 // time, so at most a few per second — one per acknowledged batch), otherwise about once a second
-// when something else changed (paths, pruning, the `ahead` offsets of destinations further on
-// than the slowest), and at shutdown.
+// when something else changed (paths, pruning), and at shutdown.
 // A corrupt file is set aside with a loud warning and the shipper starts fresh: it never
 // crash-loops on its own state.
 import { constants } from "node:fs";
@@ -71,14 +70,6 @@ const DEFAULT_MAX_ENTRIES = 10_000;
 export class Positions {
   private readonly entries = new EntryMap();
   private dirty = false;
-  /**
-   * A committed offset moved since the last write began: what saveCommitted() writes right away.
-   * Only `ahead` offsets moving (a destination acknowledged more than the slowest one has) is
-   * `dirty` alone — written by the periodic save and at shutdown: losing it to a kill -9 costs that
-   * destination lines again (at least once), never a line. With three destinations it was two
-   * writes of the whole file in three.
-   */
-  private committedMoved = false;
   private saving: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private saveQueued = false;
@@ -201,16 +192,13 @@ export class Positions {
     if (e === undefined) return;
     const aheadMoved = ahead !== undefined && !sameAhead(e.ahead, ahead, Math.max(offset, e.offset));
     if (offset <= e.offset && !aheadMoved) return;
-    const moved = offset > e.offset;
-    if (moved) e.offset = offset;
+    if (offset > e.offset) e.offset = offset;
     // The anchor proves the content up to where it was read: it must cover the `ahead` offsets
     // too (they are trusted after a restart only up to the anchor), so it moves with them.
     if (anchor !== undefined && anchor.offset >= e.offset) setAnchor(e, anchor);
     if (ahead !== undefined) setAhead(e, ahead);
     else if (e.ahead !== undefined) setAhead(e, e.ahead);
     this.dirty = true;
-    if (!moved) return;
-    this.committedMoved = true;
     // While auto-saving, an acknowledgement is written out right away (acknowledgements of one
     // tick coalesced, one write at a time): after a kill -9 only the batch in flight comes again,
     // not everything acknowledged since the last periodic save.
@@ -218,7 +206,7 @@ export class Positions {
       this.saveQueued = true;
       setImmediate(() => {
         this.saveQueued = false;
-        void this.saveCommitted();
+        void this.save();
       });
     }
   }
@@ -261,8 +249,6 @@ export class Positions {
     if (!this.dirty && !force) return this.lastSaveError === null;
     this.prune();
     this.dirty = false;
-    const committedMoved = this.committedMoved;
-    this.committedMoved = false;
     const doc: PositionsFileV1 = {
       version: 1,
       savedAt: new Date(this.now()).toISOString(),
@@ -276,7 +262,6 @@ export class Positions {
       })
       .catch((err: unknown) => {
         this.dirty = true;
-        if (committedMoved) this.committedMoved = true;
         this.lastSaveError = (err as NodeJS.ErrnoException).code ?? String(err);
         this.opts.onSave?.(false);
         this.opts.logger.error({ err, positionsFile: this.opts.file }, "cannot save positions; will retry");
@@ -286,17 +271,6 @@ export class Positions {
       });
     await this.saving;
     return this.lastSaveError === null;
-  }
-
-  /**
-   * Write the file if a committed offset moved since the last write began (what an acknowledged
-   * batch waits for before the next one goes out); `ahead` offsets alone wait for the periodic
-   * save. Resolves as save() does.
-   */
-  async saveCommitted(): Promise<boolean> {
-    while (this.saving) await this.saving;
-    if (!this.committedMoved) return this.lastSaveError === null;
-    return this.save();
   }
 
   /** Save about every `intervalMs` while something changed. */
