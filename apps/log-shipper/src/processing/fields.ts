@@ -13,7 +13,18 @@
 
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { isSpace, skipString } from "../entry.js";
+import {
+  BACKSLASH,
+  COLON,
+  COMMA,
+  isSpace,
+  LBRACE,
+  LBRACKET,
+  QUOTE,
+  RBRACE,
+  RBRACKET,
+  skipString,
+} from "../entry.js";
 import { sanitizeLabelName } from "../labels.js";
 import { varintSize, writeVarint } from "../sinks/loki/encode-protobuf.js";
 
@@ -63,15 +74,6 @@ export interface FieldsOptions {
   registry: Registry;
   logger: Logger;
 }
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const COMMA = 0x2c;
-const LBRACE = 0x7b;
-const RBRACE = 0x7d;
-const LBRACKET = 0x5b;
-const RBRACKET = 0x5d;
 
 /** Index just past the value starting at `i` (any JSON value), or -1 when it runs past `end`. */
 function skipValue(buf: Uint8Array, i: number, end: number): number {
