@@ -92,6 +92,26 @@ export class FileSecret {
   }
 }
 
+/**
+ * A destination refused the credential (401/403): perhaps a file was rotated since its last check,
+ * so each file among `secrets` is looked at again before the retry. Returns `hint` with the files
+ * whose last re-read failed named (`VARIABLE: CODE`, never content), or `hint` as it was.
+ */
+export function recheckCredentials(
+  hint: string | undefined,
+  secrets: readonly unknown[],
+): string | undefined {
+  const errors: string[] = [];
+  for (const s of secrets) {
+    if (!(s instanceof FileSecret)) continue;
+    s.recheck();
+    if (s.error !== undefined) errors.push(`${s.variable}: ${s.error}`);
+  }
+  return errors.length > 0
+    ? `${hint} (cannot re-read ${errors.join(", ")}; the last value read is used)`
+    : hint;
+}
+
 /** A credential given directly, or followed in a file. */
 export type SecretSource = string | FileSecret;
 

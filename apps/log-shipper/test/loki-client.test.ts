@@ -3,11 +3,11 @@
 // what Loki received (nothing lost, nothing doubled), the requests it saw, the acknowledgements
 // and the exported metrics.
 
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FileSecret } from "../src/secret-file.js";
+import { FileSecret, recheckCredentials } from "../src/secret-file.js";
 import { isPermanentStatus, pushUrl } from "../src/sinks/loki/loki-client.js";
 import { type FakeLoki, type Fault, startFakeLoki } from "./support/fake-loki.js";
 import { harness, lines, metric, until } from "./support/loki-harness.js";
@@ -367,5 +367,32 @@ describe("Loki client outcomes", () => {
   it("classifies statuses", () => {
     expect([400, 405, 409, 413, 415, 422].every(isPermanentStatus)).toBe(true);
     expect([401, 403, 404, 408, 429, 500, 502, 503, 504, 200, 302].some(isPermanentStatus)).toBe(false);
+  });
+});
+
+describe("recheckCredentials (a 401/403 from any destination)", () => {
+  it("looks at each credential file again and names those it could not re-read, never their content", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cred-"));
+    const good = join(dir, "token");
+    const gone = join(dir, "password");
+    writeFileSync(good, "tok\n");
+    writeFileSync(gone, "secret-pw\n");
+    let now = 0;
+    const opts = { checkIntervalMs: 1000, now: () => now };
+    const token = new FileSecret("LOKI_BEARER_TOKEN_FILE", good, opts);
+    const password = new FileSecret("LOKI_PASSWORD_FILE", gone, opts);
+    const hint = "check the credentials";
+    expect(recheckCredentials(hint, [token, password, "plain", undefined])).toBe(hint);
+    rmSync(gone);
+    now = 5000;
+    token.value();
+    password.value(); // its last re-read fails: the last value read stays in use
+    expect(password.value()).toBe("secret-pw");
+    const said = recheckCredentials(hint, [token, password]);
+    expect(said).toBe(`${hint} (cannot re-read LOKI_PASSWORD_FILE: ENOENT; the last value read is used)`);
+    expect(said).not.toContain("secret-pw");
+    // Looked at again: the next value() re-reads the file regardless of the interval.
+    writeFileSync(gone, "new-pw\n");
+    expect(password.value()).toBe("new-pw");
   });
 });

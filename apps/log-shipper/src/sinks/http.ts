@@ -126,6 +126,38 @@ export function discard(body: IncomingMessage): void {
   body.resume();
 }
 
+/**
+ * POST `body` through `pool` and hand the answer to `answer`, all within `timeoutMs` (reading the
+ * answer included); `signal` (drain deadline, close) aborts it too. A request that got no answer
+ * — timed out, aborted, a network error, an answer broken off — is classified by noAnswer.
+ */
+export async function postWithin<T>(
+  pool: HttpPool,
+  url: URL,
+  headers: Record<string, string>,
+  body: Buffer,
+  opts: { signal: AbortSignal; timeoutMs: number; destination: string },
+  answer: (res: HttpAnswer) => Promise<T> | T,
+): Promise<T | Extract<SendResult, { kind: "retryable" }>> {
+  const { signal, timeoutMs } = opts;
+  const ac = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort(new Error(`no answer from ${opts.destination} within ${timeoutMs} ms`));
+  }, timeoutMs);
+  const onAbort = () => ac.abort(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await answer(await pool.post(url, headers, body, ac.signal));
+  } catch (err) {
+    return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs });
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /** A request that got no answer: timed out, aborted (drain deadline, close) or a network error. */
 export function noAnswer(
   err: unknown,

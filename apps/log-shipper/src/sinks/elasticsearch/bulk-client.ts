@@ -27,8 +27,8 @@
 // server took already comes back as 409. That is also why anything unexpected in a 200 answer
 // (unparsable, wrong item count) is retried as a whole rather than guessed at.
 import { parseRetryAfter } from "@sidecar/shared";
-import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
-import { HttpPool, noAnswer, readText } from "../http.js";
+import { recheckCredentials, type SecretSource, secretValue } from "../../secret-file.js";
+import { HttpPool, postWithin, readText } from "../http.js";
 import type { SendResult } from "../loki/loki-client.js";
 import type { EncodedBody, PartialResult, SinkResult } from "../sink.js";
 import { type BulkBody, isBulkBody, selectItems } from "./encode-bulk.js";
@@ -122,29 +122,13 @@ export class BulkClient {
     this.headers.authorization = header;
   }
 
-  private credentialFileErrors(): string | undefined {
-    const errors: string[] = [];
-    for (const s of [this.apiKey, this.password]) {
-      if (s instanceof FileSecret && s.error !== undefined) errors.push(`${s.variable}: ${s.error}`);
-    }
-    return errors.length > 0 ? errors.join(", ") : undefined;
-  }
-
   async send(batch: EncodedBody, signal: AbortSignal): Promise<SinkResult> {
     if (signal.aborted) return { kind: "retryable", reason: "aborted" };
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort(new Error(`no answer from Elasticsearch within ${this.timeoutMs} ms`));
-    }, this.timeoutMs);
-    const onAbort = () => ac.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
     this.refreshAuth();
     const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
     if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
-    try {
-      const res = await this.pool.post(this.url, headers, batch.body, ac.signal);
+    const within = { signal, timeoutMs: this.timeoutMs, destination: "Elasticsearch" };
+    return postWithin(this.pool, this.url, headers, batch.body, within, async (res): Promise<SinkResult> => {
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
         const text = await readText(res.body, MAX_BULK_RESPONSE_BYTES);
@@ -162,12 +146,7 @@ export class BulkClient {
       let hint = CONFIG_STATUS_HINTS[status];
       if (status >= 400 && status < 500 && status !== 429 && status !== 408 && hint === undefined)
         return { kind: "failure", status, reason, message };
-      if (status === 401 || status === 403) {
-        for (const s of [this.apiKey, this.password]) if (s instanceof FileSecret) s.recheck();
-        const unreadable = this.credentialFileErrors();
-        if (unreadable !== undefined)
-          hint = `${hint} (cannot re-read ${unreadable}; the last value read is used)`;
-      }
+      if (status === 401 || status === 403) hint = recheckCredentials(hint, [this.apiKey, this.password]);
       const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
       return {
         kind: "retryable",
@@ -177,12 +156,7 @@ export class BulkClient {
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         ...(hint !== undefined ? { hint } : {}),
       };
-    } catch (err) {
-      return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs: this.timeoutMs });
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    }
+    });
   }
 
   async close(): Promise<void> {

@@ -11,8 +11,8 @@
 // offsets of every batch until someone notices, losing all of it. They carry a `hint` naming the
 // likely cause for the pipeline's error log.
 import { parseRetryAfter } from "@sidecar/shared";
-import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
-import { discard, HttpPool, noAnswer, readText } from "../http.js";
+import { recheckCredentials, type SecretSource, secretValue } from "../../secret-file.js";
+import { discard, HttpPool, postWithin, readText } from "../http.js";
 import type { EncodedBody } from "./encode-protobuf.js";
 
 export const PUSH_PATH = "/loki/api/v1/push";
@@ -136,30 +136,13 @@ export class LokiClient implements Transport {
       scheme === "Bearer" ? `Bearer ${cred}` : `Basic ${Buffer.from(cred, "utf8").toString("base64")}`;
   }
 
-  /** Credential files whose re-read failed at their last check, as `VARIABLE: CODE` (never content). */
-  private credentialFileErrors(): string | undefined {
-    const errors: string[] = [];
-    for (const s of [this.bearerToken, this.password]) {
-      if (s instanceof FileSecret && s.error !== undefined) errors.push(`${s.variable}: ${s.error}`);
-    }
-    return errors.length > 0 ? errors.join(", ") : undefined;
-  }
-
   async send(batch: EncodedBody, signal: AbortSignal): Promise<SendResult> {
     if (signal.aborted) return { kind: "retryable", reason: "aborted" };
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort(new Error(`no answer from Loki within ${this.timeoutMs} ms`));
-    }, this.timeoutMs);
-    const onAbort = () => ac.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
     this.refreshAuth();
     const headers: Record<string, string> = { ...this.headers, "content-type": batch.contentType };
     if (batch.contentEncoding) headers["content-encoding"] = batch.contentEncoding;
-    try {
-      const res = await this.pool.post(this.url, headers, batch.body, ac.signal);
+    const within = { signal, timeoutMs: this.timeoutMs, destination: "Loki" };
+    return postWithin(this.pool, this.url, headers, batch.body, within, async (res) => {
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
         discard(res.body);
@@ -169,13 +152,8 @@ export class LokiClient implements Transport {
       const reason = `http_${status}`;
       if (isPermanentStatus(status)) return { kind: "failure", status, reason, message };
       let hint = CONFIG_STATUS_HINTS[status];
-      if (status === 401 || status === 403) {
-        // Perhaps the credential was rotated since the last check: look again before the retry.
-        for (const s of [this.bearerToken, this.password]) if (s instanceof FileSecret) s.recheck();
-        const unreadable = this.credentialFileErrors();
-        if (unreadable !== undefined)
-          hint = `${hint} (cannot re-read ${unreadable}; the last value read is used)`;
-      }
+      if (status === 401 || status === 403)
+        hint = recheckCredentials(hint, [this.bearerToken, this.password]);
       const retryAfterMs = parseRetryAfter(res.headers["retry-after"]);
       return {
         kind: "retryable",
@@ -185,12 +163,7 @@ export class LokiClient implements Transport {
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         ...(hint !== undefined ? { hint } : {}),
       };
-    } catch (err) {
-      return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs: this.timeoutMs });
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    }
+    });
   }
 
   async close(): Promise<void> {

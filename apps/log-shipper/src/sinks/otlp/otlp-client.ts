@@ -19,8 +19,8 @@
 //   other 4xx/5xx  failure: the batch is dropped (counted); the message is the google.rpc.Status
 //                  message from the body when it decodes, else the body's text.
 import { parseRetryAfter } from "@sidecar/shared";
-import { FileSecret, type SecretSource, secretValue } from "../../secret-file.js";
-import { HttpPool, noAnswer, readBody } from "../http.js";
+import { recheckCredentials, type SecretSource, secretValue } from "../../secret-file.js";
+import { HttpPool, postWithin, readBody } from "../http.js";
 import type { EncodedBody } from "../loki/encode-protobuf.js";
 import type { SinkResult } from "../sink.js";
 import type { RequestSigner } from "./sigv4.js";
@@ -110,16 +110,8 @@ export class OtlpClient {
         };
       }
     }
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort(new Error(`no answer from the OTLP endpoint within ${this.timeoutMs} ms`));
-    }, this.timeoutMs);
-    const onAbort = () => ac.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      const res = await this.pool.post(this.url, headers, batch.body, ac.signal);
+    const within = { signal, timeoutMs: this.timeoutMs, destination: "the OTLP endpoint" };
+    return postWithin(this.pool, this.url, headers, batch.body, within, async (res): Promise<SinkResult> => {
       const status = res.statusCode;
       const contentType = String(res.headers["content-type"] ?? "");
       const { bytes, cut: over, failed } = await readBody(res.body, MAX_RESPONSE_BYTES);
@@ -144,21 +136,11 @@ export class OtlpClient {
       if (RETRYABLE_STATUSES.has(status)) return { kind: "retryable", status, reason, message, ...retry };
       let hint = OTLP_CONFIG_HINTS[status];
       if (hint !== undefined) {
-        if ((status === 401 || status === 403) && this.bearerToken instanceof FileSecret) {
-          // Perhaps the token was rotated since the last check: look again before the retry.
-          this.bearerToken.recheck();
-          if (this.bearerToken.error !== undefined)
-            hint = `${hint} (cannot re-read ${this.bearerToken.variable}: ${this.bearerToken.error}; the last value read is used)`;
-        }
+        if (status === 401 || status === 403) hint = recheckCredentials(hint, [this.bearerToken]);
         return { kind: "retryable", status, reason, message, hint, ...retry };
       }
       return { kind: "failure", status, reason, message };
-    } catch (err) {
-      return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs: this.timeoutMs });
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    }
+    });
   }
 
   async close(): Promise<void> {
