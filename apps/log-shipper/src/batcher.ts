@@ -129,6 +129,20 @@ class Stream {
   }
 }
 
+/** Make `s`'s last timestamps (read-time and own) the later of its own and `o`'s. */
+function laterTimes(s: Stream, o: Stream): void {
+  if (o.readSec > s.readSec || (o.readSec === s.readSec && o.readNanos > s.readNanos)) {
+    s.readSec = o.readSec;
+    s.readNanos = o.readNanos;
+  }
+  if (o.ownSec > s.ownSec || (o.ownSec === s.ownSec && o.ownNanos > s.ownNanos)) {
+    s.ownSec = o.ownSec;
+    s.ownNanos = o.ownNanos;
+    s.origSec = o.origSec;
+    s.origNanos = o.origNanos;
+  }
+}
+
 /** The streams of one `filename` label value, one per level code (and promoted label values). */
 class StreamGroup {
   readonly streams: (Stream | undefined)[] = [];
@@ -347,6 +361,48 @@ export class Batcher {
       this.timer.unref();
     }
     return pending;
+  }
+
+  /**
+   * Continue the per-stream timestamps of `other`, a batcher whose lines went to the same
+   * destination until now (the fan-out moving between its shared batcher and the destinations'
+   * own): each stream's next entries are made distinct from (later than or equal-spread past) the
+   * last ones either batcher gave, as within one batcher — else a line repeated with the same time
+   * on both sides of the move would get the same timestamp twice, and Loki keeps only one.
+   */
+  continueTimes(other: Batcher): void {
+    for (const [name, og] of other.groups) {
+      let g = this.groups.get(name);
+      if (g === undefined) {
+        g = new StreamGroup(name);
+        g.lastSeq = this.seq;
+        this.groups.set(name, g);
+      }
+      for (let level = 0; level < og.streams.length; level++) {
+        const os = og.streams[level];
+        if (os !== undefined) laterTimes(g.streams[level] ?? this.createStream(g, level as LevelCode), os);
+      }
+      if (og.keyed === undefined) continue;
+      g.keyed ??= [];
+      for (let level = 0; level < og.keyed.length; level++) {
+        const okeyed = og.keyed[level];
+        if (okeyed === undefined) continue;
+        let keyed = g.keyed[level];
+        if (keyed === undefined) {
+          keyed = new Map();
+          g.keyed[level] = keyed;
+        }
+        for (const [key, os] of okeyed) {
+          let s = keyed.get(key);
+          if (s === undefined) {
+            // Same settings (the fan-out shares only then): the same labels.
+            s = new Stream(g, os.labels, os.promoted as Record<string, string>);
+            keyed.set(key, s);
+          }
+          laterTimes(s, os);
+        }
+      }
+    }
   }
 
   /** Seal the open batch now, if it has any line. */

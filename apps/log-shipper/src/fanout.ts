@@ -1,11 +1,22 @@
-// The fan-out: one read of the files, every destination its own pipeline (batcher, queue, retry
-// loop, request in flight, metrics labelled `destination`), and per file and destination the
-// offset that destination acknowledged.
+// The fan-out: one read of the files, every destination its own pipeline (queue, retry loop,
+// request in flight, metrics labelled `destination`), and per file and destination the offset
+// that destination acknowledged.
 //
-// - Every line goes to every destination's pipeline, except (a) a destination that already has
-//   it — after a restart a destination that was ahead resumes from its own saved offset, so it
-//   gets nothing twice — and (b) a best-effort destination (`<DEST>_WHEN_FULL=drop`) whose buffer
-//   is full: the line is dropped for it alone (counted, logged).
+// - Every line goes to every destination, except (a) a destination that already has it — after a
+//   restart a destination that was ahead resumes from its own saved offset, so it gets nothing
+//   twice — and (b) a best-effort destination (`<DEST>_WHEN_FULL=drop`) whose buffer is full: the
+//   line is dropped for it alone (counted, logged).
+// - Shared batching (issue 9, fan-out CPU): batch settings are global, so lines are batched once
+//   — one Batcher here, owned by the fan-out — and each sealed batch is handed to every
+//   destination's pipeline (Pipeline.enqueue: encoded or copied there, queued). A best-effort
+//   destination that cannot accept takes none of a sealed batch (its lines counted as dropped);
+//   the offsets each destination was handed move per sealed batch (its `acks`), not per line.
+//   The shared batcher replaces a line's own time that any destination cannot carry (the least
+//   Sink.maxOwnSec): with Loki protobuf next to OTLP or Elasticsearch, a time between 2262 and
+//   9999 reaches Loki too at its read time. While a destination is ahead in some file (skip, (a)
+//   above), lines go through each destination's own batcher instead, which can leave lines out
+//   for one destination; switching between the two modes first seals the other mode's open
+//   batches, so every destination's queue keeps per-file order.
 // - A file's offset is committed (and its reading released) only up to what every destination
 //   has: the minimum over destinations of what each acknowledged. A destination with nothing of
 //   the file in flight counts as having everything written so far (it skipped or dropped the
@@ -20,7 +31,7 @@
 //   unless a processing stage may skip lines (`tracked`): a skipped line's offset is acknowledged
 //   once nothing before it is in flight.
 import type { Logger } from "pino";
-import { ScannedLine } from "./batcher.js";
+import { Batcher, ScannedLine, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { LogLimiter } from "./log-limiter.js";
 import type { Pipeline, PipelineStats } from "./pipeline.js";
@@ -78,6 +89,14 @@ class FileAcks {
   readonly reported: number[];
   /** Nothing in flight, nothing to skip, everything committed. */
   idle = false;
+  /**
+   * Shared batching: offset past the file's last line in the shared open batch, and past its last
+   * line in a sealed one. Lines are in the open batch while `openTo > sealedTo`; no destination
+   * has more of the file than `openFrom` (the offset before the first of them) until it is sealed.
+   */
+  openTo = -1;
+  sealedTo = -1;
+  openFrom = -1;
   constructor(n: number) {
     this.written = new Array<number>(n).fill(-1);
     this.acked = new Array<number>(n).fill(-1);
@@ -95,6 +114,15 @@ export class FanOut implements LineSink {
   private lastState: FileAcks | undefined;
   private readonly fullLog = new LogLimiter(30_000);
   private readonly scanned = new ScannedLine();
+  /** The batcher shared by every destination (undefined: passthrough, or settings that differ). */
+  private batcher: Batcher | undefined;
+  /** Lines go to the shared batcher (else to each destination's pipeline). */
+  private sharing = false;
+  /** Files with lines still to skip for some destination (`FileAcks.skip`): sharing waits for 0. */
+  private skipping = 0;
+  /** Per destination, whether it took the batch being sealed (reused). */
+  private took: boolean[] = [];
+  private closed = false;
 
   constructor(private readonly opts: FanOutOptions) {}
 
@@ -110,6 +138,8 @@ export class FanOut implements LineSink {
     this.dests.push({ name: pipeline.sink.name, pipeline, drop: whenFull === "drop", droppedFull: 0 });
     this.blocking = this.dests.filter((d) => !d.drop).map((d) => d.pipeline);
     this.passthrough = this.dests.length === 1 && !(this.dests[0] as Dest).drop && this.opts.tracked !== true;
+    this.took = new Array<boolean>(this.dests.length).fill(false);
+    this.shareBatcher();
   }
 
   get destinations(): readonly string[] {
@@ -146,12 +176,29 @@ export class FanOut implements LineSink {
       this.lastFile = file;
       this.lastState = st;
     }
-    st.last = offset;
-    let all = true;
-    const skip = st.skip;
+    st.idle = false;
     // Scanned once here (UTF-8 check, time, level), not once per destination's batcher.
     const scanned = this.scanned.scan(buf, start, end);
     scanned.fields = fields;
+    if (this.sharing) {
+      const prev = st.last;
+      // Can seal (onSharedSeal) before or after taking the line; `last` moves after, so what a
+      // seal reports never covers a line not in a sealed batch yet.
+      (this.batcher as Batcher).add(file, buf, start, end, offset, readTimeMs, scanned);
+      if (st.openTo <= st.sealedTo) st.openFrom = prev;
+      st.openTo = offset;
+      st.last = offset;
+      for (const p of this.blocking) {
+        if (p.stalled()) {
+          (this.batcher as Batcher).flush();
+          break;
+        }
+      }
+      return;
+    }
+    st.last = offset;
+    let all = true;
+    const skip = st.skip;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i] as Dest;
       if (skip !== null && offset <= (skip[i] as number)) {
@@ -166,7 +213,7 @@ export class FanOut implements LineSink {
       d.pipeline.writeLine(file, buf, start, end, offset, truncated, readTimeMs, scanned);
       st.written[i] = offset;
     }
-    if (skip !== null && offset >= Math.max(...skip)) st.skip = null;
+    if (skip !== null && offset >= Math.max(...skip)) this.skipDone(st);
     if (!all) this.report(file.id, st);
   }
 
@@ -182,7 +229,7 @@ export class FanOut implements LineSink {
       this.lastState = st;
     }
     st.last = offset;
-    if (st.skip !== null && offset >= Math.max(...st.skip)) st.skip = null;
+    if (st.skip !== null && offset >= Math.max(...st.skip)) this.skipDone(st);
     this.report(file.id, st);
   }
 
@@ -202,6 +249,7 @@ export class FanOut implements LineSink {
   }
 
   flush(): void {
+    this.batcher?.flush();
     for (const d of this.dests) d.pipeline.flush();
   }
 
@@ -213,6 +261,12 @@ export class FanOut implements LineSink {
     const n = this.dests.length;
     if (this.passthrough) return;
     if (this.files.size >= MAX_IDLE_FILES) this.prune();
+    const old = this.files.get(file.id);
+    if (old !== undefined) {
+      // Its lines still in the shared open batch are handed on under the state they were written with.
+      if (old.openTo > old.sealedTo) this.batcher?.flush();
+      if (old.skip !== null) this.skipDone(old);
+    }
     const st = new FileAcks(n);
     st.written.fill(offset);
     st.acked.fill(offset);
@@ -222,6 +276,7 @@ export class FanOut implements LineSink {
       const skip = this.dests.map((d) => ahead[d.name] ?? -1);
       if (skip.some((o) => o > offset)) {
         st.skip = skip;
+        this.skipStarts();
         // What such a destination has is its saved offset, not only what was read since: it is
         // reported as such (`ahead`) while the others catch up, instead of moving line by line
         // from the resumed offset — which cost a report per skipped line, and told the positions
@@ -247,11 +302,19 @@ export class FanOut implements LineSink {
 
   /** True once every destination has everything written so far; false at the deadline. */
   async drain(deadline: number): Promise<boolean> {
-    const done = await Promise.all(this.dests.map((d) => d.pipeline.drain(deadline)));
-    return done.every(Boolean);
+    for (;;) {
+      this.batcher?.flush();
+      const done = await Promise.all(this.dests.map((d) => d.pipeline.drain(deadline)));
+      if (!done.every(Boolean)) return false;
+      // Lines written while the pipelines drained wait in the shared open batch: again with those.
+      if (this.batcher === undefined || this.batcher.openBytes === 0) return true;
+      if (Date.now() >= deadline || this.closed) return false;
+    }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.batcher?.close();
     await Promise.all(this.dests.map((d) => d.pipeline.close()));
   }
 
@@ -290,6 +353,88 @@ export class FanOut implements LineSink {
 
   // --- internals ------------------------------------------------------------------------------
 
+  /**
+   * (Re)build the shared batcher for the destinations added so far: not for the passthrough, nor
+   * when the pipelines' batch settings differ (tests build such; the configuration cannot).
+   */
+  private shareBatcher(): void {
+    const dests = this.dests;
+    let sharable = !this.passthrough && dests.length > 0;
+    const first = (dests[0] as Dest | undefined)?.pipeline.batchSettings;
+    const key = (b: NonNullable<typeof first>) =>
+      JSON.stringify([b.baseLabels, b.batchMaxBytes, b.batchWaitMs]);
+    if (sharable && first !== undefined) {
+      for (const d of dests) if (key(d.pipeline.batchSettings) !== key(first)) sharable = false;
+    }
+    if (!sharable || first === undefined) {
+      this.batcher = undefined;
+    } else {
+      // The least any destination can carry; entry refs when any destination needs them.
+      let maxOwnSec = Number.POSITIVE_INFINITY;
+      for (const d of dests) maxOwnSec = Math.min(maxOwnSec, d.pipeline.sink.maxOwnSec);
+      this.batcher = new Batcher({
+        ...first,
+        maxOwnSec,
+        ...(dests.some((d) => d.pipeline.sink.entryRefs === true) ? { entryRefs: true } : {}),
+        onSeal: (b) => this.onSharedSeal(b),
+      });
+    }
+    for (const d of dests) d.pipeline.shareBatch(this.batcher);
+    this.sharing = this.batcher !== undefined && this.skipping === 0;
+  }
+
+  /**
+   * A shared batch sealed: to every destination that can take it; a best-effort one that is full
+   * takes none of it. Then what each destination was handed, per file, from the batch's acks.
+   */
+  private onSharedSeal(batch: SealedBatch): void {
+    const dests = this.dests;
+    const took = this.took;
+    let all = true;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i] as Dest;
+      if (d.drop && !d.pipeline.canAccept()) {
+        took[i] = false;
+        all = false;
+        this.droppedFull(d, batch.lines);
+      } else {
+        took[i] = true;
+        d.pipeline.enqueue(batch);
+      }
+    }
+    for (const a of batch.acks) {
+      const st = this.files.get(a.fileId);
+      if (st === undefined) continue; // its state was replaced (begin) after its lines were handed on
+      if (a.offset > st.sealedTo) st.sealedTo = a.offset;
+      for (let i = 0; i < dests.length; i++) if (took[i]) st.written[i] = a.offset;
+      if (!all) this.report(a.fileId, st);
+    }
+  }
+
+  /** A file has lines to skip for some destination: lines go through each one's own batcher. */
+  private skipStarts(): void {
+    if (this.skipping++ === 0 && this.sharing) {
+      // What the shared batch holds goes to the queues first, so per-file order holds.
+      const shared = this.batcher as Batcher;
+      shared.flush();
+      for (const d of this.dests) d.pipeline.continueTimes(shared, false);
+      this.sharing = false;
+    }
+  }
+
+  /** A file's skipping is over; with no file left skipping, lines are batched once again. */
+  private skipDone(st: FileAcks): void {
+    st.skip = null;
+    if (--this.skipping === 0 && this.batcher !== undefined && !this.sharing) {
+      // What the destinations' own batchers hold goes to the queues first, so per-file order holds.
+      for (const d of this.dests) {
+        d.pipeline.flush();
+        d.pipeline.continueTimes(this.batcher, true);
+      }
+      this.sharing = true;
+    }
+  }
+
   private stateOf(id: string): FileAcks {
     let st = this.files.get(id);
     if (st === undefined) {
@@ -322,7 +467,9 @@ export class FanOut implements LineSink {
     const n = this.dests.length;
     const written = st.written;
     const acked = st.acked;
-    const last = st.last;
+    // With lines of the file in the shared open batch, no destination has more than what came
+    // before them (they are in flight to every destination, just not handed on yet).
+    const last = st.openTo > st.sealedTo ? st.openFrom : st.last;
     // What each destination has: what it acknowledged while lines are in flight to it; else
     // everything written so far (it skipped or dropped the rest), or its saved offset when that is
     // further on. No allocation unless something is reported: this runs for every skipped line.
@@ -377,9 +524,9 @@ export class FanOut implements LineSink {
     this.lastState = undefined;
   }
 
-  private droppedFull(d: Dest): void {
-    d.droppedFull++;
-    this.opts.metrics.droppedLines.inc({ destination: d.name, reason: "buffer_full" });
+  private droppedFull(d: Dest, lines = 1): void {
+    d.droppedFull += lines;
+    this.opts.metrics.droppedLines.inc({ destination: d.name, reason: "buffer_full" }, lines);
     if (this.fullLog.shouldLog(d.name)) {
       const suppressed = this.fullLog.take();
       this.opts.logger.warn(

@@ -9,6 +9,11 @@
 //   every line written so far is acknowledged, or false at `deadline` (epoch ms) — and then stops
 //   retrying and aborts the request in flight; `close()` is idempotent and stops everything
 //   without acknowledging anything more.
+// - Shared batching (several destinations, fanout.ts): the fan-out may batch lines once for every
+//   destination and hand each sealed batch to each pipeline's `enqueue` (what the pipeline's own
+//   batcher's seal does: encode now, or copy for Sink.encodeLate; queue; count pending bytes).
+//   `shareBatch(batcher)` makes the pipeline count that batcher's open batch in its pending
+//   bytes and open-batch gauge, as it counts its own.
 // - One request in flight, batches sent in the order they were sealed: per-file order holds in
 //   Loki and acknowledgements arrive in increasing offset order per file, as AckListener needs.
 //   The next batch goes out only once the acknowledgements of the last one are persisted
@@ -139,6 +144,8 @@ export class Pipeline implements LineSink {
   private readonly opts: PipelineOptions;
   private readonly log: Logger;
   private readonly batcher: Batcher;
+  /** The fan-out's batcher whose sealed batches this pipeline is given (enqueue), if any. */
+  private shared: Batcher | undefined;
   /** `{ destination }`, the label every metric of this pipeline carries. */
   private readonly dest: { destination: string };
   private readonly metrics: SinkMetrics;
@@ -186,9 +193,9 @@ export class Pipeline implements LineSink {
     });
     this.metrics = opts.metrics ?? createSinkMetrics(opts.registry);
     this.metrics.watch(this.sink.name, () => ({
-      pendingBytes: this.pending,
+      pendingBytes: this.pendingBytes,
       queuedBatches: this.queue.length,
-      openBatchBytes: this.batcher.openBytes,
+      openBatchBytes: this.batcher.openBytes + (this.shared?.openBytes ?? 0),
     }));
   }
 
@@ -210,15 +217,63 @@ export class Pipeline implements LineSink {
     // At the bound readers stop. If nothing is queued, no acknowledgement is coming to make room
     // but the open batch's own: seal it now rather than after its age. (With batches queued, their
     // acknowledgements make room; sealing here would only cut batches small.)
-    if (this.pending >= this.opts.maxBufferBytes && this.queue.length === 0) this.batcher.flush();
+    if (this.stalled()) this.batcher.flush();
+  }
+
+  /**
+   * A batch sealed by the fan-out's shared batcher (see `shareBatch`), for this destination:
+   * encoded (or copied, Sink.encodeLate) before returning, queued, its bytes counted as pending.
+   */
+  enqueue(batch: SealedBatch): void {
+    if (this.stopped) return;
+    this.pending += batch.pendingBytes;
+    this.onSeal(batch);
+  }
+
+  /**
+   * Count `batcher`'s open batch (the fan-out's, shared by every destination) in this pipeline's
+   * pending bytes and open-batch gauge; its sealed batches come through `enqueue`.
+   */
+  shareBatch(batcher: Batcher | undefined): void {
+    this.shared = batcher;
+  }
+
+  /**
+   * Lines move between this pipeline's own batcher and `shared` (`toShared`: to it, else from it):
+   * the batcher they move to continues the other's per-stream timestamps (Batcher.continueTimes).
+   */
+  continueTimes(shared: Batcher, toShared: boolean): void {
+    if (toShared) shared.continueTimes(this.batcher);
+    else this.batcher.continueTimes(shared);
+  }
+
+  /** The settings a batcher shared with this pipeline must have (they are global). */
+  get batchSettings(): {
+    baseLabels: Readonly<Record<string, string>>;
+    batchMaxBytes: number;
+    batchWaitMs: number;
+  } {
+    return {
+      baseLabels: baseLabels(this.opts.staticLabels, this.opts.podLabels),
+      batchMaxBytes: this.opts.batchMaxBytes,
+      batchWaitMs: this.opts.batchWaitMs,
+    };
   }
 
   get pendingBytes(): number {
-    return this.pending;
+    return this.pending + (this.shared?.openPendingBytes ?? 0);
   }
 
   canAccept(): boolean {
-    return this.pending < this.opts.maxBufferBytes;
+    return this.pendingBytes < this.opts.maxBufferBytes;
+  }
+
+  /**
+   * At MAX_BUFFER_BYTES with nothing queued: no acknowledgement is coming to make room but the
+   * open batch's own, so it is to be sealed now rather than after its age.
+   */
+  stalled(): boolean {
+    return this.queue.length === 0 && this.pendingBytes >= this.opts.maxBufferBytes;
   }
 
   onDrain(listener: () => void): void {
@@ -272,7 +327,7 @@ export class Pipeline implements LineSink {
   stats(): PipelineStats {
     return {
       ...this.counters,
-      pendingBytes: this.pending,
+      pendingBytes: this.pendingBytes,
       queuedBatches: this.queue.length,
       consecutiveFailures: this.attempt,
     };
