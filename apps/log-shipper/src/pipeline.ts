@@ -23,7 +23,8 @@
 //   batches is bounded by the same count, because readers stop feeding it. Sealed batches are
 //   kept encoded and compressed, so the bound in memory is well under MAX_BUFFER_BYTES — or, for
 //   a sink whose encoding is larger than the lines (Sink.encodeLate: uncompressed Elasticsearch
-//   NDJSON), as a copy of their entries, encoded only when next to send: about MAX_BUFFER_BYTES.
+//   NDJSON), as a copy of their entries, encoded only when next to send (a batch sealed with
+//   nothing queued or in flight is encoded at once, without the copy): about MAX_BUFFER_BYTES.
 // - Outcomes: 2xx → acknowledged. 429/5xx/408/network/timeout, and 401/403/404 (credentials,
 //   tenant or URL — logged as errors with the likely cause) → the same batch is retried after
 //   a jittered exponential backoff (RETRY_MIN_MS…RETRY_MAX_MS), or after Retry-After when Loki
@@ -355,7 +356,9 @@ export class Pipeline implements LineSink {
   }
 
   private onSeal(batch: SealedBatch): void {
-    const late = this.sink.encodeLate === true;
+    // Encoded late (Sink.encodeLate) only when it has to wait: with nothing queued or in flight the
+    // batch is next to send and no earlier body is in use, so it is encoded now, without the copy.
+    const late = this.sink.encodeLate === true && (this.queue.length > 0 || this.loop !== undefined);
     const body = late ? undefined : this.sink.encode(batch.streams);
     this.counters.linesRepaired += batch.repairedLines;
     if (batch.replacedTimestamps > 0) {
