@@ -220,16 +220,18 @@ export class Discovery {
       // its path) rather than joining and matching globs every time. Bounded: cleared when full.
       const known = new Map<string, string | null>();
       try {
-        // Names as bytes: one that is not valid UTF-8 keeps them (path-bytes.ts).
-        w = fsWatch(root.dir, { persistent: false, encoding: "buffer" }, (event, name) => {
+        // Names as latin1 strings: one char per byte, so nothing of a name that is not valid
+        // UTF-8 is lost (decoded once per name, path-bytes.ts), and the event hands over a plain
+        // string — a Buffer per event ("buffer" encoding: an ArrayBuffer, a view and a prototype
+        // change each) was a measurable part of the cost of each write's event.
+        w = fsWatch(root.dir, { persistent: false, encoding: "latin1" }, (event, name) => {
           if (this.closed || name === null) return;
-          const key = decodeName(name);
-          let path = known.get(key);
+          let path = known.get(name);
           if (path === undefined) {
             if (known.size >= KNOWN_NAMES_MAX) known.clear();
-            const full = join(root.dir, key);
+            const full = join(root.dir, decodeName(Buffer.from(name, "latin1")));
             path = this.matches(full) ? full : null;
-            known.set(key, path);
+            known.set(name, path);
           }
           if (path !== null) this.opts.onPath(path, event === "rename" ? "add" : "change");
         });
