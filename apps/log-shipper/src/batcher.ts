@@ -67,12 +67,23 @@ export class ScannedLine {
    */
   fields: LineFields | undefined = undefined;
   private readonly scanner = new EntryScanner();
+  /** The buffer the last line came from, and its memory (see scan). */
+  private viewOf: Buffer | undefined;
+  private viewBuffer: ArrayBufferLike = new ArrayBuffer(0);
+  private viewOffset = 0;
 
   /** Scan `buf[start, end)` into this object (overwriting the previous line's result). */
   scan(buf: Buffer, start: number, end: number): this {
     // One view per line, used for the UTF-8 check and the copy (each view is an allocation).
     // A plain Uint8Array view is markedly cheaper to create than Buffer#subarray's FastBuffer.
-    let line: Uint8Array = new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+    // `buf.buffer` is a call into the runtime, not a field load: asked once per chunk buffer (the
+    // lines of a chunk share it), not once per line — a buffer's memory never moves.
+    if (buf !== this.viewOf) {
+      this.viewOf = buf;
+      this.viewBuffer = buf.buffer;
+      this.viewOffset = buf.byteOffset;
+    }
+    let line: Uint8Array = new Uint8Array(this.viewBuffer, this.viewOffset + start, end - start);
     this.repaired = false;
     this.fields = undefined;
     if (!isUtf8(line)) {
