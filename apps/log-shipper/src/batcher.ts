@@ -17,7 +17,7 @@
 // its last line: the offset to acknowledge once Loki accepted the batch.
 import { isUtf8 } from "node:buffer";
 import type { SourceFile } from "./contracts.js";
-import { EntryScanner, LEVEL_NAMES, type LevelCode } from "./entry.js";
+import { EntryScanner, knownUtf8, LEVEL_NAMES, type LevelCode } from "./entry.js";
 import { formatLabels, streamLabels, stripRotationSuffix } from "./labels.js";
 import type { LineFields } from "./processing/fields.js";
 import { appendEntry, type BatchStream, GrowableBuffer } from "./sinks/loki/encode-protobuf.js";
@@ -72,8 +72,11 @@ export class ScannedLine {
   private viewBuffer: ArrayBufferLike = new ArrayBuffer(0);
   private viewOffset = 0;
 
-  /** Scan `buf[start, end)` into this object (overwriting the previous line's result). */
-  scan(buf: Buffer, start: number, end: number): this {
+  /**
+   * Scan `buf[start, end)` into this object (overwriting the previous line's result). `utf8`: the
+   * line is known to be valid UTF-8 already (entry.ts knownUtf8), no need to check it again.
+   */
+  scan(buf: Buffer, start: number, end: number, utf8 = false): this {
     // One view per line, used for the UTF-8 check and the copy (each view is an allocation).
     // A plain Uint8Array view is markedly cheaper to create than Buffer#subarray's FastBuffer.
     // `buf.buffer` is a call into the runtime, not a field load: asked once per chunk buffer (the
@@ -86,7 +89,7 @@ export class ScannedLine {
     let line: Uint8Array = new Uint8Array(this.viewBuffer, this.viewOffset + start, end - start);
     this.repaired = false;
     this.fields = undefined;
-    if (!isUtf8(line)) {
+    if (!utf8 && !isUtf8(line)) {
       // Rare: replace invalid sequences with U+FFFD (protobuf strings must be valid UTF-8).
       line = Buffer.from(buf.toString("utf8", start, end), "utf8");
       this.repaired = true;
@@ -274,7 +277,7 @@ export class Batcher {
     if (fs.path !== file.path) this.bindPath(fs, file.path);
     const group = fs.group as StreamGroup;
 
-    const scan = scanned ?? this.scanned.scan(buf, start, end);
+    const scan = scanned ?? this.scanned.scan(buf, start, end, knownUtf8(file, buf, start, end));
     const line = scan.line;
     if (scan.repaired) this.openRepaired++;
     const lineLen = line.length;

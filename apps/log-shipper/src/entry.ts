@@ -4,6 +4,33 @@
 // stops as soon as both keys were seen or the scan window is exhausted. Anything it does not
 // understand simply falls back (read time, no level label): a log line is shipped as is, always.
 
+/**
+ * A source that checks a whole chunk for valid UTF-8 at once (source/reader.ts) instead of the
+ * batcher checking each line: while it hands over that chunk's lines, `checkedBuf` is the buffer
+ * they are in and `checkedEnd` the end of its part that is valid UTF-8; otherwise null.
+ */
+export interface CheckedChunk {
+  checkedBuf: Uint8Array | null;
+  checkedEnd: number;
+}
+
+/**
+ * Whether `buf[start, end)`, a line from `source`, is known to be valid UTF-8 without looking:
+ * it lies in the checked part of the chunk, and both its ends are character boundaries (no
+ * continuation byte there) — a piece of valid UTF-8 cut at boundaries is valid. A line cut short
+ * (MAX_LINE_BYTES) may end inside a character: that shows, and it is checked on its own.
+ */
+export function knownUtf8(source: object, buf: Uint8Array, start: number, end: number): boolean {
+  const c = source as Partial<CheckedChunk>;
+  if (c.checkedBuf !== buf) return false;
+  const checkedEnd = c.checkedEnd as number;
+  return (
+    end <= checkedEnd &&
+    ((buf[start] as number) & 0xc0) !== 0x80 &&
+    (end === checkedEnd || ((buf[end] as number) & 0xc0) !== 0x80)
+  );
+}
+
 /** Level label values, indexed by the level code `scan` reports (0 = no level label). */
 export const LEVEL_NAMES = ["", "trace", "debug", "info", "warn", "error", "fatal"] as const;
 export const LEVEL_NONE = 0;

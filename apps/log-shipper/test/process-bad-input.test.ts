@@ -126,6 +126,26 @@ describe("log shipper process: bad input (dist/main.js)", () => {
     });
   }
 
+  it("a line cut at MAX_LINE_BYTES inside a character, among valid lines of one chunk, arrives repaired (valid UTF-8); invalid bytes too", async () => {
+    // The reader checks a chunk's lines for UTF-8 at once; a line cut short is not covered by that
+    // check (its cut may split a character) and must be checked on its own.
+    const dirs = tempDirs("proc-utf8cut-");
+    loki = await startFakeLoki();
+    const s = spawnTracked({ ...baseEnv(dirs, loki), MAX_LINE_BYTES: "1001" });
+    await s.waitForLog(started, "start");
+    const long = "é".repeat(1000); // 2000 bytes: the cut at 1001 splits the 501st é
+    const bad = Buffer.from([0x6f, 0x6b, 0x20, 0xff, 0x0a]); // "ok \xff"
+    appendFileSync(join(dirs.logs, "a.log"), `before é\n${long}\nafter é\n`);
+    appendFileSync(join(dirs.logs, "b.log"), bad); // a file of its own: its chunk is not valid as a whole
+    await loki.waitForEntries(4, 20_000);
+    const lines = (f: string) =>
+      loki?.entries.filter((e) => e.labels.filename?.endsWith(f)).map((e) => e.line);
+    expect(lines("a.log")).toEqual(["before é", `${"é".repeat(500)}\ufffd`, "after é"]);
+    expect(lines("b.log")).toEqual(["ok \ufffd"]);
+    s.child.kill("SIGTERM");
+    expect((await s.exited).code).toBe(0);
+  });
+
   it.skipIf(SAVE_FAILURE === undefined)(
     `positions on a full filesystem (here ${SAVE_FAILURE}): failing saves shown while running; at SIGTERM the summary says positions were not saved, exit 1`,
     async () => {

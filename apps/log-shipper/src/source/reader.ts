@@ -10,9 +10,11 @@
 // thread pool — a queued work item, a thread woken, the event loop woken again, a callback and a
 // promise — several times the cost of the call itself, and three of them per chunk read (fstat,
 // fingerprint, chunk). Measured with bench/log-shipper.mjs (README "Performance").
+import { isUtf8 } from "node:buffer";
 import { close, fstatSync, readSync, type Stats } from "node:fs";
 import { promisify } from "node:util";
 import type { LineSink, SourceFile } from "../contracts.js";
+import type { CheckedChunk } from "../entry.js";
 import {
   ANCHOR_BYTES,
   anchorHash,
@@ -72,7 +74,7 @@ export interface OpenFiles {
   readers?: Set<FileReader>;
 }
 
-export class FileReader implements SourceFile, LineEmitter {
+export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
   /**
    * `key` plus this reader's generation. A file truncated and rewritten in place with the same
    * first line keeps its identity (`key`) but gets a new reader with a new `id`, so late
@@ -131,6 +133,9 @@ export class FileReader implements SourceFile, LineEmitter {
   /** The last ≤ ANCHOR_BYTES bytes before readPos, as read: what must still be there to read on. */
   private readonly tail = Buffer.allocUnsafe(ANCHOR_BYTES);
   private tailLen = 0;
+  /** CheckedChunk: the chunk whose lines are being handed over, and its valid UTF-8 part. */
+  checkedBuf: Uint8Array | null = null;
+  checkedEnd = 0;
 
   constructor(init: FileReaderInit) {
     this.id = init.id;
@@ -247,7 +252,19 @@ export class FileReader implements SourceFile, LineEmitter {
     this.atEof = got < data.length;
     if (got === 0) return NOTHING;
     this.readTime = Date.now();
-    const consumed = this.splitter.push(data, got, start, this);
+    // The chunk's complete lines are checked for valid UTF-8 here, at once (simdutf over the whole
+    // run), instead of line by line in the batcher (entry.ts knownUtf8): one native call per chunk
+    // instead of one per line. The splitter emits its lines on exactly this view.
+    const chunk = got === data.length ? data : data.subarray(0, got);
+    const lastNl = chunk.lastIndexOf(10);
+    this.checkedEnd = lastNl >= 0 && isUtf8(chunk.subarray(0, lastNl + 1)) ? lastNl + 1 : 0;
+    this.checkedBuf = chunk;
+    let consumed: number;
+    try {
+      consumed = this.splitter.push(chunk, got, start, this);
+    } finally {
+      this.checkedBuf = null;
+    }
     this.readPos = start + consumed;
     if (consumed > 0) this.pushTail(data, consumed);
     this.noteSize(start + got);
