@@ -8,13 +8,16 @@
 // compiles at the first request — a sidecar with a 128Mi limit sending one request at a time
 // gains nothing from either (bench/log-shipper.mjs, apps/log-shipper/README.md "Performance").
 import {
+  type ClientRequest,
   Agent as HttpAgent,
   request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
+  type RequestOptions,
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { rootCertificates } from "node:tls";
+import { urlToHttpOptions } from "node:url";
 import type { SendResult } from "./loki/loki-client.js";
 
 /** An answer's status line and headers; `body` must be read (readBody/readText) or resumed. */
@@ -34,9 +37,17 @@ export interface HttpPoolOptions {
 }
 
 /** A keep-alive pool for POSTs to one destination. */
+/** A POST under way: its answer, and how to break it off. */
+export interface PendingPost {
+  answer: Promise<HttpAnswer>;
+  cancel(reason: Error): void;
+}
+
 export class HttpPool {
   private readonly http: HttpAgent;
   private readonly https: HttpsAgent;
+  private lastUrl: URL | undefined;
+  private lastTarget: RequestOptions = {};
 
   constructor(opts: HttpPoolOptions = {}) {
     const connections = opts.connections ?? 2;
@@ -54,19 +65,21 @@ export class HttpPool {
   }
 
   /**
-   * POST `body`; resolves with the answer once its head arrived, rejects on a network error or
-   * when `signal` aborts before that (an abort later breaks the body off).
+   * POST `body`. `answer` resolves with the answer once its head arrived and rejects on a network
+   * error or when `cancel(reason)` is called before that (a cancel later breaks the body off).
+   * Cancelling is a plain call, not an AbortSignal handed to the request: a signal costs an
+   * AbortController and event-target listeners per request (see postWithin).
    */
-  post(url: URL, headers: Record<string, string>, body: Buffer, signal: AbortSignal): Promise<HttpAnswer> {
-    return new Promise((resolve, reject) => {
-      const tls = url.protocol === "https:";
-      const req = (tls ? httpsRequest : httpRequest)(
-        url,
+  post(url: URL, headers: Record<string, string>, body: Buffer): PendingPost {
+    const tls = url.protocol === "https:";
+    let req: ClientRequest | undefined;
+    const answer = new Promise<HttpAnswer>((resolve, reject) => {
+      req = (tls ? httpsRequest : httpRequest)(
         {
+          ...this.target(url),
           method: "POST",
           headers: { ...headers, "content-length": String(body.length) },
           agent: tls ? this.https : this.http,
-          signal,
         },
         (res) => {
           // A body broken off later is seen by its reader; unread, it must not throw.
@@ -74,10 +87,20 @@ export class HttpPool {
           resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res });
         },
       );
-      // Stays attached: an error after the answer arrived (abort, reset) must not throw either.
+      // Stays attached: an error after the answer arrived (cancel, reset) must not throw either.
       req.on("error", reject);
       req.end(body);
     });
+    return { answer, cancel: (reason) => req?.destroy(reason) };
+  }
+
+  /** The request options of `url` (host, port, path, auth), worked out once per URL object. */
+  private target(url: URL): RequestOptions {
+    if (url !== this.lastUrl) {
+      this.lastUrl = url;
+      this.lastTarget = urlToHttpOptions(url);
+    }
+    return this.lastTarget;
   }
 
   /** Close the idle connections and refuse to keep new ones. */
@@ -140,22 +163,28 @@ export async function postWithin<T>(
   answer: (res: HttpAnswer) => Promise<T> | T,
 ): Promise<T | Extract<SendResult, { kind: "retryable" }>> {
   const { signal, timeoutMs } = opts;
-  const ac = new AbortController();
+  const post = pool.post(url, headers, body);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    ac.abort(new Error(`no answer from ${opts.destination} within ${timeoutMs} ms`));
+    post.cancel(new Error(`no answer from ${opts.destination} within ${timeoutMs} ms`));
   }, timeoutMs);
-  const onAbort = () => ac.abort(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
+  const onAbort = () => post.cancel(abortError(signal));
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
   try {
-    return await answer(await pool.post(url, headers, body, ac.signal));
+    return await answer(await post.answer);
   } catch (err) {
     return noAnswer(err, { timedOut, aborted: signal.aborted, timeoutMs });
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+function abortError(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error(`aborted: ${String(r)}`);
 }
 
 /** A request that got no answer: timed out, aborted (drain deadline, close) or a network error. */
