@@ -12,13 +12,21 @@ export const FINGERPRINT_BYTES = 1024;
 
 /** Hash of the identifying prefix of `head` (the file's first bytes), or null when too short. */
 export function fingerprintOf(head: Buffer, length: number): string | null {
+  const end = fingerprintEnd(head, length);
+  if (end === 0) return null;
+  return createHash("sha256").update(head.subarray(0, end)).digest("hex").slice(0, 16);
+}
+
+/**
+ * Length of the identifying prefix of `head` (its first `length` bytes): through the first
+ * newline, or FINGERPRINT_BYTES; 0 when too short to tell. Two heads that agree on the first
+ * prefix's bytes have the same prefix, and so the same fingerprint.
+ */
+export function fingerprintEnd(head: Buffer, length: number): number {
   const n = Math.min(length, FINGERPRINT_BYTES);
   const nl = head.indexOf(10);
-  let end: number;
-  if (nl !== -1 && nl < n) end = nl + 1;
-  else if (n >= FINGERPRINT_BYTES) end = FINGERPRINT_BYTES;
-  else return null;
-  return createHash("sha256").update(head.subarray(0, end)).digest("hex").slice(0, 16);
+  if (nl !== -1 && nl < n) return nl + 1;
+  return n >= FINGERPRINT_BYTES ? FINGERPRINT_BYTES : 0;
 }
 
 /** Read the first bytes of an open file and fingerprint them (null: too short to identify yet). */
@@ -32,11 +40,6 @@ export function readFingerprint(fd: number, scratch: Buffer): Promise<string | n
 }
 
 /** The identity key the sink acknowledges by: device and inode plus the content fingerprint. */
-/** readFingerprint without the thread-pool round trip (see FileReader: reads of a tailed file). */
-export function readFingerprintSync(fd: number, scratch: Buffer): string | null {
-  return fingerprintOf(scratch, readSync(fd, scratch, 0, FINGERPRINT_BYTES, 0));
-}
-
 export function fileId(dev: number | bigint, ino: number | bigint, fp: string): string {
   return `${dev}:${ino}:${fp}`;
 }

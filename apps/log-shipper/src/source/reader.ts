@@ -18,9 +18,10 @@ import type { CheckedChunk } from "../entry.js";
 import {
   ANCHOR_BYTES,
   anchorHash,
+  FINGERPRINT_BYTES,
+  fingerprintEnd,
   fingerprintOf,
   readAnchorSync,
-  readFingerprintSync,
 } from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
 
@@ -133,6 +134,8 @@ export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
   /** The last ≤ ANCHOR_BYTES bytes before readPos, as read: what must still be there to read on. */
   private readonly tail = Buffer.allocUnsafe(ANCHOR_BYTES);
   private tailLen = 0;
+  /** The file's identifying first bytes, once verified (see headMatches). */
+  private head: Buffer | null = null;
   /** CheckedChunk: the chunk whose lines are being handed over, and its valid UTF-8 part. */
   checkedBuf: Uint8Array | null = null;
   checkedEnd = 0;
@@ -336,13 +339,13 @@ export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
     this.noteSize(st.size);
     const fd = this.fd;
     if (fd === null) return "gone";
-    let fp: string | null;
+    let same: boolean;
     try {
-      fp = readFingerprintSync(fd, scratch);
+      same = this.headMatches(fd, scratch);
     } catch {
-      fp = null;
+      same = false;
     }
-    if (fp !== this.fingerprint) return "rewritten";
+    if (!same) return "rewritten";
     if (this.readPos === 0 || !checkAnchor) return "ok";
     let before: Buffer | null;
     try {
@@ -352,6 +355,21 @@ export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
     }
     if (before === null) return "truncated";
     return this.tailEquals(before) ? "ok" : "rewritten";
+  }
+
+  /**
+   * Whether the file still begins with the bytes this reader's fingerprint was taken from. The
+   * first time by the fingerprint (a hash); then those bytes are kept (≤ FINGERPRINT_BYTES) and
+   * compared as they are — this runs before every chunk, and a hash object per chunk cost more
+   * than the comparison. Equal bytes mean an equal fingerprint (fingerprintEnd).
+   */
+  private headMatches(fd: number, scratch: Buffer): boolean {
+    const n = readSync(fd, scratch, 0, FINGERPRINT_BYTES, 0);
+    const head = this.head;
+    if (head !== null) return n >= head.length && scratch.compare(head, 0, head.length, 0, head.length) === 0;
+    if (fingerprintOf(scratch, n) !== this.fingerprint) return false;
+    this.head = Buffer.from(scratch.subarray(0, fingerprintEnd(scratch, n)));
+    return true;
   }
 
   async closeFd(): Promise<void> {
