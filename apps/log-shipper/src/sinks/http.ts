@@ -2,29 +2,25 @@
 // pool they POST through, reading a bounded part of an answer, and classifying a request that got
 // no answer at all.
 //
-// The pool is Node's own http/https client (its HTTP parser is llhttp compiled into the binary),
-// not undici: importing undici alone costs ~18 MiB of resident memory at start (its module graph
+// Plain http: goes through sinks/http1.ts (a small HTTP/1.1 client: Node's costs ~0.3 ms of CPU per
+// request, see there); https: through Node's own https client (its HTTP parser is llhttp compiled
+// into the binary). Not undici: importing undici alone costs ~18 MiB of resident memory at start (its module graph
 // pulls in Node's bundled fetch, http2, worker_threads …), and its parser is WebAssembly that V8
 // compiles at the first request — a sidecar with a 128Mi limit sending one request at a time
 // gains nothing from either (bench/log-shipper.mjs, apps/log-shipper/README.md "Performance").
-import {
-  type ClientRequest,
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type RequestOptions,
-} from "node:http";
+import type { ClientRequest, IncomingHttpHeaders, RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { urlToHttpOptions } from "node:url";
+import { Http1Pool } from "./http1.js";
 import type { SendResult } from "./loki/loki-client.js";
 
 /** An answer's status line and headers; `body` must be read (readBody/readText) or resumed. */
 export interface HttpAnswer {
   statusCode: number;
   headers: IncomingHttpHeaders;
-  body: IncomingMessage;
+  body: Readable;
 }
 
 export interface HttpPoolOptions {
@@ -44,7 +40,8 @@ export interface PendingPost {
 }
 
 export class HttpPool {
-  private readonly http: HttpAgent;
+  /** Plain http: written and read by sinks/http1.ts (see there why not Node's client). */
+  private readonly plain: Http1Pool;
   private readonly https: HttpsAgent;
   private lastUrl: URL | undefined;
   private lastTarget: RequestOptions = {};
@@ -57,7 +54,7 @@ export class HttpPool {
       maxFreeSockets: connections,
       timeout: opts.idleMs ?? 30_000,
     };
-    this.http = new HttpAgent(common);
+    this.plain = new Http1Pool(connections, common.timeout);
     this.https = new HttpsAgent({
       ...common,
       ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
@@ -71,15 +68,15 @@ export class HttpPool {
    * AbortController and event-target listeners per request (see postWithin).
    */
   post(url: URL, headers: Record<string, string>, body: Buffer): PendingPost {
-    const tls = url.protocol === "https:";
+    if (url.protocol !== "https:") return this.plain.post(url, headers, body);
     let req: ClientRequest | undefined;
     const answer = new Promise<HttpAnswer>((resolve, reject) => {
-      req = (tls ? httpsRequest : httpRequest)(
+      req = httpsRequest(
         {
           ...this.target(url),
           method: "POST",
           headers: { ...headers, "content-length": String(body.length) },
-          agent: tls ? this.https : this.http,
+          agent: this.https,
         },
         (res) => {
           // A body broken off later is seen by its reader; unread, it must not throw.
@@ -105,7 +102,7 @@ export class HttpPool {
 
   /** Close the idle connections and refuse to keep new ones. */
   async close(): Promise<void> {
-    this.http.destroy();
+    this.plain.close();
     this.https.destroy();
   }
 }
@@ -145,7 +142,7 @@ export async function readText(
 }
 
 /** Read and discard the rest of an answer (the connection goes back to the pool at its end). */
-export function discard(body: IncomingMessage): void {
+export function discard(body: Readable): void {
   body.resume();
 }
 
