@@ -2,7 +2,10 @@
 // by hand, byte by byte where it matters: heads and chunked bodies split anywhere, interim 1xx
 // answers, Content-Length and end-of-connection framing, keep-alive reuse and its refusal, a
 // server that hangs up, a body read only partly, header injection refused.
+import { spawn } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { readBody } from "../src/sinks/http.js";
 import { Http1Pool } from "../src/sinks/http1.js";
@@ -167,6 +170,33 @@ describe("Http1Pool", () => {
     const r = await readBody(a.body, 1000);
     expect(r.failed).toBe(true);
     expect(r.bytes.toString()).toBe("only part");
+  });
+
+  it("an idle kept connection does not keep the process alive (as with Node's agent)", async () => {
+    srv = await rawServer(() => ["HTTP/1.1 204 No Content\r\n\r\n"]);
+    // A process that sends once and never closes its pool: it must end on its own, well before
+    // the 30 s idle timeout, while the server keeps the connection open.
+    const code = `
+      const { Http1Pool } = await import(${JSON.stringify(pathToFileURL(join(import.meta.dirname, "../src/sinks/http1.ts")).href)});
+      const a = await new Http1Pool(2, 30000).post(new URL(${JSON.stringify(srv.url.href)}), {}, Buffer.from("x")).answer;
+      a.body.resume();
+      a.body.on("end", () => console.log("answered", a.statusCode));
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    const exited = await Promise.race([
+      new Promise<number | null>((r) => child.once("exit", (c) => r(c))),
+      new Promise<"running">((r) => setTimeout(() => r("running"), 15_000)),
+    ]);
+    if (exited === "running") child.kill("SIGKILL");
+    expect(out.trim()).toBe("answered 204");
+    expect(exited).toBe(0);
+    expect(srv.requests).toHaveLength(1);
   });
 
   it("refuses a header that would inject another (CR/LF in a value, a bad name)", async () => {

@@ -78,6 +78,7 @@ export class Http1Pool {
     const idle = this.idle.get(origin)?.pop();
     if (idle === undefined) return undefined;
     idle.unwatch();
+    idle.socket.ref();
     return idle.socket;
   }
 
@@ -114,6 +115,8 @@ export class Http1Pool {
     socket.on("data", drop);
     socket.on("timeout", drop);
     socket.setTimeout(keepMs);
+    // Like Node's agent: an idle connection does not keep the process alive.
+    socket.unref();
     list.push(idle);
   }
 
