@@ -207,6 +207,9 @@ describe("Http1Pool", () => {
         code: "ERR_INVALID_HTTP_TOKEN",
       },
     );
+    await expect(pool.post(srv.url, { "x-a": "\u0100" }, Buffer.from("x")).answer).rejects.toMatchObject({
+      code: "ERR_INVALID_HTTP_TOKEN",
+    });
     await expect(pool.post(srv.url, { "x a": "1" }, Buffer.from("x")).answer).rejects.toMatchObject({
       code: "ERR_INVALID_HTTP_TOKEN",
     });

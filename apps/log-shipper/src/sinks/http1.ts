@@ -31,9 +31,12 @@ interface Idle {
 /** A head larger than this is refused (Node's own default limit is 16 KiB). */
 const MAX_HEAD_BYTES = 64 * 1024;
 const CRLF2 = Buffer.from("\r\n\r\n", "latin1");
-/** A header name: an RFC 9110 token. A value: no CR, LF or NUL (no header injection). */
+/**
+ * A header name: an RFC 9110 token. A value: tab, visible ASCII and latin1 only — Node's own rule
+ * (no CR or LF: no header injection; nothing a latin1 head would garble).
+ */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** Keep-alive connections to one or more plain-HTTP origins, one request per connection at a time. */
 export class Http1Pool {
