@@ -79,7 +79,7 @@ describe("Http1Pool", () => {
 
   it("sends the head and body, reads a chunked answer split anywhere, and reuses the connection", async () => {
     const chunked =
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nx-a: 2\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nx-a: 2\r\nConstructor: c\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
     // Every byte its own write for the first answer; whole for the second.
     srv = await rawServer((n) => (n === 0 ? [...chunked] : [chunked]));
     pool = new Http1Pool(2, 30_000);
@@ -91,6 +91,7 @@ describe("Http1Pool", () => {
       ).answer;
       expect(a.statusCode).toBe(200);
       expect(a.headers["x-a"]).toBe("1, 2");
+      expect(a.headers.constructor).toBe("c");
       expect(await text(a.body)).toBe("hello, world");
     }
     expect(srv.requests.map((r) => [r.body, r.conn])).toEqual([

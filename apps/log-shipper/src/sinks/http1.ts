@@ -239,7 +239,8 @@ class Exchange {
         continue;
       }
       this.pending = null;
-      const headers: IncomingHttpHeaders = {};
+      // No prototype: a header named like an Object property ("constructor") is just a header.
+      const headers: IncomingHttpHeaders = Object.create(null);
       for (let i = 1; i < lines.length; i++) {
         const line = lines[i] as string;
         const colon = line.indexOf(":");
