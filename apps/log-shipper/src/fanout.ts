@@ -33,6 +33,7 @@
 import type { Logger } from "pino";
 import { Batcher, ScannedLine, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
+import { knownUtf8 } from "./entry.js";
 import { LogLimiter } from "./log-limiter.js";
 import type { Pipeline, PipelineStats } from "./pipeline.js";
 import type { LineFields } from "./processing/fields.js";
@@ -178,7 +179,7 @@ export class FanOut implements LineSink {
     }
     st.idle = false;
     // Scanned once here (UTF-8 check, time, level), not once per destination's batcher.
-    const scanned = this.scanned.scan(buf, start, end);
+    const scanned = this.scanned.scan(buf, start, end, knownUtf8(file, buf, start, end));
     scanned.fields = fields;
     if (this.sharing) {
       const prev = st.last;
