@@ -2,8 +2,9 @@
 // (the sink side), whose acknowledgements flow back into positions; one prom-client Registry for
 // both sides, served with /healthz and /readyz. buildApp() wires, start() begins, close() drains
 // within a deadline — no process-level concerns here (those are in main.ts).
+
+import type { Log as Logger } from "@sidecar/shared";
 import { type Readiness, StartupError } from "@sidecar/shared";
-import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { type Config, describeConfig } from "./config.js";
 import { FanOut } from "./fanout.js";

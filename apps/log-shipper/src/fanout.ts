@@ -30,7 +30,7 @@
 // - One destination: lines and acknowledgements pass straight through (no per-file state) —
 //   unless a processing stage may skip lines (`tracked`): a skipped line's offset is acknowledged
 //   once nothing before it is in flight.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import { Batcher, ScannedLine, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { knownUtf8 } from "./entry.js";

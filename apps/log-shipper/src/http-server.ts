@@ -4,8 +4,7 @@
 // 128Mi limit (measured: idle RSS with and without it).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Readiness } from "@sidecar/shared";
-import type { Logger } from "pino";
+import type { Log as Logger, Readiness } from "@sidecar/shared";
 import type { Registry } from "prom-client";
 
 export interface HttpResponse {

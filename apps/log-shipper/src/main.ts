@@ -4,7 +4,7 @@ import "./v8-flags.js"; // first: process-wide V8 settings must precede everythi
 import { dirname } from "node:path";
 import {
   createLifecycle,
-  createLogger,
+  createLineLogger,
   ensureRegularFileOrAbsent,
   ensureWritableDir,
   runMain,
@@ -14,7 +14,9 @@ import { loadConfig } from "./config.js";
 
 runMain("log-shipper", async () => {
   const config = loadConfig(process.env);
-  const logger = createLogger({ service: "log-shipper", level: config.logLevel });
+  // Not pino: its streams and worker machinery were ≈ 1 MiB of the shipper's resident memory on
+  // Node 24 for a few lines a minute (issue 12; README "Performance").
+  const logger = createLineLogger({ service: "log-shipper", level: config.logLevel });
   await ensureWritableDir(dirname(config.positionsFile), "POSITIONS_FILE");
   // A FIFO, socket or device there would block the read at start for good (a directory is set
   // aside by Positions.load like a corrupt file).

@@ -1,7 +1,7 @@
 // The periodic summary line: what `kubectl logs -c log-shipper` shows every so often instead of a
 // line per shipped log line — lines and bytes read and shipped since the last summary, lag,
 // retries, drops — so a person can tell at a glance whether the shipper keeps up.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 
 /** Monotonic totals; the summary logs their increase since the previous line. */
 export interface SummaryCounters {

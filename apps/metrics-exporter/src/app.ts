@@ -3,11 +3,11 @@
 // that first collection); `close()` stops the schedule, stops serving, collects a last time and
 // sends it through every output, all within the shutdown deadline.
 
+import type { Log } from "@sidecar/shared";
 import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
 import { metricsHandler } from "./http.js";
-import type { Log } from "./logger.js";
 import type { Output, Snapshot } from "./outputs/output.js";
 import { ScheduledOutput } from "./outputs/output.js";
 import { Pusher } from "./outputs/pushgateway.js";

@@ -4,8 +4,8 @@
 // only when the set of served versions changed, so an idle directory costs a readdir and a stat
 // per file. Every outcome is reported once per transition (logs) and as per-file metrics.
 
+import type { Log } from "@sidecar/shared";
 import type { Family, FamilyType } from "./families.js";
-import type { Log } from "./logger.js";
 import { type Conflict, type MergeResult, mergeFiles } from "./merge.js";
 import { decodeUtf8, type FileError, type FileErrorReason, parseTextAsync } from "./parse.js";
 import { type Candidate, listFiles, readCapped, statFile, versionOf } from "./scan.js";

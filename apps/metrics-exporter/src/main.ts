@@ -1,10 +1,9 @@
 // Entry point of the metrics-exporter image (`node dist/main.js`): wiring only.
 // First, before any code gets hot: no TurboFan in this process (tiering.ts).
 import "./tiering.js";
-import { createLifecycle, runMain } from "@sidecar/shared";
+import { createLifecycle, createLineLogger, runMain } from "@sidecar/shared";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
-import { createLineLogger } from "./logger.js";
 
 runMain("metrics-exporter", async () => {
   const config = loadConfig(process.env);

@@ -7,7 +7,7 @@
 // the responses in flight.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Log } from "./logger.js";
+import type { Log } from "@sidecar/shared";
 import { http } from "./node-http.js";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };

@@ -4,6 +4,7 @@ export * from "./backoff.js";
 export * from "./env.js";
 export * from "./http-server.js";
 export * from "./lifecycle.js";
+export * from "./line-logger.js";
 export * from "./log-levels.js";
 export * from "./logger.js";
 export * from "./main.js";

@@ -11,7 +11,7 @@
 // taken (numbers and booleans as written: `200`, `true`); null, objects and arrays are not. The
 // first occurrence of a key wins. A line that is not JSON, or lacks a field, gets nothing.
 
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import { Counter, Gauge, type Registry } from "prom-client";
 import {
   BACKSLASH,

@@ -16,7 +16,7 @@
 // (`log_shipper_lines_dropped_total{reason}`) and still moves the file's offset forward: the
 // fan-out acknowledges it once nothing before it is in flight. Redactions are counted per rule
 // (`log_shipper_redactions_total{rule}`). Without any of these settings the stage is not built.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import { Counter, type Registry } from "prom-client";
 import type { LineSink, SourceFile } from "../contracts.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "../entry.js";

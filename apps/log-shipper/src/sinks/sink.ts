@@ -23,7 +23,7 @@
 // carry structured metadata (METADATA_FIELDS); each destination maps them onto its own model (OTLP
 // resource/record attributes and trace/span ids, ECS fields). `podLabelKeys` tells which keys came
 // from the downward API.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import type { BatchStream, EncodedBody } from "./loki/encode-protobuf.js";
 import type { SendResult } from "./loki/loki-client.js";
 

@@ -29,9 +29,9 @@ import {
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
+import type { Log as Logger } from "@sidecar/shared";
 import { type FSWatcher, watch } from "chokidar";
 import picomatch from "picomatch";
-import type { Logger } from "pino";
 import { decodeName, fsPath } from "./path-bytes.js";
 
 export interface DiscoveryOptions {

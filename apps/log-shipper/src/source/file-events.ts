@@ -2,7 +2,7 @@
 // (log_shipper_file_events_total{event}) per notable event — found, rotated, truncated, copy held
 // or recognised, deleted, closed — never per line; and resyncs (log_shipper_resyncs_total{reason}),
 // where reading could not go on at an offset and started the file over.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import type { SourceMetrics } from "./source-metrics.js";
 
 /**

@@ -6,7 +6,7 @@
 // Invariants: `open.n` is the number of readers holding a descriptor and `open.readers` those
 // readers; a path that could not be opened is in the waiting set until the next poll takes it;
 // the first wait of an episode is logged once, and so is its end.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import type { FileReader, OpenFiles } from "./reader.js";
 import type { SourceMetrics } from "./source-metrics.js";
 

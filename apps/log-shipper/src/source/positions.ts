@@ -16,8 +16,8 @@
 import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import type { Log as Logger } from "@sidecar/shared";
 import { fileKind } from "@sidecar/shared";
-import type { Logger } from "pino";
 
 export interface PositionEntry {
   /** Identity key: `${dev}:${ino}:${fingerprint}`. */

@@ -9,7 +9,7 @@
 // Invariants: a reader is in the ready queue at most once (`queued` says whether), and never when
 // it is closed, retired or held (copy-holding.ts); a chunk is only read when the sink can accept;
 // `paused` is true exactly while a ready file waits for the sink.
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import type { LineSink } from "../contracts.js";
 import type { CopyHolding } from "./copy-holding.js";
 import type { ResyncReason } from "./file-events.js";

@@ -17,7 +17,7 @@
 //   otherwise                               → a new file, read from its start
 import { close, fstat, stat } from "node:fs";
 import { promisify } from "node:util";
-import type { Logger } from "pino";
+import type { Log as Logger } from "@sidecar/shared";
 import type { AckListener, LineSink } from "../contracts.js";
 import { CopyHolding } from "./copy-holding.js";
 import { FileEvents, type ResyncReason } from "./file-events.js";

@@ -3,9 +3,10 @@
 // every collection — backs off with jitter while the destination fails, logs once per change of
 // state (not per failed send), and sends a last time at shutdown within the deadline. Its
 // self-metrics carry an `output` label.
+
+import type { Log } from "@sidecar/shared";
 import { backoffDelay, sleep } from "@sidecar/shared";
 import type { Family } from "../families.js";
-import type { Log } from "../logger.js";
 import type { SelfMetrics } from "../self-metrics.js";
 
 export type OutputName = "pushgateway" | "statsd" | "remote_write";

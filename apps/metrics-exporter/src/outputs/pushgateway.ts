@@ -2,8 +2,9 @@
 // text format to /metrics/job/<job>/instance/<instance> every PUSH_INTERVAL_MS, backing off with
 // jitter while the gateway is unreachable or failing, and once more at shutdown so the last state
 // of a terminating pod is not lost. Results are typed values, not exceptions.
+
+import type { Log } from "@sidecar/shared";
 import { backoffDelay, sleep } from "@sidecar/shared";
-import type { Log } from "../logger.js";
 import { CONTENT_TYPES } from "../render.js";
 import type { SelfMetrics } from "../self-metrics.js";
 import type { Output } from "./output.js";

@@ -1,8 +1,8 @@
-// The exporter's pino-free logger writes the lines @sidecar/shared's pino logger writes: the same
+// The sidecars' pino-free logger writes the lines @sidecar/shared's pino logger writes: the same
 // calls through both, compared field by field and in order (all but the time, checked as ISO).
-import { createLogger } from "@sidecar/shared";
 import { describe, expect, it } from "vitest";
-import { createLineLogger, type Log } from "../src/logger.js";
+import { createLineLogger, type Log } from "../src/line-logger.js";
+import { createLogger } from "../src/logger.js";
 
 type Line = Record<string, unknown>;
 

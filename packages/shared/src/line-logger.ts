@@ -1,14 +1,14 @@
-// The exporter's own log lines, without pino: the same JSON lines the other programs write through
-// @sidecar/shared's createLogger (`level` label, ISO `time`, `service`/`pod`/`namespace`, child
-// bindings, fields, `msg`; an Error under `err` as pino's serializer writes it), written to stdout
-// synchronously. pino, sonic-boom and thread-stream (with the worker_threads and assert builtins
-// they load) were ≈ 1 MiB of a typical pod's peak RSS on Node 24 for a few dozen lines a day
-// (issue 10.5). Components take the `Log` type, so tests can still hand in a pino logger.
+// The sidecars' own log lines, without pino: the same JSON lines createLogger (logger.ts) writes
+// (`level` label, ISO `time`, `service`/`pod`/`namespace`, child bindings, fields, `msg`; an Error
+// under `err` as pino's serializer writes it), written to stdout synchronously. pino, sonic-boom and
+// thread-stream (with the worker_threads and assert builtins they load) were ≈ 1 MiB of a typical
+// pod's peak RSS on Node 24 for a few dozen lines a day (metrics-exporter, issue 10.5; log shipper,
+// issue 12). Components take the `Log` type, so tests can still hand in a pino logger.
 import { writeSync } from "node:fs";
-import type { LogLevel } from "@sidecar/shared";
 import type { Logger } from "pino";
+import type { LogLevel } from "./log-levels.js";
 
-/** What the exporter uses of a logger; a pino Logger is one. */
+/** What the sidecars use of a logger; a pino Logger is one. */
 export type Log = Pick<Logger, "fatal" | "error" | "warn" | "info" | "debug" | "trace"> & {
   child(bindings: Record<string, unknown>): Log;
 };
