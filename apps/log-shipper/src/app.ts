@@ -4,8 +4,7 @@
 // within a deadline — no process-level concerns here (those are in main.ts).
 
 import type { Log as Logger } from "@sidecar/shared";
-import { type Readiness, StartupError } from "@sidecar/shared";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, type Readiness, Registry, StartupError } from "@sidecar/shared";
 import { type Config, describeConfig } from "./config.js";
 import { FanOut } from "./fanout.js";
 import { HealthServer } from "./http-server.js";

@@ -4,8 +4,7 @@
 // 128Mi limit (measured: idle RSS with and without it).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Log as Logger, Readiness } from "@sidecar/shared";
-import type { Registry } from "prom-client";
+import type { Log as Logger, Readiness, Registry } from "@sidecar/shared";
 
 export interface HttpResponse {
   statusCode: number;

@@ -43,8 +43,8 @@
 //   `stats()` gives plain counters for the app's periodic summary line.
 // - Lines written after close() are ignored (the source side stops reading before closing).
 import { readFileSync } from "node:fs";
+import type { Registry } from "@sidecar/shared";
 import { backoffDelay, type Log as Logger, StartupError, sleep } from "@sidecar/shared";
-import type { Registry } from "prom-client";
 import { Batcher, type ScannedLine, type SealedBatch } from "./batcher.js";
 import type { AckListener, LineSink, SourceFile } from "./contracts.js";
 import { baseLabels } from "./labels.js";

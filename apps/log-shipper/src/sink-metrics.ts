@@ -2,7 +2,7 @@
 // shared by every destination's pipeline: each series carries the `destination` label (loki,
 // otlp, elasticsearch, dry-run). Counters are bumped once per batch, never per line;
 // point-in-time values (pending bytes, queued batches) are read in collect() at scrape time.
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "@sidecar/shared";
 
 export interface SinkMetrics {
   sentLines: Counter<"destination">;

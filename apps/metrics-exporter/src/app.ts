@@ -4,6 +4,7 @@
 // sends it through every output, all within the shutdown deadline.
 
 import type { Log } from "@sidecar/shared";
+import { Registry } from "@sidecar/shared";
 import { Collector } from "./collector.js";
 import type { Config } from "./config.js";
 import { Exposition } from "./exposition.js";
@@ -13,7 +14,6 @@ import { ScheduledOutput } from "./outputs/output.js";
 import { Pusher } from "./outputs/pushgateway.js";
 import { RemoteWriteSender } from "./outputs/remote-write.js";
 import { StatsdSender } from "./outputs/statsd.js";
-import { Registry } from "./prom.js";
 import { createReclaimer } from "./reclaim.js";
 import { createSelfMetrics, ownFamilyNames } from "./self-metrics.js";
 import { createHttpServer, type HttpServer } from "./server.js";

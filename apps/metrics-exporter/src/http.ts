@@ -2,10 +2,10 @@
 // scrape (it is small and its values — scrape counts, process metrics — should be current), in the
 // format the scraper asked for, gzip-compressed when it accepts gzip.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Registry } from "@sidecar/shared";
 import type { Exposition } from "./exposition.js";
 import { gzipPiecesWithPrefix } from "./gzip.js";
 import { acceptsGzip, negotiateFormat } from "./negotiate.js";
-import type { Registry } from "./prom.js";
 import { CONTENT_TYPES, type Format, OPENMETRICS_EOF, renderFamilies } from "./render.js";
 import { ownFamilies, type SelfMetrics } from "./self-metrics.js";
 

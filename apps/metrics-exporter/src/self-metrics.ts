@@ -2,7 +2,6 @@
 // per-file status, limits hit, scrapes and pushes, plus Node process metrics. Also turns the
 // registry into Families so one renderer serves both formats for collected and own metrics alike.
 
-import type { Family, FamilyType } from "./families.js";
 import {
   type Counter,
   Counter as CounterClass,
@@ -10,7 +9,8 @@ import {
   Gauge,
   Histogram,
   type Registry,
-} from "./prom.js";
+} from "@sidecar/shared";
+import type { Family, FamilyType } from "./families.js";
 import { escapeLabelValue, formatNumber } from "./render.js";
 
 export interface SelfMetrics {

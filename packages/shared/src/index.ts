@@ -8,4 +8,5 @@ export * from "./line-logger.js";
 export * from "./log-levels.js";
 export * from "./logger.js";
 export * from "./main.js";
+export * from "./prom.js";
 export * from "./regular-file.js";

@@ -12,7 +12,7 @@
 // first occurrence of a key wins. A line that is not JSON, or lacks a field, gets nothing.
 
 import type { Log as Logger } from "@sidecar/shared";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "@sidecar/shared";
 import {
   BACKSLASH,
   COLON,

@@ -17,7 +17,7 @@
 // fan-out acknowledges it once nothing before it is in flight. Redactions are counted per rule
 // (`log_shipper_redactions_total{rule}`). Without any of these settings the stage is not built.
 import type { Log as Logger } from "@sidecar/shared";
-import { Counter, type Registry } from "prom-client";
+import { Counter, type Registry } from "@sidecar/shared";
 import type { LineSink, SourceFile } from "../contracts.js";
 import { EntryScanner, LEVEL_NAMES, type LevelCode } from "../entry.js";
 import { FieldExtractor, type LineFields } from "./fields.js";

@@ -9,9 +9,8 @@
 // compiles at the first request — a sidecar with a 128Mi limit sending one request at a time
 // gains nothing from either (bench/log-shipper.mjs, apps/log-shipper/README.md "Performance").
 import type { ClientRequest, IncomingHttpHeaders, RequestOptions } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
-import { rootCertificates } from "node:tls";
 import { urlToHttpOptions } from "node:url";
 import { Http1Pool } from "./http1.js";
 import type { SendResult } from "./loki/loki-client.js";
@@ -42,23 +41,37 @@ export interface PendingPost {
 export class HttpPool {
   /** Plain http: written and read by sinks/http1.ts (see there why not Node's client). */
   private readonly plain: Http1Pool;
-  private readonly https: HttpsAgent;
+  private https: HttpsAgent | undefined;
+  private readonly common: { keepAlive: true; maxSockets: number; maxFreeSockets: number; timeout: number };
   private lastUrl: URL | undefined;
   private lastTarget: RequestOptions = {};
 
-  constructor(opts: HttpPoolOptions = {}) {
+  constructor(private readonly opts: HttpPoolOptions = {}) {
     const connections = opts.connections ?? 2;
-    const common = {
+    this.common = {
       keepAlive: true,
       maxSockets: connections,
       maxFreeSockets: connections,
       timeout: opts.idleMs ?? 30_000,
     };
-    this.plain = new Http1Pool(connections, common.timeout);
-    this.https = new HttpsAgent({
-      ...common,
-      ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca] } : {}),
-    });
+    this.plain = new Http1Pool(connections, this.common.timeout);
+  }
+
+  /**
+   * node:https (with node:tls and OpenSSL's TLS set-up) is loaded at the first https:// request,
+   * not at start: ≈ 4–5 MiB of resident memory on Node 24 that an http:// destination never needs
+   * (issue 12, README "Performance").
+   */
+  private httpsAgent(): HttpsAgent {
+    if (this.https === undefined) {
+      const { Agent } = process.getBuiltinModule("node:https");
+      const { rootCertificates } = process.getBuiltinModule("node:tls");
+      this.https = new Agent({
+        ...this.common,
+        ...(this.opts.ca !== undefined ? { ca: [...rootCertificates, this.opts.ca] } : {}),
+      });
+    }
+    return this.https;
   }
 
   /**
@@ -71,12 +84,12 @@ export class HttpPool {
     if (url.protocol !== "https:") return this.plain.post(url, headers, body);
     let req: ClientRequest | undefined;
     const answer = new Promise<HttpAnswer>((resolve, reject) => {
-      req = httpsRequest(
+      req = process.getBuiltinModule("node:https").request(
         {
           ...this.target(url),
           method: "POST",
           headers: { ...headers, "content-length": String(body.length) },
-          agent: this.https,
+          agent: this.httpsAgent(),
         },
         (res) => {
           // A body broken off later is seen by its reader; unread, it must not throw.
@@ -103,7 +116,7 @@ export class HttpPool {
   /** Close the idle connections and refuse to keep new ones. */
   async close(): Promise<void> {
     this.plain.close();
-    this.https.destroy();
+    this.https?.destroy();
   }
 }
 

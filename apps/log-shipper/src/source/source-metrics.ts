@@ -1,7 +1,7 @@
 // The source side's metrics (discovery, reading, positions), registered in the app's one Registry.
 // Counters are incremented once per chunk, never per line; point-in-time values (files watched,
 // lag per file) are computed at scrape time in collect().
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "@sidecar/shared";
 
 export interface SourceStats {
   filesWatched: number;

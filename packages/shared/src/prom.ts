@@ -1,7 +1,8 @@
-// The parts of prom-client the exporter uses, imported from their own files. prom-client's index
-// also loads its Pushgateway client, which requires node:https: TLS and OpenSSL's start-up, ≈ 6 MiB
-// of peak RSS on Node 24 (the image's Node) that the exporter never needs (its own Pushgateway
-// output uses fetch, and remote-write loads node:https only for an https:// URL). Issue 10.5.
+/// <reference path="./types/prom-client-lib.d.ts" />
+// The parts of prom-client the sidecars use, imported from their own files. prom-client's index
+// also loads its Pushgateway client, which requires node:https: TLS and OpenSSL's start-up, ≈ 4-6 MiB
+// of peak RSS on Node 24 (the image's Node) that neither sidecar needs unless it talks to an
+// https:// URL (the exporter, issue 10.5; the log shipper, issue 12).
 import type * as PromClient from "prom-client";
 import CounterClass from "prom-client/lib/counter.js";
 import collectDefaults from "prom-client/lib/defaultMetrics.js";

@@ -1,4 +1,4 @@
-// prom-client's own files (src/prom.ts imports them one by one, not through its index): each
+// prom-client's own files (../prom.ts imports them one by one, not through its index): each
 // CommonJS module exports the class or function its index re-exports.
 declare module "prom-client/lib/counter.js" {
   const Counter: typeof import("prom-client").Counter;
