@@ -26,9 +26,14 @@ export interface Shipper {
   waitForLog(match: (l: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<void>;
 }
 
-export function spawnShipper(env: Record<string, string>, extraArgs: string[] = []): Shipper {
+/** `node`: the binary to run it with (the memory tests take MEMORY_TEST_NODE, say the image's Node 24). */
+export function spawnShipper(
+  env: Record<string, string>,
+  extraArgs: string[] = [],
+  node: string = process.execPath,
+): Shipper {
   assertBuilt();
-  const child = spawn(process.execPath, [...extraArgs, MAIN_JS], {
+  const child = spawn(node, [...extraArgs, MAIN_JS], {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
