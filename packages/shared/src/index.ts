@@ -10,3 +10,4 @@ export * from "./logger.js";
 export * from "./main.js";
 export * from "./prom.js";
 export * from "./regular-file.js";
+export * from "./sha256.js";

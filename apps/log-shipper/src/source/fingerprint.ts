@@ -5,8 +5,8 @@
 // so the hash is stable while the file grows and moves, and a copy carries the same hash. A file
 // that has neither a complete first line nor FINGERPRINT_BYTES yet cannot be fingerprinted: it
 // waits (its first line is still being written).
-import { createHash } from "node:crypto";
 import { read, readSync } from "node:fs";
+import { sha256Hex } from "@sidecar/shared";
 
 export const FINGERPRINT_BYTES = 1024;
 
@@ -14,7 +14,7 @@ export const FINGERPRINT_BYTES = 1024;
 export function fingerprintOf(head: Buffer, length: number): string | null {
   const end = fingerprintEnd(head, length);
   if (end === 0) return null;
-  return createHash("sha256").update(head.subarray(0, end)).digest("hex").slice(0, 16);
+  return sha256Hex(head.subarray(0, end)).slice(0, 16);
 }
 
 /**
@@ -69,7 +69,7 @@ export function isLineStart(offset: number, anchor: Buffer, verifiedAt?: number)
 
 /** Hash of an anchor's bytes (what positions store; the live reader keeps the bytes themselves). */
 export function anchorHash(bytes: Buffer): string {
-  return createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  return sha256Hex(bytes).slice(0, 16);
 }
 
 /**

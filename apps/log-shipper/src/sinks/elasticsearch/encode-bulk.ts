@@ -28,8 +28,8 @@
 // JSON.stringify): the line's bytes are already valid UTF-8 (the batcher repairs them), so only
 // `"`, `\` and control bytes need escaping. What the body keeps besides the bytes is where each
 // item ends (`itemEnds`), so the client can rebuild a body of only the items to retry.
-import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
+import { sha256Hex } from "@sidecar/shared";
 import { type BatchStream, type EncodedBody, GrowableBuffer, readPair } from "../loki/encode-protobuf.js";
 import { fileIdentity } from "../sink.js";
 import type { IndexName } from "./index-name.js";
@@ -385,7 +385,7 @@ export class BulkEncoder {
 
 /** The file part of a document `_id`: 64 bits of SHA-256 of the file identity, hex. */
 export function documentFileKey(fileId: string): string {
-  return createHash("sha256").update(fileIdentity(fileId)).digest("hex").slice(0, 16);
+  return sha256Hex(Buffer.from(fileIdentity(fileId))).slice(0, 16);
 }
 
 /** A document `_id` as the encoder writes it (for tests and tools). */
