@@ -168,6 +168,48 @@ describe("BulkEncoder", () => {
     }
   });
 
+  it("indexInPath: actions leave _index out, the documents and _ids are the same", () => {
+    const input = () =>
+      streamsOf([
+        {
+          labels,
+          entries: [
+            { sec: T, nanos: 1, line: '{"msg":"a"}', fileId: FILE, offset: 12 },
+            { sec: T, nanos: 2, line: "b", fileId: FILE, offset: 14 },
+          ],
+        },
+      ]);
+    const named = encoder().encode(input());
+    const inPath = new BulkEncoder({
+      index: new IndexName("logs-sidecar-default"),
+      compression: "none",
+      staticLabels: { job: "sample-app" },
+      podLabels: pod,
+      indexInPath: true,
+    }).encode(input());
+    const a = parseBulkBody(named);
+    const b = parseBulkBody(inPath);
+    expect(b.map(([action]) => action)).toEqual([
+      { create: { _id: documentId(FILE, 12, Buffer.from('{"msg":"a"}')) } },
+      { create: { _id: documentId(FILE, 14, Buffer.from("b")) } },
+    ]);
+    expect(a.map(([action]) => action.create?._id)).toEqual(b.map(([action]) => action.create?._id));
+    expect(b.map(([, doc]) => doc)).toEqual(a.map(([, doc]) => doc));
+    // '"_index":"logs-sidecar-default",' per item
+    expect(named.body.length - inPath.body.length).toBe(2 * 32);
+    expect(inPath.itemEnds[1]).toBe(inPath.body.length);
+    expect(
+      () =>
+        new BulkEncoder({
+          index: new IndexName("logs-%Y.%m.%d"),
+          compression: "none",
+          staticLabels: {},
+          podLabels: {},
+          indexInPath: true,
+        }),
+    ).toThrow(/fixed index/);
+  });
+
   it("names classic indices from the line's own time in UTC, without data stream fields", () => {
     const e = encoder("logs-%Y.%m.%d");
     const items = parseBulkBody(

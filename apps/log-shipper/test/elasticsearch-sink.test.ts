@@ -99,7 +99,8 @@ describe("Elasticsearch sink", () => {
     expect(es.docs.map((d) => d.index)).toEqual(Array(5).fill("logs-sidecar-default"));
     expect(es.docs[0]?.id).toBe(documentId(FILE, 7, Buffer.from("line 0")));
     const req = es.requests[0];
-    expect(req?.path).toBe("/_bulk");
+    // A fixed index is the request's (every item's default), not named in each action.
+    expect(req?.path).toBe("/logs-sidecar-default/_bulk");
     expect(req?.query.pipeline).toBe("logs-parse");
     expect(req?.query.filter_path).toBeDefined();
     expect(req?.headers["content-type"]).toBe("application/x-ndjson");
@@ -249,14 +250,24 @@ describe("Elasticsearch sink", () => {
   });
 
   it("a proxy ahead of the cluster: the endpoint's path is kept", async () => {
-    const s = sink({ ES_ENDPOINT: `${es.url}/logs-index/` });
+    const s = sink({ ES_ENDPOINT: `${es.url}/gw/` });
     expect((await send(s, s.encode(batch(lines(1))))).kind).toBe("success");
-    expect(es.requests[0]?.path).toBe("/logs-index/_bulk");
+    expect(es.requests[0]?.path).toBe("/gw/logs-sidecar-default/_bulk");
+    expect(es.docs.map((d) => d.index)).toEqual(["logs-sidecar-default"]);
+  });
+
+  it("an endpoint ending in /_bulk is posted to as it is, each action naming its index", async () => {
+    const s = sink({ ES_ENDPOINT: `${es.url}/_bulk`, ES_INDEX: "app-logs" });
+    expect((await send(s, s.encode(batch(lines(2))))).kind).toBe("success");
+    expect(es.requests[0]?.path).toBe("/_bulk");
+    expect(es.docs.map((d) => d.index)).toEqual(["app-logs", "app-logs"]);
   });
 
   it("classic date indices: documents land in the index of their UTC day", async () => {
     const s = sink({ ES_INDEX: "app-%Y.%m.%d" });
     expect((await send(s, s.encode(batch(lines(2))))).kind).toBe("success");
+    expect(es.requests[0]?.path).toBe("/_bulk"); // the index is each action's
+
     expect(es.docs.map((d) => d.index)).toEqual(["app-2024.01.31", "app-2024.01.31"]);
     expect(es.docs[0]?.source.data_stream).toBeUndefined();
   });

@@ -1,6 +1,6 @@
 // An Elasticsearch-compatible `_bulk` receiver for tests and benchmarks, parsing the body as
 // Elasticsearch documents it: NDJSON, one action line (`index`, `create` or `delete`, with
-// `_index`/`_id`, or the index from the path `/<index>/_bulk`) followed by a source line for
+// `_index`/`_id`, or the index from the path `[/<proxy>]/<index>/_bulk`) followed by a source line for
 // index/create; the body must end with a newline. A malformed body (bad action JSON, unknown
 // action, missing source line, no final newline, unsupported Content-Type) fails the whole request
 // with 400 (406 for the content type) and Elasticsearch's error JSON:
@@ -195,7 +195,8 @@ export async function startFakeElasticsearch(
       send(res, status, body, headers);
     };
 
-    const m = /^(?:\/([^/_][^/]*))?\/_bulk$/.exec(u.pathname);
+    // `/_bulk` or `/<index>/_bulk`, either behind one path segment of a proxy in front.
+    const m = /^(?:\/[^/]+)??(?:\/([^/_][^/]*))?\/_bulk$/.exec(u.pathname);
     if (req.method !== "POST" && req.method !== "PUT") {
       return reply(
         405,
@@ -242,7 +243,7 @@ export async function startFakeElasticsearch(
     } catch (err) {
       return reply(400, esError("parse_exception", `cannot decompress: ${(err as Error).message}`, 400));
     }
-    const parsed = parseBulk(body, m[1]);
+    const parsed = parseBulk(body, m[1] !== undefined ? decodeURIComponent(m[1]) : undefined);
     if ("error" in parsed) return reply(400, esError(parsed.error.type, parsed.error.reason, 400));
 
     const t0 = Date.now();

@@ -49,6 +49,11 @@ export interface BulkClientOptions {
   endpoint: URL;
   /** ES_PIPELINE: an ingest pipeline to run on every document. */
   pipeline?: string;
+  /**
+   * A fixed index posted to as `/<index>/_bulk` (every item's default index), for bodies whose
+   * actions leave `_index` out (BulkEncoderOptions.indexInPath).
+   */
+  index?: string;
   username?: string;
   password?: SecretSource;
   /** ES_API_KEY_FILE: the base64 `id:key` (the `encoded` value Elasticsearch returns). */
@@ -67,15 +72,27 @@ export const CONFIG_STATUS_HINTS: Readonly<Record<number, string>> = Object.free
   404: "nothing answers _bulk at this URL: check ES_ENDPOINT (host, port, proxy path)",
 });
 
-/** `http://es:9200` → `http://es:9200/_bulk?filter_path=…[&pipeline=…]`. */
-export function bulkUrl(endpoint: URL, pipeline?: string): URL {
+/**
+ * `http://es:9200` → `http://es:9200/_bulk?filter_path=…[&pipeline=…]`, or with `index`
+ * `http://es:9200/<index>/_bulk?…`. An endpoint already ending in `/_bulk` is taken as it is
+ * (indexInPath() is then false).
+ */
+export function bulkUrl(endpoint: URL, pipeline?: string, index?: string): URL {
   const u = new URL(endpoint.href);
   u.username = "";
   u.password = "";
-  if (!u.pathname.endsWith("/_bulk")) u.pathname = `${u.pathname.replace(/\/+$/, "")}/_bulk`;
+  if (!u.pathname.endsWith("/_bulk")) {
+    const base = u.pathname.replace(/\/+$/, "");
+    u.pathname = index !== undefined ? `${base}/${encodeURIComponent(index)}/_bulk` : `${base}/_bulk`;
+  }
   u.searchParams.set("filter_path", BULK_FILTER_PATH);
   if (pipeline !== undefined) u.searchParams.set("pipeline", pipeline);
   return u;
+}
+
+/** Whether bodies for `endpoint` can leave `_index` out: a fixed index and a path of our making. */
+export function indexInPath(endpoint: URL, fixedIndex: boolean): boolean {
+  return fixedIndex && !endpoint.pathname.endsWith("/_bulk");
 }
 
 interface BulkItemResult {
@@ -95,7 +112,7 @@ export class BulkClient {
   private authFrom: string | undefined;
 
   constructor(opts: BulkClientOptions) {
-    this.url = bulkUrl(opts.endpoint, opts.pipeline);
+    this.url = bulkUrl(opts.endpoint, opts.pipeline, opts.index);
     this.timeoutMs = opts.timeoutMs;
     this.ownPool = opts.pool === undefined;
     this.pool =

@@ -5,7 +5,7 @@ import { type ConfigProblem, type Env, type Field, int, oneOf, optionalStr, str,
 import { MAX_ENCODABLE_SEC } from "../../batcher.js";
 import { caFile, credentialFile } from "../../config-fields.js";
 import type { BatchStream, BodyPart, EncodedBody, Sink, SinkContext, SinkResult } from "../sink.js";
-import { BulkClient } from "./bulk-client.js";
+import { BulkClient, indexInPath } from "./bulk-client.js";
 import { BulkEncoder, bulkLineBytes, firstItem, isBulkBody, selectItems } from "./encode-bulk.js";
 import { IndexName } from "./index-name.js";
 
@@ -109,8 +109,11 @@ export class ElasticsearchSink implements Sink {
 
   constructor(cfg: ElasticsearchConfig & { esEndpoint: URL }, ctx: SinkContext) {
     this.encodeLate = cfg.esCompression === "none";
+    // A fixed index goes in the request's path, not in every action (32 bytes a line for the default).
+    const inPath = indexInPath(cfg.esEndpoint, cfg.esIndex.fixed);
     this.encoder = new BulkEncoder({
       index: cfg.esIndex,
+      indexInPath: inPath,
       compression: cfg.esCompression,
       // Encoded late (one body alive at a time): the body can be the encoder's own buffer.
       reuseBody: this.encodeLate,
@@ -120,6 +123,7 @@ export class ElasticsearchSink implements Sink {
     this.client = new BulkClient({
       endpoint: cfg.esEndpoint,
       ...(cfg.esPipeline !== "" ? { pipeline: cfg.esPipeline } : {}),
+      ...(inPath ? { index: cfg.esIndex.format(0) } : {}),
       ...(cfg.esUsername !== undefined ? { username: cfg.esUsername } : {}),
       ...(cfg.esPassword !== undefined ? { password: cfg.esPassword } : {}),
       ...(cfg.esApiKey !== undefined ? { apiKey: cfg.esApiKey } : {}),
