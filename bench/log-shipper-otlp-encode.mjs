@@ -5,6 +5,9 @@
 // The batches come from the real Batcher (entry scan, streams by level), copied once so every
 // encoder sees identical input; the production code is bundled with esbuild first.
 //
+// Then gzip alone on the same (uncompressed) requests with the encoder's settings (OTLP_GZIP: level
+// 1, memLevel 9) against zlib's default memLevel 8, rounds alternated, minimum of 8.
+//
 //   node bench/log-shipper-otlp-encode.mjs [millionLines=1]
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -24,7 +27,7 @@ writeFileSync(
   [
     `export { Batcher } from ${JSON.stringify(join(root, "apps/log-shipper/src/batcher.ts"))};`,
     `export { ProtobufEncoder } from ${JSON.stringify(join(root, "apps/log-shipper/src/sinks/loki/encode-protobuf.ts"))};`,
-    `export { OtlpProtobufEncoder } from ${JSON.stringify(join(root, "apps/log-shipper/src/sinks/otlp/encode-protobuf.ts"))};`,
+    `export { OTLP_GZIP, OtlpProtobufEncoder } from ${JSON.stringify(join(root, "apps/log-shipper/src/sinks/otlp/encode-protobuf.ts"))};`,
     `export { OtlpJsonEncoder } from ${JSON.stringify(join(root, "apps/log-shipper/src/sinks/otlp/encode-json.ts"))};`,
   ].join("\n"),
 );
@@ -43,7 +46,7 @@ await build({
   logLevel: "warning",
   absWorkingDir: join(root, "apps/log-shipper"),
 });
-const { Batcher, ProtobufEncoder, OtlpProtobufEncoder, OtlpJsonEncoder } = await import(
+const { Batcher, ProtobufEncoder, OTLP_GZIP, OtlpProtobufEncoder, OtlpJsonEncoder } = await import(
   pathToFileURL(out).href
 );
 rmSync(dir, { recursive: true, force: true });
@@ -130,4 +133,22 @@ for (const [name, enc] of Object.entries(encoders)) {
     bodyBytesPerLine: +(bodyBytes / (rounds * capturedLines)).toFixed(1),
   };
 }
+const requests = batches.map((b) => Buffer.from(otlpNone.encode(b).body));
+const gzipSettings = { "level 1, memLevel 9 (OTLP_GZIP)": OTLP_GZIP, "level 1, memLevel 8": { level: 1 } };
+const gzipCpu = Object.fromEntries(Object.keys(gzipSettings).map((k) => [k, []]));
+for (let r = 0; r < 8; r++) {
+  const names = Object.keys(gzipSettings);
+  for (const name of r % 2 === 0 ? names : names.reverse()) {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < rounds; i++) for (const q of requests) gzipSync(q, gzipSettings[name]);
+    const c = process.cpuUsage(c0);
+    gzipCpu[name].push((c.user + c.system) / 1e6);
+  }
+}
+result.gzipAlone = Object.fromEntries(
+  Object.entries(gzipCpu).map(([k, v]) => [
+    k,
+    { cpuSecondsPerMillionLines: +((Math.min(...v) / (rounds * capturedLines)) * 1e6).toFixed(3) },
+  ]),
+);
 console.log(JSON.stringify(result, null, 2));

@@ -22,7 +22,7 @@
 // structured metadata (METADATA_FIELDS) become attributes of its record, except `trace_id` and
 // `span_id` holding a valid id (32 / 16 hex digits, not all zero): those become the record's own
 // trace_id / span_id (metadataParts).
-import { gzipSync } from "node:zlib";
+import { gzipSync, type ZlibOptions } from "node:zlib";
 import { compactBody } from "../compact.js";
 import {
   type BatchEncoder,
@@ -33,6 +33,14 @@ import {
   varintSize,
   writeVarint,
 } from "../loki/encode-protobuf.js";
+
+/**
+ * gzip for OTLP bodies: level 1 (most of gzip's gain at a fraction of the default level's CPU) and
+ * memLevel 9 (zlib's largest hash table, 128 KiB more than the default 8 while compressing: fewer
+ * collisions to walk; ~4 % less gzip CPU on these requests, the same size within 0.1 %;
+ * bench/log-shipper-otlp-encode.mjs).
+ */
+export const OTLP_GZIP: Readonly<ZlibOptions> = Object.freeze({ level: 1, memLevel: 9 });
 
 /** The instrumentation scope every record is sent under. */
 export const SCOPE_NAME = "sidecar-log-shipper";
@@ -366,8 +374,7 @@ export class OtlpProtobufEncoder implements BatchEncoder {
     const request = b.subarray(from, out.len);
     let body: Buffer;
     if (this.compression === "gzip") {
-      // Level 1: most of gzip's gain at a fraction of the default level's CPU (bench/).
-      body = compactBody(gzipSync(request, { level: 1 }));
+      body = compactBody(gzipSync(request, OTLP_GZIP));
     } else {
       body = Buffer.from(request); // the scratch buffer is reused for the next batch
     }
