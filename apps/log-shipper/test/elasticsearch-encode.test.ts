@@ -168,6 +168,22 @@ describe("BulkEncoder", () => {
     }
   });
 
+  it("escapes a byte wherever it falls in the 4-byte words the encoder reads, and hashes in order", () => {
+    // Each ASCII byte at each offset 0–7 of lines 9–12 bytes long (words of clean bytes around
+    // it, a tail of 1–3), and non-ASCII sequences split across words at each offset.
+    const lines: string[] = [];
+    for (let c = 0; c < 0x80; c++)
+      for (let at = 0; at < 8; at++)
+        lines.push(`${"a".repeat(at)}${String.fromCharCode(c)}${"z".repeat(8 - at + (c % 4))}`);
+    for (let at = 0; at < 4; at++) lines.push(`${"x".repeat(at)}é✓🚀"\\${"y".repeat(at)}`);
+    const entries = lines.map((line, i) => ({ sec: T, nanos: 0, line, fileId: FILE, offset: i + 1 }));
+    const items = parseBulkBody(encoder().encode(streamsOf([{ labels, entries }])));
+    expect(items.map(([, doc]) => doc.message)).toEqual(lines);
+    expect(items.map(([a]) => a.create?._id)).toEqual(
+      entries.map((e) => documentId(FILE, e.offset, Buffer.from(e.line))),
+    );
+  });
+
   it("indexInPath: actions leave _index out, the documents and _ids are the same", () => {
     const input = () =>
       streamsOf([

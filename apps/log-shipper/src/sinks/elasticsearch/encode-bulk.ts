@@ -105,6 +105,9 @@ const HEX_CODES = Uint8Array.from("0123456789abcdef", (ch) => ch.charCodeAt(0));
 export class BulkEncoder {
   private readonly opts: BulkEncoderOptions;
   private readonly scratch = new GrowableBuffer(64 * 1024);
+  /** A DataView of the scratch buffer (for 4-byte stores), remade when the buffer grows. */
+  private outView: DataView = new DataView(new ArrayBuffer(0));
+  private outViewOf: Buffer | undefined;
   private readonly fileKeys = new Map<string, Buffer>();
   /** The `YYYY-MM-DDTHH:MM:SS` of `lastSec`, as bytes. */
   private lastSec = Number.NaN;
@@ -184,6 +187,8 @@ export class BulkEncoder {
           : this.fieldsTail(log, s.promoted, undefined);
       // The entries' wire form (encode-protobuf.ts appendEntry), read in place: no per-line view.
       const e = s.entries;
+      // For 4-byte loads of the line bytes (writeItem).
+      const ev = new DataView(e.buffer, e.byteOffset, e.length);
       let p = 0;
       for (let i = 0; p < e.length; i++) {
         p++; // StreamAdapter.entries tag
@@ -240,6 +245,7 @@ export class BulkEncoder {
           sec,
           nanos,
           e,
+          ev,
           lineStart,
           lineEnd,
           this.fileKey(fileIds[i] as string),
@@ -298,6 +304,7 @@ export class BulkEncoder {
     sec: number,
     nanos: number,
     src: Uint8Array,
+    srcView: DataView,
     start: number,
     end: number,
     fileKey: Buffer,
@@ -326,6 +333,11 @@ export class BulkEncoder {
     // fixed parts are joined: `{"create":{"_index":"<index>","_id":"<file key>.` is one piece
     // (kept while index and file stay the same), `"}}\n{"@timestamp":"` another.
     const b = out.buf;
+    if (b !== this.outViewOf) {
+      this.outViewOf = b;
+      this.outView = new DataView(b.buffer, b.byteOffset, b.length);
+    }
+    const ov = this.outView;
     let p = out.len;
     const head = this.actionHead(index, fileKey);
     b.set(head, p);
@@ -343,17 +355,40 @@ export class BulkEncoder {
     // through; `"`, `\` and bytes below 0x20 are escaped), hashed on the way (see lineHash).
     let h1 = 0xdeadbeef ^ lineLen;
     let h2 = 0x41c6ce57 ^ lineLen;
-    // Two bytes per turn (then the odd last one): fewer loop checks; the hash order is unchanged.
+    // Four bytes per turn, loaded as one little-endian word: the hash takes them in order (the
+    // same hash as byte by byte), and a word none of whose bytes can need escaping — none below
+    // 0x23 (controls, space, `!`, `"`) and none equal to `\`, found with two SWAR tests — is stored
+    // as one word. Otherwise each byte goes through escapeByte. ~15 % less CPU than two bytes per
+    // turn with a test per byte (bench/log-shipper-es-encode.mjs), the output byte for byte the same.
     let i = start;
-    for (const pairsEnd = end - 1; i < pairsEnd; i += 2) {
-      const c = src[i] as number;
-      const d = src[i + 1] as number;
-      h1 = Math.imul(Math.imul(h1 ^ c, 2654435761) ^ d, 2654435761);
-      h2 = Math.imul(Math.imul(h2 ^ c, 1597334677) ^ d, 1597334677);
-      p = escapeByte(b, p, c);
-      p = escapeByte(b, p, d);
+    for (const wordsEnd = end - 3; i < wordsEnd; i += 4) {
+      const w = srcView.getUint32(i, true);
+      const c0 = w & 0xff;
+      const c1 = (w >>> 8) & 0xff;
+      const c2 = (w >>> 16) & 0xff;
+      const c3 = w >>> 24;
+      h1 = Math.imul(h1 ^ c0, 2654435761);
+      h1 = Math.imul(h1 ^ c1, 2654435761);
+      h1 = Math.imul(h1 ^ c2, 2654435761);
+      h1 = Math.imul(h1 ^ c3, 2654435761);
+      h2 = Math.imul(h2 ^ c0, 1597334677);
+      h2 = Math.imul(h2 ^ c1, 1597334677);
+      h2 = Math.imul(h2 ^ c2, 1597334677);
+      h2 = Math.imul(h2 ^ c3, 1597334677);
+      // A byte below 0x23: (w - 0x23…) borrows into its top bit while its own top bit is clear.
+      // A byte equal to 0x5c: zero in w ^ 0x5c…, found the same way. Exact for "any byte".
+      const x = w ^ 0x5c5c5c5c;
+      if ((((w - 0x23232323) & ~w) | ((x - 0x01010101) & ~x)) & 0x80808080) {
+        p = escapeByte(b, p, c0);
+        p = escapeByte(b, p, c1);
+        p = escapeByte(b, p, c2);
+        p = escapeByte(b, p, c3);
+      } else {
+        ov.setUint32(p, w, true);
+        p += 4;
+      }
     }
-    if (i < end) {
+    for (; i < end; i++) {
       const c = src[i] as number;
       h1 = Math.imul(h1 ^ c, 2654435761);
       h2 = Math.imul(h2 ^ c, 1597334677);
