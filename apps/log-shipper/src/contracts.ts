@@ -58,6 +58,12 @@ export interface LineSink {
    * more of the file: they are not sent those lines again.
    */
   begin?(file: SourceFile, offset: number, ahead?: Readonly<Record<string, number>>): void;
+
+  /**
+   * Optional: the reader of `file` is retired — truncated or replaced, deleted and read to its end,
+   * or forgotten — and writes no more lines. Lines it wrote are acknowledged as usual.
+   */
+  end?(file: SourceFile): void;
 }
 
 /** What the sink calls when Loki acknowledged (or permanently rejected) everything up to `offset`. */

@@ -295,6 +295,18 @@ export class FanOut implements LineSink {
     if (this.lastFile === file) this.lastState = st;
   }
 
+  /**
+   * The reader of `file` writes no more lines (retired or forgotten). A destination that was ahead
+   * in it has nothing left to skip: without this, a reader replaced before it caught up (the file
+   * truncated or rewritten meanwhile) would keep every line on the per-destination path until a
+   * restart.
+   */
+  end(file: SourceFile): void {
+    if (this.passthrough) return;
+    const st = this.files.get(file.id);
+    if (st !== undefined && st.skip !== null) this.skipDone(st);
+  }
+
   // --- lifecycle ------------------------------------------------------------------------------
 
   start(): void {

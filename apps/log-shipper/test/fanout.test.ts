@@ -467,6 +467,33 @@ describe("FanOut", () => {
       await s.fanout.close();
     });
 
+    it("a reader that was skipping and ends before it caught up (truncated, replaced) lets batching be shared again", async () => {
+      const s = setup([
+        { loki: a, name: "loki" },
+        { loki: b, name: "otlp" },
+      ]);
+      const given = spy(s);
+      s.fanout.start();
+      const f = { id: "f/8", path: "/l/a.log" };
+      s.fanout.begin(f, 0, { loki: 100_000 }); // loki had far more of the file before the restart
+      s.write(f, lines("x", 5)); // …but the file is truncated before this reader gets there
+      expect(given.map((x) => x.lines)).toEqual([0, 5]);
+      s.fanout.end(f); // the tailer retires the reader
+      const f2 = { id: "f/9", path: "/l/a.log" }; // the file's next reader
+      s.fanout.begin(f2, 0);
+      s.write(f2, lines("y", 20));
+      const g = { id: "g/8", path: "/l/b.log" };
+      s.fanout.begin(g, 0);
+      s.write(g, lines("g", 20));
+      expect(given.map((x) => x.lines)).toEqual([0, 5]); // batched once from the end on
+      expect(await s.fanout.drain(Date.now() + 30_000)).toBe(true);
+      expect(received(a, f.path)).toEqual(lines("y", 20).sort());
+      expect(received(b, f.path)).toEqual([...lines("x", 5), ...lines("y", 20)].sort());
+      expect(received(a, g.path)).toEqual(lines("g", 20).sort());
+      expect(given.map((x) => x.batches.reduce((n, k) => n + k, 0))).toEqual([40, 40]);
+      await s.fanout.close();
+    });
+
     it("switching modes seals the other mode's open batch first: per-file order holds in every destination", async () => {
       const s = setup([
         { loki: a, name: "loki" },

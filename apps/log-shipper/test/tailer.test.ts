@@ -321,6 +321,10 @@ describe("Tailer", () => {
     truncateSync(p, 0);
     appendFileSync(p, lines("second", 0, 2));
     await waitFor(() => src?.sink.lines.length === 7, "7 lines");
+    // The sink is told the first reader is over (a destination skipping in it stops waiting).
+    const firstId = src.sink.lines[0]?.id as string;
+    expect(src.sink.lines[5]?.id).not.toBe(firstId);
+    expect(src.sink.ended).toContain(firstId);
     // Truncate and write more than before in one go: size never drops below the offset.
     writeFileSync(p, lines("third", 0, 40));
     await waitFor(() => src?.sink.lines.length === 47, "47 lines");

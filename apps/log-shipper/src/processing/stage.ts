@@ -390,4 +390,8 @@ export class ProcessingStage implements LineSink {
   begin(file: SourceFile, offset: number, ahead?: Readonly<Record<string, number>>): void {
     this.next.begin?.(file, offset, ahead);
   }
+
+  end(file: SourceFile): void {
+    this.next.end?.(file);
+  }
 }

@@ -874,6 +874,7 @@ export class Tailer implements AckListener {
   /** Stop reading `r` for good; keep it reachable by id until its acknowledgements arrive. */
   private retire(r: FileReader): void {
     r.retired = true;
+    this.opts.sink.end?.(r);
     this.copies.originalRetired(r);
     if (r.fd !== null) void r.closeFd();
     this.loop.unqueue(r);
@@ -900,6 +901,7 @@ export class Tailer implements AckListener {
     }
     this.leaving.delete(r);
     if (this.registry.untrack(r)) this.copies.unlink(r);
+    this.opts.sink.end?.(r);
   }
 }
 

@@ -62,6 +62,13 @@ export class RecordingSink implements LineSink {
 
   flush(): void {}
 
+  /** Ids of the readers the tailer told that they are over (LineSink.end). */
+  readonly ended: string[] = [];
+
+  end(file: SourceFile): void {
+    this.ended.push(file.id);
+  }
+
   /** Acknowledge every line written so far (per file in offset order, as the real sink does). */
   ackAll(): void {
     const lines = this.unacked;
