@@ -24,6 +24,8 @@
 //          main.js, as a Dockerfile CMD gives them) --main=PATH --json (print only the JSON result)
 //          --receivers=separate|inline (default separate: the OTLP and Elasticsearch receivers, which
 //          decode every record, run in a process of their own instead of this one)
+//          --state-dir=memory|disk (default memory when /dev/shm exists: the positions file on tmpfs,
+//          as the pod keeps it on its memory-backed emptyDir; disk: in the temp directory)
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
 // (a shipper that falls behind shows latencies growing with the run's length).
 import { fork, spawn } from "node:child_process";
@@ -62,6 +64,10 @@ const opt = {
   repeat: Number(args.repeat ?? 1),
   // Where the OTLP/Elasticsearch receivers run: "separate" (a process of their own) or "inline".
   receivers: args.receivers ?? "separate",
+  // Where the positions file lives: "memory" (/dev/shm, tmpfs — as the pod keeps it, on its
+  // emptyDir with medium: Memory; the shipper then writes it synchronously) or "disk" (beside the
+  // logs in the system's temp directory; written through the thread pool).
+  stateDir: args["state-dir"] ?? (existsSync("/dev/shm") ? "memory" : "disk"),
 };
 const say = (...a) => {
   if (!opt.json) console.log(...a);
@@ -258,6 +264,7 @@ function makeCgroup(name) {
 // ---- one run -----------------------------------------------------------------------------------
 async function run(rate, seconds, destinations = opt.destinations) {
   const tmp = mkdtempSync(join(tmpdir(), "ls-bench-"));
+  const stateDir = opt.stateDir === "memory" ? mkdtempSync("/dev/shm/ls-bench-state-") : join(tmp, "state");
   const logs = join(tmp, "logs");
   mkdirSync(logs);
   const total = Math.round(rate * seconds);
@@ -332,7 +339,7 @@ async function run(rate, seconds, destinations = opt.destinations) {
   const env = {
     PATH: process.env.PATH ?? "",
     LOG_PATHS: `${logs}/*.log,${logs}/*.log.*`,
-    POSITIONS_FILE: join(tmp, "state", "positions.json"),
+    POSITIONS_FILE: join(stateDir, "positions.json"),
     LOKI_ENDPOINT: loki.url,
     ...(otlp ? { OTLP_ENDPOINT: otlp.url } : {}),
     ...(es ? { ES_ENDPOINT: es.url } : {}),
@@ -436,6 +443,7 @@ async function run(rate, seconds, destinations = opt.destinations) {
   const perDestination = { loki: arrived, ...others() };
   cg?.remove();
   rmSync(tmp, { recursive: true, force: true });
+  rmSync(stateDir, { recursive: true, force: true });
 
   let lost = 0;
   let dup = 0;

@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Positions } from "../src/source/positions.js";
+import { onMemoryFs, Positions } from "../src/source/positions.js";
 import { silentLogger } from "./support/logger.js";
 
 function fresh() {
@@ -32,41 +32,77 @@ describe("Positions", () => {
     expect(readdirSync(dir)).toHaveLength(1);
   });
 
-  it("save() says whether the file is written; lastSaveError keeps the code until a save succeeds", async () => {
-    const { dir, file } = fresh();
-    const p = new Positions({ file, logger: silentLogger() });
-    p.track("1:2:abc", "abc", "/logs/app.log", 0);
-    expect(await p.save(true)).toBe(true);
-    expect(p.lastSaveError).toBeNull();
-    // The directory is gone: the temp file cannot be created.
-    rmSync(dir, { recursive: true });
-    p.commit("1:2:abc", 10);
-    expect(await p.save()).toBe(false);
-    expect(p.lastSaveError).toBe("ENOENT");
-    expect(await p.save()).toBe(false); // still dirty, still failing
-    mkdirSync(dir);
-    expect(await p.save()).toBe(true);
-    expect(p.lastSaveError).toBeNull();
-  });
+  for (const syncWrites of [true, false]) {
+    const mode = syncWrites ? "synchronous writes" : "writes through the thread pool";
+    it(`save() says whether the file is written; lastSaveError keeps the code until a save succeeds (${mode})`, async () => {
+      const { dir, file } = fresh();
+      const p = new Positions({ file, logger: silentLogger(), syncWrites });
+      p.track("1:2:abc", "abc", "/logs/app.log", 0);
+      expect(await p.save(true)).toBe(true);
+      expect(p.lastSaveError).toBeNull();
+      // The directory is gone: the temp file cannot be created.
+      rmSync(dir, { recursive: true });
+      p.commit("1:2:abc", 10);
+      expect(await p.save()).toBe(false);
+      expect(p.lastSaveError).toBe("ENOENT");
+      expect(await p.save()).toBe(false); // still dirty, still failing
+      mkdirSync(dir);
+      expect(await p.save()).toBe(true);
+      expect(p.lastSaveError).toBeNull();
+    });
 
-  it("saves atomically and loads what it saved", async () => {
-    const { dir, file } = fresh();
-    const p = new Positions({ file, logger: silentLogger() });
-    await p.load();
-    p.track("1:2:abc", "abc", "/logs/app.log", 0);
-    p.commit("1:2:abc", 120);
-    p.commit("1:2:abc", 80); // never backwards
-    await p.save();
-    expect(readdirSync(dir)).toEqual(["positions.json"]); // no temp file left behind
-    const doc = JSON.parse(readFileSync(file, "utf8"));
-    expect(doc.version).toBe(1);
-    expect(doc.files).toEqual([
-      expect.objectContaining({ id: "1:2:abc", path: "/logs/app.log", offset: 120 }),
-    ]);
-    const q = new Positions({ file, logger: silentLogger() });
-    await q.load();
-    expect(q.get("1:2:abc")?.offset).toBe(120);
-    expect(q.findByFingerprint("abc")?.id).toBe("1:2:abc");
+    it(`saves atomically and loads what it saved (${mode})`, async () => {
+      const { dir, file } = fresh();
+      const p = new Positions({ file, logger: silentLogger(), syncWrites });
+      await p.load();
+      p.track("1:2:abc", "abc", "/logs/app.log", 0);
+      p.commit("1:2:abc", 120);
+      p.commit("1:2:abc", 80); // never backwards
+      await p.save();
+      expect(readdirSync(dir)).toEqual(["positions.json"]); // no temp file left behind
+      const doc = JSON.parse(readFileSync(file, "utf8"));
+      expect(doc.version).toBe(1);
+      expect(doc.files).toEqual([
+        expect.objectContaining({ id: "1:2:abc", path: "/logs/app.log", offset: 120 }),
+      ]);
+      const q = new Positions({ file, logger: silentLogger(), syncWrites });
+      await q.load();
+      expect(q.get("1:2:abc")?.offset).toBe(120);
+      expect(q.findByFingerprint("abc")?.id).toBe("1:2:abc");
+    });
+
+    it(`saves requested at once are written one after the other, the last state last (${mode})`, async () => {
+      const { file } = fresh();
+      const p = new Positions({ file, logger: silentLogger(), syncWrites });
+      p.track("1:2:abc", "abc", "/logs/app.log", 0);
+      const saves: Promise<boolean>[] = [];
+      for (let o = 1; o <= 20; o++) {
+        p.commit("1:2:abc", o * 10);
+        saves.push(p.save());
+      }
+      expect(await Promise.all(saves)).toEqual(Array(20).fill(true));
+      expect(JSON.parse(readFileSync(file, "utf8")).files[0].offset).toBe(200);
+    });
+  }
+
+  it("writes synchronously only on a memory-backed file system (the pod's emptyDir), else through the thread pool", () => {
+    const onDisk = fresh();
+    expect(new Positions({ file: onDisk.file, logger: silentLogger() }).writesSynchronously).toBe(
+      onMemoryFs(onDisk.dir),
+    );
+    if (existsSync("/dev/shm")) {
+      expect(onMemoryFs("/dev/shm")).toBe(true);
+      const shm = mkdtempSync(join("/dev/shm", "pos-"));
+      try {
+        expect(new Positions({ file: join(shm, "p.json"), logger: silentLogger() }).writesSynchronously).toBe(
+          true,
+        );
+      } finally {
+        rmSync(shm, { recursive: true });
+      }
+    }
+    expect(onMemoryFs("/proc")).toBe(false);
+    expect(onMemoryFs("/no/such/dir")).toBe(false);
   });
 
   it("writes nothing when nothing changed", async () => {

@@ -7,17 +7,30 @@
 // A corrupt file is set aside with a loud warning and the shipper starts fresh: it never
 // crash-loops on its own state.
 //
-// The write is synchronous (writeAtomicSync): it happens once per acknowledged batch, and the next
-// batch waits for it anyway (pipeline.ts, AckListener.persisted). Through libuv's thread pool its
-// seven system calls (open, write, fsync, close, rename, and the directory's open, fsync, close)
-// were seven round trips — a thread woken, the loop woken again, a callback and a promise each —
-// measured at several per cent of the shipper's CPU at 50k lines/s (README "Performance"). The
-// calls themselves take microseconds on the memory-backed emptyDir the state lives on.
-import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+// On a memory-backed file system (tmpfs, ramfs: the pod's emptyDir with `medium: Memory`, where the
+// manifests keep the state) the write is synchronous (writeAtomicSync): it happens once per
+// acknowledged batch, and the next batch waits for it anyway (pipeline.ts, AckListener.persisted).
+// Through libuv's thread pool its seven system calls (open, write, fsync, close, rename, and the
+// directory's open, fsync, close) were seven round trips — a thread woken, the loop woken again, a
+// callback and a promise each — measured at several per cent of the shipper's CPU at 50k lines/s
+// (README "Performance"); there they take microseconds and cannot hang. On any other file system
+// (a disk, a network volume) an fsync can take long or hang: the write goes through the thread
+// pool (one at a time), so the process keeps serving /healthz and /metrics, and a shutdown's
+// deadline still ends it (pipeline.ts persisted).
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  openSync,
+  renameSync,
+  statfsSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
-import { fileKind } from "@sidecar/shared";
+import { fileKind, writeFileAtomic } from "@sidecar/shared";
 
 export interface PositionEntry {
   /** Identity key: `${dev}:${ino}:${fingerprint}`. */
@@ -70,6 +83,23 @@ export interface PositionsOptions {
    * are known (MAX_KNOWN_FILES): those files are read again from their start after a restart.
    */
   onEvict?: (count: number) => void;
+  /**
+   * Write synchronously (true) or through the thread pool (false). Default: synchronously only
+   * when the file's directory is on a memory-backed file system (see the header).
+   */
+  syncWrites?: boolean;
+}
+
+/** statfs f_type of the memory-backed file systems: tmpfs, ramfs. */
+const MEMORY_FS_TYPES = new Set([0x01021994, 0x858458f6]);
+
+/** Whether `dir` is on a memory-backed file system (false when that cannot be told). */
+export function onMemoryFs(dir: string): boolean {
+  try {
+    return MEMORY_FS_TYPES.has(statfsSync(dir).type);
+  } catch {
+    return false;
+  }
 }
 
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -94,6 +124,10 @@ export class Positions {
    */
   private readonly tmpBase: string;
   private tmpSeq = 0;
+  /** Decided at the first save (the directory exists by then): see PositionsOptions.syncWrites. */
+  private sync: boolean | undefined;
+  /** The asynchronous write in progress (one at a time). */
+  private saving: Promise<void> | null = null;
 
   constructor(private readonly opts: PositionsOptions) {
     this.tmpBase = join(
@@ -263,6 +297,7 @@ export class Positions {
    * counted; retried by the next save).
    */
   async save(force = false): Promise<boolean> {
+    while (this.saving) await this.saving;
     if (!this.dirty && !force) return this.lastSaveError === null;
     this.prune();
     this.dirty = false;
@@ -273,7 +308,17 @@ export class Positions {
     };
     const text = `${JSON.stringify(doc, null, 1)}\n`;
     try {
-      writeAtomicSync(this.opts.file, `${this.tmpBase}${this.tmpSeq++}.tmp`, text);
+      if (this.writesSynchronously) {
+        writeAtomicSync(this.opts.file, `${this.tmpBase}${this.tmpSeq++}.tmp`, text);
+      } else {
+        let failed: { err: unknown } | undefined;
+        this.saving = writeFileAtomic(this.opts.file, text).catch((err: unknown) => {
+          failed = { err };
+        });
+        await this.saving;
+        this.saving = null;
+        if (failed !== undefined) throw failed.err;
+      }
       this.lastSaveError = null;
       this.opts.onSave?.(true);
     } catch (err) {
@@ -283,6 +328,12 @@ export class Positions {
       this.opts.logger.error({ err, positionsFile: this.opts.file }, "cannot save positions; will retry");
     }
     return this.lastSaveError === null;
+  }
+
+  /** Whether saves write synchronously (memory-backed directory, or PositionsOptions.syncWrites). */
+  get writesSynchronously(): boolean {
+    this.sync ??= this.opts.syncWrites ?? onMemoryFs(dirname(this.opts.file));
+    return this.sync;
   }
 
   /** Save about every `intervalMs` while something changed. */
@@ -315,8 +366,11 @@ function writeAtomicSync(path: string, tmp: string, text: string): void {
     writeFileSync(fd, text);
     fsyncSync(fd);
   } catch (err) {
-    closeSync(fd);
-    removeQuietly(tmp);
+    try {
+      closeSync(fd);
+    } finally {
+      removeQuietly(tmp);
+    }
     throw err;
   }
   closeSync(fd);
