@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { writeFileAtomic } from "../src/atomic-write.js";
+import { writeFileAtomic, writeFileAtomicSync } from "../src/atomic-write.js";
 
 describe("writeFileAtomic", () => {
   it("replaces the file and leaves no temporary file behind", async () => {
@@ -44,6 +44,23 @@ describe("writeFileAtomic", () => {
     const dir = mkdtempSync(join(tmpdir(), "atomic-"));
     chmodSync(dir, 0o500);
     await expect(writeFileAtomic(join(dir, "f"), "x")).rejects.toThrow();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe("writeFileAtomicSync", () => {
+  it("replaces the file and leaves no temporary file behind", () => {
+    const dir = mkdtempSync(join(tmpdir(), "atomic-"));
+    const file = join(dir, "positions.json");
+    writeFileSync(file, "old\n");
+    writeFileAtomicSync(file, "new\n");
+    expect(readFileSync(file, "utf8")).toBe("new\n");
+    expect(readdirSync(dir)).toEqual(["positions.json"]);
+  });
+
+  it("throws without leaving a temporary file when the directory is missing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "atomic-"));
+    expect(() => writeFileAtomicSync(join(dir, "gone", "f"), "x")).toThrow(/ENOENT/);
     expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@
 // crash-loops on its own state.
 //
 // On a memory-backed file system (tmpfs, ramfs: the pod's emptyDir with `medium: Memory`, where the
-// manifests keep the state) the write is synchronous (writeAtomicSync): it happens once per
+// manifests keep the state) the write is synchronous (writeFileAtomicSync, @sidecar/shared): it happens once per
 // acknowledged batch, and the next batch waits for it anyway (pipeline.ts, AckListener.persisted).
 // Through libuv's thread pool its seven system calls (open, write, fsync, close, rename, and the
 // directory's open, fsync, close) were seven round trips — a thread woken, the loop woken again, a
@@ -17,20 +17,11 @@
 // (a disk, a network volume) an fsync can take long or hang: the write goes through the thread
 // pool (one at a time), so the process keeps serving /healthz and /metrics, and a shutdown's
 // deadline still ends it (pipeline.ts persisted).
-import {
-  closeSync,
-  constants,
-  fsyncSync,
-  openSync,
-  renameSync,
-  statfsSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { constants, statfsSync } from "node:fs";
 import { open, rename } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
-import { fileKind, writeFileAtomic } from "@sidecar/shared";
+import { fileKind, writeFileAtomic, writeFileAtomicSync } from "@sidecar/shared";
 
 export interface PositionEntry {
   /** Identity key: `${dev}:${ino}:${fingerprint}`. */
@@ -118,22 +109,12 @@ export class Positions {
   /** The error code of the last write when it failed (ENOSPC, EROFS …); null once one succeeds. */
   lastSaveError: string | null = null;
 
-  /**
-   * Temporary files beside the positions file: a leading dot and a .tmp suffix (no log glob
-   * matches them), this process and a per-instance random part, then a sequence number.
-   */
-  private readonly tmpBase: string;
-  private tmpSeq = 0;
   /** Decided at the first save (the directory exists by then): see PositionsOptions.syncWrites. */
   private sync: boolean | undefined;
   /** The asynchronous write in progress (one at a time). */
   private saving: Promise<void> | null = null;
 
   constructor(private readonly opts: PositionsOptions) {
-    this.tmpBase = join(
-      dirname(opts.file),
-      `.${basename(opts.file)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.`,
-    );
     this.now = opts.now ?? Date.now;
     this.retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
     this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
@@ -309,7 +290,7 @@ export class Positions {
     const text = `${JSON.stringify(doc, null, 1)}\n`;
     try {
       if (this.writesSynchronously) {
-        writeAtomicSync(this.opts.file, `${this.tmpBase}${this.tmpSeq++}.tmp`, text);
+        writeFileAtomicSync(this.opts.file, text);
       } else {
         let failed: { err: unknown } | undefined;
         this.saving = writeFileAtomic(this.opts.file, text).catch((err: unknown) => {
@@ -351,52 +332,6 @@ export class Positions {
   /** A snapshot for tests and the summary. */
   entriesSnapshot(): PositionEntry[] {
     return [...this.entries.values()].map((e) => ({ ...e }));
-  }
-}
-
-/**
- * Replace `path` by `text` atomically: written to `tmp` (same directory) and fsync'ed, renamed
- * over `path`, then the directory fsync'ed so that the rename itself is durable (a file system
- * that refuses fsync on a directory has still renamed: not an error). Throws the first failure,
- * with `tmp` removed.
- */
-function writeAtomicSync(path: string, tmp: string, text: string): void {
-  const fd = openSync(tmp, "w", 0o644);
-  try {
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-  } catch (err) {
-    try {
-      closeSync(fd);
-    } finally {
-      removeQuietly(tmp);
-    }
-    throw err;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    removeQuietly(tmp);
-    throw err;
-  }
-  try {
-    const d = openSync(dirname(path), "r");
-    try {
-      fsyncSync(d);
-    } finally {
-      closeSync(d);
-    }
-  } catch {
-    /* best effort */
-  }
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    /* already gone */
   }
 }
 
