@@ -1,6 +1,14 @@
 // Discovery: globs and excludes, the directories watched, symlinks leaving the watched
 // directories refused, and the rescan finding files that events did not report.
-import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -113,6 +121,73 @@ describe("Discovery", () => {
       "a rescan calling a.log changed",
     );
     expect(scans[scans.length - 1]).toEqual(new Set([join(logs, "a.log")]));
+  });
+
+  /** Append to `file` a write at a time (one fs.watch event each) until `logs` is busy. */
+  async function makeBusy(d: Discovery, logs: string, file: string): Promise<number> {
+    const until = Date.now() + 20_000;
+    let writes = 0;
+    while (!d.busyDirs.includes(logs)) {
+      if (Date.now() > until) throw new Error(`${logs} not busy after ${writes} writes`);
+      appendFileSync(file, `line ${writes++}\n`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return writes;
+  }
+
+  it("looks at a directory written to often instead of waking on every write, and reports what changed as fs.watch does", async () => {
+    const { logs, events, d } = setup(600_000);
+    const app = join(logs, "app.log");
+    writeFileSync(app, "first\n");
+    await d.start();
+    await makeBusy(d, logs, app);
+    expect(d.busyDirs).toEqual([logs]);
+
+    // Growth: a "change" for the file.
+    events.length = 0;
+    appendFileSync(app, "more\n");
+    await waitFor(() => events.includes(`change ${app}`), "a change event while busy");
+    // Rotation by rename: both names hold other files now.
+    events.length = 0;
+    renameSync(app, join(logs, "app.log.1"));
+    writeFileSync(app, "new file\n");
+    await waitFor(
+      () => events.includes(`add ${app}`) && events.includes(`add ${join(logs, "app.log.1")}`),
+      "add events for both names of the rotation",
+    );
+    // A new file (the rescan is ten minutes away: only a look can find it), and a deletion.
+    events.length = 0;
+    writeFileSync(join(logs, "other.log"), "x\n");
+    unlinkSync(join(logs, "app.log.1"));
+    await waitFor(
+      () =>
+        events.includes(`add ${join(logs, "other.log")}`) &&
+        events.includes(`add ${join(logs, "app.log.1")}`),
+      "add events for a new and a deleted file",
+    );
+    // Not matching: never reported.
+    writeFileSync(join(logs, "skip.gz"), "z\n");
+
+    // Quiet: watched again, and a single write is reported by fs.watch.
+    await waitFor(() => d.busyDirs.length === 0, "the directory watched again after a quiet second");
+    events.length = 0;
+    appendFileSync(app, "after\n");
+    await waitFor(() => events.includes(`change ${app}`), "a change event from fs.watch again");
+    expect(events.some((e) => e.endsWith(".gz"))).toBe(false);
+  });
+
+  it("keeps watching a busy directory that holds too many entries to look at often", async () => {
+    const { logs, events, d } = setup(600_000);
+    for (let i = 0; i < 300; i++) writeFileSync(join(logs, `other-${i}.txt`), "");
+    const app = join(logs, "app.log");
+    writeFileSync(app, "first\n");
+    await d.start();
+    for (let i = 0; i < 200; i++) {
+      appendFileSync(app, `line ${i}\n`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await waitFor(() => events.filter((e) => e === `change ${app}`).length >= 50, "change events");
+    expect(d.busyDirs).toEqual([]);
   });
 
   it("never opens a symlink whose target is outside the watched directories", async () => {

@@ -24,13 +24,15 @@ import {
   fstat,
   watch as fsWatch,
   open,
+  readdirSync,
   type Stats,
+  statSync,
 } from "node:fs";
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
 import type { Log as Logger } from "@sidecar/shared";
-import { type FSWatcher, watch } from "chokidar";
+import type { FSWatcher } from "chokidar";
 import picomatch from "picomatch";
 import { decodeName, fsPath } from "./path-bytes.js";
 
@@ -73,6 +75,23 @@ interface Root {
   depth: number;
 }
 
+/** What a look at a busy directory saw of one matching file (stat, symlinks followed). */
+interface Seen {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** A directory looked at every BUSY_LOOK_MS instead of watched (see goBusy). */
+interface Busy {
+  timer: NodeJS.Timeout;
+  /** Matching files by name (latin1, as fs.watch names them) at the last look. */
+  seen: Map<string, Seen>;
+  /** When a look last saw a change. */
+  changedAt: number;
+}
+
 /** Flags for opening a file to tail: never through a final symlink, never block on a FIFO. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const MAX_DEPTH = 16;
@@ -80,6 +99,23 @@ const MAX_DEPTH = 16;
 const MAX_REFUSED_REMEMBERED = 1000;
 // Names remembered per watched directory for the fs.watch hints (see watchHints).
 const KNOWN_NAMES_MAX = 4096;
+/**
+ * A busy directory is looked at instead of listened to (see goBusy): fs.watch wakes the shipper
+ * once per write of the app — a writer that writes every few milliseconds cost 40–50 µs of CPU
+ * per wake-up, a tenth of all the CPU at 50k lines/s — while reads are coalesced to one per
+ * READ_COALESCE_MS (read-loop.ts) anyway. At BUSY_EVENTS write events within BUSY_WINDOW_MS the
+ * directory's watcher is closed and the directory is listed and its matching files stat'ed every
+ * BUSY_LOOK_MS instead; what changed between two looks is reported as the events would have
+ * reported it. After BUSY_QUIET_MS without a change, fs.watch again.
+ */
+const BUSY_EVENTS = 40;
+const BUSY_WINDOW_MS = 1000;
+const BUSY_LOOK_MS = 50;
+const BUSY_QUIET_MS = 1000;
+/** A directory with more entries than this is never looked at every BUSY_LOOK_MS. */
+const BUSY_MAX_ENTRIES = 256;
+/** After a directory was found too big to look at, it is not considered again for this long. */
+const BUSY_RETRY_MS = 30_000;
 /**
  * A listing taken within this long of its directory's last change may miss a change made in the
  * same timestamp tick (coarse clocks, 1–2 s on some filesystems): it is read again next time.
@@ -136,6 +172,15 @@ export class Discovery {
   private watcher: FSWatcher | null = null;
   /** Raw per-directory watchers (hints only), by directory. */
   private readonly hintWatchers = new Map<string, FsWatcher>();
+  /**
+   * Per watched directory: its names (latin1) mapped to their paths, or null when not matching.
+   * A busy file fires an event per write: remembered rather than joined and matched every time.
+   */
+  private readonly knownNames = new Map<string, Map<string, string | null>>();
+  /** Busy directories: looked at every BUSY_LOOK_MS, their fs.watch closed (see goBusy). */
+  private readonly busy = new Map<string, Busy>();
+  /** Directories found too big to look at, with when they may be considered again. */
+  private readonly busyRefusedUntil = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> | null = null;
   private closed = false;
@@ -158,6 +203,11 @@ export class Discovery {
     return this.roots.map((r) => r.dir);
   }
 
+  /** Directories looked at every BUSY_LOOK_MS instead of watched (written to often: goBusy). */
+  get busyDirs(): string[] {
+    return [...this.busy.keys()];
+  }
+
   matchesPath(path: string): boolean {
     return this.matches(path);
   }
@@ -176,6 +226,8 @@ export class Discovery {
 
   private async watchDeep(deep: Root[]): Promise<void> {
     const depth = Math.min(MAX_DEPTH, Math.max(...deep.map((r) => r.depth)));
+    // Loaded only for globs that reach into subdirectories (the default, one level, never does).
+    const { watch } = await import("chokidar");
     const watcher = watch(
       deep.map((r) => r.dir),
       {
@@ -211,40 +263,187 @@ export class Discovery {
     return this.scanning;
   }
 
-  /** A raw fs.watch on each top-level directory (depth 0 globs); retried on every scan. */
+  /**
+   * A raw fs.watch on each top-level directory (depth 0 globs); retried on every scan. Not on a
+   * busy directory: that one is looked at instead (goBusy).
+   */
   private watchHints(): void {
     for (const root of this.roots) {
-      if (root.depth !== 0 || this.hintWatchers.has(root.dir) || this.closed) continue;
-      let w: FsWatcher;
-      // A busy log file fires an event per write: remember per name whether it is watched (and
-      // its path) rather than joining and matching globs every time. Bounded: cleared when full.
-      const known = new Map<string, string | null>();
-      try {
-        // Names as latin1 strings: one char per byte, so nothing of a name that is not valid
-        // UTF-8 is lost (decoded once per name, path-bytes.ts), and the event hands over a plain
-        // string — a Buffer per event ("buffer" encoding: an ArrayBuffer, a view and a prototype
-        // change each) was a measurable part of the cost of each write's event.
-        w = fsWatch(root.dir, { persistent: false, encoding: "latin1" }, (event, name) => {
-          if (this.closed || name === null) return;
-          let path = known.get(name);
-          if (path === undefined) {
-            if (known.size >= KNOWN_NAMES_MAX) known.clear();
-            const full = join(root.dir, decodeName(Buffer.from(name, "latin1")));
-            path = this.matches(full) ? full : null;
-            known.set(name, path);
-          }
-          if (path !== null) this.opts.onPath(path, event === "rename" ? "add" : "change");
-        });
-      } catch {
-        continue; // not there yet: the next scan tries again
-      }
-      w.on("error", () => {
-        w.close();
-        this.hintWatchers.delete(root.dir);
-      });
-      this.hintWatchers.set(root.dir, w);
-      this.rewatched.add(root.dir);
+      if (root.depth !== 0 || this.hintWatchers.has(root.dir) || this.busy.has(root.dir)) continue;
+      if (this.watchDir(root.dir)) this.rewatched.add(root.dir);
     }
+  }
+
+  /** Start the raw fs.watch of `dir`; false when it cannot be watched (yet). */
+  private watchDir(dir: string): boolean {
+    if (this.closed) return false;
+    let w: FsWatcher;
+    // Write events counted per BUSY_WINDOW_MS: at BUSY_EVENTS the directory is busy (goBusy).
+    let windowStart = 0;
+    let writes = 0;
+    try {
+      // Names as latin1 strings: one char per byte, so nothing of a name that is not valid
+      // UTF-8 is lost (decoded once per name, path-bytes.ts), and the event hands over a plain
+      // string — a Buffer per event ("buffer" encoding: an ArrayBuffer, a view and a prototype
+      // change each) was a measurable part of the cost of each write's event.
+      w = fsWatch(dir, { persistent: false, encoding: "latin1" }, (event, name) => {
+        if (this.closed || name === null) return;
+        const path = this.pathOfName(dir, name);
+        if (path === null) return;
+        if (event === "rename") {
+          this.opts.onPath(path, "add");
+          return;
+        }
+        this.opts.onPath(path, "change");
+        const now = Date.now();
+        if (now - windowStart >= BUSY_WINDOW_MS) {
+          windowStart = now;
+          writes = 0;
+        }
+        if (++writes >= BUSY_EVENTS) this.goBusy(dir, now);
+      });
+    } catch {
+      return false; // not there yet: the next scan tries again
+    }
+    w.on("error", () => {
+      w.close();
+      if (this.hintWatchers.get(dir) === w) this.hintWatchers.delete(dir);
+    });
+    this.hintWatchers.set(dir, w);
+    return true;
+  }
+
+  /** The matching path of a name in watched directory `dir` (latin1, as fs.watch gives it), or null. */
+  private pathOfName(dir: string, name: string): string | null {
+    let known = this.knownNames.get(dir);
+    if (known === undefined) {
+      known = new Map();
+      this.knownNames.set(dir, known);
+    }
+    let path = known.get(name);
+    if (path === undefined) {
+      // Bounded: cleared when full.
+      if (known.size >= KNOWN_NAMES_MAX) known.clear();
+      const full = join(dir, decodeName(Buffer.from(name, "latin1")));
+      path = this.matches(full) ? full : null;
+      known.set(name, path);
+    }
+    return path;
+  }
+
+  /**
+   * `dir`'s files are written so often that looking at the directory every BUSY_LOOK_MS costs
+   * less than an fs.watch wake-up per write: close its watcher and look instead. The first look
+   * is taken before the watcher closes, so nothing happens unseen in between. A directory with
+   * more than BUSY_MAX_ENTRIES entries stays watched.
+   */
+  private goBusy(dir: string, now: number): void {
+    if (this.closed || this.busy.has(dir) || (this.busyRefusedUntil.get(dir) ?? 0) > now) return;
+    const seen = this.look(dir);
+    if (seen === null) {
+      this.busyRefusedUntil.set(dir, now + BUSY_RETRY_MS);
+      return;
+    }
+    const w = this.hintWatchers.get(dir);
+    if (w !== undefined) {
+      w.close();
+      this.hintWatchers.delete(dir);
+    }
+    const timer = setInterval(() => this.lookAgain(dir), BUSY_LOOK_MS);
+    timer.unref();
+    this.busy.set(dir, { timer, seen, changedAt: now });
+    // Events the kernel still held for the watcher when it closed (changes made just before the
+    // first look) are gone with it, and that look counts them as seen: a rescan compares what is
+    // there with what the tailer knows (renames of open files: the tailer's poll).
+    this.rewatched.add(dir);
+    void this.scan();
+    this.opts.logger.debug(
+      { dir, lookEveryMs: BUSY_LOOK_MS },
+      "directory written to often: looking at it periodically instead of waking on every write",
+    );
+  }
+
+  /**
+   * One look at busy `dir`: report what changed since the last look as fs.watch would have (a
+   * name that appeared, vanished or holds another file: "add"; a file that grew or was written:
+   * "change"). Quiet for BUSY_QUIET_MS, or no longer listable: watched again.
+   */
+  private lookAgain(dir: string): void {
+    const b = this.busy.get(dir);
+    if (b === undefined || this.closed) return;
+    const now = Date.now();
+    const seen = this.look(dir);
+    const changed = this.reportChanges(dir, b.seen, seen ?? new Map());
+    if (seen !== null) b.seen = seen;
+    if (changed) b.changedAt = now;
+    if (seen !== null && now - b.changedAt < BUSY_QUIET_MS) return;
+    // Back to fs.watch. Armed first, then looked at once more: whatever changed after the last
+    // look is either in that look or reported by the watcher.
+    clearInterval(b.timer);
+    this.busy.delete(dir);
+    if (seen === null) this.busyRefusedUntil.set(dir, now + BUSY_RETRY_MS);
+    if (!this.watchDir(dir)) {
+      this.rewatched.add(dir); // gone or unreadable: the next scan looks at everything under it
+      return;
+    }
+    const last = this.look(dir);
+    if (last !== null) this.reportChanges(dir, b.seen, last);
+    else this.rewatched.add(dir);
+    this.opts.logger.debug({ dir }, "directory quiet again: watching it");
+  }
+
+  /** Report the differences between two looks at `dir`; true when there were any. */
+  private reportChanges(dir: string, before: Map<string, Seen>, now: Map<string, Seen>): boolean {
+    let changed = false;
+    for (const [name, cur] of now) {
+      const prev = before.get(name);
+      const path = this.pathOfName(dir, name);
+      if (path === null) continue;
+      if (prev === undefined || prev.ino !== cur.ino || prev.dev !== cur.dev) {
+        this.opts.onPath(path, "add");
+        changed = true;
+      } else if (prev.size !== cur.size || prev.mtimeMs !== cur.mtimeMs) {
+        this.opts.onPath(path, "change");
+        changed = true;
+      }
+    }
+    for (const name of before.keys()) {
+      if (now.has(name)) continue;
+      const path = this.pathOfName(dir, name);
+      if (path === null) continue;
+      this.opts.onPath(path, "add");
+      changed = true;
+    }
+    return changed;
+  }
+
+  /**
+   * List `dir` and stat its matching files, synchronously (a few microseconds for the handful of
+   * files a busy directory holds; the files themselves are read synchronously too). Null when it
+   * cannot be listed or holds more than BUSY_MAX_ENTRIES entries.
+   */
+  private look(dir: string): Map<string, Seen> | null {
+    let names: string[];
+    try {
+      names = readdirSync(fsPath(dir), { encoding: "latin1" });
+    } catch {
+      return null;
+    }
+    if (names.length > BUSY_MAX_ENTRIES) return null;
+    const seen = new Map<string, Seen>();
+    for (const name of names) {
+      const path = this.pathOfName(dir, name);
+      if (path === null) continue;
+      let st: Stats | undefined;
+      try {
+        st = statSync(fsPath(path), { throwIfNoEntry: false });
+      } catch {
+        continue; // unreadable now: as if not there (the tailer finds out what it is)
+      }
+      if (st === undefined || !st.isFile()) continue;
+      seen.set(name, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
+    }
+    return seen;
   }
 
   private async doScan(): Promise<void> {
@@ -446,6 +645,8 @@ export class Discovery {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const b of this.busy.values()) clearInterval(b.timer);
+    this.busy.clear();
     await this.scanning?.catch(() => {});
     for (const w of this.hintWatchers.values()) w.close();
     this.hintWatchers.clear();
