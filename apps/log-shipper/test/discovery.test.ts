@@ -138,7 +138,9 @@ describe("Discovery", () => {
   it("looks at a directory written to often instead of waking on every write, and reports what changed as fs.watch does", async () => {
     const { logs, events, d } = setup(600_000);
     const app = join(logs, "app.log");
+    const quiet = join(logs, "quiet.log");
     writeFileSync(app, "first\n");
+    writeFileSync(quiet, "quiet\n");
     await d.start();
     await makeBusy(d, logs, app);
     expect(d.busyDirs).toEqual([logs]);
@@ -147,6 +149,22 @@ describe("Discovery", () => {
     events.length = 0;
     appendFileSync(app, "more\n");
     await waitFor(() => events.includes(`change ${app}`), "a change event while busy");
+    // A file quiet until now (not stat'ed by every look) is found growing too. The busy file is
+    // kept busy meanwhile: a quiet second would end the looking.
+    const keepBusy = setInterval(() => appendFileSync(app, "busy\n"), 100);
+    try {
+      await new Promise((r) => setTimeout(r, 1200));
+      events.length = 0;
+      appendFileSync(quiet, "grown\n");
+      let busyWhenSeen: string[] = [];
+      await waitFor(() => {
+        busyWhenSeen = d.busyDirs;
+        return events.includes(`change ${quiet}`);
+      }, "a change event for the quiet file");
+      expect(busyWhenSeen).toEqual([logs]);
+    } finally {
+      clearInterval(keepBusy);
+    }
     // Rotation by rename: both names hold other files now.
     events.length = 0;
     renameSync(app, join(logs, "app.log.1"));

@@ -81,6 +81,8 @@ interface Seen {
   ino: number;
   size: number;
   mtimeMs: number;
+  /** When a look last saw it change (or first saw it). */
+  changedAt: number;
 }
 
 /** A directory looked at every BUSY_LOOK_MS instead of watched (see goBusy). */
@@ -88,8 +90,21 @@ interface Busy {
   timer: NodeJS.Timeout;
   /** Matching files by name (latin1, as fs.watch names them) at the last look. */
   seen: Map<string, Seen>;
+  /** The directory's signature at the last full look (see dirSig). */
+  sig: string;
+  /** Quick looks since the last full one (see quickLook). */
+  quickLooks: number;
   /** When a look last saw a change. */
   changedAt: number;
+}
+
+/** stat() without throwing (undefined: not there or not reachable now). */
+function statQuiet(path: string): Stats | undefined {
+  try {
+    return statSync(fsPath(path), { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 /** Flags for opening a file to tail: never through a final symlink, never block on a FIFO. */
@@ -114,6 +129,11 @@ const BUSY_LOOK_MS = 50;
 const BUSY_QUIET_MS = 1000;
 /** A directory with more entries than this is never looked at every BUSY_LOOK_MS. */
 const BUSY_MAX_ENTRIES = 256;
+/**
+ * Every this many looks the busy directory is listed again even though its mtime did not move
+ * (coarse timestamps), and files quiet for BUSY_QUIET_MS are stat'ed again (see quickLook).
+ */
+const BUSY_FULL_LOOK_EVERY = 10;
 /** After a directory was found too big to look at, it is not considered again for this long. */
 const BUSY_RETRY_MS = 30_000;
 /**
@@ -339,8 +359,8 @@ export class Discovery {
    */
   private goBusy(dir: string, now: number): void {
     if (this.closed || this.busy.has(dir) || (this.busyRefusedUntil.get(dir) ?? 0) > now) return;
-    const seen = this.look(dir);
-    if (seen === null) {
+    const first = this.look(dir, undefined, now);
+    if (first === null) {
       this.busyRefusedUntil.set(dir, now + BUSY_RETRY_MS);
       return;
     }
@@ -351,7 +371,7 @@ export class Discovery {
     }
     const timer = setInterval(() => this.lookAgain(dir), BUSY_LOOK_MS);
     timer.unref();
-    this.busy.set(dir, { timer, seen, changedAt: now });
+    this.busy.set(dir, { timer, ...first, quickLooks: 0, changedAt: now });
     // Events the kernel still held for the watcher when it closed (changes made just before the
     // first look) are gone with it, and that look counts them as seen: a rescan compares what is
     // there with what the tailer knows (renames of open files: the tailer's poll).
@@ -364,7 +384,7 @@ export class Discovery {
   }
 
   /**
-   * One look at busy `dir`: report what changed since the last look as fs.watch would have (a
+   * One look at busy `dir`, reporting what changed since the last one as fs.watch would have (a
    * name that appeared, vanished or holds another file: "add"; a file that grew or was written:
    * "change"). Quiet for BUSY_QUIET_MS, or no longer listable: watched again.
    */
@@ -372,24 +392,60 @@ export class Discovery {
     const b = this.busy.get(dir);
     if (b === undefined || this.closed) return;
     const now = Date.now();
-    const seen = this.look(dir);
-    const changed = this.reportChanges(dir, b.seen, seen ?? new Map());
-    if (seen !== null) b.seen = seen;
+    let changed = false;
+    const quick = this.quickLook(dir, b, now);
+    let gone = false;
+    if (quick !== null) {
+      changed = quick;
+    } else {
+      const l = this.look(dir, b.seen, now);
+      changed = this.reportChanges(dir, b.seen, l?.seen ?? new Map());
+      if (l !== null) {
+        b.seen = l.seen;
+        b.sig = l.sig;
+        b.quickLooks = 0;
+      } else gone = true;
+    }
     if (changed) b.changedAt = now;
-    if (seen !== null && now - b.changedAt < BUSY_QUIET_MS) return;
+    if (!gone && now - b.changedAt < BUSY_QUIET_MS) return;
     // Back to fs.watch. Armed first, then looked at once more: whatever changed after the last
     // look is either in that look or reported by the watcher.
     clearInterval(b.timer);
     this.busy.delete(dir);
-    if (seen === null) this.busyRefusedUntil.set(dir, now + BUSY_RETRY_MS);
+    if (gone) this.busyRefusedUntil.set(dir, now + BUSY_RETRY_MS);
     if (!this.watchDir(dir)) {
       this.rewatched.add(dir); // gone or unreadable: the next scan looks at everything under it
       return;
     }
-    const last = this.look(dir);
-    if (last !== null) this.reportChanges(dir, b.seen, last);
+    const last = this.look(dir, b.seen, now);
+    if (last !== null) this.reportChanges(dir, b.seen, last.seen);
     else this.rewatched.add(dir);
     this.opts.logger.debug({ dir }, "directory quiet again: watching it");
+  }
+
+  /**
+   * The look between full ones: while the directory itself has not changed (no name created,
+   * renamed or removed: its mtime and ctime would have moved), only the files that changed
+   * within BUSY_QUIET_MS are stat'ed — the one or two being written — and their changes reported.
+   * Returns whether any changed, or null when a full look is due (the directory changed, a file
+   * is not what it was, or every BUSY_FULL_LOOK_EVERY looks).
+   */
+  private quickLook(dir: string, b: Busy, now: number): boolean | null {
+    if (++b.quickLooks >= BUSY_FULL_LOOK_EVERY || this.dirSig(dir) !== b.sig) return null;
+    let changed = false;
+    for (const [name, prev] of b.seen) {
+      if (now - prev.changedAt >= BUSY_QUIET_MS) continue;
+      const path = this.pathOfName(dir, name);
+      const st = path === null ? undefined : statQuiet(path);
+      if (path === null || st === undefined || st.ino !== prev.ino || st.dev !== prev.dev) return null;
+      if (st.size === prev.size && st.mtimeMs === prev.mtimeMs) continue;
+      prev.size = st.size;
+      prev.mtimeMs = st.mtimeMs;
+      prev.changedAt = now;
+      this.opts.onPath(path, "change");
+      changed = true;
+    }
+    return changed;
   }
 
   /** Report the differences between two looks at `dir`; true when there were any. */
@@ -417,12 +473,25 @@ export class Discovery {
     return changed;
   }
 
+  /** What says that a directory's names changed: its inode, mtime and ctime ("" when gone). */
+  private dirSig(dir: string): string {
+    const st = statQuiet(dir);
+    return st === undefined ? "" : `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
+  }
+
   /**
    * List `dir` and stat its matching files, synchronously (a few microseconds for the handful of
-   * files a busy directory holds; the files themselves are read synchronously too). Null when it
-   * cannot be listed or holds more than BUSY_MAX_ENTRIES entries.
+   * files a busy directory holds; the files themselves are read synchronously too). `before`:
+   * the last look, for when each file last changed. Null when it cannot be listed or holds more
+   * than BUSY_MAX_ENTRIES entries.
    */
-  private look(dir: string): Map<string, Seen> | null {
+  private look(
+    dir: string,
+    before: Map<string, Seen> | undefined,
+    now: number,
+  ): { seen: Map<string, Seen>; sig: string } | null {
+    // Taken before the listing: a change made while listing makes the next look a full one.
+    const sig = this.dirSig(dir);
     let names: string[];
     try {
       names = readdirSync(fsPath(dir), { encoding: "latin1" });
@@ -434,16 +503,24 @@ export class Discovery {
     for (const name of names) {
       const path = this.pathOfName(dir, name);
       if (path === null) continue;
-      let st: Stats | undefined;
-      try {
-        st = statSync(fsPath(path), { throwIfNoEntry: false });
-      } catch {
-        continue; // unreadable now: as if not there (the tailer finds out what it is)
-      }
+      const st = statQuiet(path);
       if (st === undefined || !st.isFile()) continue;
-      seen.set(name, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
+      const prev = before?.get(name);
+      const same =
+        prev !== undefined &&
+        prev.ino === st.ino &&
+        prev.dev === st.dev &&
+        prev.size === st.size &&
+        prev.mtimeMs === st.mtimeMs;
+      seen.set(name, {
+        dev: st.dev,
+        ino: st.ino,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        changedAt: same ? prev.changedAt : now,
+      });
     }
-    return seen;
+    return { seen, sig };
   }
 
   private async doScan(): Promise<void> {

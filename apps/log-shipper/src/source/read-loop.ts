@@ -26,6 +26,12 @@ const DEFAULT_CHUNK = 1024 * 1024;
  */
 const READ_COALESCE_MS = 50;
 /**
+ * A hint this close to the end of its file's coalescing window is read at once instead of after
+ * a timer of a few milliseconds (one wake-up less): a busy directory is looked at every 50 ms
+ * (discovery.ts), so its hints arrive just before the window of the last read ends.
+ */
+const READ_COALESCE_SLACK_MS = 10;
+/**
  * Housekeeping (hints, rescans, polls) over many files never starves reading: after this many
  * files examined, reconciled or polled, one chunk is read (see yieldToReads).
  */
@@ -178,7 +184,7 @@ export class ReadLoop {
   hinted(r: FileReader): void {
     if (r.queued) return;
     const since = this.opts.now() - r.lastReadAt;
-    if (since >= READ_COALESCE_MS) {
+    if (since >= READ_COALESCE_MS - READ_COALESCE_SLACK_MS) {
       this.enqueue(r);
       return;
     }
