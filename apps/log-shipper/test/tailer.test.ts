@@ -81,6 +81,35 @@ describe("Tailer", () => {
     expect(src.sink.texts().filter((x) => x.startsWith("gen2"))).toEqual(names("gen2", 0, 5));
   });
 
+  it("takes a renamed open file over at its new name without opening it again", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("gen1", 0, 10));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 10, "10 lines");
+    const id = src.sink.lines[0]?.id;
+    const opened: string[] = [];
+    const discovery = src.discovery;
+    const openAllowed = discovery.openAllowed.bind(discovery);
+    discovery.openAllowed = (path) => {
+      opened.push(path);
+      return openAllowed(path);
+    };
+    renameSync(p, `${p}.1`);
+    appendFileSync(`${p}.1`, lines("gen1", 10, 12));
+    writeFileSync(p, lines("gen2", 0, 5));
+    await waitFor(() => src?.sink.lines.length === 17, "17 lines");
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.id === id && f.path === `${p}.1`) === true,
+      "new path",
+    );
+    const t = src.sink.texts();
+    expect(t.filter((x) => x.startsWith("gen1"))).toEqual(names("gen1", 0, 12));
+    expect(t.filter((x) => x.startsWith("gen2"))).toEqual(names("gen2", 0, 5));
+    expect(opened).not.toContain(`${p}.1`);
+    expect(opened).toContain(p);
+  });
+
   it("recognises a copytruncate copy as already read up to its offset", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");

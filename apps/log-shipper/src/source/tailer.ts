@@ -15,7 +15,7 @@
 //   new inode, fingerprint of a known file  → a copy (copytruncate): start where the original's
 //                                              reading stood
 //   otherwise                               → a new file, read from its start
-import { close, fstat, stat } from "node:fs";
+import { close, fstat, lstat, stat } from "node:fs";
 import { promisify } from "node:util";
 import type { Log as Logger } from "@sidecar/shared";
 import type { AckListener, LineSink } from "../contracts.js";
@@ -43,6 +43,7 @@ import type { SourceMetrics, SourceStats } from "./source-metrics.js";
 
 const fstatFd = promisify(fstat);
 const statPath = promisify(stat);
+const lstatPath = promisify(lstat);
 const closeFd = promisify(close);
 
 export type PathEvent = "add" | "change" | "unlink";
@@ -345,6 +346,7 @@ export class Tailer implements AckListener {
       this.loop.hinted(current);
       return;
     }
+    if (ev === "add" && (await this.renamedOpenFile(path, current))) return;
     if ((current === undefined || current.fd === null) && !(await this.openFiles.roomFor(path))) return;
     const opened = await this.opts.opener.openAllowed(path);
     if (opened === null) {
@@ -420,19 +422,7 @@ export class Tailer implements AckListener {
         existing.atEof = true;
         used = true;
       }
-      if (existing.path !== path) {
-        const old = existing.path;
-        if (this.registry.atPath(old) === existing && (await this.pathHoldsInode(old, key))) {
-          return used; // a second name (hard link or allowed symlink) for a file already tailed
-        }
-        this.registry.unsetPath(old, existing);
-        if (current !== undefined && current !== existing) await this.pathGone(path, current);
-        existing.path = path;
-        existing.rotated = existing.rotated || path !== existing.firstPath;
-        this.registry.setPath(path, existing);
-        this.opts.positions.touch(existing.key, path);
-        this.report.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
-      }
+      if (!(await this.moved(existing, path, current, key))) return used;
       this.waiting.delete(path);
       existing.noteSize(st.size);
       this.loop.enqueue(existing);
@@ -465,6 +455,57 @@ export class Tailer implements AckListener {
       fp,
       existing !== undefined && !replaced,
     );
+    return true;
+  }
+
+  /**
+   * `existing`'s file was found at `path`: renamed there (rotation) — unless it is still at its
+   * old path too (a hard link, an allowed symlink), then false and nothing changes.
+   */
+  private async moved(
+    existing: FileReader,
+    path: string,
+    current: FileReader | undefined,
+    key: string,
+  ): Promise<boolean> {
+    if (existing.path === path) return true;
+    const old = existing.path;
+    // A second name (hard link or allowed symlink) for a file already tailed.
+    if (this.registry.atPath(old) === existing && (await this.pathHoldsInode(old, key))) return false;
+    this.registry.unsetPath(old, existing);
+    if (current !== undefined && current !== existing) await this.pathGone(path, current);
+    existing.path = path;
+    existing.rotated = existing.rotated || path !== existing.firstPath;
+    this.registry.setPath(path, existing);
+    this.opts.positions.touch(existing.key, path);
+    this.report.event("rotated", { from: old, to: path, id: existing.id }, "file rotated (renamed)");
+    return true;
+  }
+
+  /**
+   * A rename rotation moves every file of the set at once, and each new name holds a file open
+   * here already. An open descriptor keeps its inode from being reused, so a path (not a symlink)
+   * holding the inode of an open reader holds that reader's file: it is taken over with one
+   * lstat, without opening and reading the file again (its content is verified before every read
+   * anyway: see ReadLoop.read). False when `path` holds anything else: examined in full.
+   */
+  private async renamedOpenFile(path: string, current: FileReader | undefined): Promise<boolean> {
+    let st: import("node:fs").Stats;
+    try {
+      st = await lstatPath(fsPath(path));
+    } catch {
+      return false;
+    }
+    if (!st.isFile()) return false;
+    const key = inodeKey(st.dev, st.ino);
+    const existing = this.registry.atInode(key);
+    if (existing === undefined || existing.fd === null || existing.retired || existing.holdFor !== null) {
+      return false;
+    }
+    if (!(await this.moved(existing, path, current, key))) return true;
+    this.waiting.delete(path);
+    existing.noteSize(st.size);
+    this.loop.enqueue(existing);
     return true;
   }
 
