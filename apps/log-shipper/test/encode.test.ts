@@ -72,17 +72,30 @@ const inputs: Input[] = [
 ];
 
 describe("varints", () => {
-  it.each([0, 1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 28 - 1, 2 ** 31, 2 ** 32 + 5, 2 ** 35, 2 ** 53 - 1])(
-    "%d round-trips with the size varintSize predicts",
-    (v) => {
-      const b = Buffer.alloc(16);
-      const end = writeVarint(b, 0, v);
-      expect(end).toBe(varintSize(v));
-      let out = 0n;
-      for (let i = 0; i < end; i++) out |= BigInt((b[i] as number) & 0x7f) << BigInt(7 * i);
-      expect(out).toBe(BigInt(v));
-    },
-  );
+  it.each([
+    0,
+    1,
+    127,
+    128,
+    16383,
+    16384,
+    2 ** 21,
+    2 ** 28 - 1,
+    2 ** 28,
+    2 ** 31,
+    1_796_623_237,
+    2 ** 32 + 5,
+    2 ** 35 - 1,
+    2 ** 35,
+    2 ** 53 - 1,
+  ])("%d round-trips with the size varintSize predicts", (v) => {
+    const b = Buffer.alloc(16);
+    const end = writeVarint(b, 0, v);
+    expect(end).toBe(varintSize(v));
+    let out = 0n;
+    for (let i = 0; i < end; i++) out |= BigInt((b[i] as number) & 0x7f) << BigInt(7 * i);
+    expect(out).toBe(BigInt(v));
+  });
 });
 
 describe("protobuf + snappy", () => {

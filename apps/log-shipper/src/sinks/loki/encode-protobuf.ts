@@ -54,6 +54,8 @@ export function varintSize(v: number): number {
   if (v < 0x4000) return 2;
   if (v < 0x200000) return 3;
   if (v < 0x10000000) return 4;
+  // Every timestamp's seconds (from 1978 to 3058) and most nanosecond counts: no division.
+  if (v < 0x800000000) return 5;
   let n = 4;
   v = Math.floor(v / 0x10000000);
   while (v > 0) {
