@@ -121,8 +121,10 @@ export function buildApp(config: Config, deps: AppDeps): App {
     tracked: processes,
     ack: {
       acknowledged: (id, offset, ahead) => tailer?.acknowledged(id, offset, ahead),
+      // A destination about to send its next batch: written at the end of this turn, with every
+      // acknowledgement made meanwhile by the others (group commit, Positions.persist).
       persisted: async () => {
-        await positions.save();
+        await positions.persist();
       },
     },
     logger: logger.child({ component: "fanout" }),

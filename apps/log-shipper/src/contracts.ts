@@ -80,7 +80,9 @@ export interface AckListener {
   /**
    * Resolves once every acknowledgement made so far is durable (the positions file written, or
    * the write failed and was reported). The sink sends its next batch only then, so a kill -9
-   * re-sends at most the one batch that was in flight.
+   * re-sends at most the one batch that was in flight (or just acknowledged). The sink asks only
+   * when it has a next batch to send; the listener writes acknowledgements that arrive together
+   * (several destinations) at once.
    */
   persisted?(): Promise<void>;
 }

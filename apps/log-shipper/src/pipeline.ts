@@ -17,7 +17,8 @@
 // - One request in flight, batches sent in the order they were sealed: per-file order holds in
 //   Loki and acknowledgements arrive in increasing offset order per file, as AckListener needs.
 //   The next batch goes out only once the acknowledgements of the last one are persisted
-//   (AckListener.persisted), so a kill -9 re-sends at most the batch in flight.
+//   (AckListener.persisted, asked when there is a next batch to send: with nothing queued the
+//   write is left to the positions' group commit), so a kill -9 re-sends at most one batch.
 // - Back-pressure: `pendingBytes` counts file bytes read but not yet acknowledged (open batch
 //   plus queued batches). `canAccept()` is false at MAX_BUFFER_BYTES; the queue of sealed
 //   batches is bounded by the same count, because readers stop feeding it. Sealed batches are
@@ -160,6 +161,8 @@ export class Pipeline implements LineSink {
   private closing: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
   private attempt = 0;
+  /** Acknowledgements were made that the next send must wait to see durable (persisted). */
+  private unpersisted = false;
   /** Repeats of the same retry reason / drop message are logged at most this often. */
   private readonly retryLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
   private readonly dropLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
@@ -406,6 +409,14 @@ export class Pipeline implements LineSink {
     const signal = this.abort.signal;
     const dest = this.sink.name;
     while (this.queue.length > 0 && !this.stopped) {
+      if (this.unpersisted) {
+        // The last acknowledgements are made durable before anything more is sent — only now that
+        // there is more to send, so with nothing queued they are written with those of the other
+        // destinations (Positions.persist: group commit), not each on its own.
+        this.unpersisted = false;
+        await this.persisted();
+        if (this.stopped) break;
+      }
       const head = this.queue[0] as QueuedBatch;
       const t0 = performance.now();
       let result: SinkResult;
@@ -420,12 +431,10 @@ export class Pipeline implements LineSink {
         this.metrics.sendDuration.observe({ destination: dest, outcome: "success" }, seconds);
         this.onSuccess(head, head.lines);
         this.complete(head);
-        await this.persisted();
       } else if (result.kind === "partial") {
         this.metrics.sendDuration.observe({ destination: dest, outcome: "partial" }, seconds);
         if (this.onPartial(head, result)) {
           this.complete(head);
-          await this.persisted();
         } else {
           if (this.stopped) break;
           await this.backoff(head, { kind: "retryable", reason: "partial", ...retryAfter(result) }, signal);
@@ -438,7 +447,6 @@ export class Pipeline implements LineSink {
         }
         this.metrics.sendDuration.observe({ destination: dest, outcome: "dropped" }, seconds);
         this.onDropped(head, result, named);
-        await this.persisted();
       } else {
         if (this.stopped) break; // aborted by drain's deadline or close(): not a failure to report
         this.metrics.sendDuration.observe({ destination: dest, outcome: "retry" }, seconds);
@@ -681,6 +689,7 @@ export class Pipeline implements LineSink {
   /** The head batch is done (sent or dropped): acknowledge its offsets and make room. */
   private complete(head: QueuedBatch): void {
     this.queue.shift();
+    if (head.acks.length > 0) this.unpersisted = true;
     this.pending -= head.pendingBytes;
     for (const a of head.acks) {
       try {

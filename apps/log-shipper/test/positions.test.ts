@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { onMemoryFs, Positions } from "../src/source/positions.js";
 import { silentLogger } from "./support/logger.js";
+import { until } from "./support/loki-harness.js";
 
 function fresh() {
   const dir = mkdtempSync(join(tmpdir(), "pos-"));
@@ -83,7 +84,61 @@ describe("Positions", () => {
       expect(await Promise.all(saves)).toEqual(Array(20).fill(true));
       expect(JSON.parse(readFileSync(file, "utf8")).files[0].offset).toBe(200);
     });
+
+    it(`group commit: persist() calls of one turn share one write; a call made during a write waits for the next (${mode})`, async () => {
+      const { file } = fresh();
+      let writes = 0;
+      const p = new Positions({ file, logger: silentLogger(), syncWrites, onSave: () => writes++ });
+      p.track("1:2:abc", "abc", "/logs/app.log", 0);
+      const onDisk = () => JSON.parse(readFileSync(file, "utf8")).files[0];
+      // Three destinations' acknowledgements in one turn: one write, and each caller is told only
+      // once the file holds its acknowledgement.
+      const seen: unknown[] = [];
+      const told = (ok: boolean) => seen.push({ ok, ...onDisk() });
+      p.commit("1:2:abc", 0, undefined, { loki: 100 });
+      const a = p.persist().then(told);
+      p.commit("1:2:abc", 0, undefined, { loki: 100, otlp: 100 });
+      const b = p.persist().then(told);
+      p.commit("1:2:abc", 100);
+      const c = p.persist().then(told);
+      await Promise.all([a, b, c]);
+      expect(writes).toBe(1);
+      expect(seen).toEqual(Array(3).fill(expect.objectContaining({ ok: true, offset: 100 })));
+      // The next group's write has started (its snapshot taken): an acknowledgement made now is not
+      // in it, and its caller waits for the write after.
+      p.commit("1:2:abc", 150);
+      const d = p.persist().then(told);
+      await new Promise((r) => setImmediate(r));
+      p.commit("1:2:abc", 200);
+      const e = p.persist().then(told);
+      await Promise.all([d, e]);
+      expect(writes).toBe(3);
+      expect(seen.slice(3)).toEqual([
+        expect.objectContaining({ ok: true, offset: 150 }),
+        expect.objectContaining({ ok: true, offset: 200 }),
+      ]);
+    });
   }
+
+  it("while auto-saving, commits nobody waits for are written once, within groupCommitMs", async () => {
+    const { file } = fresh();
+    let writes = 0;
+    const p = new Positions({ file, logger: silentLogger(), groupCommitMs: 30, onSave: () => writes++ });
+    p.track("1:2:abc", "abc", "/logs/app.log", 0);
+    await p.save();
+    writes = 0;
+    p.startAutoSave(600_000);
+    try {
+      for (let o = 10; o <= 50; o += 10) p.commit("1:2:abc", o);
+      await until(() => writes > 0, "the commits to be written", 20_000);
+      expect(JSON.parse(readFileSync(file, "utf8")).files[0].offset).toBe(50);
+      // Given time for more: nothing else is written (nothing changed).
+      await new Promise((r) => setTimeout(r, 100));
+      expect(writes).toBe(1);
+    } finally {
+      p.stopAutoSave();
+    }
+  });
 
   it("writes synchronously only on a memory-backed file system (the pod's emptyDir), else through the thread pool", () => {
     const onDisk = fresh();
