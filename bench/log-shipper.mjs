@@ -497,6 +497,16 @@ async function scrapeMemory(address, into) {
     // Not memory, but what each acknowledgement costs besides the send: positions file writes.
     const saves = /^log_shipper_positions_saves_total\{result="ok"\} (\S+)$/m.exec(text);
     if (saves) into.positionsSaves = Number(saves[1]);
+    // And what each destination's requests carried (MiB of bodies, as sent: compressed or not).
+    for (const m of text.matchAll(/^log_shipper_request_bytes_total\{destination="([^"]+)"\} (\S+)$/gm)) {
+      into.requestMiB ??= {};
+      into.requestMiB[m[1]] = Number((Number(m[2]) / 1024 / 1024).toFixed(1));
+    }
+    const batches = /^log_shipper_batches_total\{destination="([^"]+)",outcome="success"\} (\S+)$/gm;
+    for (const m of text.matchAll(batches)) {
+      into.batches ??= {};
+      into.batches[m[1]] = Number(m[2]);
+    }
   } catch {
     /* metrics are a nice-to-have here */
   }

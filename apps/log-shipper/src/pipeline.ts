@@ -134,6 +134,8 @@ interface QueuedBatch {
   body: EncodedBody | undefined;
   /** The batch's streams, entries copied, while `body` is not made yet (Sink.encodeLate). */
   held?: readonly BatchStream[];
+  /** The buffer `held`'s entries are in (given back to the pool once encoded). */
+  holdBuf?: Buffer;
   readonly acks: SealedBatch["acks"];
   readonly lines: number;
   readonly lineBytes: number;
@@ -166,6 +168,8 @@ export class Pipeline implements LineSink {
   /** Repeats of the same retry reason / drop message are logged at most this often. */
   private readonly retryLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
   private readonly dropLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
+  /** Buffers of held batches already encoded, for the next batches to hold (Sink.encodeLate). */
+  private readonly holdPool = new HoldPool();
   private readonly replacedLog = new LogLimiter(REPEAT_LOG_INTERVAL_MS);
   private outageStartMs = 0;
   private readonly counters = {
@@ -381,7 +385,7 @@ export class Pipeline implements LineSink {
     }
     this.queue.push({
       body,
-      ...(late ? { held: holdStreams(batch.streams) } : {}),
+      ...(late ? this.hold(batch.streams) : {}),
       acks: batch.acks,
       lines: batch.lines,
       lineBytes: batch.lineBytes,
@@ -455,11 +459,31 @@ export class Pipeline implements LineSink {
     }
   }
 
+  /**
+   * A sealed batch's streams with their entries copied into one buffer of their own (the batcher
+   * reuses its stream buffers for the next batch); labels and entry refs are the batch's already.
+   */
+  private hold(streams: readonly BatchStream[]): { held: BatchStream[]; holdBuf: Buffer } {
+    let size = 0;
+    for (const s of streams) size += s.entries.length;
+    const all = this.holdPool.take(size);
+    let p = 0;
+    const held = streams.map((s) => {
+      all.set(s.entries, p);
+      const entries = all.subarray(p, p + s.entries.length);
+      p += s.entries.length;
+      return { ...s, entries };
+    });
+    return { held, holdBuf: all };
+  }
+
   /** The batch's request body, encoded now if the sink encodes late (then kept for retries). */
   private bodyOf(batch: QueuedBatch): EncodedBody {
     if (batch.body === undefined) {
       batch.body = this.sink.encode(batch.held as readonly BatchStream[]);
       batch.held = undefined;
+      if (batch.holdBuf !== undefined) this.holdPool.give(batch.holdBuf);
+      batch.holdBuf = undefined;
     }
     return batch.body;
   }
@@ -526,7 +550,13 @@ export class Pipeline implements LineSink {
       c.linesSent += taken;
       this.metrics.sentLines.inc(this.dest, taken);
     }
-    this.queue[0] = { ...head, body: result.retry.body, held: undefined, lines: retryLines };
+    this.queue[0] = {
+      ...head,
+      body: result.retry.body,
+      held: undefined,
+      holdBuf: undefined,
+      lines: retryLines,
+    };
     return false;
   }
 
@@ -724,20 +754,30 @@ function lokiOrDryRun(opts: PipelineOptions): Sink {
 }
 
 /**
- * A sealed batch's streams with their entries copied into one buffer of their own (the batcher
- * reuses its stream buffers for the next batch); labels and entry refs are the batch's already.
+ * Buffers for held batches (Sink.encodeLate), given back once their batch is encoded. Allocating
+ * a fresh one per batch — a megabyte, mmap'd and page-faulted in each time — was the largest
+ * allocation of a fan-out with Elasticsearch (~100 MiB per 500k lines at 50k lines/s), enough
+ * external memory to start a major GC every second or so. A buffer is reused only for a batch
+ * that needs at least 3/4 of it, so a held batch never keeps much more memory than its own
+ * (MAX_BUFFER_BYTES bounds the lines held, not the buffers' spare room). One is kept: while
+ * keeping up, the batch held behind the one in flight takes the buffer that one was encoded from.
  */
-function holdStreams(streams: readonly BatchStream[]): BatchStream[] {
-  let size = 0;
-  for (const s of streams) size += s.entries.length;
-  const all = Buffer.allocUnsafeSlow(size);
-  let p = 0;
-  return streams.map((s) => {
-    all.set(s.entries, p);
-    const entries = all.subarray(p, p + s.entries.length);
-    p += s.entries.length;
-    return { ...s, entries };
-  });
+class HoldPool {
+  private spare: Buffer | undefined;
+
+  take(size: number): Buffer {
+    const b = this.spare;
+    if (b !== undefined && b.length >= size && size >= b.length - (b.length >>> 2)) {
+      this.spare = undefined;
+      return b;
+    }
+    // Room for a batch a little larger next time (a batch's size varies by a line or so).
+    return Buffer.allocUnsafeSlow(size + (size >>> 4));
+  }
+
+  give(b: Buffer): void {
+    this.spare = b;
+  }
 }
 
 function retryAfter(r: PartialResult): { retryAfterMs?: number } {

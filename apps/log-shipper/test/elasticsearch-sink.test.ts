@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, type Env, parseEnv } from "@sidecar/shared";
 import { Registry } from "prom-client";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { formatLabels } from "../src/labels.js";
 import { Pipeline } from "../src/pipeline.js";
 import { classifyBulkResponse, MAX_ERROR_BODY_BYTES } from "../src/sinks/elasticsearch/bulk-client.js";
@@ -473,5 +473,53 @@ describe("Elasticsearch in a pipeline", () => {
     expect(encoded).toBe(3);
     expect(messages().sort()).toEqual([...want].sort());
     expect(acked.at(-1)).toBe(offset);
+  });
+
+  it("uncompressed: a batch held behind the one in flight reuses the buffer the one before was held in; every line intact", async () => {
+    const pipeline = new Pipeline({
+      sink: sink({ ES_COMPRESSION: "none" }),
+      timeoutMs: 5000,
+      retryMinMs: 20,
+      retryMaxMs: 50,
+      batchWaitMs: 60_000,
+      batchMaxBytes: 1 << 20,
+      maxBufferBytes: 1 << 24,
+      staticLabels: { job: "sample-app" },
+      registry: new Registry(),
+      logger: silentLogger(),
+      ack: { acknowledged: () => {} },
+      random: () => 0.5,
+    });
+    // Every answer comes late: each batch sealed now waits (held) behind the one in flight.
+    es.setFault({ kind: "slow", delayMs: 20 });
+    const holds = vi.spyOn(Buffer, "allocUnsafeSlow");
+    try {
+      const file = { id: FILE, path: "/shared/logs/app.log" };
+      const want: string[] = [];
+      let offset = 0;
+      pipeline.start();
+      for (let b = 0; b < 12; b++) {
+        // Same sizes, different bytes: a batch encoded from a stale or shared buffer shows.
+        const batchLines = lines(10, `held-${String(b).padStart(2, "0")}`);
+        want.push(...batchLines);
+        for (const l of batchLines) {
+          const buf = Buffer.from(`${l}\n`);
+          offset += buf.length;
+          pipeline.writeLine(file, buf, 0, buf.length - 1, offset, false, T * 1000);
+        }
+        pipeline.flush();
+        // The batch before this one is sent (encoded, its buffer free) before the next is sealed.
+        const deadline = Date.now() + 20_000;
+        while (es.requests.length < b && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(await pipeline.drain(Date.now() + 20_000)).toBe(true);
+      await pipeline.close();
+      expect(messages().sort()).toEqual([...want].sort());
+      expect(es.docs).toHaveLength(want.length);
+      // Eleven batches were held (the first was encoded at once): one buffer, reused — not eleven.
+      expect(holds.mock.calls.length).toBeLessThanOrEqual(2);
+    } finally {
+      holds.mockRestore();
+    }
   });
 });
