@@ -10,7 +10,11 @@ import { Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { formatLabels } from "../src/labels.js";
 import { Pipeline } from "../src/pipeline.js";
-import { classifyBulkResponse, MAX_ERROR_BODY_BYTES } from "../src/sinks/elasticsearch/bulk-client.js";
+import {
+  classifyBulkResponse,
+  MAX_ERROR_BODY_BYTES,
+  readBulkAnswer,
+} from "../src/sinks/elasticsearch/bulk-client.js";
 import {
   createElasticsearchSink,
   describeElasticsearch,
@@ -405,6 +409,38 @@ describe("classifyBulkResponse", () => {
     ]) {
       expect(classifyBulkResponse(200, text, body)).toEqual({ kind: "success", status: 200 });
     }
+  });
+
+  it("readBulkAnswer: a head that says all is well (even split into single bytes) settles it; anything else is the whole text", async () => {
+    async function* chunked(text: string, size: number, failAt?: number) {
+      const b = Buffer.from(text);
+      for (let p = 0; p < b.length; p += size) {
+        if (failAt !== undefined && p >= failAt) throw new Error("socket hang up");
+        yield b.subarray(p, p + size);
+      }
+    }
+    const items = Array(500).fill('{"create":{"status":201}}').join(",");
+    const well = `{"took":3,"errors":false,"items":[${items}]}`;
+    const failing = `{"errors":true,"items":[${items},{"create":{"status":429,"error":{"type":"x","reason":"y"}}}]}`;
+    for (const size of [1, 7, 64, 65536]) {
+      expect(typeof (await readBulkAnswer(chunked(well, size)))).toBe("symbol");
+      expect(await readBulkAnswer(chunked(failing, size))).toEqual({ text: failing, truncated: false });
+    }
+    // Shorter than the head: classified from its text, as before.
+    expect(await readBulkAnswer(chunked('{"errors":false}', 3))).toEqual({
+      text: '{"errors":false}',
+      truncated: false,
+    });
+    expect(await readBulkAnswer(chunked(` \n${failing}\n`, 1000))).toEqual({
+      text: failing,
+      truncated: false,
+    });
+    // Cut off mid-way: all well when the head said so; else what came, to be classified.
+    expect(typeof (await readBulkAnswer(chunked(well, 100, 300)))).toBe("symbol");
+    expect(await readBulkAnswer(chunked(failing, 100, 300))).toEqual({
+      text: failing.slice(0, 300),
+      truncated: false,
+    });
   });
 
   it("errors:true, or a head the fast path does not know, is still read item by item", () => {

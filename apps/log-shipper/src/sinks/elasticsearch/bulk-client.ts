@@ -148,7 +148,8 @@ export class BulkClient {
     return postWithin(this.pool, this.url, headers, batch.body, within, async (res): Promise<SinkResult> => {
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
-        const text = await readText(res.body, MAX_BULK_RESPONSE_BYTES);
+        const text = await readBulkAnswer(res.body);
+        if (text === ALL_WELL_READ) return { kind: "success", status };
         if (text.truncated)
           return {
             kind: "retryable",
@@ -183,6 +184,47 @@ export class BulkClient {
 
 /** The head of a bulk answer that says every item succeeded. */
 const ALL_WELL = /^\s*\{\s*(?:"took"\s*:\s*\d+\s*,\s*)?"errors"\s*:\s*false\s*[,}]/;
+/** Bytes of an answer's head that ALL_WELL is tried on. */
+const HEAD_BYTES = 64;
+/** readBulkAnswer's answer when the head said every item succeeded. */
+const ALL_WELL_READ = Symbol("all well");
+
+/**
+ * A 2xx bulk answer: ALL_WELL_READ when its head says every item succeeded — the rest (the items,
+ * ~25 bytes per line: 120 KiB for a batch of 1 MiB) is then read and let go chunk by chunk
+ * instead of gathered, copied and decoded into a string per batch only to be ignored. Otherwise
+ * its text, at most MAX_BULK_RESPONSE_BYTES (`truncated` beyond: the rest is not read).
+ */
+export async function readBulkAnswer(
+  body: AsyncIterable<unknown>,
+): Promise<typeof ALL_WELL_READ | { text: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let headTried = false;
+  let allWell = false;
+  try {
+    for await (const chunk of body) {
+      if (allWell) continue;
+      const b = chunk as Buffer;
+      chunks.push(b);
+      size += b.length;
+      if (size > MAX_BULK_RESPONSE_BYTES) break;
+      if (!headTried && size >= HEAD_BYTES) {
+        headTried = true;
+        const head = (chunks.length === 1 ? b : Buffer.concat(chunks)).toString("utf8", 0, HEAD_BYTES);
+        if (ALL_WELL.test(head)) {
+          allWell = true;
+          chunks.length = 0;
+        }
+      }
+    }
+  } catch {
+    // A body cut off mid-way: what came is classified (as readText did).
+  }
+  if (allWell) return ALL_WELL_READ;
+  const text = Buffer.concat(chunks).subarray(0, MAX_BULK_RESPONSE_BYTES).toString("utf8").trim();
+  return size > MAX_BULK_RESPONSE_BYTES ? { text: `${text}…`, truncated: true } : { text, truncated: false };
+}
 
 /** Classify a 2xx `_bulk` answer for `batch` (see the header for the rules). */
 export function classifyBulkResponse(status: number, text: string, batch: EncodedBody): SinkResult {
