@@ -459,6 +459,24 @@ describe("classifyBulkResponse", () => {
   });
 });
 
+/** A pipeline to `s` that batches only on flush() and reports each acknowledged offset. */
+function esPipeline(s: Sink, acknowledged: (offset: number) => void): Pipeline {
+  return new Pipeline({
+    sink: s,
+    timeoutMs: 5000,
+    retryMinMs: 20,
+    retryMaxMs: 50,
+    batchWaitMs: 60_000,
+    batchMaxBytes: 1 << 20,
+    maxBufferBytes: 1 << 24,
+    staticLabels: { job: "sample-app" },
+    registry: new Registry(),
+    logger: silentLogger(),
+    ack: { acknowledged: (_id, offset) => acknowledged(offset) },
+    random: () => 0.5,
+  });
+}
+
 describe("Elasticsearch in a pipeline", () => {
   it("uncompressed: queued batches wait as entries and are encoded only when next to send, each line stored once", async () => {
     const inner = sink({ ES_COMPRESSION: "none" });
@@ -471,20 +489,7 @@ describe("Elasticsearch in a pipeline", () => {
       },
     });
     const acked: number[] = [];
-    const pipeline = new Pipeline({
-      sink: counted,
-      timeoutMs: 5000,
-      retryMinMs: 20,
-      retryMaxMs: 50,
-      batchWaitMs: 60_000,
-      batchMaxBytes: 1 << 20,
-      maxBufferBytes: 1 << 24,
-      staticLabels: { job: "sample-app" },
-      registry: new Registry(),
-      logger: silentLogger(),
-      ack: { acknowledged: (_id, offset) => acked.push(offset) },
-      random: () => 0.5,
-    });
+    const pipeline = esPipeline(counted, (offset) => acked.push(offset));
     es.setFault({ kind: "status", status: 503 });
     const file = { id: FILE, path: "/shared/logs/app.log" };
     const want = lines(30, "queued");
@@ -512,20 +517,7 @@ describe("Elasticsearch in a pipeline", () => {
   });
 
   it("uncompressed: a batch held behind the one in flight reuses the buffer the one before was held in; every line intact", async () => {
-    const pipeline = new Pipeline({
-      sink: sink({ ES_COMPRESSION: "none" }),
-      timeoutMs: 5000,
-      retryMinMs: 20,
-      retryMaxMs: 50,
-      batchWaitMs: 60_000,
-      batchMaxBytes: 1 << 20,
-      maxBufferBytes: 1 << 24,
-      staticLabels: { job: "sample-app" },
-      registry: new Registry(),
-      logger: silentLogger(),
-      ack: { acknowledged: () => {} },
-      random: () => 0.5,
-    });
+    const pipeline = esPipeline(sink({ ES_COMPRESSION: "none" }), () => {});
     // Every answer comes late: each batch sealed now waits (held) behind the one in flight.
     es.setFault({ kind: "slow", delayMs: 20 });
     const holds = vi.spyOn(Buffer, "allocUnsafeSlow");
