@@ -398,6 +398,8 @@ export class Pipeline implements LineSink {
     if (!this.started || this.stopped || this.loop !== undefined || this.queue.length === 0) return;
     this.loop = this.run().finally(() => {
       this.loop = undefined;
+      // Nothing in flight: the next batch is encoded at once, not held — no spare buffer kept idle.
+      if (this.queue.length === 0) this.holdPool.clear();
       if (this.isIdle()) {
         this.wakeWaiters(true);
       } else if (this.stopped) {
@@ -759,8 +761,9 @@ function lokiOrDryRun(opts: PipelineOptions): Sink {
  * allocation of a fan-out with Elasticsearch (~100 MiB per 500k lines at 50k lines/s), enough
  * external memory to start a major GC every second or so. A buffer is reused only for a batch
  * that needs at least 3/4 of it, so a held batch never keeps much more memory than its own
- * (MAX_BUFFER_BYTES bounds the lines held, not the buffers' spare room). One is kept: while
- * keeping up, the batch held behind the one in flight takes the buffer that one was encoded from.
+ * (MAX_BUFFER_BYTES bounds the lines held, not the buffers' spare room). One is kept, and only
+ * while batches are being sent: the batch held behind the one in flight takes the buffer that one
+ * was encoded from; once the queue is empty the next batch is encoded at once (nothing to hold).
  */
 class HoldPool {
   private spare: Buffer | undefined;
@@ -777,6 +780,10 @@ class HoldPool {
 
   give(b: Buffer): void {
     this.spare = b;
+  }
+
+  clear(): void {
+    this.spare = undefined;
   }
 }
 
