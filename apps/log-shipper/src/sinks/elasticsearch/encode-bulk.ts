@@ -33,10 +33,10 @@
 // JSON.stringify): the line's bytes are already valid UTF-8 (the batcher repairs them), so only
 // `"`, `\` and control bytes need escaping. What the body keeps besides the bytes is where each
 // item ends (`itemEnds`), so the client can rebuild a body of only the items to retry.
-import { gunzipSync, gzipSync } from "node:zlib";
 import { sha256Hex } from "@sidecar/shared";
 import { type BatchStream, type EncodedBody, GrowableBuffer, readPair } from "../loki/encode-protobuf.js";
 import { fileIdentity } from "../sink.js";
+import { zlib } from "../zlib.js";
 import type { IndexName } from "./index-name.js";
 
 export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
@@ -63,7 +63,7 @@ export function bulkLineBytes(b: BulkBody): number {
 /** The first item's action and document, parsed (for the drop log's example). */
 export function firstItem(b: BulkBody): { action: unknown; document: unknown } | undefined {
   if (b.itemEnds.length === 0) return undefined;
-  const ndjson = b.contentEncoding === "gzip" ? gunzipSync(b.body) : b.body;
+  const ndjson = b.contentEncoding === "gzip" ? zlib().gunzipSync(b.body) : b.body;
   const text = ndjson.toString("utf8", 0, b.itemEnds[0]);
   const nl = text.indexOf("\n");
   return { action: JSON.parse(text.slice(0, nl)), document: JSON.parse(text.slice(nl + 1)) };
@@ -261,7 +261,7 @@ export class BulkEncoder {
     let contentEncoding: string | undefined;
     if (this.opts.compression === "gzip") {
       // Level 1: most of gzip's gain on NDJSON comes at the lowest level, at a fraction of the CPU.
-      body = gzipSync(ndjson, { level: 1 });
+      body = zlib().gzipSync(ndjson, { level: 1 });
       contentEncoding = "gzip";
     } else if (this.opts.reuseBody === true) {
       body = ndjson;
@@ -561,7 +561,7 @@ function writeEscape(b: Uint8Array, p: number, c: number): number {
  */
 export function selectItems(body: BulkBody, indexes: readonly number[]): BulkBody {
   // Only partial answers (rare) decompress a body again; keeping the NDJSON too would double the memory held.
-  const ndjson = body.contentEncoding === "gzip" ? gunzipSync(body.body) : body.body;
+  const ndjson = body.contentEncoding === "gzip" ? zlib().gunzipSync(body.body) : body.body;
   let size = 0;
   for (const i of indexes)
     size += (body.itemEnds[i] as number) - (i > 0 ? (body.itemEnds[i - 1] as number) : 0);
@@ -577,7 +577,7 @@ export function selectItems(body: BulkBody, indexes: readonly number[]): BulkBod
   });
   if (body.contentEncoding === "gzip") {
     return {
-      body: gzipSync(out, { level: 1 }),
+      body: zlib().gzipSync(out, { level: 1 }),
       contentType: body.contentType,
       contentEncoding: "gzip",
       itemEnds,

@@ -5,9 +5,9 @@
 // offending entries are left to drop. Queued batches are kept only encoded and compressed (to
 // keep memory low), so this rare path reads the request body back into entries: protobuf
 // (snappy) or JSON (gzip or not), whichever the encoder wrote.
-import { gunzipSync } from "node:zlib";
 import { formatLabels } from "../../labels.js";
 import { encodeMetadata } from "../../processing/fields.js";
+import { zlib } from "../zlib.js";
 import {
   appendEntry,
   type BatchStream,
@@ -137,7 +137,7 @@ function varint(buf: Buffer, r: { p: number }): number {
 // --- JSON -----------------------------------------------------------------------------------
 
 function decodeJson(body: EncodedBody): DecodedBatch {
-  const json = body.contentEncoding === "gzip" ? gunzipSync(body.body) : body.body;
+  const json = body.contentEncoding === "gzip" ? zlib().gunzipSync(body.body) : body.body;
   const doc = JSON.parse(json.toString("utf8")) as {
     streams: { stream: Record<string, string>; values: [string, string, Record<string, string>?][] }[];
   };

@@ -4,8 +4,8 @@
 //   ["<unix ns>","line",{"trace_id":"…"}]
 // Not the default and not on the hot path: it reads the batch's protobuf-form entries back and
 // builds the document with JSON.stringify, which escapes the labels and lines correctly.
-import { gzipSync } from "node:zlib";
 import { compactBody } from "../compact.js";
+import { zlib } from "../zlib.js";
 import { type BatchEncoder, type BatchStream, type EncodedBody, forEachEntry } from "./encode-protobuf.js";
 
 /** Nanoseconds since the epoch as the decimal string Loki's JSON push expects. */
@@ -34,7 +34,7 @@ export class JsonEncoder implements BatchEncoder {
       // Level 1: the body is sent once over a fast link; most of gzip's gain comes at low levels.
       // compactBody: a small result would otherwise keep zlib's 16 KiB chunk while queued.
       return {
-        body: compactBody(gzipSync(json, { level: 1 })),
+        body: compactBody(zlib().gzipSync(json, { level: 1 })),
         contentType: "application/json",
         contentEncoding: "gzip",
       };

@@ -4,7 +4,6 @@
 // omitted. Not the default and not on the hot path: entries are read back with forEachEntry and
 // each line is escaped by JSON.stringify. trace_id / span_id are hex strings, as the OTLP JSON
 // mapping has them (not base64 as for other bytes).
-import { gzipSync } from "node:zlib";
 import { compactBody } from "../compact.js";
 import { unixNanosString } from "../loki/encode-json.js";
 import {
@@ -13,6 +12,7 @@ import {
   type EncodedBody,
   forEachEntry,
 } from "../loki/encode-protobuf.js";
+import { zlib } from "../zlib.js";
 import {
   metadataParts,
   type OtlpEncoderOptions,
@@ -83,7 +83,7 @@ export class OtlpJsonEncoder implements BatchEncoder {
     const json = Buffer.from(`${this.head}${records.join(",")}]}]}]}`, "utf8");
     if (this.compression === "gzip") {
       return {
-        body: compactBody(gzipSync(json, { level: 1 })),
+        body: compactBody(zlib().gzipSync(json, { level: 1 })),
         contentType: "application/json",
         contentEncoding: "gzip",
       };

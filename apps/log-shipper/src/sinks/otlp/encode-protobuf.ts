@@ -22,7 +22,7 @@
 // structured metadata (METADATA_FIELDS) become attributes of its record, except `trace_id` and
 // `span_id` holding a valid id (32 / 16 hex digits, not all zero): those become the record's own
 // trace_id / span_id (metadataParts).
-import { gzipSync, type ZlibOptions } from "node:zlib";
+import type { ZlibOptions } from "node:zlib";
 import { compactBody } from "../compact.js";
 import {
   type BatchEncoder,
@@ -33,6 +33,7 @@ import {
   varintSize,
   writeVarint,
 } from "../loki/encode-protobuf.js";
+import { zlib } from "../zlib.js";
 
 /**
  * gzip for OTLP bodies: level 1 (most of gzip's gain at a fraction of the default level's CPU) and
@@ -374,7 +375,7 @@ export class OtlpProtobufEncoder implements BatchEncoder {
     const request = b.subarray(from, out.len);
     let body: Buffer;
     if (this.compression === "gzip") {
-      body = compactBody(gzipSync(request, OTLP_GZIP));
+      body = compactBody(zlib().gzipSync(request, OTLP_GZIP));
     } else {
       body = Buffer.from(request); // the scratch buffer is reused for the next batch
     }
