@@ -6,8 +6,9 @@
 // fragments; in each, a hash table of 4-byte sequences finds earlier occurrences; what matched is
 // written as a copy (offset, length), the bytes between matches as a literal. Lookups skip ahead
 // faster the longer nothing matched, so incompressible input is passed over quickly. The table is
-// the compressor's and reused for every fragment: compressing allocates nothing. Decompression is
-// Loki's business (and the tests', with the `snappy` package).
+// the compressor's and reused for every fragment: a call allocates one DataView, nothing per
+// fragment or element. `uncompress` is for the rare read-back of a rejected body (batch-split.ts);
+// the tests check both against the reference implementation (the `snappy` package).
 //
 // Block format (github.com/google/snappy format_description.txt): a varint of the uncompressed
 // length, then elements; the tag byte's low 2 bits say which: 00 literal (length-1 in the upper 6
