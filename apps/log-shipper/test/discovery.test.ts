@@ -194,6 +194,22 @@ describe("Discovery", () => {
     expect(events.some((e) => e.endsWith(".gz"))).toBe(false);
   });
 
+  it("reports what changed in a busy directory since its last look when it is closed (the shutdown reads it)", async () => {
+    const { logs, events, d } = setup(600_000);
+    const app = join(logs, "app.log");
+    writeFileSync(app, "first\n");
+    await d.start();
+    await makeBusy(d, logs, app);
+    events.length = 0;
+    // A rename rotation between two looks: nothing here awaits before close() runs, so no look
+    // (and no fs.watch: closed while busy) can have seen it.
+    renameSync(app, `${app}.1`);
+    writeFileSync(app, "new file\n");
+    writeFileSync(join(logs, "late.log"), "late\n");
+    await d.close();
+    expect(new Set(events)).toEqual(new Set([`add ${app}`, `add ${app}.1`, `add ${join(logs, "late.log")}`]));
+  });
+
   it("keeps watching a busy directory that holds too many entries to look at often", async () => {
     const { logs, events, d } = setup(600_000);
     for (let i = 0; i < 300; i++) writeFileSync(join(logs, `other-${i}.txt`), "");

@@ -719,11 +719,21 @@ export class Discovery {
   }
 
   async close(): Promise<void> {
+    // A busy directory's last look, before anything else: what changed since the previous one
+    // (up to BUSY_LOOK_MS ago) is reported now, as its fs.watch would have reported it before
+    // closing. The shutdown reads to the end of what the tailer knows, and the new file of a
+    // rename rotation made just before the signal — at the path of a reader still open — is
+    // known from nothing else (the last rescan leaves open readers' paths to the poll, which
+    // by then finds the reader at its new name).
+    for (const [dir, b] of this.busy) {
+      clearInterval(b.timer);
+      const last = this.look(dir, b.seen, Date.now());
+      this.reportChanges(dir, b.seen, last?.seen ?? new Map());
+    }
+    this.busy.clear();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const b of this.busy.values()) clearInterval(b.timer);
-    this.busy.clear();
     await this.scanning?.catch(() => {});
     for (const w of this.hintWatchers.values()) w.close();
     this.hintWatchers.clear();
