@@ -194,6 +194,29 @@ describe("Discovery", () => {
     expect(events.some((e) => e.endsWith(".gz"))).toBe(false);
   });
 
+  it("reports every file of a directory as it goes busy: events still queued for the watcher it closes are lost", async () => {
+    const { logs, events, d } = setup(600_000);
+    const a = join(logs, "a.log");
+    const b = join(logs, "b.log");
+    const c = join(logs, "c.log");
+    for (const f of [a, b, c]) writeFileSync(f, "first\n");
+    await d.start();
+    // One batch of events (nothing here awaits: the watcher reads them all at once): writes to
+    // two files alternating (no two events alike, so the kernel merges none), enough to make the
+    // directory busy in the middle of the batch, then a last write to a third file, whose writer
+    // then pauses. Its event comes after the one that closes the watcher.
+    for (let i = 0; i < 60; i++) {
+      appendFileSync(a, `a ${i}\n`);
+      appendFileSync(b, `b ${i}\n`);
+    }
+    appendFileSync(c, "the last line before a pause\n");
+    await waitFor(() => d.busyDirs.includes(logs), "the directory to be busy");
+    await waitFor(
+      () => events.includes(`add ${c}`) || events.includes(`change ${c}`),
+      "an event for the file written last",
+    );
+  });
+
   it("reports what changed in a busy directory since its last look when it is closed (the shutdown reads it)", async () => {
     const { logs, events, d } = setup(600_000);
     const app = join(logs, "app.log");

@@ -373,8 +373,16 @@ export class Discovery {
     timer.unref();
     this.busy.set(dir, { timer, ...first, quickLooks: 0, changedAt: now });
     // Events the kernel still held for the watcher when it closed (changes made just before the
-    // first look) are gone with it, and that look counts them as seen: a rescan compares what is
-    // there with what the tailer knows (renames of open files: the tailer's poll).
+    // first look: this callback runs for one event of a batch read at once) are gone with it,
+    // and that look counts their changes as seen — a write to another file of the directory
+    // just before its writer paused would be reported by nothing (a rescan leaves open files to
+    // the poll). Every file of the first look is reported as fs.watch reports a new name; names
+    // gone before it: a rescan compares what is there with what the tailer knows (renames of
+    // open files: the tailer's poll).
+    for (const name of first.seen.keys()) {
+      const path = this.pathOfName(dir, name);
+      if (path !== null) this.opts.onPath(path, "add");
+    }
     this.rewatched.add(dir);
     void this.scan();
     this.opts.logger.debug(
