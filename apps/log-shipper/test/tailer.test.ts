@@ -110,6 +110,24 @@ describe("Tailer", () => {
     expect(opened).toContain(p);
   });
 
+  it("the poll reads a file whose growth was noted without a read (no event came)", async () => {
+    const d = dirs();
+    const p = join(d.logs, "app.log");
+    writeFileSync(p, lines("a", 0, 3));
+    src = await startSource({ ...d, rescanIntervalMs: 3_600_000 });
+    await waitFor(() => src?.sink.lines.length === 3, "3 lines");
+    // No more events or rescans: only the poll can find what follows.
+    await src.discovery.close();
+    appendFileSync(p, lines("a", 3, 5));
+    // What a copy check's verify does: the reader learns the new size, no read is queued.
+    const reader = (
+      src.tailer as unknown as { registry: { atPath(p: string): { noteSize(n: number): void } } }
+    ).registry.atPath(p);
+    reader.noteSize(statSync(p).size);
+    await waitFor(() => src?.sink.lines.length === 5, "the 2 lines noted but not read");
+    expect(src.sink.texts()).toEqual(names("a", 0, 5));
+  });
+
   it("recognises a copytruncate copy as already read up to its offset", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");

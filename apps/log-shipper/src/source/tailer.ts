@@ -881,7 +881,9 @@ export class Tailer implements AckListener {
         this.loop.enqueue(r);
         continue;
       }
-      if (st.size > r.size) this.loop.enqueue(r);
+      // Grown since the last look — or since the last read, when something else noted the growth
+      // without reading (a copy check's verify): a lost event must not leave those lines unread.
+      if (st.size > r.size || (r.hasUnread && r.lastGrowthAt > r.lastReadAt)) this.loop.enqueue(r);
       r.noteSize(st.size);
       if (r.queued) continue;
       const idleFor = now - r.lastGrowthAt;
