@@ -233,6 +233,34 @@ describe("Discovery", () => {
     expect(new Set(events)).toEqual(new Set([`add ${app}`, `add ${app}.1`, `add ${join(logs, "late.log")}`]));
   });
 
+  it("a busy directory's look sees a symlink made or removed, not its target written (as fs.watch)", async () => {
+    const { root, logs, events, d } = setup(600_000);
+    const app = join(logs, "app.log");
+    const outside = join(root, "outside.log");
+    writeFileSync(app, "first\n");
+    writeFileSync(outside, "o\n");
+    await d.start();
+    await makeBusy(d, logs, app);
+    const keepBusy = setInterval(() => appendFileSync(app, "busy\n"), 20);
+    try {
+      events.length = 0;
+      symlinkSync(outside, join(logs, "link.log"));
+      await waitFor(() => events.includes(`add ${join(logs, "link.log")}`), "the new symlink reported");
+      events.length = 0;
+      for (let i = 0; i < 10; i++) {
+        appendFileSync(outside, `o ${i}\n`);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      await waitFor(() => events.filter((e) => e === `change ${app}`).length >= 3, "looks going on");
+      expect(d.busyDirs).toEqual([logs]);
+      expect(events.filter((e) => e.includes("link.log"))).toEqual([]);
+      unlinkSync(join(logs, "link.log"));
+      await waitFor(() => events.includes(`add ${join(logs, "link.log")}`), "the removed symlink reported");
+    } finally {
+      clearInterval(keepBusy);
+    }
+  });
+
   it("keeps watching a busy directory that holds too many entries to look at often", async () => {
     const { logs, events, d } = setup(600_000);
     for (let i = 0; i < 300; i++) writeFileSync(join(logs, `other-${i}.txt`), "");

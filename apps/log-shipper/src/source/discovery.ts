@@ -23,6 +23,7 @@ import {
   type FSWatcher as FsWatcher,
   fstat,
   watch as fsWatch,
+  lstatSync,
   open,
   readdirSync,
   type Stats,
@@ -98,10 +99,17 @@ interface Busy {
   changedAt: number;
 }
 
-/** stat() without throwing (undefined: not there or not reachable now). */
-function statQuiet(path: string): Stats | undefined {
+/**
+ * stat() (lstat() with `link`) without throwing (undefined: not there or not reachable now). A
+ * busy directory's entries are lstat'ed: like fs.watch, a look sees a symlink created, replaced
+ * or removed, not its target written (a target outside the directory, refused by openAllowed,
+ * would otherwise be reported — and kept the directory busy — at every look).
+ */
+function statQuiet(path: string, link = false): Stats | undefined {
   try {
-    return statSync(fsPath(path), { throwIfNoEntry: false });
+    return link
+      ? lstatSync(fsPath(path), { throwIfNoEntry: false })
+      : statSync(fsPath(path), { throwIfNoEntry: false });
   } catch {
     return undefined;
   }
@@ -444,7 +452,7 @@ export class Discovery {
     for (const [name, prev] of b.seen) {
       if (now - prev.changedAt >= BUSY_QUIET_MS) continue;
       const path = this.pathOfName(dir, name);
-      const st = path === null ? undefined : statQuiet(path);
+      const st = path === null ? undefined : statQuiet(path, true);
       if (path === null || st === undefined || st.ino !== prev.ino || st.dev !== prev.dev) return null;
       if (st.size === prev.size && st.mtimeMs === prev.mtimeMs) continue;
       prev.size = st.size;
@@ -511,8 +519,8 @@ export class Discovery {
     for (const name of names) {
       const path = this.pathOfName(dir, name);
       if (path === null) continue;
-      const st = statQuiet(path);
-      if (st === undefined || !st.isFile()) continue;
+      const st = statQuiet(path, true);
+      if (st === undefined || !(st.isFile() || st.isSymbolicLink())) continue;
       const prev = before?.get(name);
       const same =
         prev !== undefined &&
