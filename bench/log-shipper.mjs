@@ -456,6 +456,21 @@ async function run(rate, seconds, destinations = opt.destinations) {
   );
   const pct = (p) =>
     lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : Number.NaN;
+  if (args.timeline === "true") {
+    // --timeline: the worst and median latency of the lines written in each second of the run
+    // (where a p99 comes from: start-up, a rotation, a GC, throttling).
+    const perSec = [];
+    for (let s = 0; s * rate < w.lines; s++) {
+      const xs = [];
+      for (let i = s * rate; i < Math.min(w.lines, (s + 1) * rate); i++)
+        if (counts[i] > 0) xs.push(latencies[i]);
+      xs.sort((a, b) => a - b);
+      perSec.push(
+        `${s}s:${Math.round(xs[xs.length >> 1] ?? Number.NaN)}/${Math.round(xs.at(-1) ?? Number.NaN)}`,
+      );
+    }
+    console.log(`timeline (median/max ms per second written): ${perSec.join(" ")}`);
+  }
   const cpu = cpu1 - cpu0;
   const result = {
     rate,

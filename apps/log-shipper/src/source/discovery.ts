@@ -133,7 +133,7 @@ const KNOWN_NAMES_MAX = 4096;
  */
 const BUSY_EVENTS = 40;
 const BUSY_WINDOW_MS = 1000;
-const BUSY_LOOK_MS = 50;
+const BUSY_LOOK_MS = 100;
 const BUSY_QUIET_MS = 1000;
 /** A directory with more entries than this is never looked at every BUSY_LOOK_MS. */
 const BUSY_MAX_ENTRIES = 256;
@@ -141,7 +141,7 @@ const BUSY_MAX_ENTRIES = 256;
  * Every this many looks the busy directory is listed again even though its mtime did not move
  * (coarse timestamps), and files quiet for BUSY_QUIET_MS are stat'ed again (see quickLook).
  */
-const BUSY_FULL_LOOK_EVERY = 10;
+const BUSY_FULL_LOOK_EVERY = 5;
 /** After a directory was found too big to look at, it is not considered again for this long. */
 const BUSY_RETRY_MS = 30_000;
 /**
