@@ -2,8 +2,8 @@
 // the directory. Readers see the old file or the new one, never half of either — the textfile
 // convention the metrics exporter relies on, and the way positions survive a crash.
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
-import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { close, fsync, open, rename, unlink, writeFd } from "./fs-async.js";
 
 let writes = 0;
 
@@ -22,16 +22,16 @@ function tempPath(path: string): string {
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const dir = dirname(path);
   const tmp = tempPath(path);
-  const fh = await open(tmp, "w", 0o644);
+  const fd = await open(tmp, "w", 0o644);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
+    await writeFd(fd, data);
+    await fsync(fd);
   } catch (err) {
-    await fh.close().catch(() => {});
+    await close(fd).catch(() => {});
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await fh.close();
+  await close(fd);
   try {
     await rename(tmp, path);
   } catch (err) {
@@ -43,9 +43,9 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   try {
     const d = await open(dir, "r");
     try {
-      await d.sync();
+      await fsync(d);
     } finally {
-      await d.close();
+      await close(d);
     }
   } catch {
     /* best effort */

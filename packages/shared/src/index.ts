@@ -2,6 +2,7 @@
 export * from "./atomic-write.js";
 export * from "./backoff.js";
 export * from "./env.js";
+export * as fsAsync from "./fs-async.js";
 export * from "./http-server.js";
 export * from "./lifecycle.js";
 export * from "./line-logger.js";

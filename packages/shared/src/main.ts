@@ -1,8 +1,8 @@
 // Program entry helpers shared by the three apps' main.ts: turn a configuration error into one
 // clear message and exit code 2, and refuse to start on a directory that cannot be written.
-import type { Stats } from "node:fs";
-import { access, constants, mkdir, stat } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
 import { ConfigError } from "./env.js";
+import { access, mkdirRecursive, stat } from "./fs-async.js";
 import { fileKind } from "./regular-file.js";
 
 export const EXIT_CONFIG = 2;
@@ -33,7 +33,7 @@ export class StartupError extends Error {
 /** Create `dir` if needed and check that this process can write it; else a StartupError naming `variable`. */
 export async function ensureWritableDir(dir: string, variable: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdirRecursive(dir);
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "error";

@@ -29,10 +29,10 @@ import {
   type Stats,
   statSync,
 } from "node:fs";
-import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
 import type { Log as Logger } from "@sidecar/shared";
+import { fsAsync } from "@sidecar/shared";
 import type { FSWatcher } from "chokidar";
 import picomatch from "picomatch";
 import { decodeName, fsPath } from "./path-bytes.js";
@@ -592,7 +592,7 @@ export class Discovery {
     let sig = "";
     let changedAt = Number.POSITIVE_INFINITY;
     try {
-      const st = await stat(fsPath(dir), { bigint: true });
+      const st = await fsAsync.statBigint(fsPath(dir));
       sig = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
       changedAt = Math.max(Number(st.mtimeNs / 1_000_000n), Number(st.ctimeNs / 1_000_000n));
     } catch {
@@ -604,7 +604,7 @@ export class Discovery {
     const startedAt = Date.now();
     let entries: import("node:fs").Dirent<Buffer>[];
     try {
-      entries = await readdir(fsPath(dir), { withFileTypes: true, encoding: "buffer" });
+      entries = await fsAsync.readdirBuffers(fsPath(dir));
     } catch {
       return null;
     }
@@ -632,7 +632,7 @@ export class Discovery {
   private async realDir(dir: string): Promise<string> {
     const known = this.realDirs.get(dir);
     if (known !== undefined) return known;
-    const real = decodeName(await realpath(fsPath(dir), { encoding: "buffer" }));
+    const real = decodeName(await fsAsync.realpathBuffer(fsPath(dir)));
     if (this.realDirs.size >= KNOWN_NAMES_MAX) this.realDirs.clear();
     this.realDirs.set(dir, real);
     return real;
@@ -643,7 +643,7 @@ export class Discovery {
     const real: string[] = [];
     for (const r of this.roots) {
       try {
-        real.push(await realpath(r.dir));
+        real.push(await fsAsync.realpath(r.dir));
       } catch {
         /* missing root: nothing under it can be allowed */
       }
@@ -663,9 +663,9 @@ export class Discovery {
   async openAllowed(path: string): Promise<{ fd: number; realPath: string; stats: Stats } | null> {
     let real: string;
     try {
-      const st = await lstat(fsPath(path));
+      const st = await fsAsync.lstat(fsPath(path));
       if (st.isSymbolicLink()) {
-        real = decodeName(await realpath(fsPath(path), { encoding: "buffer" }));
+        real = decodeName(await fsAsync.realpathBuffer(fsPath(path)));
       } else if (st.isFile()) {
         real = join(await this.realDir(dirname(path)), basename(path));
       } else {
@@ -709,16 +709,13 @@ export class Discovery {
    */
   private async openedPath(fd: number, real: string, st: import("node:fs").Stats): Promise<string | null> {
     try {
-      return decodeName(await readlink(`/proc/self/fd/${fd}`, { encoding: "buffer" })).replace(
-        / \(deleted\)$/,
-        "",
-      );
+      return decodeName(await fsAsync.readlinkBuffer(`/proc/self/fd/${fd}`)).replace(/ \(deleted\)$/, "");
     } catch {
       /* no procfs */
     }
     try {
-      const again = decodeName(await realpath(fsPath(real), { encoding: "buffer" }));
-      const st2 = await lstat(fsPath(again));
+      const again = decodeName(await fsAsync.realpathBuffer(fsPath(real)));
+      const st2 = await fsAsync.lstat(fsPath(again));
       return st2.dev === st.dev && st2.ino === st.ino ? again : null;
     } catch {
       return null;

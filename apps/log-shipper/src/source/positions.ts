@@ -21,10 +21,9 @@
 // pool (one at a time), so the process keeps serving /healthz and /metrics, and a shutdown's
 // deadline still ends it (pipeline.ts persisted).
 import { constants, statfsSync } from "node:fs";
-import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
-import { fileKind, writeFileAtomic, writeFileAtomicSync } from "@sidecar/shared";
+import { fileKind, fsAsync, writeFileAtomic, writeFileAtomicSync } from "@sidecar/shared";
 
 export interface PositionEntry {
   /** Identity key: `${dev}:${ino}:${fingerprint}`. */
@@ -169,7 +168,7 @@ export class Positions {
   private async setAside(problem: string, err: unknown): Promise<void> {
     const aside = `${this.opts.file}.corrupt-${new Date(this.now()).toISOString().replace(/[:.]/g, "-")}`;
     try {
-      await rename(this.opts.file, aside);
+      await fsAsync.rename(this.opts.file, aside);
       this.corruptSetAside = aside;
       this.opts.logger.error(
         { err, positionsFile: this.opts.file, setAsideAs: aside },
@@ -503,17 +502,17 @@ class EntryMap extends Map<string, PositionEntry> {
  * good. Anything but a regular file is an error with a code, like EISDIR for a directory.
  */
 async function readPositionsText(path: string): Promise<string> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = await fsAsync.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const st = await fh.stat();
+    const st = await fsAsync.fstat(fd);
     if (!st.isFile()) {
       const err = new Error(`${path} is ${fileKind(st)}`) as NodeJS.ErrnoException;
       err.code = st.isDirectory() ? "EISDIR" : `not a regular file: ${fileKind(st)}`;
       throw err;
     }
-    return await fh.readFile("utf8");
+    return await fsAsync.readFdUtf8(fd);
   } finally {
-    await fh.close();
+    await fsAsync.close(fd);
   }
 }
 
