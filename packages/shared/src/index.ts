@@ -12,3 +12,11 @@ export * from "./main.js";
 export * from "./prom.js";
 export * from "./regular-file.js";
 export * from "./sha256.js";
+export {
+  type ByteSink,
+  maxCompressedLength as snappyMaxCompressedLength,
+  SNAPPY_FRAGMENT,
+  SnappyCompressor,
+  uncompress as snappyUncompress,
+  writeLiteralTag as snappyLiteralTag,
+} from "./snappy.js";

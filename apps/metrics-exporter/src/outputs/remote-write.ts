@@ -7,7 +7,7 @@
 // (with the staleness markers still owed), so an outage costs a gap, never a growing backlog.
 // 2xx = sent; 429, 5xx and network errors = retried; other 4xx = dropped, counted and logged.
 import { readFile } from "node:fs/promises";
-import { compress } from "snappyjs";
+import { SnappyCompressor } from "@sidecar/shared";
 import { http } from "../node-http.js";
 import { forEachSample } from "../samples.js";
 import type { SelfMetrics } from "../self-metrics.js";
@@ -79,6 +79,7 @@ export class RemoteWriteSender implements Sender {
   /** Series that went away and whose staleness marker has not been delivered yet (same keys). */
   private readonly owedStale = new Set<string>();
   private readonly req = new ProtoWriter();
+  private readonly snappy = new SnappyCompressor();
 
   constructor(opts: RemoteWriteOptions) {
     this.opts = opts;
@@ -176,8 +177,7 @@ export class RemoteWriteSender implements Sender {
     // Compressed at once (encoded.body is reused by the next encode), and wrapped, not copied:
     // a typical pod's send was four copies of a few hundred kB, enough garbage to force a full GC
     // (reclaim.ts) after every collection.
-    const compressed = compress(encoded.body);
-    const body = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength);
+    const body = this.snappy.compress(encoded.body);
     let res: Response;
     try {
       const headers: Record<string, string> = {

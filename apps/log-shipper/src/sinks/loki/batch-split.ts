@@ -5,6 +5,8 @@
 // offending entries are left to drop. Queued batches are kept only encoded and compressed (to
 // keep memory low), so this rare path reads the request body back into entries: protobuf
 // (snappy) or JSON (gzip or not), whichever the encoder wrote.
+
+import { snappyUncompress } from "@sidecar/shared";
 import { formatLabels } from "../../labels.js";
 import { encodeMetadata } from "../../processing/fields.js";
 import { zlib } from "../zlib.js";
@@ -15,7 +17,6 @@ import {
   forEachEntry,
   GrowableBuffer,
 } from "./encode-protobuf.js";
-import { uncompress } from "./snappy.js";
 
 /** One entry of a decoded body: its stream and its bytes in wire form (see appendEntry). */
 export interface SplitEntry {
@@ -39,7 +40,7 @@ export interface BatchPart {
 /** Read an encoded push body back into its streams and entries (in order). */
 export function decodeBody(body: EncodedBody): DecodedBatch {
   if (body.contentType.includes("json")) return decodeJson(body);
-  return decodeProtobuf(uncompress(body.body));
+  return decodeProtobuf(snappyUncompress(body.body));
 }
 
 /** The entries [from, to) of a decoded batch as streams (entries of one stream kept in order). */

@@ -14,7 +14,7 @@
 // `StreamAdapter.entries` tag and length, so a stream's entry bytes are one contiguous run that
 // is copied into the request as is. The JSON encoder and the dry run read the same bytes back
 // with `forEachEntry`.
-import { SnappyCompressor, writeLiteralTag } from "./snappy.js";
+import { SnappyCompressor, snappyLiteralTag } from "@sidecar/shared";
 
 /** A byte buffer that grows by doubling and is reused: `len` is reset, the memory is kept. */
 export class GrowableBuffer {
@@ -260,7 +260,7 @@ export class ProtobufEncoder implements BatchEncoder {
       const headLen = 1 + varintSize(streamLen) + 1 + varintSize(labelsLen) + labelsLen;
       out.reserve(5 + headLen);
       const b = out.buf;
-      let p = writeLiteralTag(b, out.len, headLen);
+      let p = snappyLiteralTag(b, out.len, headLen);
       b[p++] = 0x0a; // PushRequest.streams
       p = writeVarint(b, p, streamLen);
       b[p++] = 0x0a; // StreamAdapter.labels

@@ -1,4 +1,5 @@
-// The TypeScript snappy compressor (src/sinks/loki/snappy.ts) checked against the reference: every
+// The TypeScript snappy compressor (src/snappy.ts: the log shipper's Loki push, the metrics
+// exporter's remote-write) checked against the reference: every
 // block it writes must decompress with the `snappy` package (Google's C++ snappy, as Loki's Go
 // decoder reads the same format) to exactly the input, for sizes around the format's and the
 // compressor's edges, for incompressible and highly repetitive data, and for inputs that hit
@@ -6,8 +7,24 @@
 // that wrote only literals would round-trip too). Its decompressor reads the reference's blocks.
 import snappy from "snappy";
 import { describe, expect, it } from "vitest";
-import { GrowableBuffer } from "../src/sinks/loki/encode-protobuf.js";
-import { SNAPPY_FRAGMENT, SnappyCompressor, uncompress } from "../src/sinks/loki/snappy.js";
+import { type ByteSink, SNAPPY_FRAGMENT, SnappyCompressor, uncompress } from "../src/snappy.js";
+
+/** A ByteSink that grows by doubling (as the log shipper's GrowableBuffer does). */
+class GrowableBuffer implements ByteSink {
+  buf: Uint8Array;
+  len = 0;
+  constructor(initial: number) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+  reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+}
 
 /** A fixed pseudo-random byte sequence (xorshift32 from a constant): incompressible, reproducible. */
 function noise(n: number, seed = 0x9e3779b9): Buffer {
@@ -167,7 +184,7 @@ describe("snappy compressor", () => {
     const start = 1000;
     const end = view.length - 500;
     const out = new GrowableBuffer(16);
-    out.buf.write("junk", 0);
+    out.buf.set(Buffer.from("junk"), 0);
     out.len = 4;
     new SnappyCompressor().compressInto(view, start, end, out);
     const elements = out.buf.subarray(4, out.len);
