@@ -1,6 +1,6 @@
 // Process tests on the BUILT shipper for odd file systems: a file name that is not valid UTF-8,
 // and many files at once.
-import { readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Dirs, tempDirs } from "./support/app-harness.js";
@@ -31,8 +31,10 @@ describe("log shipper process (dist/main.js): odd file names, many files", () =>
     writeFileSync(join(dirs.logs, "plain.log"), "plain one\n");
     const s = shippers.spawn(baseEnv(dirs, loki));
     await waitFor(() => (loki?.entries.length ?? 0) >= 3, "3 lines", 30_000);
-    // Lines written later to the same file arrive too (it is tailed, not only read once).
-    writeFileSync(name, "latin one\nlatin two\nlatin three\n");
+    // Lines written later to the same file arrive too (it is tailed, not only read once). Appended:
+    // rewriting the file (open with O_TRUNC, then write) lets a read in between see it truncated,
+    // and a truncated file is read again from its start — its first lines twice, as documented.
+    appendFileSync(name, "latin three\n");
     await waitFor(() => (loki?.entries.length ?? 0) >= 4, "the 4th line", 30_000);
     const latin = loki.entries.filter((e) => e.line.startsWith("latin"));
     expect(latin.map((e) => e.line)).toEqual(["latin one", "latin two", "latin three"]);
