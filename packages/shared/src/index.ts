@@ -13,9 +13,6 @@ export * from "./prom.js";
 export * from "./regular-file.js";
 export * from "./sha256.js";
 export {
-  type ByteSink,
-  maxCompressedLength as snappyMaxCompressedLength,
-  SNAPPY_FRAGMENT,
   SnappyCompressor,
   uncompress as snappyUncompress,
   writeLiteralTag as snappyLiteralTag,

@@ -18,19 +18,15 @@
 // the app container controls the shared volume, and the shipper's own secrets must not become
 // shippable through a link planted there.
 import {
-  close,
   constants,
   type FSWatcher as FsWatcher,
-  fstat,
   watch as fsWatch,
   lstatSync,
-  open,
   readdirSync,
   type Stats,
   statSync,
 } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
-import { promisify } from "node:util";
 import type { Log as Logger } from "@sidecar/shared";
 import { fsAsync } from "@sidecar/shared";
 import type { FSWatcher } from "chokidar";
@@ -150,9 +146,6 @@ const BUSY_RETRY_MS = 30_000;
  */
 const SETTLE_MS = 2000;
 const FULL_LISTING_EVERY = 6;
-const openFd = promisify(open);
-const fstatFd = promisify(fstat);
-const closeFd = promisify(close);
 
 /** The directories to watch for a set of globs, with how deep each must be watched. */
 export function rootsOf(globs: readonly string[]): Root[] {
@@ -680,12 +673,12 @@ export class Discovery {
     }
     let fd: number;
     try {
-      fd = await (this.opts.openFile ?? openFd)(fsPath(real), OPEN_FLAGS);
+      fd = await (this.opts.openFile ?? fsAsync.open)(fsPath(real), OPEN_FLAGS);
     } catch {
       return null; // vanished between lstat and open, or a symlink swapped in (O_NOFOLLOW)
     }
     try {
-      const st = await fstatFd(fd);
+      const st = await fsAsync.fstat(fd);
       // O_NOFOLLOW guards only the last component: a directory on the way may have been swapped
       // for a symlink between resolving and opening. Check what was actually opened.
       const opened = await this.openedPath(fd, real, st);
@@ -699,7 +692,7 @@ export class Discovery {
     } catch {
       /* fall through */
     }
-    await closeFd(fd).catch(() => {});
+    await fsAsync.close(fd).catch(() => {});
     return null;
   }
 

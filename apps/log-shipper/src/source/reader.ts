@@ -11,8 +11,8 @@
 // promise — several times the cost of the call itself, and three of them per chunk read (fstat,
 // fingerprint, chunk). Measured with bench/log-shipper.mjs (README "Performance").
 import { isUtf8 } from "node:buffer";
-import { close, fstatSync, readSync, type Stats } from "node:fs";
-import { promisify } from "node:util";
+import { fstatSync, readSync, type Stats } from "node:fs";
+import { fsAsync } from "@sidecar/shared";
 import type { LineSink, SourceFile } from "../contracts.js";
 import type { CheckedChunk } from "../entry.js";
 import {
@@ -24,8 +24,6 @@ import {
   readAnchorSync,
 } from "./fingerprint.js";
 import { type LineEmitter, LineSplitter } from "./line-splitter.js";
-
-const closeFd = promisify(close);
 
 function pread(fd: number, buf: Buffer, length: number, position: number): number {
   return readSync(fd, buf, 0, length, position);
@@ -377,6 +375,6 @@ export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
     this.fd = null;
     this.queued = false;
     this.splitter.reset();
-    if (fd !== null) await closeFd(fd).catch(() => {});
+    if (fd !== null) await fsAsync.close(fd).catch(() => {});
   }
 }

@@ -15,9 +15,8 @@
 //   new inode, fingerprint of a known file  → a copy (copytruncate): start where the original's
 //                                              reading stood
 //   otherwise                               → a new file, read from its start
-import { close, fstat, lstat, stat } from "node:fs";
-import { promisify } from "node:util";
 import type { Log as Logger } from "@sidecar/shared";
+import { fsAsync } from "@sidecar/shared";
 import type { AckListener, LineSink } from "../contracts.js";
 import { CopyHolding } from "./copy-holding.js";
 import { FileEvents, type ResyncReason } from "./file-events.js";
@@ -40,11 +39,6 @@ import type { PositionEntry, Positions } from "./positions.js";
 import { ReadLoop } from "./read-loop.js";
 import { FileReader } from "./reader.js";
 import type { SourceMetrics, SourceStats } from "./source-metrics.js";
-
-const fstatFd = promisify(fstat);
-const statPath = promisify(stat);
-const lstatPath = promisify(lstat);
-const closeFd = promisify(close);
 
 export type PathEvent = "add" | "change" | "unlink";
 
@@ -359,7 +353,7 @@ export class Tailer implements AckListener {
     try {
       used = await this.identify(path, fd, current, opened.stats);
     } finally {
-      if (!used) await closeFd(fd).catch(() => {});
+      if (!used) await fsAsync.close(fd).catch(() => {});
     }
     const head = this.head;
     this.head = null;
@@ -395,7 +389,7 @@ export class Tailer implements AckListener {
     current: FileReader | undefined,
     stats?: import("node:fs").Stats,
   ): Promise<boolean> {
-    const st = stats ?? (await fstatFd(fd));
+    const st = stats ?? (await fsAsync.fstat(fd));
     const key = inodeKey(st.dev, st.ino);
     this.head = null;
     const headBytes = await readHead(fd, this.loop.buf.subarray(0, HEAD_BYTES));
@@ -492,7 +486,7 @@ export class Tailer implements AckListener {
   private async renamedOpenFile(path: string, current: FileReader | undefined): Promise<boolean> {
     let st: import("node:fs").Stats;
     try {
-      st = await lstatPath(fsPath(path));
+      st = await fsAsync.lstat(fsPath(path));
     } catch {
       return false;
     }
@@ -724,7 +718,7 @@ export class Tailer implements AckListener {
     if (fd === null) return;
     let used = false;
     try {
-      const st = await fstatFd(fd);
+      const st = await fsAsync.fstat(fd);
       const fp = await readFingerprint(fd, this.scratch);
       if (fp === null) {
         this.waiting.add(path);
@@ -733,13 +727,13 @@ export class Tailer implements AckListener {
       await this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, true);
       used = true;
     } finally {
-      if (!used) await closeFd(fd).catch(() => {});
+      if (!used) await fsAsync.close(fd).catch(() => {});
     }
   }
 
   private async pathHoldsInode(path: string, key: string): Promise<boolean> {
     try {
-      const st = await statPath(fsPath(path));
+      const st = await fsAsync.stat(fsPath(path));
       return inodeKey(st.dev, st.ino) === key;
     } catch {
       return false;
@@ -790,7 +784,7 @@ export class Tailer implements AckListener {
       }
       let st: import("node:fs").Stats;
       try {
-        st = await statPath(fsPath(path));
+        st = await fsAsync.stat(fsPath(path));
       } catch {
         await this.pathGone(path, r);
         continue;
