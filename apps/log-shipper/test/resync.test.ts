@@ -4,6 +4,7 @@
 // between — the model test's seed 3489316589 under CPU pressure), a saved offset, an offset
 // inherited from another file (copytruncate), and an offset re-checked against a held copy.
 import {
+  appendFileSync,
   closeSync,
   mkdirSync,
   mkdtempSync,
@@ -257,8 +258,10 @@ describe("Tailer: a file replaced while its reader was closed", () => {
     // (The banner is every file's first line: x.log's and app.log.1's were each read once.)
     for (const t of src.sink.texts()) if (`${t}\n` !== BANNER) counts.set(t, (counts.get(t) ?? 0) + 1);
     expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
-    // … and a line the "copy" gets later is read from it.
-    writeFileSync(join(d.logs, "app.log.2"), `${xText}x-late\n`);
+    // … and a line the "copy" gets later is read from it. Appended: rewriting the file (open with
+    // O_TRUNC, then write) lets a read in between see it truncated, and a truncated file is read
+    // again from its start, as documented.
+    appendFileSync(join(d.logs, "app.log.2"), "x-late\n");
     await waitFor(() => src?.sink.texts().includes("x-late") === true, "the late line");
   });
 });
@@ -389,8 +392,9 @@ describe("Tailer: acknowledgements and identities across copies and renames (mod
     const counts = new Map<string, number>();
     for (const t of src.sink.texts()) if (`${t}\n` !== BANNER) counts.set(t, (counts.get(t) ?? 0) + 1);
     expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
-    // … and what app.log.2 gets later is read from it.
-    writeFileSync(join(d.logs, "app.log.2"), `${text}r-late\n`);
+    // … and what app.log.2 gets later is read from it. Appended: a rewrite (O_TRUNC, then write)
+    // lets a read in between see it truncated and read it again from its start.
+    appendFileSync(join(d.logs, "app.log.2"), "r-late\n");
     await waitFor(() => src?.sink.texts().includes("r-late") === true, "the late line");
   });
 });
@@ -457,8 +461,10 @@ describe("Tailer: a copy on a reused inode whose saved entry acknowledged nothin
       );
       await new Promise((r) => setTimeout(r, 1000)); // several polls and rescans
       expect(sink.texts().filter((t) => t.startsWith("c-"))).toEqual([]);
-      // … and what the copy gets later is read from it.
-      writeFileSync(join(d.logs, "app.log.1"), `${text}c-late\n`);
+      // … and what the copy gets later is read from it. Appended: a rewrite (O_TRUNC, then write)
+      // lets a read in between see the copy truncated and read it again from its start, as
+      // documented: every c- line (shipped in the first run) would arrive again.
+      appendFileSync(join(d.logs, "app.log.1"), "c-late\n");
       await waitFor(() => sink.texts().includes("c-late"), "the late line");
       expect(sink.texts().filter((t) => t.startsWith("c-"))).toEqual(["c-late"]);
     });
