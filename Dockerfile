@@ -92,12 +92,13 @@ RUN mkdir -p /shared/logs /var/lib/log-shipper && chown 1000:1000 /shared /share
 # Memory for the sidecar's 128Mi box (measured with bench/log-shipper.mjs at 50k lines/s on this
 # Node 24, apps/log-shipper/README.md "Performance"): a 1 MiB V8 semi-space instead of Node's
 # default (which grows to 16 MiB, 48 MiB of young generation in all) — the shipper's garbage is
-# short-lived and small; two malloc arenas instead of 8 per core; and --max-opt=2 (Maglev, never
-# TurboFan: TurboFan's code is ~5 MiB of the node binary that stays resident once used). V8
-# refuses --max-opt in NODE_OPTIONS, hence the command line. Node 24 only: on Node 20, whose Maglev
-# is off, it leaves the baseline compiler alone (3x the CPU). test/image-memory.test.ts runs the
-# built program with exactly these settings, read from this file. Your own NODE_OPTIONS replaces
-# the first.
+# short-lived and small; and two malloc arenas instead of 8 per core. V8's top tier is the
+# program's own choice (src/v8-flags.ts): with Loki its only destination it turns TurboFan off at
+# start (Maglev only: TurboFan's code is ~5 MiB of the node binary that stays resident once used),
+# with OTLP or Elasticsearch configured it keeps TurboFan (their encoders' byte loops: 2.8-3.0
+# against 5.3-5.4 CPU s per million lines for the fan-out). A tier flag before dist/main.js (say
+# --max-opt=2 or --turbofan) overrides that choice. test/image-memory.test.ts runs the built
+# program with exactly these settings, read from this file. Your own NODE_OPTIONS replaces the first.
 ENV NODE_OPTIONS=--max-semi-space-size=1 \
     MALLOC_ARENA_MAX=2
 COPY --from=build-log-shipper /out/node_modules ./node_modules
@@ -108,7 +109,7 @@ EXPOSE 9080
 # Follows HTTP_PORT when it is overridden.
 HEALTHCHECK --interval=10s --timeout=10s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HTTP_PORT || 9080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--max-opt=2", "dist/main.js"]
+CMD ["node", "dist/main.js"]
 
 # The metrics-exporter sidecar.
 FROM runtime AS metrics-exporter

@@ -96,8 +96,6 @@ const RUNTIME: Record<
     env: { NODE_ENV: "production", NODE_OPTIONS: "--max-semi-space-size=1", MALLOC_ARENA_MAX: "2" },
     mountPoints: ["/shared/logs", "/var/lib/log-shipper"],
     owned: ["/shared", "/shared/logs", "/var/lib/log-shipper"],
-    // Maglev, never TurboFan (NODE_OPTIONS refuses the flag); same README.
-    nodeFlags: '"--max-opt=2", ',
   },
   "metrics-exporter": {
     env: {
