@@ -16,7 +16,8 @@ export interface CompilerChoice {
 }
 
 /** Node's own flags that already decide the optimizing tiers: then the shipper changes nothing. */
-const TIER_FLAGS = /^--(no-)?(max-opt|turbofan|maglev|jitless|sparkplug)\b/;
+// V8 takes `-` and `_` alike in flag names (`--max_opt=2`, `--no_turbofan`).
+const TIER_FLAGS = /^--(no[-_])?(max[-_]opt|turbofan|maglev|jitless|sparkplug)(=|$)/;
 
 /**
  * Maglev alone (no TurboFan) when Loki is the only destination; V8's defaults (TurboFan too) when

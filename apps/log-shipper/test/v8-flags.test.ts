@@ -37,6 +37,8 @@ describe("chooseCompiler", () => {
       "--turbofan",
       "--no-turbofan",
       "--no-maglev",
+      "--max_opt=2",
+      "--no_turbofan",
       "--jitless",
     ]) {
       const c = chooseCompiler({
@@ -48,7 +50,12 @@ describe("chooseCompiler", () => {
     }
     const other = chooseCompiler({
       otherDestinations: [],
-      execArgv: ["--max-semi-space-size=1", "--max-old-space-size=64", "--enable-source-maps"],
+      execArgv: [
+        "--max-semi-space-size=1",
+        "--max-old-space-size=64",
+        "--enable-source-maps",
+        "--maglev-inlining",
+      ],
       v8Version: NODE24_V8,
     });
     expect(other.compiler).toBe("maglev");
