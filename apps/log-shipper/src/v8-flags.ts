@@ -43,7 +43,10 @@ export function chooseCompiler(opts: {
       compiler: "default",
       why: `TurboFan for the ${opts.otherDestinations.join(" and ")} encoders`,
     };
-  return { compiler: "maglev", why: "Loki only: Maglev without TurboFan, for memory" };
+  return {
+    compiler: "maglev",
+    why: "no OTLP or Elasticsearch destination: Maglev without TurboFan, for memory",
+  };
 }
 
 /** Apply chooseCompiler's choice: before the shipper's code has run long enough to be optimized. */

@@ -10,10 +10,10 @@ const NODE24_V8 = "13.6.233.17-node.40";
 const NODE20_V8 = "11.3.244.8-node.33";
 
 describe("chooseCompiler", () => {
-  it("Loki only, on a V8 with Maglev: Maglev without TurboFan", () => {
+  it("Loki only (or the dry run), on a V8 with Maglev: Maglev without TurboFan", () => {
     expect(chooseCompiler({ otherDestinations: [], execArgv: [], v8Version: NODE24_V8 })).toEqual({
       compiler: "maglev",
-      why: "Loki only: Maglev without TurboFan, for memory",
+      why: "no OTLP or Elasticsearch destination: Maglev without TurboFan, for memory",
     });
   });
 
