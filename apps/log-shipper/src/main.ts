@@ -1,6 +1,6 @@
 // Entry point of the log-shipper image (`node dist/main.js`): load the configuration, build the
 // app, listen, and turn SIGTERM/SIGINT into a drain within SHUTDOWN_TIMEOUT_MS. Wiring only.
-
+import "./v8-flags.js"; // first: process-wide V8 settings must precede everything else
 import { dirname } from "node:path";
 import {
   createLifecycle,
@@ -11,7 +11,7 @@ import {
 } from "@sidecar/shared";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
-import { applyCompiler, chooseCompiler } from "./v8-flags.js"; // first: process-wide V8 settings must precede everything else
+import { applyCompiler, chooseCompiler } from "./v8-flags.js";
 
 runMain("log-shipper", async () => {
   const config = loadConfig(process.env);
