@@ -15,9 +15,11 @@ export interface CompilerChoice {
   why: string;
 }
 
-/** Node's own flags that already decide the optimizing tiers: then the shipper changes nothing. */
-// V8 takes `-` and `_` alike in flag names (`--max_opt=2`, `--no_turbofan`).
-const TIER_FLAGS = /^--(no[-_])?(max[-_]opt|turbofan|maglev|jitless|sparkplug)(=|$)/;
+/**
+ * Node's own flags that already decide the optimizing tiers: then the shipper changes nothing.
+ * V8 takes `-` and `_` alike in flag names (`--max_opt=2`, `--no_turbofan`).
+ */
+export const TIER_FLAGS = /^--(no[-_])?(max[-_]opt|turbofan|maglev|jitless|sparkplug)(=|$)/;
 
 /**
  * Maglev alone (no TurboFan) when Loki is the only destination; V8's defaults (TurboFan too) when
