@@ -458,7 +458,7 @@ async function run(rate, seconds, destinations = opt.destinations) {
   );
   const pct = (p) =>
     lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : Number.NaN;
-  if (args.timeline === "true") {
+  if (args.timeline) {
     // --timeline: the worst and median latency of the lines written in each second of the run
     // (where a p99 comes from: start-up, a rotation, a GC, throttling).
     const perSec = [];
@@ -471,7 +471,7 @@ async function run(rate, seconds, destinations = opt.destinations) {
         `${s}s:${Math.round(xs[xs.length >> 1] ?? Number.NaN)}/${Math.round(xs.at(-1) ?? Number.NaN)}`,
       );
     }
-    console.log(`timeline (median/max ms per second written): ${perSec.join(" ")}`);
+    say(`timeline (median/max ms per second written): ${perSec.join(" ")}`);
   }
   const cpu = cpu1 - cpu0;
   const result = {
