@@ -721,6 +721,7 @@ export class Pipeline implements LineSink {
   /** The head batch is done (sent or dropped): acknowledge its offsets and make room. */
   private complete(head: QueuedBatch): void {
     this.queue.shift();
+    if (head.body !== undefined) this.sink.release?.(head.body);
     if (head.acks.length > 0) this.unpersisted = true;
     this.pending -= head.pendingBytes;
     for (const a of head.acks) {

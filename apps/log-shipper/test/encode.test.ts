@@ -115,6 +115,72 @@ describe("protobuf + snappy", () => {
     expect(decodeProtobufPush(b.body)).toEqual(expected(small));
   });
 
+  describe("body memory given back (release)", () => {
+    /** A batch whose body is `lines` × ~100 bytes that snappy cannot shrink much (seeded). */
+    function bigBatch(seed: number, lines: number): Input[] {
+      let x = seed >>> 0;
+      const hex = () => {
+        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+        return x.toString(16).padStart(8, "0");
+      };
+      const entries = Array.from({ length: lines }, (_, i) => ({
+        sec: 1_700_000_000 + i,
+        nanos: seed,
+        line: Array.from({ length: 12 }, hex).join(" "),
+      }));
+      return [{ labels: { job: "j", batch: String(seed) }, entries }];
+    }
+
+    it("a released body's memory serves the next body; bodies still held never share memory", () => {
+      const e = new ProtobufEncoder();
+      const one = bigBatch(1, 400);
+      const two = bigBatch(2, 400);
+      const three = bigBatch(3, 400);
+      const a = e.encode(streamsOf(one));
+      const b = e.encode(streamsOf(two));
+      expect(a.body.length).toBeGreaterThan(16 * 1024); // pooled sizes
+      expect(b.body.buffer).not.toBe(a.body.buffer); // a is still held
+      e.release(a);
+      const c = e.encode(streamsOf(three));
+      expect(c.body.buffer).toBe(a.body.buffer); // a's memory, reused
+      // b was never given back: untouched by c's encoding, and both decode to their own batch.
+      expect(decodeProtobufPush(b.body)).toEqual(expected(two));
+      expect(decodeProtobufPush(c.body)).toEqual(expected(three));
+      // Given back twice, kept once: two later bodies still get memory of their own.
+      e.release(b);
+      e.release(b);
+      const d = e.encode(streamsOf(one));
+      const f = e.encode(streamsOf(two));
+      expect(d.body.buffer).toBe(b.body.buffer);
+      expect(f.body.buffer).not.toBe(d.body.buffer);
+      expect(decodeProtobufPush(d.body)).toEqual(expected(one));
+      expect(decodeProtobufPush(f.body)).toEqual(expected(two));
+    });
+
+    it("takes back only its own bodies, and a spare only for a body it fits closely", () => {
+      const e = new ProtobufEncoder();
+      // A foreign buffer handed in is ignored, never given out as a body.
+      const foreign = Buffer.alloc(256 * 1024);
+      e.release({ body: foreign, contentType: "application/x-protobuf" });
+      const a = e.encode(streamsOf(bigBatch(4, 400)));
+      expect(a.body.buffer).not.toBe(foreign.buffer);
+      // A spare more than twice the size a body needs stays spare (no large buffer kept busy by a
+      // small body); small bodies are not pooled at all.
+      const big = e.encode(streamsOf(bigBatch(5, 1600)));
+      e.release(big);
+      const mid = e.encode(streamsOf(bigBatch(6, 400)));
+      expect(mid.body.buffer).not.toBe(big.body.buffer);
+      const again = e.encode(streamsOf(bigBatch(7, 1500)));
+      expect(again.body.buffer).toBe(big.body.buffer);
+      const small = e.encode(streamsOf(bigBatch(8, 3)));
+      e.release(small);
+      const next = e.encode(streamsOf(bigBatch(9, 3))).body;
+      // (small bodies come from Node's shared pool slab: same ArrayBuffer, other bytes)
+      expect(next.buffer === small.body.buffer && next.byteOffset === small.body.byteOffset).toBe(false);
+      expect(decodeProtobufPush(again.body)).toEqual(expected(bigBatch(7, 1500)));
+    });
+  });
+
   it("stream headers of every snappy literal size (labels up to 70 kB), several streams", () => {
     // The header of each stream is written as a snappy literal element: tag sizes change at 60,
     // 256 and 65536 bytes. Each label set's length lands on one side of those bounds.

@@ -177,6 +177,42 @@ describe("Pipeline", () => {
     expect(loki.requests.filter((r) => r.status === 204).length).toBeGreaterThan(3);
   });
 
+  it("bodies whose memory is reused arrive intact across retries, resets and splits (issue 12)", async () => {
+    // Lines snappy cannot shrink much, so every body is large enough to come from the encoder's
+    // spares (≥ 16 KiB); written at once, so batches queue behind the one in flight. A body given
+    // back too early (before its batch is done) would be overwritten by a later batch's bytes.
+    const h = harness(loki, { batchMaxBytes: 32 * 1024, retryMinMs: 5, retryMaxMs: 20 });
+    const p = h.pipeline;
+    p.start();
+    let x = 12345;
+    const word = () => {
+      x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+      return x.toString(36);
+    };
+    const file: SourceFile = { id: "big", path: "/shared/logs/big.log" };
+    const all: string[] = [];
+    for (let round = 0; round < 12; round++) {
+      if (round === 2) loki.setFault({ kind: "status", status: 503, times: 3 });
+      if (round === 5) loki.setFault({ kind: "reset", times: 2 });
+      if (round === 8) loki.setPoison(`poison-${round}`);
+      const ls = Array.from({ length: 400 }, (_, i) =>
+        [
+          round === 8 && i === 123 ? `poison-${round}` : `r${round} n${i}`,
+          ...Array.from({ length: 12 }, word),
+        ].join(" "),
+      );
+      h.write(file, ls);
+      all.push(...ls);
+      await new Promise((r) => setTimeout(r, round % 3 === 0 ? 30 : 0));
+    }
+    expect(await p.drain(Date.now() + 30_000)).toBe(true);
+    await p.close();
+    const got = loki.entries.map((e) => e.line);
+    expect(got).toEqual(all.filter((l) => !l.startsWith("poison-")));
+    expect(loki.requests.some((r) => r.status === 400)).toBe(true); // the split path ran
+    expect(loki.requests.filter((r) => r.status === 204).length).toBeGreaterThan(20);
+  });
+
   it("repeated lines without a time of their own all survive Loki's duplicate drop (JSON and protobuf)", async () => {
     for (const encoding of ["protobuf", "json"] as const) {
       const h = harness(loki, { encoding, batchMaxBytes: 1024 });

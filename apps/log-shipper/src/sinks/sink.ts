@@ -16,6 +16,8 @@
 //                                    again (e.g. Elasticsearch items that got 429) — the pipeline
 //                                    sends it after a backoff and acknowledges the batch's offsets
 //                                    once nothing of it is left to retry.
+//   release(body)       (optional) the pipeline is done with a body — acknowledged or dropped,
+//                       never sent again: the sink may reuse its memory for a later body.
 //   close()             release connections.
 //
 // A batch's stream labels are the Loki view of a line (static labels, pod labels, `filename`,
@@ -76,6 +78,12 @@ export interface Sink {
   readonly title: string;
   encode(streams: readonly BatchStream[]): EncodedBody;
   send(body: EncodedBody, signal: AbortSignal): Promise<SinkResult>;
+  /**
+   * Optional: the pipeline is done with `body` (its batch acknowledged or dropped; it is never
+   * sent again): its memory may serve a later body. Not called for a body replaced by split
+   * halves or a retry body, nor for batches left queued at stop: those are left to the GC.
+   */
+  release?(body: EncodedBody): void;
   close(): Promise<void>;
   /**
    * Optional, for a destination whose 4xx does not say which entries were bad (Loki: a decode

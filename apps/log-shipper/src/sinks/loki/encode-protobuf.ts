@@ -226,7 +226,14 @@ export interface EncodedBody {
 /** Turns a sealed batch's streams into a request body. Called synchronously at seal time. */
 export interface BatchEncoder {
   encode(streams: readonly BatchStream[]): EncodedBody;
+  /** The body is done with (Sink.release): its memory may serve a later body. */
+  release?(body: EncodedBody): void;
 }
+
+/** Bodies this large or larger come from the encoder's spares; a smaller one is cheap to allocate. */
+const POOLED_BODY_BYTES = 16 * 1024;
+/** Spare bodies kept: the one in flight and the one queued behind it, given back in turn. */
+const SPARE_BODIES = 2;
 
 /**
  * PushRequest + snappy, without assembling the uncompressed request: a snappy block is a varint
@@ -238,10 +245,20 @@ export interface BatchEncoder {
  * ~1 MiB of entries into it. The elements go to one reused buffer about the size of a compressed
  * body (typically 4–8× smaller than the entries); the body sent and kept until acknowledged is
  * a copy of exactly its size.
+ *
+ * The body's memory is reused once the pipeline is done with it (`release`): a fresh body per
+ * batch (tens to hundreds of KiB, ten a second at 50k lines/s) lives through a push or two, long
+ * enough for its Buffer to be promoted to V8's old space, so its malloc'd memory came back only at
+ * the next major GC — the 6–7 MiB of external memory that piled up between major GCs made most of
+ * the shipper's growth in resident memory over minutes (issue 12).
  */
 export class ProtobufEncoder implements BatchEncoder {
   private readonly out = new GrowableBuffer(64 * 1024);
   private readonly snappy = new SnappyCompressor();
+  /** Released bodies' whole buffers, oldest first. */
+  private readonly spares: Buffer[] = [];
+  /** The memory of the bodies this encoder made: only those are taken back. */
+  private readonly made = new WeakSet<ArrayBufferLike>();
 
   encode(streams: readonly BatchStream[]): EncodedBody {
     const out = this.out;
@@ -269,12 +286,38 @@ export class ProtobufEncoder implements BatchEncoder {
       out.len = p + labelsLen;
       this.snappy.compressInto(s.entries, 0, s.entries.length, out);
     }
-    const body = Buffer.allocUnsafe(out.len);
+    const body = this.bodyOf(out.len);
     out.buf.copy(body, 0, 0, out.len);
     const used = out.len;
     out.len = 0;
     // After a burst of incompressible lines the buffer may have grown to the entries' size.
     out.shrink(used, 256 * 1024);
     return { body, contentType: "application/x-protobuf" };
+  }
+
+  release(done: EncodedBody): void {
+    const memory = done.body.buffer;
+    if (!this.made.has(memory)) return;
+    const spares = this.spares;
+    for (const s of spares) if (s.buffer === memory) return; // given back twice: kept once
+    if (spares.length >= SPARE_BODIES) spares.shift();
+    spares.push(Buffer.from(memory));
+  }
+
+  /** `n` bytes for a body: a spare at most twice that size, else new memory with some room. */
+  private bodyOf(n: number): Buffer {
+    if (n < POOLED_BODY_BYTES) return Buffer.allocUnsafe(n);
+    const spares = this.spares;
+    for (let i = 0; i < spares.length; i++) {
+      const s = spares[i] as Buffer;
+      if (s.length >= n && n >= s.length >>> 1) {
+        spares.splice(i, 1);
+        return s.subarray(0, n);
+      }
+    }
+    // Room for a body a little larger next time (successive bodies differ by a few percent).
+    const fresh = Buffer.allocUnsafeSlow(n + (n >>> 3));
+    this.made.add(fresh.buffer);
+    return fresh.subarray(0, n);
   }
 }

@@ -31,6 +31,10 @@ export class LokiSink implements Sink {
     return this.transport.send(body, signal);
   }
 
+  release(body: EncodedBody): void {
+    this.encoder.release?.(body);
+  }
+
   close(): Promise<void> {
     return this.transport.close();
   }
