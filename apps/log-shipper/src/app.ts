@@ -69,7 +69,9 @@ export function buildApp(config: Config, deps: AppDeps): App {
   // Event-loop lag sampled every 100 ms instead of prom-client's 10 ms: the 10 ms timer alone
   // cost ~0.8 % of a core in an idle sidecar.
   if (deps.processMetrics !== false) {
-    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+    // Without nodejs_gc_duration_seconds: its observer was most of the old generation's garbage
+    // (shared prom.ts); heap sizes per space stay.
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100, gcDuration: false });
   }
 
   let lastEvictLog = 0;

@@ -245,6 +245,11 @@ describe("log shipper process (dist/main.js)", () => {
     expect(memoryOf(s.pid, "VmHWM")).toBeLessThan(128 * 1024 * 1024);
     const metrics = await fetchMetrics(s);
     expect(metrics).toMatch(/^log_shipper_lines_truncated_total 1$/m);
+    // prom-client's default metrics, but not nodejs_gc_duration_seconds (its observer's garbage,
+    // shared prom.ts): heap sizes per space are there to watch memory with.
+    expect(metrics).toMatch(/^process_cpu_seconds_total /m);
+    expect(metrics).toMatch(/^nodejs_heap_space_size_used_bytes\{space="old"\} /m);
+    expect(metrics).not.toContain("nodejs_gc_duration_seconds");
     s.child.kill("SIGTERM");
     expect((await s.exited).code).toBe(0);
   });

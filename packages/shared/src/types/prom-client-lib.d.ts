@@ -16,7 +16,14 @@ declare module "prom-client/lib/registry.js" {
   const Registry: typeof import("prom-client").Registry;
   export default Registry;
 }
-declare module "prom-client/lib/defaultMetrics.js" {
-  const collectDefaultMetrics: typeof import("prom-client").collectDefaultMetrics;
-  export default collectDefaultMetrics;
+// One default metric each (lib/defaultMetrics.js calls them all in turn).
+declare module "prom-client/lib/metrics/*.js" {
+  const metric: (
+    // biome-ignore lint/suspicious/noExplicitAny: any content type, as prom-client's own calls
+    registry: import("prom-client").Registry<any> | undefined,
+    config: import("prom-client").DefaultMetricsCollectorConfiguration<
+      import("prom-client").RegistryContentType
+    >,
+  ) => void;
+  export default metric;
 }
