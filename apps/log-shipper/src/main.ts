@@ -11,6 +11,7 @@ import {
 } from "@sidecar/shared";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
+import { startHeapUpkeep } from "./heap-upkeep.js";
 import { applyCompiler, chooseCompiler } from "./v8-flags.js";
 
 runMain("log-shipper", async () => {
@@ -42,4 +43,6 @@ runMain("log-shipper", async () => {
   );
   lifecycle.install();
   await app.start();
+  // A major GC per MiB the old generation grows, not per V8's far larger step (heap-upkeep.ts).
+  startHeapUpkeep();
 });
