@@ -2,15 +2,16 @@
 // UPKEEP_GROWTH_BYTES since the last one, instead of waiting for V8's own limit.
 //
 // Under steady load a few tens of KB a second survive two scavenges and die in the old generation
-// (batches and their requests outlive a scavenge or two; 31 KB/s at 50k lines/s). V8 collects the
-// old generation only once it reaches a limit set well above the live heap — at least 8 MB above
-// it, and in practice the first major GC came after 90–200 s. The pages touched meanwhile stay
-// resident: on Node 24 with the image's settings the peak went from 63.6 MiB in the first 20 s to
-// 67–73 MiB after a few minutes (issue 12). V8's memory reducer, which collects early, runs only
-// when the allocation rate is low — never for a shipper that is busy. Measured over 240 s at
-// 50k lines/s: a major GC per ~35 s held the peak at 65.9 MiB (69.2 without), at no measurable
-// CPU (1.08 s per million lines both): a mark-compact of a ~10 MB heap is a few milliseconds, and
-// it is asked for as `async` (incremental, concurrent marking) so it does not stop reading.
+// (batches and their requests outlive a scavenge or two; 20–31 KB/s at 50k lines/s). V8 collects
+// the old generation only once it reaches a limit set well above the live heap: in runs at that
+// rate the old space grew from ~5 to 10–11 MiB before a major GC, the first one coming after
+// 200 s or later. The pages touched meanwhile stay resident: on Node 24 with the image's settings
+// the peak went from 63.6 MiB in the first 20 s to 69–73 MiB after a few minutes (issue 12). V8's
+// memory reducer, which collects early, runs only when the allocation rate is low — never for a
+// shipper that is busy. Measured at 50k lines/s: with a major GC per MiB (about one a minute)
+// the peak was 65.7 MiB over 240 s and 66.0 over 180 s (69.2 over 240 s without), CPU 1.11 and
+// 1.13 s per million lines (1.08 without): a mark-compact of a ~10 MB heap is a few milliseconds,
+// and it is asked for as `async` (incremental, concurrent marking) so it does not stop reading.
 //
 // V8's `gc()` is only reachable with --expose-gc, which applies to contexts created after it is
 // set: the flag is set for one vm context, whose `gc` is kept, and set back. (A context costs
