@@ -4,6 +4,7 @@ export * from "./backoff.js";
 export * from "./env.js";
 export * as fsAsync from "./fs-async.js";
 export * from "./http-server.js";
+export * from "./iso-time.js";
 export * from "./lifecycle.js";
 export * from "./line-logger.js";
 export * from "./log-levels.js";

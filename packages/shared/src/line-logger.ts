@@ -6,6 +6,7 @@
 // issue 12). Components take the `Log` type, so tests can still hand in a pino logger.
 import { writeSync } from "node:fs";
 import type { Logger } from "pino";
+import { isoTime } from "./iso-time.js";
 import type { LogLevel } from "./log-levels.js";
 
 /** What the sidecars use of a logger; a pino Logger is one. */
@@ -38,7 +39,7 @@ export function createLineLogger(opts: LineLoggerOptions): Log {
       (name: Method) =>
       (first?: unknown, msg?: unknown): void => {
         if (LEVELS[name] < threshold) return;
-        const line: Record<string, unknown> = { level: name, time: new Date().toISOString(), ...bindings };
+        const line: Record<string, unknown> = { level: name, time: isoTime(), ...bindings };
         if (isErrorLike(first)) {
           line.err = serializeError(first);
           if (msg === undefined) msg = first.message;

@@ -23,7 +23,7 @@
 import { constants, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
-import { fileKind, fsAsync, writeFileAtomic, writeFileAtomicSync } from "@sidecar/shared";
+import { fileKind, fsAsync, isoTime, writeFileAtomic, writeFileAtomicSync } from "@sidecar/shared";
 
 export interface PositionEntry {
   /** Identity key: `${dev}:${ino}:${fingerprint}`. */
@@ -166,7 +166,7 @@ export class Positions {
   }
 
   private async setAside(problem: string, err: unknown): Promise<void> {
-    const aside = `${this.opts.file}.corrupt-${new Date(this.now()).toISOString().replace(/[:.]/g, "-")}`;
+    const aside = `${this.opts.file}.corrupt-${isoTime(this.now()).replace(/[:.]/g, "-")}`;
     try {
       await fsAsync.rename(this.opts.file, aside);
       this.corruptSetAside = aside;
@@ -343,7 +343,7 @@ export class Positions {
     this.dirty = false;
     const doc: PositionsFileV1 = {
       version: 1,
-      savedAt: new Date(this.now()).toISOString(),
+      savedAt: isoTime(this.now()),
       files: [...this.entries.values()],
     };
     const text = `${JSON.stringify(doc, null, 1)}\n`;

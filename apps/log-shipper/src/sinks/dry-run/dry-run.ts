@@ -4,6 +4,7 @@
 // being sent, and each
 // batch is acknowledged right away, so positions advance exactly as they would against a real Loki.
 
+import { isoTime } from "@sidecar/shared";
 import { MAX_ENCODABLE_SEC } from "../../batcher.js";
 import { escapeLabelValue, formatLabels } from "../../labels.js";
 import {
@@ -17,7 +18,7 @@ import type { Sink, SinkResult } from "../sink.js";
 
 /** RFC 3339 with nanoseconds: `2024-01-31T12:00:00.123456789Z`. */
 export function isoNanos(sec: number, nanos: number): string {
-  const iso = new Date(sec * 1000).toISOString(); // …:SS.000Z
+  const iso = isoTime(sec * 1000); // …:SS.000Z
   return `${iso.slice(0, 19)}.${String(nanos).padStart(9, "0")}Z`;
 }
 

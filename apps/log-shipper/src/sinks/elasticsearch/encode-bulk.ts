@@ -33,7 +33,7 @@
 // JSON.stringify): the line's bytes are already valid UTF-8 (the batcher repairs them), so only
 // `"`, `\` and control bytes need escaping. What the body keeps besides the bytes is where each
 // item ends (`itemEnds`), so the client can rebuild a body of only the items to retry.
-import { sha256Hex } from "@sidecar/shared";
+import { isoTime, sha256Hex } from "@sidecar/shared";
 import { type BatchStream, type EncodedBody, GrowableBuffer, readPair } from "../loki/encode-protobuf.js";
 import { fileIdentity } from "../sink.js";
 import { zlib } from "../zlib.js";
@@ -420,7 +420,7 @@ export class BulkEncoder {
   private writeTimestamp(b: Buffer, p: number, sec: number, nanos: number): number {
     if (sec !== this.lastSec) {
       this.lastSec = sec;
-      this.secBytes.write(new Date(sec * 1000).toISOString(), 0, 19, "latin1");
+      this.secBytes.write(isoTime(sec * 1000), 0, 19, "latin1");
     }
     b.set(this.secBytes, p);
     p += 19;

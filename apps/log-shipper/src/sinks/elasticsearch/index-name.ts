@@ -8,6 +8,7 @@
 // The name is checked at start against Elasticsearch's index naming rules (lowercase; none of
 // `\ / * ? " < > | , # :` or a space; not starting with `-`, `_` or `+`; not `.`/`..`; at most
 // 255 bytes) — a bad name would otherwise be refused for every line, one item error at a time.
+import { isoTimeRange, utcParts } from "@sidecar/shared";
 
 /** A fixed name in the `{type}-{dataset}-{namespace}` scheme the built-in `logs-*-*` template turns into a data stream. */
 const DATA_STREAM_NAME = /^(logs)-([^-]+)-([^-]+)$/;
@@ -86,14 +87,26 @@ export class IndexName {
   /** The index name for `sec` as a string. */
   format(sec: number): string {
     if (this.fixed) return this.parts.map((p) => p.value).join("");
-    const d = new Date(sec * 1000);
+    // Without a Date where it can (shared iso-time.ts: a Date's first use loads ICU's time zones).
+    const ms = sec * 1000;
+    let t: { year: number; month: number; day: number; hour: number };
+    if (isoTimeRange(ms)) t = utcParts(ms);
+    else {
+      const d = new Date(ms);
+      t = {
+        year: d.getUTCFullYear(),
+        month: d.getUTCMonth() + 1,
+        day: d.getUTCDate(),
+        hour: d.getUTCHours(),
+      };
+    }
     let out = "";
     for (const p of this.parts) {
       if (p.literal) out += p.value;
-      else if (p.value === "Y") out += String(d.getUTCFullYear()).padStart(4, "0");
-      else if (p.value === "m") out += String(d.getUTCMonth() + 1).padStart(2, "0");
-      else if (p.value === "d") out += String(d.getUTCDate()).padStart(2, "0");
-      else out += String(d.getUTCHours()).padStart(2, "0");
+      else if (p.value === "Y") out += String(t.year).padStart(4, "0");
+      else if (p.value === "m") out += String(t.month).padStart(2, "0");
+      else if (p.value === "d") out += String(t.day).padStart(2, "0");
+      else out += String(t.hour).padStart(2, "0");
     }
     return out;
   }

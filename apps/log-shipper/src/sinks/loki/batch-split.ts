@@ -6,7 +6,7 @@
 // keep memory low), so this rare path reads the request body back into entries: protobuf
 // (snappy) or JSON (gzip or not), whichever the encoder wrote.
 
-import { snappyUncompress } from "@sidecar/shared";
+import { isoTime, isoTimeRange, snappyUncompress } from "@sidecar/shared";
 import { formatLabels } from "../../labels.js";
 import { encodeMetadata } from "../../processing/fields.js";
 import { zlib } from "../zlib.js";
@@ -74,11 +74,9 @@ export function describeEntry(e: SplitEntry, maxChars = 200): { timestamp: strin
   let out = { timestamp: "", line: "" };
   forEachEntry(e.wire, (sec, nanos, line) => {
     const text = line.toString("utf8");
-    const date = Number.isFinite(sec * 1000) ? new Date(sec * 1000) : undefined;
-    const iso =
-      date !== undefined && !Number.isNaN(date.getTime())
-        ? `${date.toISOString().slice(0, 19)}.${String(nanos).padStart(9, "0")}Z`
-        : `${sec}s+${nanos}ns`;
+    const iso = isoTimeRange(sec * 1000)
+      ? `${isoTime(sec * 1000).slice(0, 19)}.${String(nanos).padStart(9, "0")}Z`
+      : `${sec}s+${nanos}ns`;
     out = { timestamp: iso, line: text.length > maxChars ? `${text.slice(0, maxChars)}…` : text };
   });
   return out;
