@@ -4,7 +4,7 @@
 // 128Mi limit (measured: idle RSS with and without it).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Log as Logger, Readiness, Registry } from "@sidecar/shared";
+import { type Log as Logger, type Readiness, type Registry, utcParts } from "@sidecar/shared";
 
 export interface HttpResponse {
   statusCode: number;
@@ -71,7 +71,14 @@ export class HealthServer {
       this.opts.logger.error({ err, url: req.url }, "HTTP handler failed");
       out = json(500, { status: "error" });
     }
-    res.writeHead(out.statusCode, { ...out.headers, "content-length": Buffer.byteLength(out.body) });
+    // Our own Date header: Node's comes from a Date object, whose first use loads ICU's time zones
+    // (~0.7 MiB resident for good; shared iso-time.ts) — and every probe and scrape would make one.
+    res.sendDate = false;
+    res.writeHead(out.statusCode, {
+      ...out.headers,
+      date: httpDate(Date.now()),
+      "content-length": Buffer.byteLength(out.body),
+    });
     res.end(req.method === "HEAD" ? undefined : out.body);
   }
 
@@ -104,4 +111,15 @@ function json(statusCode: number, value: unknown) {
     headers: { "content-type": "application/json; charset=utf-8" } as Record<string, string>,
     body: JSON.stringify(value),
   };
+}
+
+const DAYS = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/** RFC 9110's IMF-fixdate (`Mon, 07 Dec 2026 17:16:16 GMT`), what Date#toUTCString gives. */
+export function httpDate(ms: number): string {
+  const t = utcParts(ms);
+  const weekday = DAYS[((Math.floor(ms / 86_400_000) % 7) + 7) % 7];
+  return `${weekday}, ${pad2(t.day)} ${MONTHS[t.month - 1]} ${t.year} ${pad2(t.hour)}:${pad2(t.minute)}:${pad2(t.second)} GMT`;
 }

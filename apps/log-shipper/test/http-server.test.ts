@@ -1,6 +1,6 @@
 import { Counter, Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { HealthServer } from "../src/http-server.js";
+import { HealthServer, httpDate } from "../src/http-server.js";
 import { silentLogger } from "./support/logger.js";
 
 let server: HealthServer | undefined;
@@ -26,7 +26,13 @@ describe("HealthServer", () => {
     const base = await s.listen({ host: "127.0.0.1", port: 0 });
     expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
-    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const t0 = Date.now();
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    // One Date header (ours; Node's own is off), an IMF-fixdate within the request's second.
+    const date = health.headers.get("date") ?? "";
+    expect(date).toMatch(/^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$/);
+    expect(Math.abs(Date.parse(date) - t0)).toBeLessThan(5000);
     const notReady = await fetch(`${base}/readyz`);
     expect(notReady.status).toBe(503);
     expect(await notReady.json()).toEqual({ status: "not ready", reason: "positions not loaded yet" });
@@ -44,6 +50,17 @@ describe("HealthServer", () => {
     const head = await fetch(`${base}/healthz`, { method: "HEAD" });
     expect(head.status).toBe(200);
     expect(await head.text()).toBe("");
+  });
+
+  it("httpDate is Date#toUTCString for 100k seeded times, weekdays before 1970 included", () => {
+    let x = 0x9e3779b9;
+    for (let i = 0; i < 100_000; i++) {
+      x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+      const ms = Math.floor((x / 2 ** 32 - 0.3) * 8_000_000_000_000); // ~1894 to ~2146
+      expect(httpDate(ms)).toBe(new Date(ms).toUTCString());
+    }
+    expect(httpDate(0)).toBe("Thu, 01 Jan 1970 00:00:00 GMT");
+    expect(httpDate(-1)).toBe("Wed, 31 Dec 1969 23:59:59 GMT");
   });
 
   it("serves the same answers through inject() without a socket", async () => {
