@@ -244,13 +244,13 @@ const SPARE_BODIES = 2;
  * lie: no request-sized scratch buffer (1–2 MiB kept for good) and no copy of every batch's
  * ~1 MiB of entries into it. The elements go to one reused buffer about the size of a compressed
  * body (typically 4–8× smaller than the entries); the body sent and kept until acknowledged is
- * a copy of exactly its size.
+ * a copy of exactly its size (a view of a spare buffer when one fits).
  *
  * The body's memory is reused once the pipeline is done with it (`release`): a fresh body per
  * batch (tens to hundreds of KiB, ten a second at 50k lines/s) lives through a push or two, long
  * enough for its Buffer to be promoted to V8's old space, so its malloc'd memory came back only at
- * the next major GC — the 6–7 MiB of external memory that piled up between major GCs made most of
- * the shipper's growth in resident memory over minutes (issue 12).
+ * the next major GC — external memory swung between 4.5 and 11 MB, part of the shipper's growth
+ * in resident memory over minutes (issue 12).
  */
 export class ProtobufEncoder implements BatchEncoder {
   private readonly out = new GrowableBuffer(64 * 1024);
