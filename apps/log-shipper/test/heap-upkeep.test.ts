@@ -6,67 +6,62 @@ import { exposeMajorGc, HeapUpkeep, oldGenerationUsed, UPKEEP_GROWTH_BYTES } fro
 
 const MiB = 1024 * 1024;
 
+/** A HeapUpkeep over a scripted old generation of `start` bytes; `heap.gcs` counts the GCs asked for. */
+function scripted(start: number) {
+  const heap = { used: start, gcs: 0 };
+  const upkeep = new HeapUpkeep(
+    () => heap.used,
+    () => heap.gcs++,
+  );
+  return { heap, upkeep };
+}
+
 describe("HeapUpkeep policy", () => {
   it("asks for a major GC once per MiB of growth, and takes the size after it as the new baseline", () => {
-    let used = 10 * MiB;
-    let gcs = 0;
-    const u = new HeapUpkeep(
-      () => used,
-      () => gcs++,
-    );
+    const { heap, upkeep: u } = scripted(10 * MiB);
     u.check(); // baseline 10 MiB
-    used += UPKEEP_GROWTH_BYTES - 1;
+    heap.used += UPKEEP_GROWTH_BYTES - 1;
     u.check();
-    expect(gcs).toBe(0);
-    used += 1;
+    expect(heap.gcs).toBe(0);
+    heap.used += 1;
     u.check();
-    expect(gcs).toBe(1);
+    expect(heap.gcs).toBe(1);
     // The collection freed 0.7 MiB: that is the new baseline, whatever it is.
-    used -= 0.7 * MiB;
+    heap.used -= 0.7 * MiB;
     u.check();
-    expect(gcs).toBe(1);
-    used += 0.9 * MiB;
+    expect(heap.gcs).toBe(1);
+    heap.used += 0.9 * MiB;
     u.check();
-    expect(gcs).toBe(1);
-    used += 0.1 * MiB;
+    expect(heap.gcs).toBe(1);
+    heap.used += 0.1 * MiB;
     u.check();
-    expect(gcs).toBe(2);
+    expect(heap.gcs).toBe(2);
     expect(u.collections).toBe(2);
   });
 
   it("a heap that grows because it holds more costs one GC per MiB, not one per check", () => {
-    let used = 8 * MiB;
-    let gcs = 0;
-    const u = new HeapUpkeep(
-      () => used,
-      () => gcs++,
-    );
+    const { heap, upkeep: u } = scripted(8 * MiB);
     u.check();
     for (let i = 0; i < 40; i++) {
-      used += 0.25 * MiB; // live data: a GC frees nothing
+      heap.used += 0.25 * MiB; // live data: a GC frees nothing
       u.check();
     }
     // 10 MiB of growth: about one GC per MiB (the check after each GC only sets the baseline).
-    expect(gcs).toBeGreaterThanOrEqual(7);
-    expect(gcs).toBeLessThanOrEqual(10);
+    expect(heap.gcs).toBeGreaterThanOrEqual(7);
+    expect(heap.gcs).toBeLessThanOrEqual(10);
   });
 
   it("V8's own major GCs lower the baseline too", () => {
-    let used = 12 * MiB;
-    let gcs = 0;
-    const u = new HeapUpkeep(
-      () => used,
-      () => gcs++,
-    );
+    const { heap, upkeep: u } = scripted(12 * MiB);
     u.check();
-    used = 9 * MiB; // V8 collected on its own
+    heap.used = 9 * MiB; // V8 collected on its own
     u.check();
-    used = 9.9 * MiB;
+    heap.used = 9.9 * MiB;
     u.check();
-    expect(gcs).toBe(0); // 0.9 MiB above the new baseline, 2.1 below the old one
-    used = 10 * MiB;
+    expect(heap.gcs).toBe(0); // 0.9 MiB above the new baseline, 2.1 below the old one
+    heap.used = 10 * MiB;
     u.check();
-    expect(gcs).toBe(1);
+    expect(heap.gcs).toBe(1);
   });
 });
 

@@ -6,9 +6,10 @@
 // keep memory low), so this rare path reads the request body back into entries: protobuf
 // (snappy) or JSON (gzip or not), whichever the encoder wrote.
 
-import { isoTime, isoTimeRange, snappyUncompress } from "@sidecar/shared";
+import { isoTimeRange, snappyUncompress } from "@sidecar/shared";
 import { formatLabels } from "../../labels.js";
 import { encodeMetadata } from "../../processing/fields.js";
+import { isoNanos } from "../dry-run/dry-run.js";
 import { zlib } from "../zlib.js";
 import {
   appendEntry,
@@ -74,9 +75,7 @@ export function describeEntry(e: SplitEntry, maxChars = 200): { timestamp: strin
   let out = { timestamp: "", line: "" };
   forEachEntry(e.wire, (sec, nanos, line) => {
     const text = line.toString("utf8");
-    const iso = isoTimeRange(sec * 1000)
-      ? `${isoTime(sec * 1000).slice(0, 19)}.${String(nanos).padStart(9, "0")}Z`
-      : `${sec}s+${nanos}ns`;
+    const iso = isoTimeRange(sec * 1000) ? isoNanos(sec, nanos) : `${sec}s+${nanos}ns`;
     out = { timestamp: iso, line: text.length > maxChars ? `${text.slice(0, maxChars)}…` : text };
   });
   return out;
