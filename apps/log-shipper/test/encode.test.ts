@@ -106,6 +106,40 @@ describe("protobuf + snappy", () => {
     expect(decodeProtobufPush(enc.body)).toEqual(expected(inputs));
   });
 
+  it("writes every varint size class of seconds, nanoseconds, line and entry lengths (appendEntry)", () => {
+    // appendEntry sizes and writes its varints itself (not through varintSize/writeVarint): each
+    // size class boundary, decoded by the fake Loki's own protobuf reader.
+    const secs = [1, 127, 128, 2 ** 28 - 1, 2 ** 28, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 35 - 1, 2 ** 35];
+    secs.push(MAX_ENCODABLE_SEC.protobuf);
+    const nanos = [0, 1, 127, 128, 16_383, 16_384, 2 ** 21 - 1, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 999_999_999];
+    const lengths = [0, 1, 127, 128, 16_383, 16_384, 70_000];
+    const metadata = encodeMetadata([["trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"]]);
+    const g = new GrowableBuffer(16);
+    const want: ReceivedEntry[] = [];
+    const labels = { job: "varints" };
+    let appended = 0;
+    let i = 0;
+    for (const sec of [0, ...secs]) {
+      for (const ns of nanos) {
+        // Line lengths in turn; each length also with metadata once in a while.
+        const len = lengths[i % lengths.length] as number;
+        const line = String.fromCharCode(97 + (i % 26)).repeat(len);
+        const withMeta = i % 3 === 0;
+        appended += appendEntry(g, sec, ns, Buffer.from(line), withMeta ? metadata : undefined);
+        want.push({
+          labels,
+          tsNs: BigInt(sec) * 1_000_000_000n + BigInt(ns),
+          line,
+          ...(withMeta ? { metadata: { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" } } : {}),
+        });
+        i++;
+      }
+    }
+    expect(appended).toBe(g.len);
+    const stream = { labels, labelBytes: Buffer.from(formatLabels(labels)), entries: g.view(), count: i };
+    expect(decodeProtobufPush(new ProtobufEncoder().encode([stream]).body)).toEqual(want);
+  });
+
   it("reuses its scratch buffer without mixing batches", () => {
     const e = new ProtobufEncoder();
     const a = e.encode(streamsOf(inputs));
