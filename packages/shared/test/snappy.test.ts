@@ -5,6 +5,7 @@
 // compressor's edges, for incompressible and highly repetitive data, and for inputs that hit
 // its 4- and 8-byte comparisons' corner cases. It must also actually compress (a compressor
 // that wrote only literals would round-trip too). Its decompressor reads the reference's blocks.
+import { createHash } from "node:crypto";
 import snappy from "snappy";
 import { describe, expect, it } from "vitest";
 import { type ByteSink, SNAPPY_FRAGMENT, SnappyCompressor, uncompress } from "../src/snappy.js";
@@ -201,6 +202,25 @@ describe("snappy compressor", () => {
     expect(
       (snappy.uncompressSync(block, { asBuffer: true }) as Buffer).equals(view.subarray(start, end)),
     ).toBe(true);
+  });
+
+  it("writes exactly the blocks snappy.cc's hash (Math.imul by 0x1e35a7bd) gives", () => {
+    // Digests of blocks written by this compressor when its hash was `Math.imul(w, 0x1e35a7bd)`:
+    // the hash picks the table slots, so any other value changes matches and bytes.
+    const digest = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+    const GOLDEN = [
+      "1865f1281d8751705223b905e34ee312e6fd3ffbdb073f406380c8e0c614d159",
+      "d8d9921f342242413c927280c3ef150467e5e30f14e88b7df01889a880530f9f",
+      "bf3fe41b4826e8a14818182e6c9d9ec55d7bcac53459b10421e9314b2686accf",
+    ];
+    const c = new SnappyCompressor();
+    expect(
+      [
+        logLines(300_000),
+        noise(100_000),
+        Buffer.concat([logLines(70_000), noise(5000), logLines(70_000)]),
+      ].map((b) => digest(c.compress(b))),
+    ).toEqual(GOLDEN);
   });
 
   it("one compressor gives the same bytes on reuse (its hash table is reset per fragment)", () => {
