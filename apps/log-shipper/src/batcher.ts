@@ -16,6 +16,7 @@
 // (and later sent and acknowledged) in order. Each batch records, per file, the offset just past
 // its last line: the offset to acknowledge once Loki accepted the batch.
 import { isUtf8 } from "node:buffer";
+import { SNAPPY_FRAGMENT, SnappyCompressor } from "@sidecar/shared";
 import type { SourceFile } from "./contracts.js";
 import { EntryScanner, knownUtf8, LEVEL_NAMES, type LevelCode } from "./entry.js";
 import { formatLabels, streamLabels, stripRotationSuffix } from "./labels.js";
@@ -112,6 +113,9 @@ class Stream {
   readonly promoted: Readonly<Record<string, string>> | undefined;
   readonly labelBytes: Buffer;
   readonly entries = new GrowableBuffer(STREAM_INITIAL_BYTES);
+  /** Packing batcher only: snappy elements of the first `packedBytes` bytes of entries. */
+  packed: GrowableBuffer | undefined;
+  packedBytes = 0;
   count = 0;
   /** Per entry (only with BatcherOptions.entryRefs): its file's id and the offset past it. */
   fileIds: string[] = [];
@@ -208,6 +212,11 @@ export interface BatcherOptions {
   maxOwnSec?: number;
   /** Record each entry's file id and end offset in the sealed streams (Sink.entryRefs). */
   entryRefs?: boolean;
+  /**
+   * Compress each stream's entries with snappy as they arrive, a SNAPPY_FRAGMENT at a time
+   * (Sink.packedEntries): sealed streams carry `packed` + `packedBytes`, `entries` is the rest.
+   */
+  pack?: boolean;
   onSeal: (batch: SealedBatch) => void;
 }
 
@@ -232,6 +241,8 @@ export class Batcher {
   private openReplacedExample: string | undefined;
   private readonly maxOwnSec: number;
   private readonly entryRefs: boolean;
+  /** Packs streams' entries (BatcherOptions.pack). */
+  private readonly packer: SnappyCompressor | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -239,6 +250,7 @@ export class Batcher {
     this.opts = opts;
     this.maxOwnSec = opts.maxOwnSec ?? MAX_ENCODABLE_SEC.protobuf;
     this.entryRefs = opts.entryRefs === true;
+    this.packer = opts.pack === true ? new SnappyCompressor() : undefined;
   }
 
   /** Encoded bytes in the open batch. */
@@ -356,6 +368,7 @@ export class Batcher {
       this.openFiles.push(fs);
     }
     this.openBytesCount += appendEntry(stream.entries, sec, nanos, line, fields?.metadataWire);
+    if (this.packer !== undefined && stream.entries.len > SNAPPY_FRAGMENT) this.pack(stream, this.packer);
     stream.count++;
     if (this.entryRefs) {
       stream.fileIds.push(fs.id);
@@ -436,6 +449,27 @@ export class Batcher {
     this.flush();
   };
 
+  /**
+   * Compress the stream's whole fragments of entries into its `packed` elements and keep only the
+   * rest (less than a fragment, or one longer entry's tail). The fragments start where the stream's
+   * entries start, as the encoder's own compressInto would cut them: the body is byte for byte the
+   * one an unpacked batch gives. A stream then holds about its compressed size plus one fragment
+   * instead of all its entries (up to BATCH_MAX_BYTES, 1 MiB by default, resident for good once
+   * a batch has filled it), and the compression happens as lines arrive instead of at seal.
+   */
+  private pack(stream: Stream, packer: SnappyCompressor): void {
+    const e = stream.entries;
+    stream.packed ??= new GrowableBuffer(64 * 1024);
+    let from = 0;
+    while (e.len - from > SNAPPY_FRAGMENT) {
+      packer.compressInto(e.buf, from, from + SNAPPY_FRAGMENT, stream.packed);
+      from += SNAPPY_FRAGMENT;
+    }
+    e.buf.copyWithin(0, from, e.len);
+    e.len -= from;
+    stream.packedBytes += from;
+  }
+
   private seal(): void {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
@@ -450,6 +484,7 @@ export class Batcher {
         ...(s.promoted !== undefined ? { promoted: s.promoted } : {}),
         labelBytes: s.labelBytes,
         entries: s.entries.view(),
+        ...(s.packed !== undefined ? { packed: s.packed.view(), packedBytes: s.packedBytes } : {}),
         count: s.count,
         ...(this.entryRefs ? { fileIds: s.fileIds, offsets: s.offsets } : {}),
       })),
@@ -480,6 +515,12 @@ export class Batcher {
         s.entries.len = 0;
         s.count = 0;
         s.entries.shrink(used, STREAM_KEEP_BYTES);
+        if (s.packed !== undefined) {
+          const packed = s.packed.len;
+          s.packed.len = 0;
+          s.packedBytes = 0;
+          s.packed.shrink(packed, STREAM_KEEP_BYTES);
+        }
         if (this.entryRefs) {
           s.fileIds = [];
           s.offsets = [];

@@ -197,6 +197,7 @@ export class Pipeline implements LineSink {
       batchWaitMs: opts.batchWaitMs,
       maxOwnSec: this.sink.maxOwnSec,
       ...(this.sink.entryRefs === true ? { entryRefs: true } : {}),
+      ...(this.sink.packedEntries === true ? { pack: true } : {}),
       onSeal: (b) => this.onSeal(b),
     });
     this.metrics = opts.metrics ?? createSinkMetrics(opts.registry);

@@ -266,4 +266,68 @@ describe("Batcher entry refs (Sink.entryRefs)", () => {
       { refs: [], lines: ["one"] },
     ]);
   });
+
+  it("packs streams as lines arrive (Sink.packedEntries): the same bodies, a fragment of entries held", () => {
+    // Two batchers fed the same lines, one packing: every sealed body must be byte for byte the
+    // same, while the packing one never holds more than a fragment (plus one entry) unpacked.
+    const bodies: Buffer[][] = [[], []];
+    let maxHeld = 0;
+    let packedSeen = 0;
+    const batchers = [false, true].map(
+      (pack, i) =>
+        new Batcher({
+          baseLabels: { job: "test" },
+          batchMaxBytes: 700_000,
+          batchWaitMs: 60_000,
+          ...(pack ? { pack: true } : {}),
+          onSeal: (b) => {
+            if (pack) {
+              for (const s of b.streams) {
+                maxHeld = Math.max(maxHeld, s.entries.length);
+                if ((s.packedBytes ?? 0) > 0) packedSeen++;
+                expect((s.packedBytes ?? 0) % 65_536).toBe(0);
+              }
+            }
+            bodies[i]?.push(Buffer.from(new ProtobufEncoder().encode(b.streams).body));
+          },
+        }),
+    );
+    const files: SourceFile[] = [
+      { id: "a", path: "/logs/a.log" },
+      { id: "b", path: "/logs/b.log" },
+    ];
+    // Seeded lines: three levels (streams) per file, lengths from 0 to 100 KB (longer than a
+    // fragment), text that compresses and text that does not.
+    let x = 0x9e3779b9;
+    const rnd = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
+    const levels = [30, 40, 50];
+    const offsets = [0, 0];
+    for (let i = 0; i < 12_000; i++) {
+      const f = i % 7 === 0 ? 1 : 0;
+      const level = levels[Math.floor(rnd() * 3)];
+      const len = rnd() < 0.002 ? 70_000 + Math.floor(rnd() * 30_000) : Math.floor(rnd() * 400);
+      let body = "";
+      while (body.length < len)
+        body += rnd() < 0.5 ? "request completed " : Math.floor(rnd() * 1e9).toString(36);
+      const line = `{"level":${level},"time":${1_700_000_000_000 + i},"msg":"${body.slice(0, len)}"}`;
+      const chunk = Buffer.from(`${line}\n`);
+      offsets[f] = (offsets[f] as number) + chunk.length;
+      for (const b of batchers)
+        b.add(files[f] as SourceFile, chunk, 0, chunk.length - 1, offsets[f] as number, READ_TIME_MS);
+    }
+    for (const b of batchers) b.flush();
+    const [plain, packed] = bodies as [Buffer[], Buffer[]];
+    expect(plain.length).toBeGreaterThan(3);
+    expect(packed.length).toBe(plain.length);
+    for (let i = 0; i < plain.length; i++) expect(packed[i]?.equals(plain[i] as Buffer)).toBe(true);
+    expect(packedSeen).toBeGreaterThan(0);
+    // A fragment plus the longest entry (~100 KB line).
+    expect(maxHeld).toBeLessThan(65_536 + 100_100);
+    expect(decodeProtobufPush(packed[0] as Buffer).length).toBeGreaterThan(0);
+  });
 });

@@ -14,6 +14,7 @@ export * from "./prom.js";
 export * from "./regular-file.js";
 export * from "./sha256.js";
 export {
+  SNAPPY_FRAGMENT,
   SnappyCompressor,
   uncompress as snappyUncompress,
   writeLiteralTag as snappyLiteralTag,

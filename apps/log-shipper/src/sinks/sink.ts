@@ -74,6 +74,15 @@ export interface Sink {
    * build successive bodies in one reused buffer.
    */
   readonly encodeLate?: boolean;
+  /**
+   * When true, the sink's own batcher compresses each stream's entries with snappy as they
+   * arrive, one SNAPPY_FRAGMENT at a time (BatchStream.packed), keeping only the uncompressed
+   * rest: a batch then holds about its compressed size instead of BATCH_MAX_BYTES of entries,
+   * and the compression is spread over the reads instead of done at seal. For an encoder that
+   * writes a stream's entries as one snappy run (Loki protobuf). A batch shared by several
+   * destinations (the fan-out's) is never packed: encode() must take both kinds of stream.
+   */
+  readonly packedEntries?: boolean;
   /** How logs name it: "Loki", "OTLP", "Elasticsearch", "the dry run". */
   readonly title: string;
   encode(streams: readonly BatchStream[]): EncodedBody;

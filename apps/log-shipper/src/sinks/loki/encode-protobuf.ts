@@ -156,6 +156,13 @@ export interface BatchStream {
   readonly promoted?: Readonly<Record<string, string>>;
   /** Entries in wire form (see `appendEntry`); only valid until the batch's streams are reused. */
   readonly entries: Buffer;
+  /**
+   * Only from a batcher that packs (Sink.packedEntries): the snappy elements of the stream's first
+   * `packedBytes` bytes of entries, compressed as they arrived in SNAPPY_FRAGMENT pieces from the
+   * stream's start; `entries` holds the bytes after them. Valid as long as `entries`.
+   */
+  readonly packed?: Buffer;
+  readonly packedBytes?: number;
   readonly count: number;
   /**
    * Only when the sink asked for them (Sink.entryRefs): per entry, in order, the SourceFile id
@@ -288,7 +295,7 @@ export class ProtobufEncoder implements BatchEncoder {
     let total = 0;
     for (const s of streams) {
       const labelsLen = s.labelBytes.length;
-      const streamLen = 1 + varintSize(labelsLen) + labelsLen + s.entries.length;
+      const streamLen = 1 + varintSize(labelsLen) + labelsLen + (s.packedBytes ?? 0) + s.entries.length;
       total += 1 + varintSize(streamLen) + streamLen;
     }
     out.len = 0;
@@ -296,7 +303,7 @@ export class ProtobufEncoder implements BatchEncoder {
     out.len = writeVarint(out.buf, 0, total);
     for (const s of streams) {
       const labelsLen = s.labelBytes.length;
-      const streamLen = 1 + varintSize(labelsLen) + labelsLen + s.entries.length;
+      const streamLen = 1 + varintSize(labelsLen) + labelsLen + (s.packedBytes ?? 0) + s.entries.length;
       const headLen = 1 + varintSize(streamLen) + 1 + varintSize(labelsLen) + labelsLen;
       out.reserve(5 + headLen);
       const b = out.buf;
@@ -307,6 +314,14 @@ export class ProtobufEncoder implements BatchEncoder {
       p = writeVarint(b, p, labelsLen);
       s.labelBytes.copy(b, p);
       out.len = p + labelsLen;
+      // Entries packed as they arrived are elements already: the same bytes compressInto would
+      // write for them here (the same fragments, from the stream's first entry byte).
+      const packed = s.packed;
+      if (packed !== undefined && packed.length > 0) {
+        out.reserve(packed.length);
+        out.buf.set(packed, out.len);
+        out.len += packed.length;
+      }
       this.snappy.compressInto(s.entries, 0, s.entries.length, out);
     }
     const body = this.bodyOf(out.len);

@@ -12,6 +12,8 @@ export class LokiSink implements Sink {
   readonly name = "loki" as const;
   readonly title = "Loki";
   readonly maxOwnSec: number;
+  /** Protobuf: the batcher packs each stream's entries with snappy as they arrive. */
+  readonly packedEntries: boolean;
   private readonly encoder: BatchEncoder;
 
   constructor(
@@ -21,6 +23,7 @@ export class LokiSink implements Sink {
   ) {
     this.encoder = encoding === "json" ? new JsonEncoder(compression) : new ProtobufEncoder();
     this.maxOwnSec = encoding === "json" ? MAX_ENCODABLE_SEC.json : MAX_ENCODABLE_SEC.protobuf;
+    this.packedEntries = encoding === "protobuf";
   }
 
   encode(streams: readonly BatchStream[]): EncodedBody {
