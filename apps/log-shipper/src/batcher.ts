@@ -459,7 +459,10 @@ export class Batcher {
    */
   private pack(stream: Stream, packer: SnappyCompressor): void {
     const e = stream.entries;
-    stream.packed ??= new GrowableBuffer(64 * 1024);
+    // Room for a typical batch's compressed stream from the start (a 1 MiB batch of log lines
+    // compresses to 75–300 KB, and each fragment asks for 76.5 KB of headroom): not grown from
+    // 64 KiB by doubling, every step a freed buffer in glibc's heap.
+    stream.packed ??= new GrowableBuffer(256 * 1024);
     let from = 0;
     while (e.len - from > SNAPPY_FRAGMENT) {
       packer.compressInto(e.buf, from, from + SNAPPY_FRAGMENT, stream.packed);
