@@ -329,5 +329,25 @@ describe("Batcher entry refs (Sink.entryRefs)", () => {
     // A fragment plus the longest entry (~100 KB line).
     expect(maxHeld).toBeLessThan(65_536 + 100_100);
     expect(decodeProtobufPush(packed[0] as Buffer).length).toBeGreaterThan(0);
+    // A stream that packed and then carries little: the next batch packs nothing, the one after
+    // it seals without a packed buffer (a quiet stream does not keep one).
+    const quiet: (Buffer | undefined)[] = [];
+    const small = new Batcher({
+      baseLabels: { job: "test" },
+      batchMaxBytes: 700_000,
+      batchWaitMs: 60_000,
+      pack: true,
+      onSeal: (b) => quiet.push(b.streams[0]?.packed),
+    });
+    const f = files[0] as SourceFile;
+    const big = Buffer.from(`${"y".repeat(100_000)}\n`);
+    small.add(f, big, 0, big.length - 1, big.length, READ_TIME_MS);
+    small.flush();
+    for (let i = 1; i <= 2; i++) {
+      small.add(f, big, 0, 10, big.length + i * 11, READ_TIME_MS);
+      small.flush();
+    }
+    expect(quiet.map((p) => p?.length ?? -1)).toEqual([expect.any(Number), 0, -1]);
+    expect(quiet[0]?.length).toBeGreaterThan(0);
   });
 });
