@@ -17,8 +17,8 @@ export function isoTimeRange(ms: number): boolean {
   return Number.isInteger(ms) && ms >= ISO_TIME_MIN_MS && ms <= ISO_TIME_MAX_MS;
 }
 
-/** The UTC calendar date and time of `ms` (epoch milliseconds, an integer). */
-export function utcParts(ms: number): {
+/** A UTC calendar date and time. */
+export interface UtcParts {
   year: number;
   month: number;
   day: number;
@@ -26,7 +26,25 @@ export function utcParts(ms: number): {
   minute: number;
   second: number;
   millisecond: number;
-} {
+}
+
+/**
+ * The UTC calendar date and time of `ms` (epoch milliseconds). Outside isoTimeRange (other years,
+ * fractional or non-finite `ms`) Date's own UTC fields, NaN for an invalid time.
+ */
+export function utcParts(ms: number): UtcParts {
+  if (!isoTimeRange(ms)) {
+    const d = new Date(ms);
+    return {
+      year: d.getUTCFullYear(),
+      month: d.getUTCMonth() + 1,
+      day: d.getUTCDate(),
+      hour: d.getUTCHours(),
+      minute: d.getUTCMinutes(),
+      second: d.getUTCSeconds(),
+      millisecond: d.getUTCMilliseconds(),
+    };
+  }
   const days = Math.floor(ms / 86_400_000);
   const inDay = ms - days * 86_400_000;
   const z = days + 719_468;

@@ -55,11 +55,23 @@ describe("isoTime", () => {
     }
   });
 
-  it("outside years 0–9999, or for a fraction, is Date's own answer (extended years, RangeError)", () => {
+  it("outside years 0–9999, or for a fraction, is Date's own answer (extended years, UTC fields, RangeError)", () => {
     for (const ms of [ISO_TIME_MAX_MS + 1, ISO_TIME_MIN_MS - 1, 8.64e15, -8.64e15, 1.5]) {
       expect(isoTimeRange(ms)).toBe(false);
       expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+      const d = new Date(ms);
+      const t = utcParts(ms);
+      expect([t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond]).toEqual([
+        d.getUTCFullYear(),
+        d.getUTCMonth() + 1,
+        d.getUTCDate(),
+        d.getUTCHours(),
+        d.getUTCMinutes(),
+        d.getUTCSeconds(),
+        d.getUTCMilliseconds(),
+      ]);
     }
+    expect(utcParts(Number.NaN).year).toBeNaN();
     expect(() => isoTime(Number.NaN)).toThrow(RangeError);
     expect(isoTime()).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });

@@ -8,7 +8,7 @@
 // The name is checked at start against Elasticsearch's index naming rules (lowercase; none of
 // `\ / * ? " < > | , # :` or a space; not starting with `-`, `_` or `+`; not `.`/`..`; at most
 // 255 bytes) — a bad name would otherwise be refused for every line, one item error at a time.
-import { isoTimeRange, utcParts } from "@sidecar/shared";
+import { utcParts } from "@sidecar/shared";
 
 /** A fixed name in the `{type}-{dataset}-{namespace}` scheme the built-in `logs-*-*` template turns into a data stream. */
 const DATA_STREAM_NAME = /^(logs)-([^-]+)-([^-]+)$/;
@@ -87,19 +87,8 @@ export class IndexName {
   /** The index name for `sec` as a string. */
   format(sec: number): string {
     if (this.fixed) return this.parts.map((p) => p.value).join("");
-    // Without a Date where it can (shared iso-time.ts: a Date's first use loads ICU's time zones).
-    const ms = sec * 1000;
-    let t: { year: number; month: number; day: number; hour: number };
-    if (isoTimeRange(ms)) t = utcParts(ms);
-    else {
-      const d = new Date(ms);
-      t = {
-        year: d.getUTCFullYear(),
-        month: d.getUTCMonth() + 1,
-        day: d.getUTCDate(),
-        hour: d.getUTCHours(),
-      };
-    }
+    // Without a Date for years 0–9999 (shared iso-time.ts: a Date's first use loads ICU's time zones).
+    const t = utcParts(sec * 1000);
     let out = "";
     for (const p of this.parts) {
       if (p.literal) out += p.value;
