@@ -518,14 +518,17 @@ export class Batcher {
         s.entries.len = 0;
         s.count = 0;
         s.entries.shrink(used, STREAM_KEEP_BYTES);
-        if (s.packed !== undefined && s.packedBytes === 0) {
-          // Nothing packed in this batch: a stream gone quiet does not keep the buffer.
-          s.packed = undefined;
-        } else if (s.packed !== undefined) {
-          const packed = s.packed.len;
-          s.packed.len = 0;
-          s.packedBytes = 0;
-          s.packed.shrink(packed, STREAM_KEEP_BYTES);
+        const packed = s.packed;
+        if (packed !== undefined) {
+          if (s.packedBytes === 0) {
+            // Nothing packed in this batch: a stream gone quiet does not keep the buffer.
+            s.packed = undefined;
+          } else {
+            const packedLen = packed.len;
+            packed.len = 0;
+            s.packedBytes = 0;
+            packed.shrink(packedLen, STREAM_KEEP_BYTES);
+          }
         }
         if (this.entryRefs) {
           s.fileIds = [];
