@@ -110,6 +110,41 @@ describe("Tailer", () => {
     expect(opened).toContain(p);
   });
 
+  it("opens a file too short to fingerprint again only once a stat says it changed", async () => {
+    const d = dirs();
+    const empty = join(d.logs, "empty.log");
+    const partial = join(d.logs, "partial.log");
+    writeFileSync(empty, "");
+    writeFileSync(partial, "a first line not ended yet");
+    // No rescans: only the poll (every 20 ms) looks at the waiting files again.
+    src = await startSource({ ...d, rescanIntervalMs: 3_600_000, pollIntervalMs: 20 });
+    const tailer = src.tailer as unknown as { poll(): Promise<void>; waiting: Map<string, string> };
+    await waitFor(() => tailer.waiting.size === 2, "both found too short");
+    const opened = new Map<string, number>();
+    const discovery = src.discovery;
+    const openAllowed = discovery.openAllowed.bind(discovery);
+    discovery.openAllowed = (path) => {
+      opened.set(path, (opened.get(path) ?? 0) + 1);
+      return openAllowed(path);
+    };
+    const poll = tailer.poll.bind(tailer);
+    let polls = 0;
+    tailer.poll = () => {
+      polls++;
+      return poll();
+    };
+    await waitFor(() => polls >= 15, "15 polls");
+    // Before, each poll opened, fstat'ed, read and closed both (through the thread pool).
+    expect(opened.get(empty) ?? 0).toBe(0);
+    expect(opened.get(partial) ?? 0).toBe(0);
+    appendFileSync(partial, " until now\nsecond\n");
+    appendFileSync(empty, lines("e", 0, 2));
+    await waitFor(() => src?.sink.lines.length === 4, "4 lines");
+    expect(src.sink.texts().sort()).toEqual(["a first line not ended yet until now", "e 0", "e 1", "second"]);
+    expect(opened.get(empty)).toBeGreaterThanOrEqual(1);
+    expect(opened.get(partial)).toBeGreaterThanOrEqual(1);
+  });
+
   it("the poll reads a file whose growth was noted without a read (no event came)", async () => {
     const d = dirs();
     const p = join(d.logs, "app.log");

@@ -15,6 +15,7 @@
 //   new inode, fingerprint of a known file  → a copy (copytruncate): start where the original's
 //                                              reading stood
 //   otherwise                               → a new file, read from its start
+import { statSync } from "node:fs";
 import type { Log as Logger } from "@sidecar/shared";
 import { fsAsync } from "@sidecar/shared";
 import type { AckListener, LineSink } from "../contracts.js";
@@ -96,8 +97,11 @@ export class Tailer implements AckListener {
   private readonly copies: CopyHolding;
   private readonly report: FileEvents;
   private readonly originals: Originals;
-  /** Paths too short to fingerprint yet. */
-  private readonly waiting = new Set<string>();
+  /**
+   * Paths too short to fingerprint yet (an empty log file, a first line not yet ended), with what
+   * a stat() said of each when it was found so (see waitingChanged).
+   */
+  private readonly waiting = new Map<string, string>();
   private readonly events = new Map<string, PathEvent>();
   private pendingScan: ReadonlySet<string> | null = null;
   /** Of pendingScan, the paths whose directory changed (undefined: all of them). */
@@ -432,7 +436,7 @@ export class Tailer implements AckListener {
       this.retire(existing);
     }
     if (fp === null) {
-      this.waiting.add(path);
+      this.waiting.set(path, waitSignature(st));
       if (current !== undefined && current !== existing) await this.pathGone(path, current);
       return false;
     }
@@ -721,7 +725,7 @@ export class Tailer implements AckListener {
       const st = await fsAsync.fstat(fd);
       const fp = await readFingerprint(fd, this.scratch);
       if (fp === null) {
-        this.waiting.add(path);
+        this.waiting.set(path, waitSignature(st));
         return;
       }
       await this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, true);
@@ -802,7 +806,7 @@ export class Tailer implements AckListener {
       if (await this.pathHoldsInode(path, inodeKey(r.dev, r.ino))) continue;
       await this.pathGone(path, r);
     }
-    for (const path of this.waiting) if (!paths.has(path)) this.waiting.delete(path);
+    for (const path of this.waiting.keys()) if (!paths.has(path)) this.waiting.delete(path);
     this.settleLeaving();
     this.registry.forgetGone();
   }
@@ -895,7 +899,11 @@ export class Tailer implements AckListener {
         await r.closeFd();
       }
     }
-    for (const path of this.waiting) if (!this.events.has(path)) this.events.set(path, "add");
+    // A short file is looked at again once a stat() says it changed (written, replaced, gone):
+    // opening, reading and closing each one every poll tick, through the thread pool, kept a
+    // shipper beside three empty log files awake 40 times a second.
+    for (const [path, seen] of this.waiting)
+      if (!this.events.has(path) && waitingChanged(path, seen)) this.events.set(path, "add");
     for (const path of this.openFiles.takeWaiting()) if (!this.events.has(path)) this.events.set(path, "add");
     this.registry.pruneRetired(now);
   }
@@ -954,4 +962,25 @@ function verifiedAhead(e: PositionEntry): Record<string, number> | undefined {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(e.ahead)) if (v <= limit) out[k] = v;
   return out;
+}
+
+/** What a stat() says of a file too short to fingerprint: it changed when this does. */
+function waitSignature(st: {
+  dev: number | bigint;
+  ino: number | bigint;
+  size: number | bigint;
+  mtimeMs: number | bigint;
+  ctimeMs: number | bigint;
+}): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** Whether `path` no longer is what `seen` (waitSignature) described: written, replaced or gone. */
+function waitingChanged(path: string, seen: string): boolean {
+  try {
+    const st = statSync(fsPath(path), { throwIfNoEntry: false });
+    return st === undefined || waitSignature(st) !== seen;
+  } catch {
+    return true;
+  }
 }
