@@ -26,6 +26,8 @@
 //          decode every record, run in a process of their own instead of this one)
 //          --timeline (the anonymous memory every 50 ms, and the median and worst latency of the lines
 //          written in each second: where a p99 comes from)
+//          --steady-from=S (also the CPU per million lines from S seconds after the first write to
+//          the writer's end: the steady state, without start-up's compiling; needs --seconds > S)
 //          --state-dir=memory|disk (default memory when /dev/shm exists: the positions file on tmpfs,
 //          as the pod keeps it on its memory-backed emptyDir; disk: in the temp directory)
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
@@ -69,6 +71,7 @@ const opt = {
   // Where the positions file lives: "memory" (/dev/shm, tmpfs — as the pod keeps it, on its
   // emptyDir with medium: Memory; the shipper then writes it synchronously) or "disk" (beside the
   // logs in the system's temp directory; written through the thread pool).
+  steadyFrom: Number(args["steady-from"] ?? 0),
   stateDir: args["state-dir"] ?? (existsSync("/dev/shm") ? "memory" : "disk"),
 };
 const say = (...a) => {
@@ -412,8 +415,19 @@ async function run(rate, seconds, destinations = opt.destinations) {
   const t0 = Date.now();
   const memoryMidRun = {};
   const midScrape = setTimeout(() => void scrapeMemory(address, memoryMidRun), (seconds * 1000) / 2);
+  // --steady-from=S: the CPU from S seconds after the first write until the writer stops, per
+  // million lines written in that window — the run without start-up's compiling and first GCs.
+  let steady = null;
+  const steadyTimer =
+    opt.steadyFrom > 0 && opt.steadyFrom < seconds
+      ? setTimeout(() => {
+          steady = { cpu: cpuSeconds(pid), at: Date.now() };
+        }, opt.steadyFrom * 1000)
+      : undefined;
   const w = await runWriter(logs, rate, seconds);
   const writerDone = Date.now();
+  const cpuAtWriterStop = cpuSeconds(pid);
+  clearTimeout(steadyTimer);
   const arrivedAtWriterStop = arrived;
   // Wait for the rest: at most 60 s, or until nothing moved for 10 s.
   let last = arrived;
@@ -489,6 +503,12 @@ async function run(rate, seconds, destinations = opt.destinations) {
     unknownLines: unknown,
     cpuSeconds: Number(cpu.toFixed(2)),
     cpuSecondsPerMillionLines: Number(((cpu / w.lines) * 1e6).toFixed(2)),
+    steadyCpuSecondsPerMillionLines:
+      steady === null
+        ? null
+        : Number(
+            (((cpuAtWriterStop - steady.cpu) / ((rate * (writerDone - steady.at)) / 1000)) * 1e6).toFixed(2),
+          ),
     peakRssMiB: Number((hwm / 1024 / 1024).toFixed(1)),
     peakRssAnonMiB: Number((peakAnon / 1024 / 1024).toFixed(1)),
     rssFileMiBAtEnd: Number((rssFile / 1024 / 1024).toFixed(1)),
@@ -534,7 +554,7 @@ function show(r) {
     `rate ${r.rate}/s × ${r.seconds}s${r.cgroup ? ` in cgroup ${r.cgroup.cpuMillis}m/${r.cgroup.memoryMiB}Mi` : ""}: ` +
       `${r.linesDelivered}/${r.linesWritten} delivered, lost ${r.lost}, duplicated ${r.duplicated}` +
       `${Object.keys(r.destinations).length > 1 ? ` (per destination ${JSON.stringify(r.destinations)})` : ""}; ` +
-      `CPU ${r.cpuSecondsPerMillionLines} s/M lines; peak RSS ${r.peakRssMiB} MiB ` +
+      `CPU ${r.cpuSecondsPerMillionLines} s/M lines${r.steadyCpuSecondsPerMillionLines === null ? "" : ` (${r.steadyCpuSecondsPerMillionLines} from ${opt.steadyFrom} s on)`}; peak RSS ${r.peakRssMiB} MiB ` +
       `(anonymous ${r.peakRssAnonMiB} MiB, file-backed ${r.rssFileMiBAtEnd} MiB); ` +
       `latency p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms max ${r.latencyMs.max} ms; ` +
       `drain ${r.drainMsAfterWriterStop} ms; keeps up: ${r.keepsUp}`,
