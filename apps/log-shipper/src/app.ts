@@ -69,7 +69,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
   // Event-loop lag sampled once a second instead of prom-client's every 10 ms: its timer wakes
   // the process whatever it is doing. At 10 ms it alone cost ~0.8 % of a core in an idle sidecar;
   // at 100 ms it still was 10 of an idle shipper's ~14 wake-ups a second and ~0.1 % of a core
-  // (bench/log-shipper-many-files.mjs --files=10, Node 24: 0.25–0.27 % → 0.15 %).
+  // (bench/log-shipper-many-files.mjs --files=10, Node 24: 0.25–0.30 % → 0.10–0.15 %).
   if (deps.processMetrics !== false) {
     // Without nodejs_gc_duration_seconds: its observer was most of the old generation's garbage
     // (shared prom.ts); heap sizes per space stay.
