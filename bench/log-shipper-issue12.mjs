@@ -79,7 +79,9 @@ function bench(n, script, benchArgs) {
     ...main,
     "--json",
   ];
-  const shown = `${Object.entries(n.env)
+  const shownEnv =
+    script !== "log-shipper.mjs" && n.nodeOptions ? { ...n.env, NODE_OPTIONS: n.nodeOptions } : n.env;
+  const shown = `${Object.entries(shownEnv)
     .map(([k, v]) => `${k}=${v} `)
     .join(
       "",
