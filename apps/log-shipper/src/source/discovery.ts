@@ -21,17 +21,15 @@ import {
   constants,
   type FSWatcher as FsWatcher,
   watch as fsWatch,
-  lstatSync,
   readdirSync,
   type Stats,
-  statSync,
 } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
 import { fsAsync } from "@sidecar/shared";
 import type { FSWatcher } from "chokidar";
 import picomatch from "picomatch";
-import { decodeName, fsPath } from "./path-bytes.js";
+import { decodeName, fsPath, statQuiet } from "./path-bytes.js";
 
 export interface DiscoveryOptions {
   /** Absolute globs of files to tail. */
@@ -93,22 +91,6 @@ interface Busy {
   quickLooks: number;
   /** When a look last saw a change. */
   changedAt: number;
-}
-
-/**
- * stat() (lstat() with `link`) without throwing (undefined: not there or not reachable now). A
- * busy directory's entries are lstat'ed: like fs.watch, a look sees a symlink created, replaced
- * or removed, not its target written (a target outside the directory, refused by openAllowed,
- * would otherwise be reported — and kept the directory busy — at every look).
- */
-function statQuiet(path: string, link = false): Stats | undefined {
-  try {
-    return link
-      ? lstatSync(fsPath(path), { throwIfNoEntry: false })
-      : statSync(fsPath(path), { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
 }
 
 /** Flags for opening a file to tail: never through a final symlink, never block on a FIFO. */

@@ -5,6 +5,7 @@
 // surrogate U+DC80–U+DCFF, which valid UTF-8 can never produce. The path stays a string
 // everywhere (maps, positions, logs); `fsPath` turns it back into the exact bytes for a system
 // call, and `displayPath` gives the form for labels and metrics (`\xe9`).
+import { lstatSync, type Stats, statSync } from "node:fs";
 
 /** Decode file-name bytes, keeping invalid UTF-8 bytes as lone surrogates (see above). */
 export function decodeName(bytes: Buffer): string {
@@ -95,4 +96,21 @@ export function displayPath(path: string): string {
     }
   }
   return out;
+}
+
+/**
+ * stat() (lstat() with `link`) of a path in this module's string form, synchronously and without
+ * throwing (undefined: not there or not reachable now). Discovery lstats a busy directory's
+ * entries: like fs.watch, a look sees a symlink created, replaced or removed, not its target
+ * written (a target outside the directory, refused by openAllowed, would otherwise be reported —
+ * and kept the directory busy — at every look).
+ */
+export function statQuiet(path: string, link = false): Stats | undefined {
+  try {
+    return link
+      ? lstatSync(fsPath(path), { throwIfNoEntry: false })
+      : statSync(fsPath(path), { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }

@@ -15,7 +15,7 @@
 //   new inode, fingerprint of a known file  → a copy (copytruncate): start where the original's
 //                                              reading stood
 //   otherwise                               → a new file, read from its start
-import { statSync } from "node:fs";
+import type { Stats } from "node:fs";
 import type { Log as Logger } from "@sidecar/shared";
 import { fsAsync } from "@sidecar/shared";
 import type { AckListener, LineSink } from "../contracts.js";
@@ -35,7 +35,7 @@ import {
 } from "./fingerprint.js";
 import { OpenFileBound } from "./open-files.js";
 import { Originals } from "./originals.js";
-import { displayPath, fsPath } from "./path-bytes.js";
+import { displayPath, fsPath, statQuiet } from "./path-bytes.js";
 import type { PositionEntry, Positions } from "./positions.js";
 import { ReadLoop } from "./read-loop.js";
 import { FileReader } from "./reader.js";
@@ -965,22 +965,12 @@ function verifiedAhead(e: PositionEntry): Record<string, number> | undefined {
 }
 
 /** What a stat() says of a file too short to fingerprint: it changed when this does. */
-function waitSignature(st: {
-  dev: number | bigint;
-  ino: number | bigint;
-  size: number | bigint;
-  mtimeMs: number | bigint;
-  ctimeMs: number | bigint;
-}): string {
+function waitSignature(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /** Whether `path` no longer is what `seen` (waitSignature) described: written, replaced or gone. */
 function waitingChanged(path: string, seen: string): boolean {
-  try {
-    const st = statSync(fsPath(path), { throwIfNoEntry: false });
-    return st === undefined || waitSignature(st) !== seen;
-  } catch {
-    return true;
-  }
+  const st = statQuiet(path);
+  return st === undefined || waitSignature(st) !== seen;
 }
