@@ -17,13 +17,7 @@
 // Symlinks are resolved here and refused when their target lies outside the watched directories:
 // the app container controls the shared volume, and the shipper's own secrets must not become
 // shippable through a link planted there.
-import {
-  constants,
-  type FSWatcher as FsWatcher,
-  watch as fsWatch,
-  readdirSync,
-  type Stats,
-} from "node:fs";
+import { constants, type FSWatcher as FsWatcher, watch as fsWatch, readdirSync, type Stats } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
 import { fsAsync } from "@sidecar/shared";
