@@ -3,6 +3,20 @@
 import { describe, expect, it } from "vitest";
 import { ISO_TIME_MAX_MS, ISO_TIME_MIN_MS, isoTime, isoTimeRange, utcParts } from "../src/iso-time.js";
 
+/** utcParts(ms) has the UTC fields of `d` (= new Date(ms)). */
+function expectDateFields(ms: number, d: Date): void {
+  const t = utcParts(ms);
+  expect([t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond]).toEqual([
+    d.getUTCFullYear(),
+    d.getUTCMonth() + 1,
+    d.getUTCDate(),
+    d.getUTCHours(),
+    d.getUTCMinutes(),
+    d.getUTCSeconds(),
+    d.getUTCMilliseconds(),
+  ]);
+}
+
 describe("isoTime", () => {
   it("equals Date#toISOString at the edges of days, months, leap years and centuries", () => {
     const days = [
@@ -42,16 +56,7 @@ describe("isoTime", () => {
       const ms = Math.floor(ISO_TIME_MIN_MS + next() * (ISO_TIME_MAX_MS - ISO_TIME_MIN_MS));
       const d = new Date(ms);
       expect(isoTime(ms)).toBe(d.toISOString());
-      const t = utcParts(ms);
-      expect([t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond]).toEqual([
-        d.getUTCFullYear(),
-        d.getUTCMonth() + 1,
-        d.getUTCDate(),
-        d.getUTCHours(),
-        d.getUTCMinutes(),
-        d.getUTCSeconds(),
-        d.getUTCMilliseconds(),
-      ]);
+      expectDateFields(ms, d);
     }
   });
 
@@ -60,16 +65,7 @@ describe("isoTime", () => {
       expect(isoTimeRange(ms)).toBe(false);
       expect(isoTime(ms)).toBe(new Date(ms).toISOString());
       const d = new Date(ms);
-      const t = utcParts(ms);
-      expect([t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond]).toEqual([
-        d.getUTCFullYear(),
-        d.getUTCMonth() + 1,
-        d.getUTCDate(),
-        d.getUTCHours(),
-        d.getUTCMinutes(),
-        d.getUTCSeconds(),
-        d.getUTCMilliseconds(),
-      ]);
+      expectDateFields(ms, d);
     }
     expect(utcParts(Number.NaN).year).toBeNaN();
     expect(() => isoTime(Number.NaN)).toThrow(RangeError);
