@@ -20,7 +20,7 @@
 //   node bench/log-shipper.mjs --compare-fanout         # Loki alone, then Loki + OTLP + Elasticsearch: CPU ratio
 //   node bench/log-shipper.mjs --compare-fanout --repeat=3   # three such pairs, and the ratio's range
 // Options: --rate=N --seconds=N --line-bytes=N --batch-wait-ms=N --cpu-millis=200 --memory-mib=128
-//          --node-options="..." (NODE_OPTIONS for the shipper) --node-args="..." (node flags before
+//          --node-options="..." (NODE_OPTIONS for the shipper) --env=K=V,K=V (the shipper's settings) --node-args="..." (node flags before
 //          main.js, as a Dockerfile CMD gives them) --main=PATH --json (print only the JSON result)
 //          --receivers=separate|inline (default separate: the OTLP and Elasticsearch receivers, which
 //          decode every record, run in a process of their own instead of this one)
@@ -353,6 +353,13 @@ async function run(rate, seconds, destinations = opt.destinations) {
     HTTP_PORT: "0",
     SUMMARY_INTERVAL_MS: "5000",
     ...(args["node-options"] ? { NODE_OPTIONS: args["node-options"] } : {}),
+    // --env=K=V,K=V: the shipper's own settings for an experiment (BATCH_MAX_BYTES=2097152, …).
+    ...Object.fromEntries(
+      (args.env ?? "")
+        .split(",")
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    ),
     // glibc malloc tuning experiments pass through (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, …).
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MALLOC_"))),
   };
