@@ -469,7 +469,7 @@ export class Tailer implements AckListener {
     if (existing.path === path) return true;
     const old = existing.path;
     // A second name (hard link or allowed symlink) for a file already tailed.
-    if (this.registry.atPath(old) === existing && (await this.pathHoldsInode(old, key))) return false;
+    if (this.registry.atPath(old) === existing && this.pathHoldsInode(old, key)) return false;
     this.registry.unsetPath(old, existing);
     if (current !== undefined && current !== existing) await this.pathGone(path, current);
     existing.path = path;
@@ -735,13 +735,14 @@ export class Tailer implements AckListener {
     }
   }
 
-  private async pathHoldsInode(path: string, key: string): Promise<boolean> {
-    try {
-      const st = await fsAsync.stat(fsPath(path));
-      return inodeKey(st.dev, st.ino) === key;
-    } catch {
-      return false;
-    }
+  /**
+   * Whether `path` still names the file `key` (dev:ino). Synchronous, like the reader's own fstat:
+   * the poll asks it of every recently grown open file at each tick, and through the thread pool
+   * each was a worker's and the loop's wake-up (12 a second beside a rotating file at 50k lines/s).
+   */
+  private pathHoldsInode(path: string, key: string): boolean {
+    const st = statQuiet(path);
+    return st !== undefined && inodeKey(st.dev, st.ino) === key;
   }
 
   /** `path` no longer holds reader `r`'s file: it was renamed away or deleted. */
@@ -803,7 +804,7 @@ export class Tailer implements AckListener {
       // The listing can be older than what fs.watch reported since: a file created after it was
       // taken (the new file of a rename rotation) is missing from it. Taken for gone, it would be
       // marked rotated and its half-written last line shipped as a line. Look at the path again.
-      if (await this.pathHoldsInode(path, inodeKey(r.dev, r.ino))) continue;
+      if (this.pathHoldsInode(path, inodeKey(r.dev, r.ino))) continue;
       await this.pathGone(path, r);
     }
     for (const path of this.waiting.keys()) if (!paths.has(path)) this.waiting.delete(path);
@@ -837,10 +838,7 @@ export class Tailer implements AckListener {
       this.opts.positions.touch(r.key, r.path);
       await this.loop.yieldToReads();
       if (r.fd === null || r.retired) continue;
-      if (
-        this.registry.atPath(r.path) === r &&
-        !(await this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino)))
-      ) {
+      if (this.registry.atPath(r.path) === r && !this.pathHoldsInode(r.path, inodeKey(r.dev, r.ino))) {
         // Renamed away (rotation) without an event reaching us yet: see what is there now.
         const path = r.path;
         await this.pathGone(path, r);
