@@ -16,15 +16,10 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchArgs } from "./lib/args.mjs";
 
 const root = resolve(fileURLToPath(import.meta.url), "../..");
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const a2 = a.replace(/^--/, "");
-    const eq = a2.indexOf("=");
-    return eq === -1 ? [a2, "true"] : [a2.slice(0, eq), a2.slice(eq + 1)];
-  }),
-);
+const args = benchArgs();
 const runs = Number(args.runs ?? 3);
 const longSeconds = Number(args["long-seconds"] ?? 150);
 const skip = new Set((args.skip ?? "").split(",").filter(Boolean));
@@ -66,15 +61,18 @@ if (args.node24) {
 /** Where the box rows and the long run go: the image's node when given, else this one. */
 const podNode = nodes[nodes.length - 1];
 
-/** Run a bench with --json on `n`; returns its parsed JSON (and logs one line to stderr). */
-function bench(n, script, benchArgs) {
+/**
+ * Run a bench with --json on `n` (`extra`: its arguments); returns its parsed JSON (and logs one
+ * line to stderr).
+ */
+function bench(n, script, extra) {
   const env = { ...process.env, ...n.env };
   // The other benches take no --node-options: the image's NODE_OPTIONS goes to them (and so to the
   // shipper they start) through the environment.
   if (script !== "log-shipper.mjs" && n.nodeOptions) env.NODE_OPTIONS = n.nodeOptions;
   const argv = [
     join(root, "bench", script),
-    ...benchArgs,
+    ...extra,
     ...(script === "log-shipper.mjs" ? n.flags : []),
     ...main,
     "--json",
@@ -85,7 +83,7 @@ function bench(n, script, benchArgs) {
     .map(([k, v]) => `${k}=${v} `)
     .join(
       "",
-    )}node${n === here ? "" : "24"} bench/${script} ${[...benchArgs, ...(script === "log-shipper.mjs" ? n.flags : [])].join(" ")}`;
+    )}node${n === here ? "" : "24"} bench/${script} ${[...extra, ...(script === "log-shipper.mjs" ? n.flags : [])].join(" ")}`;
   const load = readFileSync("/proc/loadavg", "utf8").split(" ")[0];
   const out = execFileSync(n.node, argv, {
     env,

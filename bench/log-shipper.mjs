@@ -39,15 +39,10 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { build } from "esbuild";
+import { benchArgs } from "./lib/args.mjs";
 
 const root = resolve(fileURLToPath(import.meta.url), "../..");
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const a2 = a.replace(/^--/, "");
-    const eq = a2.indexOf("=");
-    return eq === -1 ? [a2, "true"] : [a2.slice(0, eq), a2.slice(eq + 1)];
-  }),
-);
+const args = benchArgs();
 // --main=PATH: another build of the shipper, for before/after runs side by side (say, a copy of
 // main's dist/main.js in apps/log-shipper/node_modules/.bench-builds/base/, where its external
 // packages resolve).
