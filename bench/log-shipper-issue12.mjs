@@ -17,6 +17,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchArgs } from "./lib/args.mjs";
+import { imageSettings } from "./lib/dockerfile.mjs";
 
 const root = resolve(fileURLToPath(import.meta.url), "../..");
 const args = benchArgs();
@@ -24,20 +25,6 @@ const runs = Number(args.runs ?? 3);
 const longSeconds = Number(args["long-seconds"] ?? 150);
 const skip = new Set((args.skip ?? "").split(",").filter(Boolean));
 const main = args.main ? [`--main=${resolve(args.main)}`] : [];
-
-/** The log-shipper stage's ENV in the Dockerfile (the same reading as test/image-memory.test.ts). */
-function imageEnv() {
-  const lines = readFileSync(join(root, "Dockerfile"), "utf8").replace(/\\\n/g, " ").split("\n");
-  const start = lines.findIndex((l) => /^FROM\s+\S+\s+AS\s+log-shipper\s*$/i.test(l));
-  if (start < 0) throw new Error("no `FROM … AS log-shipper` stage in the Dockerfile");
-  const env = {};
-  for (const l of lines.slice(start + 1)) {
-    if (/^FROM\s/i.test(l)) break;
-    const e = /^ENV\s+(.*)$/.exec(l);
-    if (e) for (const m of e[1].matchAll(/(\w+)=(\S+)/g)) env[m[1]] = m[2];
-  }
-  return env;
-}
 
 const here = {
   label: `Node ${process.versions.node.split(".")[0]}`,
@@ -47,14 +34,19 @@ const here = {
 };
 const nodes = [here];
 if (args.node24) {
-  const env = imageEnv();
+  // The image's ENV and its CMD's node flags (bench/log-shipper-many-files.mjs takes no node flags:
+  // its runs get the ENV only).
+  const { env, nodeFlags } = imageSettings(readFileSync(join(root, "Dockerfile"), "utf8"));
   const { NODE_OPTIONS: nodeOptions, ...rest } = env;
   const v = execFileSync(args.node24, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
   nodes.push({
     label: `Node ${v.split(".")[0]}, the image's settings`,
     node: args.node24,
     env: rest,
-    flags: nodeOptions ? [`--node-options=${nodeOptions}`] : [],
+    flags: [
+      ...(nodeOptions ? [`--node-options=${nodeOptions}`] : []),
+      ...(nodeFlags.length > 0 ? [`--node-args=${nodeFlags.join(" ")}`] : []),
+    ],
     nodeOptions,
   });
 }

@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { imageSettings } from "../../../bench/lib/dockerfile.mjs";
 import { TIER_FLAGS } from "../src/v8-flags.js";
 import { tempDirs } from "./support/app-harness.js";
 import { type FakeLoki, startFakeLoki } from "./support/fake-loki.js";
@@ -37,25 +38,6 @@ function version(node: string): string {
  * image's command line still forced --max-opt=2, which on Node 20 leaves only Sparkplug).
  */
 const PEAK_BOUND = (Number(version(NODE).split(".")[0]) >= 24 ? 69 : 63) * MiB;
-
-/** The log-shipper stage of the Dockerfile: its ENV variables and the node flags of its CMD. */
-export function imageSettings(dockerfile: string): { env: Record<string, string>; nodeFlags: string[] } {
-  const lines = dockerfile.replace(/\\\n/g, " ").split("\n");
-  const start = lines.findIndex((l) => /^FROM\s+\S+\s+AS\s+log-shipper\s*$/i.test(l));
-  if (start < 0) throw new Error("no `FROM … AS log-shipper` stage in the Dockerfile");
-  const env: Record<string, string> = {};
-  let cmd: string[] | undefined;
-  for (const l of lines.slice(start + 1)) {
-    if (/^FROM\s/i.test(l)) break;
-    const e = /^ENV\s+(.*)$/.exec(l);
-    if (e) for (const m of (e[1] as string).matchAll(/(\w+)=(\S+)/g)) env[m[1] as string] = m[2] as string;
-    const c = /^CMD\s+(\[.*\])\s*$/.exec(l);
-    if (c) cmd = JSON.parse(c[1] as string) as string[];
-  }
-  if (cmd === undefined || cmd[0] !== "node" || cmd.at(-1) !== "dist/main.js")
-    throw new Error(`the log-shipper stage's CMD is not ["node", …flags, "dist/main.js"]: ${String(cmd)}`);
-  return { env, nodeFlags: cmd.slice(1, -1) };
-}
 
 function line(i: number): string {
   const head = `{"level":30,"time":1700000000000,"pid":4242,"hostname":"sample-app-7d9f","msg":"request completed","seq":${i},"pad":"`;
