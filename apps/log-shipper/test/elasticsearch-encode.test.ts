@@ -9,6 +9,7 @@ import {
   type BulkBody,
   BulkEncoder,
   documentId,
+  lineHash,
   selectItems,
 } from "../src/sinks/elasticsearch/encode-bulk.js";
 import { IndexName } from "../src/sinks/elasticsearch/index-name.js";
@@ -182,6 +183,23 @@ describe("BulkEncoder", () => {
     expect(items.map(([a]) => a.create?._id)).toEqual(
       entries.map((e) => documentId(FILE, e.offset, Buffer.from(e.line))),
     );
+  });
+
+  it("tells apart lines of one length that differ in a single byte, wherever it falls", () => {
+    // What the line hash is for: lines sharing a file identity and an end offset (a file
+    // truncated and rewritten in place). Each byte of each 4-byte word, and the tail, matters.
+    const base = Buffer.from('{"level":30,"time":1700000000000,"msg":"request completed","n":1}');
+    const hashes = new Set([lineHash(base)]);
+    let variants = 1;
+    for (let at = 0; at < base.length; at++)
+      for (const c of [0x20, 0x22, 0x30, 0x41, 0x7a, 0x7f, 0xc3]) {
+        if (base[at] === c) continue;
+        const line = Buffer.from(base);
+        line[at] = c;
+        hashes.add(lineHash(line));
+        variants++;
+      }
+    expect(hashes.size).toBe(variants);
   });
 
   it("indexInPath: actions leave _index out, the documents and _ids are the same", () => {
