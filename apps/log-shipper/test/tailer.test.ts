@@ -738,4 +738,37 @@ describe("Tailer", () => {
     await new Promise((r) => setTimeout(r, 400));
     expect(src.sink.texts()).toEqual(["ok"]);
   });
+
+  it("reads a file once when a symlink in the same directory names it too", async () => {
+    const d = dirs();
+    const { symlinkSync, appendFileSync } = await import("node:fs");
+    writeFileSync(join(d.logs, "app.log"), "a1\na2\n");
+    symlinkSync("app.log", join(d.logs, "current.log"));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 2, "2 lines");
+    appendFileSync(join(d.logs, "app.log"), "a3\n");
+    await waitFor(() => src?.sink.lines.length === 3, "3 lines");
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(src.sink.texts()).toEqual(["a1", "a2", "a3"]);
+    // Under one of its two names throughout (its `filename` label does not flip).
+    expect(new Set(src.sink.lines.map((l) => l.path)).size).toBe(1);
+  });
+
+  it("reads each file once when a `current` symlink is moved from one dated file to the next", async () => {
+    const d = dirs();
+    const { symlinkSync, appendFileSync, renameSync } = await import("node:fs");
+    writeFileSync(join(d.logs, "app-1.log"), "a1\n");
+    symlinkSync("app-1.log", join(d.logs, "current.log"));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 1, "1 line");
+    appendFileSync(join(d.logs, "app-1.log"), "a2\n");
+    writeFileSync(join(d.logs, "app-2.log"), "b1\n");
+    // As loggers do it: a new link, renamed over the old one.
+    symlinkSync("app-2.log", join(d.logs, "current.log.tmp"));
+    renameSync(join(d.logs, "current.log.tmp"), join(d.logs, "current.log"));
+    appendFileSync(join(d.logs, "app-2.log"), "b2\n");
+    await waitFor(() => src?.sink.lines.length === 4, "4 lines");
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(src.sink.texts().sort()).toEqual(["a1", "a2", "b1", "b2"]);
+  });
 });
