@@ -11,7 +11,7 @@ const pkg = JSON.parse(readFileSync(resolve(appDir, "package.json"), "utf8"));
 const external = pkg.bundleExternal ?? [];
 // "bundleFormat": "cjs" in an app's package.json: a CommonJS bundle, with a dist/package.json that
 // says so (the app's own package.json says "type": "module"). An ES module entry point costs
-// Node 24 its ESM loader at start: ≈ 2 MiB resident for the log shipper (README "Performance").
+// Node 24 its ESM loader at start: ≈ 2 MiB resident for the log shipper (apps/log-shipper/PERFORMANCE.md).
 // The Dockerfile copies dist/ whole, that package.json with it.
 const format = pkg.bundleFormat ?? "esm";
 if (format !== "esm" && format !== "cjs") throw new Error(`bundleFormat: esm or cjs, not ${format}`);

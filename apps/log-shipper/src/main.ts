@@ -27,7 +27,7 @@ runMain("log-shipper", async () => {
   });
   applyCompiler(compiler);
   // Not pino: its streams and worker machinery were ≈ 1 MiB of the shipper's resident memory on
-  // Node 24 for a few lines a minute (issue 12; README "Performance").
+  // Node 24 for a few lines a minute (issue 12; PERFORMANCE.md).
   const logger = createLineLogger({ service: "log-shipper", level: config.logLevel });
   logger.info({ compiler: compiler.compiler, why: compiler.why, node: process.version }, "V8 compiler tiers");
   await ensureWritableDir(dirname(config.positionsFile), "POSITIONS_FILE");

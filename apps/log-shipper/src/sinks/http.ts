@@ -7,7 +7,7 @@
 // into the binary). Not undici: importing undici alone costs ~18 MiB of resident memory at start (its module graph
 // pulls in Node's bundled fetch, http2, worker_threads …), and its parser is WebAssembly that V8
 // compiles at the first request — a sidecar with a 128Mi limit sending one request at a time
-// gains nothing from either (bench/log-shipper.mjs, apps/log-shipper/README.md "Performance").
+// gains nothing from either (bench/log-shipper.mjs, apps/log-shipper/PERFORMANCE.md).
 import type { ClientRequest, IncomingHttpHeaders, RequestOptions } from "node:http";
 import type { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
@@ -60,7 +60,7 @@ export class HttpPool {
   /**
    * node:https (with node:tls and OpenSSL's TLS set-up) is loaded at the first https:// request,
    * not at start: ≈ 4–5 MiB of resident memory on Node 24 that an http:// destination never needs
-   * (issue 12, README "Performance").
+   * (issue 12, PERFORMANCE.md).
    */
   private httpsAgent(): HttpsAgent {
     if (this.https === undefined) {

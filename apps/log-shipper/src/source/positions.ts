@@ -16,7 +16,7 @@
 // Through libuv's thread pool its seven system calls (open, write, fsync, close, rename, and the
 // directory's open, fsync, close) were seven round trips — a thread woken, the loop woken again, a
 // callback and a promise each — measured at several per cent of the shipper's CPU at 50k lines/s
-// (README "Performance"); there they take microseconds and cannot hang. On any other file system
+// (PERFORMANCE.md); there they take microseconds and cannot hang. On any other file system
 // (a disk, a network volume) an fsync can take long or hang: the write goes through the thread
 // pool (one at a time), so the process keeps serving /healthz and /metrics, and a shutdown's
 // deadline still ends it (pipeline.ts persisted).

@@ -9,7 +9,7 @@
 // each call takes microseconds; done asynchronously, each one was a round trip through libuv's
 // thread pool — a queued work item, a thread woken, the event loop woken again, a callback and a
 // promise — several times the cost of the call itself, and three of them per chunk read (fstat,
-// fingerprint, chunk). Measured with bench/log-shipper.mjs (README "Performance").
+// fingerprint, chunk). Measured with bench/log-shipper.mjs (PERFORMANCE.md).
 import { isUtf8 } from "node:buffer";
 import { fstatSync, readSync, type Stats } from "node:fs";
 import { fsAsync } from "@sidecar/shared";
