@@ -12,8 +12,9 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { onMemoryFs } from "@sidecar/shared";
 import { describe, expect, it } from "vitest";
-import { onMemoryFs, Positions } from "../src/source/positions.js";
+import { Positions } from "../src/source/positions.js";
 import { silentLogger } from "./support/logger.js";
 import { until } from "./support/loki-harness.js";
 

@@ -4,11 +4,21 @@
 // only when the set of served versions changed, so an idle directory costs a readdir and a stat
 // per file. Every outcome is reported once per transition (logs) and as per-file metrics.
 
-import type { Log } from "@sidecar/shared";
+import { statfs } from "node:fs/promises";
+import { isMemoryFsType, type Log } from "@sidecar/shared";
 import type { Family, FamilyType } from "./families.js";
 import { type Conflict, type MergeResult, mergeFiles } from "./merge.js";
 import { decodeUtf8, type FileError, type FileErrorReason, parseTextAsync } from "./parse.js";
-import { type Candidate, listFiles, readCapped, statFile, versionOf } from "./scan.js";
+import {
+  asyncScanFs,
+  type Candidate,
+  listFiles,
+  readCapped,
+  type ScanFs,
+  statFile,
+  syncScanFs,
+  versionOf,
+} from "./scan.js";
 import type { SelfMetrics } from "./self-metrics.js";
 
 export interface CollectorOptions {
@@ -35,6 +45,11 @@ export interface CollectorOptions {
    * one) would otherwise pile up before anything can free them.
    */
   readonly afterParse?: () => void;
+  /**
+   * How the directory is read. By default synchronously when it is on a memory-backed file system
+   * (the pod's emptyDir with `medium: Memory`), through the thread pool otherwise (scan.ts).
+   */
+  readonly scanFs?: ScanFs;
 }
 
 export interface CollectionResult {
@@ -111,6 +126,8 @@ export class Collector {
   private merged: MergeResult = { families: [], series: 0, included: new Set(), excluded: new Map() };
   private parses = 0;
   private servedSeq = 0;
+  /** The ScanFs chosen for the directory (once its file system could be told). */
+  private fs: ScanFs | undefined;
 
   constructor(opts: CollectorOptions) {
     this.opts = opts;
@@ -121,7 +138,8 @@ export class Collector {
 
   async collect(): Promise<CollectionResult> {
     const endTimer = this.m.collectionDuration.startTimer();
-    const listing = await listFiles(this.opts.dir);
+    const fs = this.fs ?? (await this.chooseFs());
+    const listing = await listFiles(this.opts.dir, fs);
     if (!listing.ok) {
       // Keep serving the last good versions (they still go stale); say so once, count every time.
       this.m.collectionErrors.inc({ reason: listing.code.toLowerCase() });
@@ -147,7 +165,7 @@ export class Collector {
       for (const name of [...this.files.keys()]) if (!listed.has(name)) this.forget(name);
       for (const c of candidates) {
         const parsesBefore = this.parses;
-        if (!(await this.visit(c))) this.forget(c.name);
+        if (!(await this.visit(c, fs))) this.forget(c.name);
         if (this.parses !== parsesBefore) this.opts.afterParse?.();
       }
     }
@@ -184,9 +202,32 @@ export class Collector {
     return { changed, families: this.merged.families, series: this.merged.series };
   }
 
+  /**
+   * The given ScanFs, or the one for the directory's file system: synchronous calls on a
+   * memory-backed one. Told by an asynchronous statfs (a hung mount must not stop the process),
+   * once; while the directory cannot be looked at, the thread pool and another try next time.
+   */
+  private async chooseFs(): Promise<ScanFs> {
+    if (this.opts.scanFs !== undefined) {
+      this.fs = this.opts.scanFs;
+      return this.fs;
+    }
+    try {
+      const memory = isMemoryFsType((await statfs(this.opts.dir)).type);
+      this.fs = memory ? syncScanFs : asyncScanFs;
+      this.log.debug(
+        { dir: this.opts.dir, calls: this.fs === syncScanFs ? "synchronous" : "thread pool" },
+        memory ? "metrics directory on a memory-backed file system" : "metrics directory on disk or network",
+      );
+      return this.fs;
+    } catch {
+      return asyncScanFs;
+    }
+  }
+
   /** Look at one candidate; false when it vanished before it could be looked at. */
-  private async visit(c: Candidate): Promise<boolean> {
-    const st = await statFile(c.path);
+  private async visit(c: Candidate, fs: ScanFs): Promise<boolean> {
+    const st = await statFile(c.path, fs);
     if (!st.ok) {
       if (st.code === "ENOENT") return false;
       const state = this.stateOf(c.name);
@@ -228,7 +269,7 @@ export class Collector {
       });
       return true;
     }
-    const read = await readCapped(c.path, this.opts.maxFileBytes);
+    const read = await readCapped(c.path, this.opts.maxFileBytes, fs);
     if (!read.ok) {
       if (read.stats === undefined && read.message.startsWith("ENOENT")) return false;
       const v = read.stats ? versionOf(read.stats) : version;

@@ -3,9 +3,76 @@
 // A symlink is followed only when it resolves inside the directory (Kubernetes projects ConfigMap
 // files that way); anything else is skipped, never opened. Reading checks the size first and
 // never reads more than the cap, so a 1 GiB file costs one stat.
-import { constants, type Stats } from "node:fs";
+//
+// Each call goes through a ScanFs: node:fs/promises (libuv's thread pool) by default, or the same
+// calls made synchronously (`syncScanFs`) where the directory is on a memory-backed file system —
+// the pod's emptyDir with `medium: Memory` — where they take microseconds and cannot hang, and a
+// thread-pool round trip (a worker woken, then the event loop) costs several times the call: three
+// of them per collection of an unchanged file, most of an idle exporter's wake-ups after its timers.
+import {
+  closeSync,
+  constants,
+  type Dirent,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from "node:fs";
 import { open, readdir, realpath, stat } from "node:fs/promises";
 import { join, sep } from "node:path";
+
+/** An open file, as much of node:fs/promises' FileHandle as reading needs. */
+export interface ScanFile {
+  stat(): Promise<Stats>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+/** The file-system calls a collection makes. */
+export interface ScanFs {
+  realpath(path: string): Promise<string>;
+  readdir(dir: string): Promise<Dirent[]>;
+  stat(path: string): Promise<Stats>;
+  open(path: string, flags: number): Promise<ScanFile>;
+}
+
+/** Through libuv's thread pool: for any file system (a hung network volume stalls only the collection). */
+export const asyncScanFs: ScanFs = {
+  realpath: (path) => realpath(path),
+  readdir: (dir) => readdir(dir, { withFileTypes: true }),
+  stat: (path) => stat(path),
+  open: (path, flags) => open(path, flags),
+};
+
+/** A synchronous call as a settled promise (a thrown error as a rejection). */
+function settled<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** The same calls made synchronously: only for a memory-backed directory (see the header). */
+export const syncScanFs: ScanFs = {
+  // The native realpath, as node:fs/promises' (the JavaScript realpathSync walks the path itself).
+  realpath: (path) => settled(() => realpathSync.native(path)),
+  readdir: (dir) => settled(() => readdirSync(dir, { withFileTypes: true })),
+  stat: (path) => settled(() => statSync(path)),
+  open: (path, flags) =>
+    settled(() => {
+      const fd = openSync(path, flags);
+      return {
+        stat: () => settled(() => fstatSync(fd)),
+        read: (buffer: Buffer, offset: number, length: number, position: number) =>
+          settled(() => ({ bytesRead: readSync(fd, buffer, offset, length, position) })),
+        close: () => settled(() => closeSync(fd)),
+      };
+    }),
+};
 
 export type SkipReason = "symlink_outside" | "broken_symlink" | "not_regular_file";
 
@@ -31,12 +98,12 @@ export function isCandidateName(name: string): boolean {
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** List the collectable files of `dir`, sorted by name (byte order). Never throws. */
-export async function listFiles(dir: string): Promise<ListResult> {
+export async function listFiles(dir: string, fs: ScanFs = asyncScanFs): Promise<ListResult> {
   let dirReal: string;
-  let entries: import("node:fs").Dirent[];
+  let entries: Dirent[];
   try {
-    dirReal = await realpath(dir);
-    entries = await readdir(dirReal, { withFileTypes: true });
+    dirReal = await fs.realpath(dir);
+    entries = await fs.readdir(dirReal);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return { ok: false, code: e.code ?? "error", message: e.message };
@@ -52,7 +119,7 @@ export async function listFiles(dir: string): Promise<ListResult> {
     } else if (entry.isSymbolicLink()) {
       let target: string;
       try {
-        target = await realpath(path);
+        target = await fs.realpath(path);
       } catch {
         skipped.push({ name, reason: "broken_symlink" });
         continue;
@@ -84,9 +151,9 @@ export type StatResult =
   | { readonly ok: true; readonly stats: Stats }
   | { readonly ok: false; readonly code: string; readonly message: string };
 
-export async function statFile(path: string): Promise<StatResult> {
+export async function statFile(path: string, fs: ScanFs = asyncScanFs): Promise<StatResult> {
   try {
-    return { ok: true, stats: await stat(path) };
+    return { ok: true, stats: await fs.stat(path) };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return { ok: false, code: e.code ?? "error", message: e.message };
@@ -107,10 +174,14 @@ export type ReadResult =
  * blocking (a FIFO named *.prom must not hang the collector); the size is checked on the open
  * descriptor, and the read stops past the cap in case the file grew after the check.
  */
-export async function readCapped(path: string, maxBytes: number): Promise<ReadResult> {
-  let fh: import("node:fs/promises").FileHandle;
+export async function readCapped(
+  path: string,
+  maxBytes: number,
+  fs: ScanFs = asyncScanFs,
+): Promise<ReadResult> {
+  let fh: ScanFile;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return { ok: false, reason: "read_error", message: `${e.code ?? "error"}: ${e.message}` };

@@ -7,6 +7,7 @@ import { request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
+import { onMemoryFs } from "@sidecar/shared";
 import { afterEach, describe, expect, it } from "vitest";
 import { type App, buildApp } from "../src/app.js";
 import { type Config, loadConfig } from "../src/config.js";
@@ -35,8 +36,12 @@ interface Harness {
   value(series: string, body?: string): Promise<number | undefined>;
 }
 
-async function harness(overrides: Partial<Config> = {}, logger = silentLogger()): Promise<Harness> {
-  const t = await tempDir();
+async function harness(
+  overrides: Partial<Config> = {},
+  logger = silentLogger(),
+  base?: string,
+): Promise<Harness> {
+  const t = await tempDir("mx-", base);
   const dir = join(t.dir, "metrics");
   await mkdir(dir);
   const clock = { now: Date.now() };
@@ -182,6 +187,41 @@ describe("serving", () => {
     await h.app.collect();
     expect(await h.value('metrics_exporter_files_skipped_total{reason="not_regular_file"}')).toBe(2);
   });
+});
+
+describe("a metrics directory on a memory-backed file system (the pod's emptyDir, medium Memory)", () => {
+  it.skipIf(!onMemoryFs("/dev/shm"))(
+    "is read with synchronous calls, with the same outcomes; a directory on disk through the thread pool",
+    async () => {
+      const cap = capturingLogger();
+      const h = await harness({}, cap.logger, "/dev/shm");
+      await writeFile(join(h.dir, ".hidden.prom"), "hidden 1\n");
+      await mkdir(join(h.dir, "dir.prom"));
+      expect(spawnSync("mkfifo", [join(h.dir, "fifo.prom")]).status).toBe(0);
+      await symlink("/etc/hostname", join(h.dir, "escape.prom"));
+      await writeProm(h.dir, "real.prom", APP);
+      await h.app.collect();
+      const body = await h.scrape();
+      expect(body).toContain('app_requests_total{code="200"} 5\n');
+      expect(body).not.toContain("hidden 1");
+      expect(await h.value('metrics_exporter_files_skipped_total{reason="not_regular_file"}', body)).toBe(2);
+      expect(await h.value('metrics_exporter_files_skipped_total{reason="symlink_outside"}', body)).toBe(1);
+      // A file rewritten is read again (its new version), synchronously too.
+      await writeProm(h.dir, "real.prom", APP.replace("} 5", "} 6"));
+      await h.app.collect();
+      expect(await h.value('app_requests_total{code="200"}')).toBe(6);
+      const chosen = (lines: Record<string, unknown>[]) =>
+        lines.filter((l) => String(l.msg).startsWith("metrics directory on")).map((l) => l.calls);
+      expect(chosen(cap.lines())).toEqual(["synchronous"]);
+      // The same on the test machine's temp directory: the thread pool unless that is tmpfs too.
+      const disk = capturingLogger();
+      const d = await harness({}, disk.logger);
+      await writeProm(d.dir, "real.prom", APP);
+      await d.app.collect();
+      expect(await d.value('app_requests_total{code="200"}')).toBe(5);
+      expect(chosen(disk.lines())).toEqual([onMemoryFs(d.dir) ? "synchronous" : "thread pool"]);
+    },
+  );
 });
 
 describe("rejected files and the last good version", () => {

@@ -9,8 +9,11 @@ import { join } from "node:path";
 import { createLogger, writeFileAtomic } from "@sidecar/shared";
 import type { Logger } from "pino";
 
-export async function tempDir(prefix = "mx-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
+export async function tempDir(
+  prefix = "mx-",
+  base = tmpdir(),
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(base, prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 

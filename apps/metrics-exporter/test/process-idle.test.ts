@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { onMemoryFs } from "@sidecar/shared";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort, runExporter, tempDir, waitFor, writeProm } from "./helpers.js";
 
@@ -30,7 +31,9 @@ describe("dist/main.js: idle", () => {
   });
 
   it("with a quiet metrics file, wakes up a few times a second", { timeout: 60_000 }, async () => {
-    const t = await tempDir("mx-idle-");
+    // Where the pod keeps it: an emptyDir with `medium: Memory` (tmpfs), read with synchronous calls.
+    const memory = onMemoryFs("/dev/shm");
+    const t = await tempDir("mx-idle-", memory ? "/dev/shm" : undefined);
     const dir = join(t.dir, "metrics");
     await mkdir(dir);
     await writeProm(dir, "app.prom", "# TYPE app_requests_total counter\napp_requests_total 7\n");

@@ -10,6 +10,7 @@ export * from "./line-logger.js";
 export * from "./log-levels.js";
 export * from "./logger.js";
 export * from "./main.js";
+export * from "./memory-fs.js";
 export * from "./prom.js";
 export * from "./regular-file.js";
 export * from "./sha256.js";

@@ -20,10 +20,17 @@
 // (a disk, a network volume) an fsync can take long or hang: the write goes through the thread
 // pool (one at a time), so the process keeps serving /healthz and /metrics, and a shutdown's
 // deadline still ends it (pipeline.ts persisted).
-import { constants, statfsSync } from "node:fs";
+import { constants } from "node:fs";
 import { dirname } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
-import { fileKind, fsAsync, isoTime, writeFileAtomic, writeFileAtomicSync } from "@sidecar/shared";
+import {
+  fileKind,
+  fsAsync,
+  isoTime,
+  onMemoryFs,
+  writeFileAtomic,
+  writeFileAtomicSync,
+} from "@sidecar/shared";
 
 export interface PositionEntry {
   /** Identity key: `${dev}:${ino}:${fingerprint}`. */
@@ -83,18 +90,6 @@ export interface PositionsOptions {
   syncWrites?: boolean;
   /** While auto-saving, a commit is written at the latest this long after (default GROUP_COMMIT_MS). */
   groupCommitMs?: number;
-}
-
-/** statfs f_type of the memory-backed file systems: tmpfs, ramfs. */
-const MEMORY_FS_TYPES = new Set([0x01021994, 0x858458f6]);
-
-/** Whether `dir` is on a memory-backed file system (false when that cannot be told). */
-export function onMemoryFs(dir: string): boolean {
-  try {
-    return MEMORY_FS_TYPES.has(statfsSync(dir).type);
-  } catch {
-    return false;
-  }
 }
 
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
