@@ -30,6 +30,8 @@
 //          the writer's end: the steady state, without start-up's compiling; needs --seconds > S)
 //          --state-dir=memory|disk (default memory when /dev/shm exists: the positions file on tmpfs,
 //          as the pod keeps it on its memory-backed emptyDir; disk: in the temp directory)
+//          --logs-dir=disk|memory (default disk: the log files in the temp directory, as every
+//          figure before it was measured; memory: on tmpfs in /dev/shm, where the pod's app writes them)
 // "Keeps up" = the backlog is delivered within 2 s of the writer stopping and p99 latency ≤ 2 s
 // (a shipper that falls behind shows latencies growing with the run's length).
 import { fork, spawn } from "node:child_process";
@@ -68,6 +70,8 @@ const opt = {
   // logs in the system's temp directory; written through the thread pool).
   steadyFrom: Number(args["steady-from"] ?? 0),
   stateDir: args["state-dir"] ?? (existsSync("/dev/shm") ? "memory" : "disk"),
+  // Where the log files are written: "disk" (the system's temp directory) or "memory" (/dev/shm).
+  logsDir: args["logs-dir"] ?? "disk",
 };
 const say = (...a) => {
   if (!opt.json) console.log(...a);
@@ -262,10 +266,23 @@ function makeCgroup(name) {
 }
 
 // ---- one run -----------------------------------------------------------------------------------
+/** Directories a run made, removed at exit too: a run that throws (a shipper that would not start)
+ * must not leave its log files behind in /dev/shm, where they hold memory. */
+const madeDirs = new Set();
+process.on("exit", () => {
+  for (const d of madeDirs) rmSync(d, { recursive: true, force: true });
+});
+function madeDir(prefix) {
+  const d = mkdtempSync(prefix);
+  madeDirs.add(d);
+  return d;
+}
+
 async function run(rate, seconds, destinations = opt.destinations) {
-  const tmp = mkdtempSync(join(tmpdir(), "ls-bench-"));
-  const stateDir = opt.stateDir === "memory" ? mkdtempSync("/dev/shm/ls-bench-state-") : join(tmp, "state");
-  const logs = join(tmp, "logs");
+  const tmp = madeDir(join(tmpdir(), "ls-bench-"));
+  const stateDir = opt.stateDir === "memory" ? madeDir("/dev/shm/ls-bench-state-") : join(tmp, "state");
+  const logsBase = opt.logsDir === "memory" ? madeDir("/dev/shm/ls-bench-logs-") : tmp;
+  const logs = join(logsBase, "logs");
   mkdirSync(logs);
   const total = Math.round(rate * seconds);
   const counts = new Uint8Array(total);
@@ -461,6 +478,7 @@ async function run(rate, seconds, destinations = opt.destinations) {
   const perDestination = { loki: arrived, ...others() };
   cg?.remove();
   rmSync(tmp, { recursive: true, force: true });
+  if (logsBase !== tmp) rmSync(logsBase, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
 
   let lost = 0;

@@ -21,6 +21,7 @@ function voluntarySwitches(pid: number): number {
 
 describe("dist/main.js: idle", () => {
   const running: ReturnType<typeof runExporter>[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const p of running.splice(0)) {
       if (p.child.exitCode === null && p.child.signalCode === null) {
@@ -28,12 +29,14 @@ describe("dist/main.js: idle", () => {
         await p.exit;
       }
     }
+    for (const c of cleanups.splice(0)) await c();
   });
 
   it("with a quiet metrics file, wakes up a few times a second", { timeout: 60_000 }, async () => {
     // Where the pod keeps it: an emptyDir with `medium: Memory` (tmpfs), read with synchronous calls.
     const memory = onMemoryFs("/dev/shm");
     const t = await tempDir("mx-idle-", memory ? "/dev/shm" : undefined);
+    cleanups.push(t.cleanup); // also when the test fails: in /dev/shm it holds memory
     const dir = join(t.dir, "metrics");
     await mkdir(dir);
     await writeProm(dir, "app.prom", "# TYPE app_requests_total counter\napp_requests_total 7\n");
@@ -59,6 +62,5 @@ describe("dist/main.js: idle", () => {
     // sampled every 100 ms. The bound leaves room for a garbage collection's helper threads.
     expect(perSecond).toBeLessThan(5);
     expect(p.child.exitCode).toBe(null);
-    await t.cleanup();
   });
 });
