@@ -45,11 +45,6 @@ export interface CollectorOptions {
    * one) would otherwise pile up before anything can free them.
    */
   readonly afterParse?: () => void;
-  /**
-   * How the directory is read. By default synchronously when it is on a memory-backed file system
-   * (the pod's emptyDir with `medium: Memory`), through the thread pool otherwise (scan.ts).
-   */
-  readonly scanFs?: ScanFs;
 }
 
 export interface CollectionResult {
@@ -203,15 +198,12 @@ export class Collector {
   }
 
   /**
-   * The given ScanFs, or the one for the directory's file system: synchronous calls on a
-   * memory-backed one. Told by an asynchronous statfs (a hung mount must not stop the process),
-   * once; while the directory cannot be looked at, the thread pool and another try next time.
+   * The ScanFs for the directory's file system: synchronous calls on a memory-backed one (the
+   * pod's emptyDir with `medium: Memory`), the thread pool otherwise (scan.ts). Told by an
+   * asynchronous statfs (a hung mount must not stop the process), once; while the directory cannot
+   * be looked at, the thread pool and another try next time.
    */
   private async chooseFs(): Promise<ScanFs> {
-    if (this.opts.scanFs !== undefined) {
-      this.fs = this.opts.scanFs;
-      return this.fs;
-    }
     try {
       const memory = isMemoryFsType((await statfs(this.opts.dir)).type);
       this.fs = memory ? syncScanFs : asyncScanFs;
