@@ -147,7 +147,6 @@ describe("Positions", () => {
       onMemoryFs(onDisk.dir),
     );
     if (existsSync("/dev/shm")) {
-      expect(onMemoryFs("/dev/shm")).toBe(true);
       const shm = mkdtempSync(join("/dev/shm", "pos-"));
       try {
         expect(new Positions({ file: join(shm, "p.json"), logger: silentLogger() }).writesSynchronously).toBe(
@@ -157,8 +156,6 @@ describe("Positions", () => {
         rmSync(shm, { recursive: true });
       }
     }
-    expect(onMemoryFs("/proc")).toBe(false);
-    expect(onMemoryFs("/no/such/dir")).toBe(false);
   });
 
   it("writes nothing when nothing changed", async () => {
