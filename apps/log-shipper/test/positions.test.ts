@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { onMemoryFs } from "@sidecar/shared";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Positions } from "../src/source/positions.js";
 import { silentLogger } from "./support/logger.js";
 import { until } from "./support/loki-harness.js";
@@ -138,6 +138,62 @@ describe("Positions", () => {
       expect(writes).toBe(1);
     } finally {
       p.stopAutoSave();
+    }
+  });
+
+  it("auto-save: a change is written within the period, and a failed write is retried as often", async () => {
+    const { dir, file } = fresh();
+    let writes = 0;
+    let failures = 0;
+    const p = new Positions({
+      file,
+      logger: silentLogger(),
+      onSave: (ok) => (ok ? writes++ : failures++),
+    });
+    p.startAutoSave(50);
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      expect(writes + failures).toBe(0);
+      // A change other than an acknowledgement (a new file): written by the auto-save alone.
+      p.track("1:2:abc", "abc", "/logs/app.log", 0);
+      await until(() => writes === 1, "the new entry to be written", 20_000);
+      expect(JSON.parse(readFileSync(file, "utf8")).files[0].path).toBe("/logs/app.log");
+      // The directory gone: the write fails, and is tried again without anything changing.
+      rmSync(dir, { recursive: true });
+      p.touch("1:2:abc", "/logs/app.log.1");
+      await until(() => failures >= 2, "the failed write to be retried", 20_000);
+      mkdirSync(dir);
+      await until(() => writes === 2, "the retry to succeed once the directory is back", 20_000);
+      expect(JSON.parse(readFileSync(file, "utf8")).files[0].path).toBe("/logs/app.log.1");
+      await new Promise((r) => setTimeout(r, 150));
+      expect(writes).toBe(2);
+    } finally {
+      p.stopAutoSave();
+    }
+  });
+
+  it("auto-save arms a timer only when something changed: none while quiet, one per change until it is written", () => {
+    vi.useFakeTimers();
+    try {
+      const { file } = fresh();
+      const p = new Positions({ file, logger: silentLogger(), syncWrites: true });
+      p.startAutoSave(1000);
+      expect(vi.getTimerCount()).toBe(0);
+      p.track("1:2:abc", "abc", "/logs/app.log", 0);
+      p.touch("1:2:abc", "/logs/app.log.1");
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(999);
+      expect(existsSync(file)).toBe(false);
+      vi.advanceTimersByTime(1);
+      expect(JSON.parse(readFileSync(file, "utf8")).files[0].path).toBe("/logs/app.log.1");
+      expect(vi.getTimerCount()).toBe(0);
+      p.touch("1:2:abc", "/logs/app.log.1"); // nothing changed
+      expect(vi.getTimerCount()).toBe(0);
+      p.stopAutoSave();
+      p.touch("1:2:abc", "/logs/app.log");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
     }
   });
 

@@ -2,9 +2,10 @@
 // wake-up costs CPU whatever it does (issue 12's idle target is 0.3 % of a core), so what runs on a
 // timer while nothing is written is counted here, as the kernel counts it: the main thread's
 // voluntary context switches (each sleep in epoll or on a lock) over a few seconds. A count, not a
-// time: the timers that set it (the poll tick every 500 ms, quiet open files looked at every 5 s,
-// the positions autosave every second, the event-loop delay sample every second, the heap upkeep
-// every 5 s) do not depend on how fast the machine is. Two things this caught: the event-loop delay histogram sampling ten
+// time: the timers that set it (the poll tick every 500 ms — every 5 s once no file is open and
+// none waits —, quiet open files looked at every 5 s, the event-loop delay sample every second,
+// the heap upkeep every 5 s; the positions auto-save only within a second of a change) do not
+// depend on how fast the machine is. Two things this caught: the event-loop delay histogram sampling ten
 // times a second, and files too short to fingerprint (empty log files) opened, read and closed
 // through the thread pool at every poll — about 40 wake-ups a second beside three empty files.
 import { readFileSync, writeFileSync } from "node:fs";

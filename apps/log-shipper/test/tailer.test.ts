@@ -754,6 +754,26 @@ describe("Tailer", () => {
     expect(new Set(src.sink.lines.map((l) => l.path)).size).toBe(1);
   });
 
+  it("while every file is closed the poll waits (its quiet period); a file opened again is polled as before", async () => {
+    const d = dirs();
+    writeFileSync(join(d.logs, "a.log"), lines("a", 0, 3));
+    // A quiet period longer than the test: a poll that stayed on it would never close a file again.
+    src = await startSource({ ...d, idleCloseMs: 300, quietPollMs: 600_000 });
+    const s = src;
+    await waitFor(() => s.sink.lines.length === 3, "a.log's 3 lines");
+    await waitFor(() => s.tailer.stats().filesOpen === 0, "quiet a.log to be closed by the poll");
+    // Written while closed: fs.watch reopens it; the poll must look at it again to close it.
+    appendFileSync(join(d.logs, "a.log"), lines("a", 3, 5));
+    await waitFor(() => s.sink.lines.length === 5, "the 2 lines written while a.log was closed");
+    await waitFor(() => s.tailer.stats().filesOpen === 0, "a.log to be closed again by the poll");
+    // Rotated while closed, and the new file written: each line once.
+    renameSync(join(d.logs, "a.log"), join(d.logs, "a.log.1"));
+    writeFileSync(join(d.logs, "a.log"), lines("b", 0, 2));
+    await waitFor(() => s.sink.lines.length === 7, "the new a.log's 2 lines");
+    await waitFor(() => s.tailer.stats().filesOpen === 0, "the new a.log to be closed by the poll");
+    expect(s.sink.texts()).toEqual([...names("a", 0, 5), ...names("b", 0, 2)]);
+  });
+
   it("reads each file once when a `current` symlink is moved from one dated file to the next", async () => {
     const d = dirs();
     const { symlinkSync, appendFileSync, renameSync } = await import("node:fs");

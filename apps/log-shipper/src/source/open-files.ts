@@ -16,11 +16,13 @@ export interface OpenFileBoundOptions {
   metrics?: SourceMetrics;
   /** Whether copies are held for `r` (copy-holding.ts): then it stays open. */
   holdsCopies: (r: FileReader) => boolean;
+  /** Called each time a reader opens its file. */
+  onOpen?: () => void;
 }
 
 export class OpenFileBound {
   /** Open descriptors of all readers, and those readers. */
-  readonly open: Required<OpenFiles> = { n: 0, readers: new Set() };
+  readonly open: OpenFiles & Required<Pick<OpenFiles, "readers">>;
   /** Paths waiting for a free descriptor. */
   private readonly waiting = new Set<string>();
   /** The bound was reached and not yet relieved (logged once per episode). */
@@ -28,7 +30,14 @@ export class OpenFileBound {
   /** At the bound with no file to close; cleared by the next read (see chunkRead). */
   private blocked = false;
 
-  constructor(private readonly opts: OpenFileBoundOptions) {}
+  constructor(private readonly opts: OpenFileBoundOptions) {
+    this.open = { n: 0, readers: new Set(), ...(opts.onOpen !== undefined ? { opened: opts.onOpen } : {}) };
+  }
+
+  /** Whether a path waits for a descriptor (the poll looks at it again). */
+  get hasWaiting(): boolean {
+    return this.waiting.size > 0;
+  }
 
   /**
    * Whether one more file may be opened. At the bound, the quietest file that is fully read and

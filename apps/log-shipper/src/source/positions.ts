@@ -112,6 +112,9 @@ const DEFAULT_MAX_ENTRIES = 10_000;
 export class Positions {
   private readonly entries = new EntryMap();
   private dirty = false;
+  /** The auto-save period (startAutoSave); null when not auto-saving. */
+  private autoSaveMs: number | null = null;
+  /** The auto-save armed by a change (markDirty): no timer at all while nothing changed. */
   private timer: NodeJS.Timeout | null = null;
   /** The group commit being gathered (persist): the write every caller since it began waits for. */
   private group: Group | null = null;
@@ -211,7 +214,7 @@ export class Positions {
       e = { id, path, fingerprint, offset, seenAt: this.now() };
       if (anchor !== undefined) setAnchor(e, anchor);
       this.entries.set(id, e);
-      this.dirty = true;
+      this.markDirty();
     } else {
       this.touch(id, path);
     }
@@ -224,11 +227,11 @@ export class Positions {
     if (e === undefined) return;
     if (e.path !== path) {
       e.path = path;
-      this.dirty = true;
+      this.markDirty();
     }
     const now = this.now();
     // Persisting seenAt only matters at the scale of the retention; avoid a write per touch.
-    if (now - e.seenAt > 60_000) this.dirty = true;
+    if (now - e.seenAt > 60_000) this.markDirty();
     e.seenAt = now;
   }
 
@@ -247,12 +250,13 @@ export class Positions {
     if (anchor !== undefined && anchor.offset >= e.offset) setAnchor(e, anchor);
     if (ahead !== undefined) setAhead(e, ahead);
     else if (e.ahead !== undefined) setAhead(e, e.ahead);
-    this.dirty = true;
     // While auto-saving, an acknowledgement is written out within GROUP_COMMIT_MS (sooner when a
     // destination waits for it to send its next batch: persist), with every other one made
     // meanwhile: after a kill -9 only the batch in flight — or just acknowledged — comes again,
-    // not everything acknowledged since the last periodic save.
-    if (this.timer !== null) void this.persist(this.groupCommitMs);
+    // not everything acknowledged since the last periodic save. That write is the save, so the
+    // auto-save is not armed for it (a failed one arms it: save's retry).
+    this.dirty = true;
+    if (this.autoSaveMs !== null) void this.persist(this.groupCommitMs);
   }
 
   /**
@@ -300,7 +304,7 @@ export class Positions {
 
   /** The file is gone and fully read: its entry is of no further use. */
   forget(id: string): void {
-    if (this.entries.delete(id)) this.dirty = true;
+    if (this.entries.delete(id)) this.markDirty();
   }
 
   /** Drop entries not seen within the retention, and the oldest beyond maxEntries. */
@@ -322,7 +326,7 @@ export class Positions {
       }
       this.opts.onEvict?.(evicted.length);
     }
-    if (removed > 0) this.dirty = true;
+    if (removed > 0) this.markDirty();
     return removed;
   }
 
@@ -357,7 +361,7 @@ export class Positions {
       this.lastSaveError = null;
       this.opts.onSave?.(true);
     } catch (err) {
-      this.dirty = true;
+      this.markDirty();
       this.lastSaveError = (err as NodeJS.ErrnoException).code ?? String(err);
       this.opts.onSave?.(false);
       this.opts.logger.error({ err, positionsFile: this.opts.file }, "cannot save positions; will retry");
@@ -371,16 +375,34 @@ export class Positions {
     return this.sync;
   }
 
-  /** Save about every `intervalMs` while something changed. */
+  /**
+   * Save within `intervalMs` of a change (and retry a failed save as often). The timer is armed
+   * by the change, not kept running: a shipper whose files are quiet has nothing to wake for.
+   */
   startAutoSave(intervalMs: number): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.save(), intervalMs);
-    this.timer.unref();
+    if (this.autoSaveMs !== null) return;
+    this.autoSaveMs = intervalMs;
+    if (this.dirty) this.armAutoSave();
   }
 
   stopAutoSave(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.autoSaveMs = null;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /** Something to write changed: while auto-saving, a save is due within the period. */
+  private markDirty(): void {
+    this.dirty = true;
+    if (this.autoSaveMs !== null && this.timer === null) this.armAutoSave();
+  }
+
+  private armAutoSave(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.save();
+    }, this.autoSaveMs ?? 0);
+    this.timer.unref();
   }
 
   /** A snapshot for tests and the summary. */

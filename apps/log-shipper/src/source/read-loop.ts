@@ -47,6 +47,11 @@ export interface LoopSteps {
   housekeep(): Promise<void>;
   /** The periodic look at open files (every pollIntervalMs). */
   poll(): Promise<void>;
+  /**
+   * Whether the next poll has anything to look at every pollIntervalMs (an open file, a path
+   * waiting to be opened); when not, polls come every quietPollIntervalMs until pollSoon.
+   */
+  pollNeeded(): boolean;
   /** Before readToEnd's waiters are told that everything was read. */
   finish(): Promise<void>;
   /** `r`'s file was truncated or rewritten under it (`reason`: a resync, not a truncation). */
@@ -65,6 +70,11 @@ export interface ReadLoopOptions {
   /** Read chunk size (default 1 MiB, at least what one maximal line needs). */
   chunkBytes?: number;
   pollIntervalMs: number;
+  /**
+   * The poll's period while steps.pollNeeded() says there is nothing to look at that often
+   * (default pollIntervalMs; never shorter than it).
+   */
+  quietPollIntervalMs?: number;
   now: () => number;
   /** FINGERPRINT_BYTES for FileReader.verify, lent by the tailer (its steps run one at a time). */
   scratch: Buffer;
@@ -87,6 +97,8 @@ export class ReadLoop {
   private stopped = false;
   private loopDone: Promise<void> | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
+  /** The period pollTimer was set to: pollIntervalMs, or the quiet one (see setPollPeriod). */
+  private pollPeriodMs = 0;
   private finalFlush = false;
   private readonly deferred = new Set<FileReader>();
   private deferTimer: NodeJS.Timeout | null = null;
@@ -105,12 +117,29 @@ export class ReadLoop {
   start(): void {
     if (this.loopDone) return;
     this.opts.sink.onDrain(() => this.wake());
+    this.loopDone = this.loop();
+    this.setPollPeriod(this.opts.pollIntervalMs);
+  }
+
+  /** Poll every pollIntervalMs again from now on (a file was opened, a path waits). */
+  pollSoon(): void {
+    this.setPollPeriod(this.opts.pollIntervalMs);
+  }
+
+  /**
+   * (Re)start the poll timer with period `ms` unless it runs with it already. While nothing is
+   * open the poll has nothing to do but the quiet rounds, so the timer runs at the quiet period:
+   * a shipper beside quiet, closed files wakes for it every few seconds, not twice a second.
+   */
+  private setPollPeriod(ms: number): void {
+    if (this.stopped || this.loopDone === null || ms === this.pollPeriodMs) return;
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
+    this.pollPeriodMs = ms;
     this.pollTimer = setInterval(() => {
       this.pollDue = true;
       this.wake();
-    }, this.opts.pollIntervalMs);
+    }, ms);
     this.pollTimer.unref();
-    this.loopDone = this.loop();
   }
 
   /** Stop the loop (the step in progress finishes). */
@@ -277,6 +306,8 @@ export class ReadLoop {
         if (this.pollDue) {
           this.pollDue = false;
           await this.steps.poll();
+          const quietMs = Math.max(this.opts.pollIntervalMs, this.opts.quietPollIntervalMs ?? 0);
+          this.setPollPeriod(this.steps.pollNeeded() ? this.opts.pollIntervalMs : quietMs);
           continue;
         }
         const r = this.ready[0];

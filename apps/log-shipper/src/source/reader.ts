@@ -71,6 +71,8 @@ export interface OpenFiles {
   n: number;
   /** When present, the open readers themselves (so that nothing has to look at closed ones). */
   readers?: Set<FileReader>;
+  /** When present, called each time a reader opens its file (after it counted itself). */
+  opened?: () => void;
 }
 
 export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
@@ -165,8 +167,12 @@ export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
   set fd(fd: number | null) {
     if ((this.fdValue === null) !== (fd === null)) {
       this.openCount.n += fd === null ? -1 : 1;
+      this.fdValue = fd;
       if (fd === null) this.openCount.readers?.delete(this);
-      else this.openCount.readers?.add(this);
+      else {
+        this.openCount.readers?.add(this);
+        this.openCount.opened?.();
+      }
     }
     this.fdValue = fd;
   }

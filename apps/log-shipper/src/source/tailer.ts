@@ -65,6 +65,11 @@ export interface TailerOptions {
   /** An active-path file that has not grown for this long has its fd closed (reopened on change). */
   idleCloseMs?: number;
   /**
+   * Quiet files are polled this often (default QUIET_POLL_MS), and while nothing is open and no
+   * path waits, the poll itself comes only this often.
+   */
+  quietPollMs?: number;
+  /**
    * At most this many files open at once (default 1024): quiet, fully read files are closed to
    * make room (reopened on change); when none can be, a new file waits until one can.
    */
@@ -72,7 +77,12 @@ export interface TailerOptions {
   now?: () => number;
 }
 
-/** A file that has not grown for this long is quiet: polled every QUIET_POLL_MS, not every tick. */
+/**
+ * A file that has not grown for this long is quiet: polled every QUIET_POLL_MS, not every tick.
+ * While no file is open and no path waits, the poll itself comes only every QUIET_POLL_MS (its
+ * quiet rounds); fs.watch hints and the rescans find what changes meanwhile, as they do for any
+ * closed file.
+ */
 const QUIET_AFTER_MS = 10_000;
 const QUIET_POLL_MS = 5_000;
 /**
@@ -118,6 +128,7 @@ export class Tailer implements AckListener {
   private head: { fd: number; bytes: number } | null = null;
   private readonly now: () => number;
   private readonly rotatedIdleMs: number;
+  private readonly quietPollMs: number;
   private readonly idleCloseMs: number;
   private readonly openFiles: OpenFileBound;
   /** Open files still to be looked at in the current poll round (see poll). */
@@ -145,12 +156,15 @@ export class Tailer implements AckListener {
       scratch: this.scratch,
     });
     this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
+    this.quietPollMs = opts.quietPollMs ?? QUIET_POLL_MS;
     this.idleCloseMs = opts.idleCloseMs ?? 60 * 1000;
     this.openFiles = new OpenFileBound({
       max: opts.maxOpenFiles ?? 1024,
       logger: opts.logger,
       ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
       holdsCopies: (r) => this.copies.isHolding(r),
+      // A file opened: polled every tick again (the loop exists by the time anything opens).
+      onOpen: () => this.loop.pollSoon(),
     });
     this.loop = new ReadLoop({
       sink: opts.sink,
@@ -159,6 +173,11 @@ export class Tailer implements AckListener {
           this.events.size > 0 || this.copies.releasePending || this.pendingScan !== null,
         housekeep: () => this.housekeep(),
         poll: () => this.poll(),
+        pollNeeded: () =>
+          this.openFiles.open.n > 0 ||
+          this.waiting.size > 0 ||
+          this.pollQueue.length > 0 ||
+          this.openFiles.hasWaiting,
         finish: () => this.flushRotatedPartials(),
         restart: (r, reason) => this.restartTruncated(r, reason),
         chunkRead: () => this.openFiles.chunkRead(),
@@ -169,6 +188,7 @@ export class Tailer implements AckListener {
       maxLineBytes: opts.maxLineBytes,
       ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
       pollIntervalMs: opts.pollIntervalMs,
+      quietPollIntervalMs: this.quietPollMs,
       now: this.now,
       scratch: this.scratch,
     });
@@ -437,6 +457,7 @@ export class Tailer implements AckListener {
     }
     if (fp === null) {
       this.waiting.set(path, waitSignature(st));
+      this.loop.pollSoon();
       if (current !== undefined && current !== existing) await this.pathGone(path, current);
       return false;
     }
@@ -726,6 +747,7 @@ export class Tailer implements AckListener {
       const fp = await readFingerprint(fd, this.scratch);
       if (fp === null) {
         this.waiting.set(path, waitSignature(st));
+        this.loop.pollSoon();
         return;
       }
       await this.createReader(path, fd, Number(st.dev), Number(st.ino), st.size, fp, true);
@@ -819,9 +841,9 @@ export class Tailer implements AckListener {
   private async poll(): Promise<void> {
     const now = this.now();
     if (this.pollQueue.length === 0) {
-      // A new quiet-poll round every QUIET_POLL_MS; between rounds only files that grew recently
+      // A new quiet-poll round every quietPollMs; between rounds only files that grew recently
       // are looked at (hints from fs.watch cover the rest; this poll is the safety net).
-      const quietRound = now - this.lastQuietPoll >= QUIET_POLL_MS;
+      const quietRound = now - this.lastQuietPoll >= this.quietPollMs;
       if (quietRound) {
         this.lastQuietPoll = now;
         // Keeps the entries of files still tracked from being pruned (closed ones too).

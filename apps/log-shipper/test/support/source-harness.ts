@@ -105,6 +105,8 @@ export async function startSource(opts: {
   rescanIntervalMs?: number;
   pollIntervalMs?: number;
   rotatedIdleMs?: number;
+  idleCloseMs?: number;
+  quietPollMs?: number;
 }): Promise<Source> {
   const logger = silentLogger();
   const sink = opts.sink ?? new RecordingSink();
@@ -130,6 +132,8 @@ export async function startSource(opts: {
     maxLineBytes: opts.maxLineBytes ?? 262_144,
     pollIntervalMs: opts.pollIntervalMs ?? 50,
     rotatedIdleMs: opts.rotatedIdleMs ?? 300,
+    ...(opts.idleCloseMs !== undefined ? { idleCloseMs: opts.idleCloseMs } : {}),
+    ...(opts.quietPollMs !== undefined ? { quietPollMs: opts.quietPollMs } : {}),
   });
   sink.ack = tailer;
   tailer.start();
