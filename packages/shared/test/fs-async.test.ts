@@ -18,7 +18,6 @@ describe("fsAsync (promises over node:fs's callback API)", () => {
     expect(st.isFile()).toBe(true);
     expect(st.ino).toBe((await fsp.stat(join(dir, "a.log"))).ino);
     expect((await fsAsync.lstat(join(dir, "link.log"))).isSymbolicLink()).toBe(true);
-    expect((await fsAsync.statBigint(dir)).ino).toBe((await fsp.stat(dir, { bigint: true })).ino);
     const entries = await fsAsync.readdirBuffers(dir);
     expect(entries.every((e) => Buffer.isBuffer(e.name))).toBe(true);
     expect(entries.map((e) => `${e.name.toString()}:${e.isDirectory()}`).sort()).toEqual([
@@ -26,7 +25,6 @@ describe("fsAsync (promises over node:fs's callback API)", () => {
       "link.log:false",
       "sub:true",
     ]);
-    expect(await fsAsync.realpath(join(dir, "link.log"))).toBe(await fsp.realpath(join(dir, "a.log")));
     expect((await fsAsync.realpathBuffer(join(dir, "link.log"))).toString()).toBe(
       await fsp.realpath(join(dir, "a.log")),
     );

@@ -17,13 +17,20 @@
 // Symlinks are resolved here and refused when their target lies outside the watched directories:
 // the app container controls the shared volume, and the shipper's own secrets must not become
 // shippable through a link planted there.
-import { constants, type FSWatcher as FsWatcher, watch as fsWatch, readdirSync, type Stats } from "node:fs";
+import {
+  constants,
+  type FSWatcher as FsWatcher,
+  watch as fsWatch,
+  readdirSync,
+  realpathSync,
+  type Stats,
+} from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
 import type { Log as Logger } from "@sidecar/shared";
 import { fsAsync } from "@sidecar/shared";
 import type { FSWatcher } from "chokidar";
 import picomatch from "picomatch";
-import { decodeName, fsPath, statQuiet } from "./path-bytes.js";
+import { decodeName, fsPath, statBigintQuiet, statQuiet } from "./path-bytes.js";
 
 export interface DiscoveryOptions {
   /** Absolute globs of files to tail. */
@@ -560,13 +567,12 @@ export class Discovery {
     const before = this.listings.get(dir);
     let sig = "";
     let changedAt = Number.POSITIVE_INFINITY;
-    try {
-      const st = await fsAsync.statBigint(fsPath(dir));
-      sig = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
-      changedAt = Math.max(Number(st.mtimeNs / 1_000_000n), Number(st.ctimeNs / 1_000_000n));
-    } catch {
-      return null;
-    }
+    // The directory's stat is synchronous (as a busy directory's looks): a rescan that finds
+    // nothing changed then costs no thread-pool round trip. Its listing stays asynchronous.
+    const st = statBigintQuiet(dir);
+    if (st === undefined) return null;
+    sig = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+    changedAt = Math.max(Number(st.mtimeNs / 1_000_000n), Number(st.ctimeNs / 1_000_000n));
     if (!full && before !== undefined && before.settled && before.sig === sig) {
       return { listing: before, unchanged: true };
     }
@@ -612,7 +618,7 @@ export class Discovery {
     const real: string[] = [];
     for (const r of this.roots) {
       try {
-        real.push(await fsAsync.realpath(r.dir));
+        real.push(realpathSync.native(r.dir));
       } catch {
         /* missing root: nothing under it can be allowed */
       }

@@ -5,7 +5,7 @@
 // surrogate U+DC80–U+DCFF, which valid UTF-8 can never produce. The path stays a string
 // everywhere (maps, positions, logs); `fsPath` turns it back into the exact bytes for a system
 // call, and `displayPath` gives the form for labels and metrics (`\xe9`).
-import { lstatSync, type Stats, statSync } from "node:fs";
+import { type BigIntStats, lstatSync, type Stats, statSync } from "node:fs";
 
 /** Decode file-name bytes, keeping invalid UTF-8 bytes as lone surrogates (see above). */
 export function decodeName(bytes: Buffer): string {
@@ -110,6 +110,15 @@ export function statQuiet(path: string, link = false): Stats | undefined {
     return link
       ? lstatSync(fsPath(path), { throwIfNoEntry: false })
       : statSync(fsPath(path), { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/** statQuiet with nanosecond times (a directory's signature: rescans compare mtime and ctime). */
+export function statBigintQuiet(path: string): BigIntStats | undefined {
+  try {
+    return statSync(fsPath(path), { bigint: true, throwIfNoEntry: false });
   } catch {
     return undefined;
   }

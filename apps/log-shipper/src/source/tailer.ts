@@ -809,10 +809,10 @@ export class Tailer implements AckListener {
         await this.examine(path, "add");
         continue;
       }
-      let st: import("node:fs").Stats;
-      try {
-        st = await fsAsync.stat(fsPath(path));
-      } catch {
+      // Synchronous, as pathHoldsInode: through the thread pool each closed file's stat was a
+      // worker's and the loop's wake-up, a dozen per rescan beside ten quiet files.
+      const st = statQuiet(path);
+      if (st === undefined) {
         await this.pathGone(path, r);
         continue;
       }
