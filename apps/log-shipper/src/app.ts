@@ -17,7 +17,7 @@ import type { Transport } from "./sinks/loki/loki-client.js";
 import { Discovery } from "./source/discovery.js";
 import { Positions } from "./source/positions.js";
 import { createSourceMetrics } from "./source/source-metrics.js";
-import { Tailer } from "./source/tailer.js";
+import { Tailer, type TailerOptions } from "./source/tailer.js";
 import { Summary } from "./summary.js";
 
 /**
@@ -40,6 +40,11 @@ export interface AppDeps {
   processMetrics?: boolean;
   /** Whether to listen on HTTP_HOST/HTTP_PORT (tests can use `server.inject`). */
   listen?: boolean;
+  /**
+   * The tailer's clocks for closing quiet files and polling while none is open (tests: the model
+   * closes and reopens files within a run; the defaults are a minute and five seconds).
+   */
+  tailerClocks?: Pick<TailerOptions, "idleCloseMs" | "quietPollMs">;
 }
 
 export interface ShutdownReport {
@@ -208,6 +213,7 @@ export function buildApp(config: Config, deps: AppDeps): App {
     pollIntervalMs: config.pollIntervalMs,
     maxOpenFiles: config.maxOpenFiles,
     chunkBytes: READ_CHUNK_BYTES,
+    ...deps.tailerClocks,
   });
   const t = tailer;
 
