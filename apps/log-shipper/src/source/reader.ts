@@ -165,16 +165,14 @@ export class FileReader implements SourceFile, LineEmitter, CheckedChunk {
   }
 
   set fd(fd: number | null) {
+    const opens = this.fdValue === null && fd !== null;
     if ((this.fdValue === null) !== (fd === null)) {
       this.openCount.n += fd === null ? -1 : 1;
-      this.fdValue = fd;
       if (fd === null) this.openCount.readers?.delete(this);
-      else {
-        this.openCount.readers?.add(this);
-        this.openCount.opened?.();
-      }
+      else this.openCount.readers?.add(this);
     }
     this.fdValue = fd;
+    if (opens) this.openCount.opened?.();
   }
 
   private setTail(bytes: Buffer): void {
