@@ -52,10 +52,10 @@ describe("log shipper process (dist/main.js): idle", () => {
     await sleep(seconds * 1000);
     const perSecond = (voluntarySwitches(s.pid) - before) / seconds;
     console.log(`idle shipper: ${perSecond.toFixed(1)} wake-ups a second (main thread's voluntary switches)`);
-    // Measured 3.2–3.7 a second (4–5 while the positions auto-save ran every second); before
-    // that, 14 beside quiet files and 41–44 beside three empty ones. The bound leaves room for a
-    // garbage collection's helper threads.
-    expect(perSecond).toBeLessThan(7);
+    // Measured 3.2–4.2 a second (4.2 in CI, beside the other test files and two busy loops; 4–5
+    // while the positions auto-save ran every second); before that, 14 beside quiet files and
+    // 41–44 beside three empty ones. The bound leaves room for a garbage collection's helper threads.
+    expect(perSecond).toBeLessThan(8);
     expect(s.child.exitCode).toBe(null);
   });
 });
