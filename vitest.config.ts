@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // One temporary directory for the run (TMPDIR), removed at its end: test/global-setup.ts.
+    globalSetup: ["test/global-setup.ts"],
     maxWorkers: 2,
   },
 });
