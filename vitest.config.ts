@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -8,7 +9,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     // One temporary directory for the run (TMPDIR), removed at its end: test/global-setup.ts.
-    globalSetup: ["test/global-setup.ts"],
+    // (absolute: the config is also found from an app's directory, `cd apps/x && npx vitest run`)
+    globalSetup: [fileURLToPath(new URL("test/global-setup.ts", import.meta.url))],
     maxWorkers: 2,
   },
 });
