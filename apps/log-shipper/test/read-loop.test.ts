@@ -78,21 +78,20 @@ describe("ReadLoop poll timer", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("without a quiet period, polls every pollIntervalMs whatever the tailer has", async () => {
-    vi.useFakeTimers();
-    const { loop, state } = loopWithPolls({ pollIntervalMs: 100 });
-    loop.start();
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(state.polls).toBe(10);
-    await loop.stop();
-  });
-
-  it("a quiet period shorter than pollIntervalMs is not used", async () => {
-    vi.useFakeTimers();
-    const { loop, state } = loopWithPolls({ pollIntervalMs: 100, quietPollIntervalMs: 10 });
-    loop.start();
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(state.polls).toBe(10);
-    await loop.stop();
-  });
+  for (const [what, quietPollIntervalMs] of [
+    ["without a quiet period", undefined],
+    ["with a quiet period shorter than pollIntervalMs (not used)", 10],
+  ] as const) {
+    it(`${what}, polls every pollIntervalMs whatever the tailer has`, async () => {
+      vi.useFakeTimers();
+      const { loop, state } = loopWithPolls({
+        pollIntervalMs: 100,
+        ...(quietPollIntervalMs !== undefined ? { quietPollIntervalMs } : {}),
+      });
+      loop.start();
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(state.polls).toBe(10);
+      await loop.stop();
+    });
+  }
 });
