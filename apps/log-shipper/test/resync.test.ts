@@ -264,6 +264,42 @@ describe("Tailer: a file replaced while its reader was closed", () => {
     appendFileSync(join(d.logs, "app.log.2"), "x-late\n");
     await waitFor(() => src?.sink.texts().includes("x-late") === true, "the late line");
   });
+
+  it("same inode, other first line (inode reused by a copytruncate copy, its original already truncated): recognised as the copy", async () => {
+    // The model test's seed 5000013 with quiet files closed: copytruncate shifted the rotated
+    // files (deleting the oldest, whose reader was closed), and the copy of app.log got the
+    // deleted file's inode number. By the time the shipper looked, app.log had been truncated.
+    // The copy's content begins with another line than the closed reader's file did, and was taken
+    // for that file truncated and written again in place: read from 0, every line twice.
+    // Simulated by writing over the closed reader's file in place.
+    const d = tempDirs();
+    const x = join(d.logs, "app.log");
+    const y = join(d.logs, "app.log.1");
+    const xText = lines("x", 0, 80);
+    writeFileSync(x, xText);
+    writeFileSync(y, lines("y", 0, 30));
+    src = await startSource(d);
+    await waitFor(() => src?.sink.lines.length === 110, "both files read");
+    renameSync(y, join(d.logs, "app.log.2"));
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.path.endsWith("app.log.2") && !f.open) === true,
+      "app.log.2 closed",
+    );
+    // copytruncate's second half came first here: the original truncated and noticed …
+    truncateSync(x, 0);
+    await waitFor(
+      () => src?.tailer.files().some((f) => f.path === x && f.size > 0) === false,
+      "app.log's truncation noticed",
+    );
+    // … then its copy lands on the closed reader's inode.
+    writeFileSync(join(d.logs, "app.log.2"), xText);
+    await new Promise((r) => setTimeout(r, 1500)); // several polls and rescans
+    const counts = new Map<string, number>();
+    for (const t of src.sink.texts()) counts.set(t, (counts.get(t) ?? 0) + 1);
+    expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
+    appendFileSync(join(d.logs, "app.log.2"), "x-late\n");
+    await waitFor(() => src?.sink.texts().includes("x-late") === true, "the late line");
+  });
 });
 
 describe("Tailer: a copy that got ahead of its original across restarts (model seeds 1000087, 1000317, 1000357)", () => {

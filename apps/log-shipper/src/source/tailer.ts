@@ -421,17 +421,18 @@ export class Tailer implements AckListener {
     this.head = { fd, bytes: headBytes };
     const existing = this.registry.atInode(key);
     // A reader whose fd is closed (idle, rotated) does not keep its inode alive: the number may
-    // now be another file's — a copy that begins with the same banner has the same fingerprint.
-    // Only the bytes before where its reading stands tell.
+    // now be another file's. Content with another first line is such a file (or the old one
+    // rewritten in place: nothing tells the two apart), judged like any new file — maybe a
+    // copytruncate copy whose original was truncated already (model seed 5000013). A copy that
+    // begins with the same banner has the same fingerprint: only the bytes before where the
+    // reading stands tell.
     let replaced = false;
-    if (
-      existing !== undefined &&
-      fp === existing.fingerprint &&
-      existing.fd === null &&
-      existing.readPos > 0
-    ) {
-      const bytes = await readAnchor(fd, existing.readPos, this.anchorScratch).catch(() => null);
-      replaced = bytes === null || !existing.tailEquals(bytes);
+    if (existing !== undefined && existing.fd === null && fp !== null) {
+      if (fp !== existing.fingerprint) replaced = true;
+      else if (existing.readPos > 0) {
+        const bytes = await readAnchor(fd, existing.readPos, this.anchorScratch).catch(() => null);
+        replaced = bytes === null || !existing.tailEquals(bytes);
+      }
     }
     if (existing !== undefined && fp === existing.fingerprint && !replaced) {
       let used = false;
