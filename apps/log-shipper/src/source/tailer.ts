@@ -427,7 +427,7 @@ export class Tailer implements AckListener {
     // begins with the same banner has the same fingerprint: only the bytes before where the
     // reading stands tell.
     let replaced = false;
-    if (existing !== undefined && existing.fd === null && fp !== null) {
+    if (existing !== undefined && existing.fd === null) {
       if (fp !== existing.fingerprint) replaced = true;
       else if (existing.readPos > 0) {
         const bytes = await readAnchor(fd, existing.readPos, this.anchorScratch).catch(() => null);
