@@ -226,6 +226,39 @@ describe("Tailer: a file replaced while its reader was closed", () => {
     src = undefined;
   });
 
+  /**
+   * `x` and `app.log.1` written and read, then `app.log.1` renamed to `app.log.2` and left until
+   * its reader is closed: the closed reader whose inode the tests give other content.
+   */
+  async function withClosedRotatedFile(
+    d: ReturnType<typeof tempDirs>,
+    x: string,
+    xText: string,
+    yText: string,
+    lineCount: number,
+  ): Promise<Source> {
+    const y = join(d.logs, "app.log.1");
+    writeFileSync(x, xText);
+    writeFileSync(y, yText);
+    const s = await startSource(d);
+    src = s;
+    await waitFor(() => s.sink.lines.length === lineCount, "both files read");
+    // Rotate y further: a rotated file that stops growing is closed after rotatedIdleMs.
+    renameSync(y, join(d.logs, "app.log.2"));
+    await waitFor(
+      () => s.tailer.files().some((f) => f.path.endsWith("app.log.2") && !f.open),
+      "app.log.2 closed",
+    );
+    return s;
+  }
+
+  /** The first 12 characters of every text the sink got more than once (`skip` not counted). */
+  function twice(texts: string[], skip?: (t: string) => boolean): string[] {
+    const counts = new Map<string, number>();
+    for (const t of texts) if (skip?.(t) !== true) counts.set(t, (counts.get(t) ?? 0) + 1);
+    return [...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12));
+  }
+
   it("same inode and first line, other content (inode reused by a copy): judged as a new file, nothing read twice", async () => {
     // A closed reader does not keep its inode alive, so the number can come back as another file —
     // here simulated by writing over the file in place — and with a common banner the fingerprint
@@ -233,36 +266,21 @@ describe("Tailer: a file replaced while its reader was closed", () => {
     // as that copy (continue at its end), not read again from 0 as a "truncated" file.
     const d = tempDirs();
     const x = join(d.logs, "x.log");
-    const y = join(d.logs, "app.log.1");
     const xText = BANNER + lines("x", 0, 80);
-    writeFileSync(x, xText);
-    writeFileSync(y, BANNER + lines("y", 0, 30));
-    src = await startSource(d);
-    await waitFor(() => src?.sink.lines.length === 112, "both files read");
-    // Rotate y further: a rotated file that stops growing is closed after rotatedIdleMs.
-    renameSync(y, join(d.logs, "app.log.2"));
-    await waitFor(
-      () => src?.tailer.files().some((f) => f.path.endsWith("app.log.2") && !f.open) === true,
-      "app.log.2 closed",
-    );
+    const s = await withClosedRotatedFile(d, x, xText, BANNER + lines("y", 0, 30), 112);
     // x is deleted (fully read: its progress is remembered for a while), and its content lands in
     // app.log.2's inode.
     unlinkSync(x);
-    await waitFor(
-      () => src?.tailer.files().every((f) => !f.path.endsWith("x.log")) === true,
-      "x.log forgotten",
-    );
+    await waitFor(() => s.tailer.files().every((f) => !f.path.endsWith("x.log")), "x.log forgotten");
     writeFileSync(join(d.logs, "app.log.2"), xText);
     await new Promise((r) => setTimeout(r, 1500)); // several polls and rescans
-    const counts = new Map<string, number>();
     // (The banner is every file's first line: x.log's and app.log.1's were each read once.)
-    for (const t of src.sink.texts()) if (`${t}\n` !== BANNER) counts.set(t, (counts.get(t) ?? 0) + 1);
-    expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
+    expect(twice(s.sink.texts(), (t) => `${t}\n` === BANNER)).toEqual([]);
     // … and a line the "copy" gets later is read from it. Appended: rewriting the file (open with
     // O_TRUNC, then write) lets a read in between see it truncated, and a truncated file is read
     // again from its start, as documented.
     appendFileSync(join(d.logs, "app.log.2"), "x-late\n");
-    await waitFor(() => src?.sink.texts().includes("x-late") === true, "the late line");
+    await waitFor(() => s.sink.texts().includes("x-late"), "the late line");
   });
 
   it("same inode, other first line (inode reused by a copytruncate copy, its original already truncated): recognised as the copy", async () => {
@@ -274,31 +292,20 @@ describe("Tailer: a file replaced while its reader was closed", () => {
     // Simulated by writing over the closed reader's file in place.
     const d = tempDirs();
     const x = join(d.logs, "app.log");
-    const y = join(d.logs, "app.log.1");
     const xText = lines("x", 0, 80);
-    writeFileSync(x, xText);
-    writeFileSync(y, lines("y", 0, 30));
-    src = await startSource(d);
-    await waitFor(() => src?.sink.lines.length === 110, "both files read");
-    renameSync(y, join(d.logs, "app.log.2"));
-    await waitFor(
-      () => src?.tailer.files().some((f) => f.path.endsWith("app.log.2") && !f.open) === true,
-      "app.log.2 closed",
-    );
+    const s = await withClosedRotatedFile(d, x, xText, lines("y", 0, 30), 110);
     // copytruncate's second half came first here: the original truncated and noticed …
     truncateSync(x, 0);
     await waitFor(
-      () => src?.tailer.files().some((f) => f.path === x && f.size > 0) === false,
+      () => !s.tailer.files().some((f) => f.path === x && f.size > 0),
       "app.log's truncation noticed",
     );
     // … then its copy lands on the closed reader's inode.
     writeFileSync(join(d.logs, "app.log.2"), xText);
     await new Promise((r) => setTimeout(r, 1500)); // several polls and rescans
-    const counts = new Map<string, number>();
-    for (const t of src.sink.texts()) counts.set(t, (counts.get(t) ?? 0) + 1);
-    expect([...counts].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 12))).toEqual([]);
+    expect(twice(s.sink.texts())).toEqual([]);
     appendFileSync(join(d.logs, "app.log.2"), "x-late\n");
-    await waitFor(() => src?.sink.texts().includes("x-late") === true, "the late line");
+    await waitFor(() => s.sink.texts().includes("x-late"), "the late line");
   });
 });
 
